@@ -1,0 +1,1 @@
+"""Benchmarks: every measurement is reported beside a baseline timed in the same run."""

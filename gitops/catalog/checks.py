@@ -1,0 +1,202 @@
+"""Checks that span more than one field: references, uniqueness and ownership.
+
+Pydantic validates each field in isolation; these checks see the whole
+catalog. Each finding is ``(field path, message)``; the loader turns the path
+into a line and column.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+
+from gitops.catalog.errors import FieldPath, format_field_path
+from gitops.catalog.model import Catalog, Secret
+from gitops.catalog.placement import Plan, PlannedExternalSecret, plan_catalog, push_location
+
+Finding = tuple[FieldPath, str]
+
+# What each cloud accepts as a secret name (the remote key of a push).
+_REMOTE_KEY_RULES: dict[str, tuple[re.Pattern[str], str]] = {
+    "aws": (re.compile(r"^[A-Za-z0-9/_+=.@!-]{1,512}$"), "letters, digits and /_+=.@!- (at most 512)"),
+    "gcp": (re.compile(r"^[A-Za-z0-9_-]{1,255}$"), "letters, digits, '_' and '-' (at most 255)"),
+    "azure": (re.compile(r"^[0-9a-zA-Z-]{1,127}$"), "letters, digits and '-' (at most 127)"),
+}
+_CREATING_POLICIES = ("Owner", "Orphan")
+
+
+def check_catalog(catalog: Catalog) -> list[Finding]:
+    """Every cross-field problem of ``catalog``; empty when it is usable."""
+    findings = [*_unique_names(catalog), *_references(catalog)]
+    if findings:
+        return findings  # placement assumes valid references
+    plan = plan_catalog(catalog)
+    return [*_name_collisions(plan), *_ownership(plan), *_remote_key_collisions(catalog)]
+
+
+def _duplicates(values: list[str]) -> Iterator[tuple[int, str, int]]:
+    """(index, value, index of first occurrence) for every repeated value."""
+    first: dict[str, int] = {}
+    for index, value in enumerate(values):
+        if value in first:
+            yield index, value, first[value]
+        else:
+            first[value] = index
+
+
+def _unique_names(catalog: Catalog) -> Iterator[Finding]:
+    for index, name, first in _duplicates([c.name for c in catalog.clusters]):
+        yield ("clusters", index, "name"), f"cluster {name!r} is already defined at clusters[{first}]"
+    auth = catalog.vault.kubernetes_auth
+    mounts = [c.auth_mount(auth) for c in catalog.clusters]
+    for index, mount, first in _duplicates(mounts):
+        yield (
+            ("clusters", index, "vaultAuthMount"),
+            f"Vault auth mount {mount!r} is also used by clusters[{first}]: each cluster needs its own",
+        )
+    for index, name, first in _duplicates([c.name for c in catalog.clouds]):
+        yield ("clouds", index, "name"), f"cloud {name!r} is already defined at clouds[{first}]"
+    for index, path, first in _duplicates([s.path for s in catalog.secrets]):
+        yield ("secrets", index, "path"), f"secret path {path!r} is already defined at secrets[{first}]"
+    for s_index, secret in enumerate(catalog.secrets):
+        for k_index, key, first in _duplicates(secret.key_names()):
+            yield (
+                ("secrets", s_index, "keys", k_index, "name"),
+                f"key {key!r} is already defined at keys[{first}]",
+            )
+
+
+def _references(catalog: Catalog) -> Iterator[Finding]:
+    clusters = {c.name for c in catalog.clusters}
+    clouds = {c.name: c.provider for c in catalog.clouds}
+    known_clusters = ", ".join(sorted(clusters))
+    known_clouds = ", ".join(sorted(clouds)) or "none defined"
+    for s_index, secret in enumerate(catalog.secrets):
+        base: FieldPath = ("secrets", s_index)
+        keys = set(secret.key_names())
+        for c_index, consumer in enumerate(secret.consumers):
+            here = (*base, "consumers", c_index)
+            if consumer.cluster not in clusters:
+                yield (*here, "cluster"), f"unknown cluster {consumer.cluster!r} (defined: {known_clusters})"
+            for k_index, key in enumerate(consumer.keys or []):
+                if key.property not in keys:
+                    yield (
+                        (*here, "keys", k_index, "property"),
+                        f"{key.property!r} is not a key of secret {secret.path!r} "
+                        f"(keys: {', '.join(secret.key_names())})",
+                    )
+        for p_index, push in enumerate(secret.pushes):
+            here = (*base, "pushes", p_index)
+            if push.cloud not in clouds:
+                yield (*here, "cloud"), f"unknown cloud {push.cloud!r} (defined: {known_clouds})"
+            else:
+                yield from _remote_key_format(here, push.remote_key, clouds[push.cloud])
+            if push.cluster is not None and push.cluster not in clusters:
+                yield (*here, "cluster"), f"unknown cluster {push.cluster!r} (defined: {known_clusters})"
+            if push.key is not None and push.key not in keys:
+                yield (
+                    (*here, "key"),
+                    f"{push.key!r} is not a key of secret {secret.path!r} "
+                    f"(keys: {', '.join(secret.key_names())})",
+                )
+            if push_location(secret, push) is None:
+                yield (
+                    here,
+                    "a push needs 'cluster' and 'namespace' (where its PushSecret runs) "
+                    "when the secret has no consumers to take them from",
+                )
+        yield from _rotation(base, secret, clusters)
+
+
+def _remote_key_format(here: FieldPath, remote_key: str, provider: str) -> Iterator[Finding]:
+    pattern, allowed = _REMOTE_KEY_RULES[provider]
+    if not pattern.match(remote_key):
+        yield (*here, "remoteKey"), f"{remote_key!r} is not a valid {provider} secret name: use {allowed}"
+
+
+def _rotation(base: FieldPath, secret: Secret, clusters: set[str]) -> Iterator[Finding]:
+    if secret.rotation is None:
+        return
+    if not secret.generated_keys():
+        yield (
+            (*base, "rotation"),
+            "every key is 'static': a rotation needs at least one generated key (password, random, uuid)",
+        )
+    consumed = {(c.cluster, c.namespace) for c in secret.consumers}
+    for w_index, workload in enumerate(secret.rotation.restart):
+        here = (*base, "rotation", "restart", w_index)
+        if workload.cluster not in clusters:
+            yield (*here, "cluster"), f"unknown cluster {workload.cluster!r}"
+        elif (workload.cluster, workload.namespace) not in consumed:
+            yield (
+                here,
+                f"{workload.kind} {workload.namespace}/{workload.name} in cluster {workload.cluster!r} "
+                f"does not consume {secret.path!r}: no consumer in that namespace",
+            )
+
+
+def _name_collisions(plan: Plan) -> Iterator[Finding]:
+    seen: dict[tuple[str, str, str, str], FieldPath] = {}
+    objects: list[tuple[str, str, str, str, FieldPath]] = [
+        ("ExternalSecret", es.cluster, es.namespace, es.name, es.path) for es in plan.external_secrets
+    ] + [("PushSecret", ps.cluster, ps.namespace, ps.name, ps.path) for ps in plan.push_secrets]
+    for kind, cluster, namespace, name, path in objects:
+        key = (kind, cluster, namespace, name)
+        if key in seen:
+            yield (
+                (*path, "name") if path[-2] == "consumers" else path,
+                f"{kind} {namespace}/{name} in cluster {cluster!r} would also be rendered for "
+                f"{format_field_path(seen[key])}: set a distinct 'name'",
+            )
+        else:
+            seen[key] = path
+
+
+def _ownership(plan: Plan) -> Iterator[Finding]:
+    """Two ExternalSecrets must not both own a Secret, nor write the same key of it."""
+    writers: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    for index, es in enumerate(plan.external_secrets):
+        writers[(es.cluster, es.namespace, es.target)].append(index)
+    for (cluster, namespace, target), indexes in writers.items():
+        if len(indexes) < 2:
+            continue
+        first = plan.external_secrets[indexes[0]]
+        for index in indexes[1:]:
+            other = plan.external_secrets[index]
+            where = f"Secret {namespace}/{target} in cluster {cluster!r}"
+            if other.creation_policy in _CREATING_POLICIES or first.creation_policy in _CREATING_POLICIES:
+                yield (
+                    (*other.path, "secretName"),
+                    f"{where} is already managed by {format_field_path(first.path)}; only one ExternalSecret "
+                    "may own (creationPolicy Owner/Orphan) a Secret, others must use Merge",
+                )
+            else:
+                overlap = _keys_written(first) & _keys_written(other)
+                if overlap or None in (first.keys, other.keys):
+                    shown = ", ".join(sorted(k for k in overlap if k)) or "every key"
+                    yield (
+                        (*other.path, "keys"),
+                        f"{where}: {shown} also written by {format_field_path(first.path)}; "
+                        "two ExternalSecrets would overwrite each other",
+                    )
+
+
+def _keys_written(es: PlannedExternalSecret) -> set[str]:
+    return {key.target_key() for key in es.keys} if es.keys is not None else set()
+
+
+def _remote_key_collisions(catalog: Catalog) -> Iterator[Finding]:
+    seen: dict[tuple[str, str, str | None], FieldPath] = {}
+    for s_index, secret in enumerate(catalog.secrets):
+        for p_index, push in enumerate(secret.pushes):
+            key = (push.cloud, push.remote_key, push.property)
+            path: FieldPath = ("secrets", s_index, "pushes", p_index)
+            if key in seen:
+                yield (
+                    (*path, "remoteKey"),
+                    f"{push.remote_key!r} in cloud {push.cloud!r} is already pushed by "
+                    f"{format_field_path(seen[key])}",
+                )
+            else:
+                seen[key] = path

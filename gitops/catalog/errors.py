@@ -1,0 +1,45 @@
+"""Catalog problems, each tied to a field path and a position in the YAML file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from vaultflow.errors import InputError
+
+FieldPath = tuple[str | int, ...]
+
+
+def format_field_path(path: FieldPath) -> str:
+    """``("secrets", 2, "consumers", 0, "namespace")`` -> ``secrets[2].consumers[0].namespace``."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else part
+    return text or "<document>"
+
+
+@dataclass(frozen=True, order=True)
+class CatalogIssue:
+    """One thing wrong with a catalog, positioned for an editor (1-based line and column)."""
+
+    line: int
+    column: int
+    path: FieldPath
+    message: str
+
+    def render(self, source: str) -> str:
+        return f"{source}:{self.line}:{self.column}: {format_field_path(self.path)}: {self.message}"
+
+
+class CatalogError(InputError):
+    """A catalog that cannot be used; carries every issue found, in file order."""
+
+    def __init__(self, source: Path | str, issues: list[CatalogIssue]) -> None:
+        self.source = str(source)
+        self.issues = sorted(issues, key=lambda issue: (issue.line, issue.column, issue.message))
+        count = len(self.issues)
+        header = f"{self.source}: {count} problem{'s' if count != 1 else ''} in the secrets catalog"
+        super().__init__("\n".join([header, *(issue.render(self.source) for issue in self.issues)]))

@@ -1,0 +1,82 @@
+"""Least-privilege Vault policies, derived from the catalog.
+
+* ``eso-<cluster>``: what ESO in one cluster may do: read exactly the KV v2
+  data paths that cluster's ExternalSecrets name, nothing else (no list, no
+  metadata, no write). A cluster cannot read another cluster's secrets.
+* ``vaultflow-rotation``: what the rotation workflow may do: read and write
+  (check-and-set) the data of rotated secrets, and read their metadata to
+  learn the current version. Nothing else.
+
+The output is deterministic: paths sorted, no timestamps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gitops.catalog.model import Catalog
+from gitops.catalog.placement import Plan
+
+ROTATION_POLICY = "vaultflow-rotation"
+_HEADER = "# Rendered by `vaultflow render` from the secrets catalog. Do not edit by hand.\n"
+
+
+@dataclass(frozen=True)
+class VaultPolicy:
+    name: str
+    hcl: str
+
+
+def eso_policy_name(cluster: str) -> str:
+    return f"eso-{cluster}"
+
+
+def kv_data_path(mount: str, path: str) -> str:
+    return f"{mount}/data/{path}"
+
+
+def kv_metadata_path(mount: str, path: str) -> str:
+    return f"{mount}/metadata/{path}"
+
+
+def _stanza(path: str, capabilities: list[str]) -> str:
+    quoted = ", ".join(f'"{capability}"' for capability in capabilities)
+    return f'path "{path}" {{\n  capabilities = [{quoted}]\n}}\n'
+
+
+def _policy(name: str, purpose: str, stanzas: list[str]) -> VaultPolicy:
+    body = "\n".join(stanzas) if stanzas else "# No paths: this role may read nothing.\n"
+    return VaultPolicy(name=name, hcl=f"{_HEADER}# {purpose}\n\n{body}")
+
+
+def eso_policies(catalog: Catalog, plan: Plan) -> list[VaultPolicy]:
+    """One read-only policy per cluster, covering the paths its ExternalSecrets read."""
+    mount = catalog.vault.kv_mount
+    policies = []
+    for cluster in sorted(c.name for c in catalog.clusters):
+        paths = sorted({es.secret.path for es in plan.external_secrets if es.cluster == cluster})
+        stanzas = [_stanza(kv_data_path(mount, path), ["read"]) for path in paths]
+        policies.append(
+            _policy(
+                eso_policy_name(cluster),
+                f"External Secrets Operator in cluster {cluster}: read-only, exactly these paths.",
+                stanzas,
+            )
+        )
+    return policies
+
+
+def rotation_policy(catalog: Catalog) -> VaultPolicy:
+    """Write access to the rotated secrets only (data for check-and-set writes, metadata to read versions)."""
+    mount = catalog.vault.kv_mount
+    stanzas = []
+    for path in sorted(s.path for s in catalog.secrets if s.rotation is not None):
+        stanzas.append(_stanza(kv_data_path(mount, path), ["create", "read", "update"]))
+        stanzas.append(_stanza(kv_metadata_path(mount, path), ["read"]))
+    return _policy(
+        ROTATION_POLICY, "Rotation workflow: write (check-and-set) only the secrets that rotate.", stanzas
+    )
+
+
+def all_policies(catalog: Catalog, plan: Plan) -> list[VaultPolicy]:
+    return [*eso_policies(catalog, plan), rotation_policy(catalog)]

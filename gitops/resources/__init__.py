@@ -1,0 +1,1 @@
+"""Typed models of the Kubernetes resources vaultflow renders (ESO, Argo CD, kustomize)."""
