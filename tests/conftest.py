@@ -9,7 +9,11 @@ test that did not run.
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,3 +42,51 @@ def schemas_dir() -> Path:
 @pytest.fixture(scope="session")
 def upstream_crds(schemas_dir: Path) -> CrdRegistry:
     return CrdRegistry.from_directory(schemas_dir)
+
+
+@dataclass(frozen=True)
+class UnsealedVault:
+    """A real OpenBao server, initialised (one share) and unsealed, with KV v2 at ``secret/``."""
+
+    address: str
+    root_token: str
+
+    def client(self, token: str | None = None) -> Any:
+        import hvac
+
+        return hvac.Client(url=self.address, token=token or self.root_token)
+
+
+@pytest.fixture(scope="session")
+def unsealed_vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UnsealedVault]:
+    """One OpenBao per test session (per xdist worker); tests use their own paths in it."""
+    import hvac
+
+    from sandbox.openbao import OpenBaoServer
+
+    server = OpenBaoServer(tmp_path_factory.mktemp("openbao"))
+    server.start()
+    try:
+        client = hvac.Client(url=server.address)
+        init = client.sys.initialize(secret_shares=1, secret_threshold=1)
+        client.sys.submit_unseal_key(init["keys"][0])
+        client.token = init["root_token"]
+        _wait_for_active(client)
+        client.sys.enable_secrets_engine("kv", path="secret", options={"version": "2"})
+        yield UnsealedVault(address=server.address, root_token=init["root_token"])
+    finally:
+        server.stop()
+
+
+def _wait_for_active(client: Any, timeout: float = 30.0) -> None:
+    """Raft needs a moment to elect itself leader after unseal; writes fail until it has."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if client.sys.read_health_status(method="GET").get("sealed") is False:
+                client.sys.list_mounted_secrets_engines()
+                return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)

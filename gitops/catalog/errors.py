@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from vaultflow.errors import InputError
 
 FieldPath = tuple[str | int, ...]
+_PLAIN_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
 
 def format_field_path(path: FieldPath) -> str:
@@ -16,6 +19,8 @@ def format_field_path(path: FieldPath) -> str:
     for part in path:
         if isinstance(part, int):
             text += f"[{part}]"
+        elif not _PLAIN_FIELD.match(part):
+            text += f"[{json.dumps(part)}]"  # a key with spaces or dots stays unambiguous
         else:
             text += f".{part}" if text else part
     return text or "<document>"

@@ -113,9 +113,11 @@ def _message(error: Any, path: FieldPath, data: Any) -> str:
         return f"unknown field {field!r}{suggestion}{known}"
     if kind == "union_tag_invalid":
         expected = ctx.get("expected_tags", "")
-        return f"unknown {ctx.get('discriminator', 'type')} {ctx.get('tag')!r}: expected one of {expected}"
+        discriminator = str(ctx.get("discriminator", "type")).strip("'")
+        return f"unknown {discriminator} {ctx.get('tag')!r}: expected one of {expected}"
     if kind == "union_tag_not_found":
-        return f"missing required field {ctx.get('discriminator', 'type')!r}"
+        discriminator = str(ctx.get("discriminator", "type")).strip("'")
+        return f"missing required field {discriminator!r}"
     message = str(error["msg"]).removeprefix("Value error, ")
     if kind.endswith("_type") or kind in ("literal_error", "string_pattern_mismatch"):
         return f"{message} (got {_shown(error.get('input'))})"

@@ -13,7 +13,7 @@ coercions are errors, so a typo can never be silently ignored.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -397,8 +397,17 @@ class ConsumerKey(CatalogModel):
         return self.secret_key or self.property
 
 
+def _keys_accept_strings(schema: dict[str, Any]) -> None:
+    """Publish the ``keys: [password]`` shorthand in the JSON Schema too (editors would flag it)."""
+    for option in schema["properties"]["keys"].get("anyOf", []):
+        if option.get("type") == "array":
+            option["items"] = {"anyOf": [option["items"], {"type": "string"}]}
+
+
 class Consumer(CatalogModel):
     """A Kubernetes Secret in one cluster that ESO keeps in sync with the Vault secret."""
+
+    model_config = ConfigDict(json_schema_extra=_keys_accept_strings)
 
     cluster: DnsLabel
     namespace: DnsLabel

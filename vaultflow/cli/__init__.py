@@ -2,23 +2,43 @@
 
 Each command group lives in its own module and imports heavy SDKs (boto3,
 kubernetes, google, azure, hvac) inside the command body, so that
-``vaultflow --help`` stays fast. ``main`` turns every ``VaultflowError`` into one
-line on stderr and the error's exit code: 0 ok, 1 failure, 2 bad input.
+``vaultflow --help`` stays fast. Every ``VaultflowError`` becomes one line on
+stderr and the error's exit code: 0 ok, 1 failure, 2 bad input.
 """
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from vaultflow import __version__
 from vaultflow.cli import catalog as catalog_cmd
 from vaultflow.cli import render as render_cmd
 from vaultflow.errors import VaultflowError
 
+
+class _VaultflowGroup(TyperGroup):
+    """Turns a ``VaultflowError`` raised by any command into one line on stderr and its exit code.
+
+    Done in the click group rather than in ``main`` so that the command
+    behaves the same when driven by ``typer.testing.CliRunner``.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except VaultflowError as error:
+            typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
+            ctx.exit(error.exit_code)
+
+
 app = typer.Typer(
     name="vaultflow",
+    cls=_VaultflowGroup,
     help=(
         "Automate a Vault + External Secrets Operator + Argo CD secrets platform: "
         "bootstrap Vault, deliver ESO resources through Git, rotate secrets and "
@@ -52,9 +72,6 @@ def main() -> None:
     """Console-script entry point."""
     try:
         app()
-    except VaultflowError as error:
-        typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
-        sys.exit(error.exit_code)
     except KeyboardInterrupt:
         typer.secho("interrupted", err=True)
         sys.exit(130)

@@ -1,0 +1,34 @@
+# Rendered by `vaultflow render` from the secrets catalog. Do not edit by hand.
+# Rotation workflow: write (check-and-set) only the secrets that rotate.
+
+path "secret/data/prod/app-credentials" {
+  capabilities = ["create", "read", "update"]
+}
+
+path "secret/metadata/prod/app-credentials" {
+  capabilities = ["read"]
+}
+
+path "secret/data/prod/cloudrun/signing-key" {
+  capabilities = ["create", "read", "update"]
+}
+
+path "secret/metadata/prod/cloudrun/signing-key" {
+  capabilities = ["read"]
+}
+
+path "secret/data/prod/database" {
+  capabilities = ["create", "read", "update"]
+}
+
+path "secret/metadata/prod/database" {
+  capabilities = ["read"]
+}
+
+path "secret/data/prod/lambda/db-password" {
+  capabilities = ["create", "read", "update"]
+}
+
+path "secret/metadata/prod/lambda/db-password" {
+  capabilities = ["read"]
+}
