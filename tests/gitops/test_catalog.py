@@ -398,7 +398,7 @@ def test_missing_ca_file_is_reported(tmp_path: Path) -> None:
     )
     source = tmp_path / "catalog.yaml"
     source.write_text(text)
-    with pytest.raises(CatalogError, match="CA file 'ca.pem' not found"):
+    with pytest.raises(CatalogError, match=r"CA file 'ca\.pem' not found"):
         load_catalog(source)
     (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
     assert load_catalog(source).catalog.vault.tls.ca_file == "ca.pem"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -28,7 +27,7 @@ class _VaultflowGroup(TyperGroup):
     behaves the same when driven by ``typer.testing.CliRunner``.
     """
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # typer vendors click: its Context class is private
         try:
             return super().invoke(ctx)
         except VaultflowError as error:
