@@ -39,10 +39,8 @@ class Delivery:
 
 def commit_message(changes: TreeChanges, summary: str, prefix: str = "") -> str:
     """A deterministic message: the summary, then each changed file (under ``prefix``)."""
-    lines = [
-        f"{summary} ({len(changes.added)} added, {len(changes.changed)} changed, {len(changes.removed)} removed)",
-        "",
-    ]
+    counts = f"{len(changes.added)} added, {len(changes.changed)} changed, {len(changes.removed)} removed"
+    lines = [f"{summary} ({counts})", ""]
     base = f"{prefix.rstrip('/')}/" if prefix else ""
     lines += [f"A {base}{path}" for path in changes.added]
     lines += [f"M {base}{path}" for path in changes.changed]
