@@ -28,7 +28,7 @@ import yaml
 
 from gitops.catalog.loader import LoadedCatalog
 from gitops.catalog.model import AwsCloud, AzureCloud, Catalog, Cluster, GcpCloud
-from gitops.catalog.placement import Plan, PlannedExternalSecret, PlannedPushSecret, plan_catalog
+from gitops.catalog.placement import Plan, PlannedExternalSecret, PlannedPushSecret
 from gitops.crd_schemas import CrdRegistry
 from gitops.names import k8s_name
 from gitops.policies import all_policies
@@ -46,6 +46,7 @@ from gitops.resources.argocd import (
 from gitops.resources.kustomize import Kustomization
 from gitops.resources.meta import K8sModel, ObjectMeta
 from vaultflow.errors import OperationError
+from vaultflow.gc_pause import gc_paused
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "vaultflow"}
 SECRET_LABEL = "vaultflow.io/secret"
@@ -100,8 +101,12 @@ def dump_yaml(document: dict[str, Any]) -> str:
 
 def render_catalog(loaded: LoadedCatalog, *, repo_url: str | None = None) -> RenderedTree:
     """The whole GitOps tree of a (valid) catalog. ``repo_url`` overrides ``gitops.repoUrl``."""
-    catalog = loaded.catalog
-    plan = plan_catalog(catalog)
+    with gc_paused():
+        return _render(loaded, repo_url)
+
+
+def _render(loaded: LoadedCatalog, repo_url: str | None) -> RenderedTree:
+    catalog, plan = loaded.catalog, loaded.plan
     ca_bundle = _ca_bundle(loaded)
     tree = RenderedTree()
     tree.add_text(MARKER_FILE, MARKER_TEXT)

@@ -26,13 +26,17 @@ _REMOTE_KEY_RULES: dict[str, tuple[re.Pattern[str], str]] = {
 _CREATING_POLICIES = ("Owner", "Orphan")
 
 
-def check_catalog(catalog: Catalog) -> list[Finding]:
-    """Every cross-field problem of ``catalog``; empty when it is usable."""
+def check_catalog(catalog: Catalog) -> tuple[list[Finding], Plan | None]:
+    """Every cross-field problem of ``catalog`` (empty when it is usable), and its placement plan.
+
+    The plan is returned so that it is computed once per load: it is what
+    rendering needs next. It is None when references are broken.
+    """
     findings = [*_unique_names(catalog), *_references(catalog)]
     if findings:
-        return findings  # placement assumes valid references
+        return findings, None  # placement assumes valid references
     plan = plan_catalog(catalog)
-    return [*_name_collisions(plan), *_ownership(plan), *_remote_key_collisions(catalog)]
+    return [*_name_collisions(plan), *_ownership(plan), *_remote_key_collisions(catalog)], plan
 
 
 def _duplicates(values: list[str]) -> Iterator[tuple[int, str, int]]:

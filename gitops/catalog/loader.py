@@ -14,14 +14,20 @@ from pydantic import BaseModel, ValidationError
 from gitops.catalog.checks import check_catalog
 from gitops.catalog.errors import CatalogError, CatalogIssue, FieldPath
 from gitops.catalog.model import Catalog
+from gitops.catalog.placement import Plan
 from gitops.catalog.yaml_source import PositionedYaml, load_positioned_yaml
+from vaultflow.gc_pause import gc_paused
 
 
 @dataclass(frozen=True)
 class LoadedCatalog:
-    """A valid catalog and the file it came from (relative paths inside it resolve from there)."""
+    """A valid catalog, where its ESO objects go, and the file it came from.
+
+    Relative paths inside the catalog resolve from the file's directory.
+    """
 
     catalog: Catalog
+    plan: Plan
     source: Path
 
     @property
@@ -47,6 +53,11 @@ def load_catalog(path: Path | str) -> LoadedCatalog:
 
 
 def parse_catalog(text: str, source: Path) -> LoadedCatalog:
+    with gc_paused():
+        return _parse(text, source)
+
+
+def _parse(text: str, source: Path) -> LoadedCatalog:
     document, issues = load_positioned_yaml(text)
     if document is None:
         raise CatalogError(source, issues)
@@ -57,18 +68,18 @@ def parse_catalog(text: str, source: Path) -> LoadedCatalog:
         catalog = Catalog.model_validate(document.data)
     except ValidationError as error:
         raise CatalogError(source, [_issue_from(document, e) for e in error.errors()]) from None
-    loaded = LoadedCatalog(catalog=catalog, source=source.resolve())
-    findings = [*check_catalog(catalog), *_file_references(loaded)]
-    if findings:
+    findings, plan = check_catalog(catalog)
+    findings += _file_references(catalog, source.resolve().parent)
+    if findings or plan is None:
         raise CatalogError(source, [document.issue(path, message) for path, message in findings])
-    return loaded
+    return LoadedCatalog(catalog=catalog, plan=plan, source=source.resolve())
 
 
-def _file_references(loaded: LoadedCatalog) -> list[tuple[FieldPath, str]]:
-    ca_file = loaded.catalog.vault.tls.ca_file
+def _file_references(catalog: Catalog, base_dir: Path) -> list[tuple[FieldPath, str]]:
+    ca_file = catalog.vault.tls.ca_file
     if ca_file is None:
         return []
-    path = loaded.resolve(ca_file)
+    path = (base_dir / ca_file).resolve()
     where: FieldPath = ("vault", "tls", "caFile")
     if not path.is_file():
         return [(where, f"CA file {ca_file!r} not found (looked at {path})")]

@@ -6,6 +6,7 @@ engineer reads next to ``file:line:column`` when a catalog is wrong.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Annotated
 
@@ -80,7 +81,9 @@ def duration_seconds(value: str) -> float:
     return sum(float(n) * _DURATION_UNITS[unit] for n, unit in _GO_DURATION_PART.findall(value))
 
 
+@functools.lru_cache(maxsize=1024)
 def _cron(value: str) -> str:
+    """Cached: a catalog repeats a handful of schedules thousands of times."""
     from croniter import croniter  # lazily: only catalogs with rotations need it
 
     if value.startswith("@"):

@@ -105,5 +105,29 @@ def load_positioned_yaml(text: str) -> tuple[PositionedYaml | None, list[Catalog
         ]
         if duplicates:
             return None, duplicates
-    data = yaml.load(text, Loader=_Loader)  # noqa: S506 (a safe loader: CSafeLoader or SafeLoader)
+    data = _construct(root) if root is not None else None
     return PositionedYaml(data=data, root=root), []
+
+
+_SCALAR_TAGS = "tag:yaml.org,2002:"
+
+
+def _construct(node: yaml.Node) -> Any:
+    """Plain Python data from a composed node tree (the same values ``safe_load`` gives).
+
+    Walking the tree that was composed for positions is about twice as fast as
+    parsing the text a second time with ``safe_load``. Timestamps and binary
+    stay strings: the catalog has no field of those types, and a string gives
+    the clearer error.
+    """
+    if isinstance(node, yaml.MappingNode):
+        return {_construct(key): _construct(value) for key, value in node.value}
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(item) for item in node.value]
+    tag = node.tag.removeprefix(_SCALAR_TAGS)
+    if tag in ("int", "float", "bool", "null"):
+        return _SAFE_CONSTRUCTOR.construct_object(node, deep=True)
+    return node.value
+
+
+_SAFE_CONSTRUCTOR = yaml.constructor.SafeConstructor()

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gitops.catalog import CatalogError, load_catalog, parse_catalog
-from gitops.catalog.placement import plan_catalog
+from gitops.catalog import CatalogError, LoadedCatalog, load_catalog, parse_catalog
 
 HEADER = """\
 apiVersion: vaultflow.io/v1alpha1
@@ -31,7 +30,7 @@ clusters:
 """
 
 
-def parse(body: str, name: str = "catalog.yaml") -> object:
+def parse(body: str, name: str = "catalog.yaml") -> LoadedCatalog:
     return parse_catalog(HEADER + textwrap.dedent(body), Path(name))
 
 
@@ -81,7 +80,8 @@ def test_keys_shorthand_and_defaults() -> None:
             consumers: [{cluster: one, namespace: apps, secretName: api, keys: [token]}]
         """
     )
-    consumer = loaded.catalog.secrets[0].consumers[0]  # type: ignore[attr-defined]
+    consumer = loaded.catalog.secrets[0].consumers[0]
+    assert consumer.keys is not None
     assert consumer.keys[0].property == "token"
     assert consumer.keys[0].target_key() == "token"
     assert (consumer.creation_policy, consumer.deletion_policy, consumer.refresh_interval) == (
@@ -416,7 +416,7 @@ def test_merge_consumers_may_share_a_secret_when_keys_differ() -> None:
             consumers: [{cluster: one, namespace: apps, secretName: shared, creationPolicy: Merge, keys: [b]}]
         """
     )
-    assert len(plan_catalog(loaded.catalog).external_secrets) == 2  # type: ignore[attr-defined]
+    assert len(loaded.plan.external_secrets) == 2
     found = problems(
         """\
         secrets:
@@ -443,7 +443,7 @@ def test_push_reuses_a_consumer_secret_or_gets_its_own_source() -> None:
               - {cloud: gcp, remoteKey: app-db-password, key: password, cluster: two, namespace: jobs}
         """
     )
-    plan = plan_catalog(loaded.catalog)  # type: ignore[attr-defined]
+    plan = loaded.plan
     to_aws, to_gcp = plan.push_secrets
     assert (to_aws.cluster, to_aws.namespace, to_aws.source_secret, to_aws.source_key) == (
         "one",

@@ -10,7 +10,6 @@ import hvac.exceptions
 import pytest
 
 from gitops.catalog import load_catalog
-from gitops.catalog.placement import plan_catalog
 from gitops.policies import ROTATION_POLICY, all_policies, eso_policy_name
 from tests.conftest import UnsealedVault
 
@@ -20,9 +19,10 @@ OUTSIDE = ["prod/payroll", "prod", "prod/database-old", "argocd/admin/extra"]
 
 @pytest.fixture(scope="module")
 def vault_with_catalog(unsealed_vault: UnsealedVault) -> UnsealedVault:
-    catalog = load_catalog(EXAMPLE).catalog
+    loaded = load_catalog(EXAMPLE)
+    catalog = loaded.catalog
     root = unsealed_vault.client()
-    for policy in all_policies(catalog, plan_catalog(catalog)):
+    for policy in all_policies(catalog, loaded.plan):
         root.sys.create_or_update_policy(name=policy.name, policy=policy.hcl)
     for path in [s.path for s in catalog.secrets] + OUTSIDE:
         root.secrets.kv.v2.create_or_update_secret(
@@ -53,8 +53,8 @@ def can_write(client: Any, path: str) -> bool:
 
 
 def test_eso_policy_reads_exactly_its_clusters_paths(vault_with_catalog: UnsealedVault) -> None:
-    catalog = load_catalog(EXAMPLE).catalog
-    plan = plan_catalog(catalog)
+    loaded = load_catalog(EXAMPLE)
+    catalog, plan = loaded.catalog, loaded.plan
     all_paths = {s.path for s in catalog.secrets}
     for cluster in catalog.clusters:
         client = token_with(vault_with_catalog, eso_policy_name(cluster.name))
