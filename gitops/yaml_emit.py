@@ -17,7 +17,7 @@ from typing import Any
 
 _PLAIN = re.compile(r"[A-Za-z_/][A-Za-z0-9_./:@+=-]*")
 # Words some YAML reader resolves to a boolean or null instead of a string.
-_RESERVED = frozenset("y n yes no true false on off null ~".split())
+_RESERVED = frozenset(["y", "n", "yes", "no", "true", "false", "on", "off", "null", "~"])
 
 
 # Characters YAML does not allow raw (or folds as line breaks) inside a quoted scalar;
@@ -38,22 +38,13 @@ def emit_yaml(document: dict[str, Any]) -> str:
 
 
 def scalar(value: Any) -> str:
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, int | float):
-        return repr(value)
+    """One scalar (or an empty mapping or list) as YAML flow text."""
     if isinstance(value, str):
         if _PLAIN.fullmatch(value) and not value.endswith(":") and value.lower() not in _RESERVED:
             return value
         return _NOT_PRINTABLE.sub(_escape, json.dumps(value, ensure_ascii=False))
-    if value == {}:
-        return "{}"
-    if value == []:
-        return "[]"
+    if value is None or isinstance(value, bool | int | float) or value in ({}, []):
+        return json.dumps(value)  # null, true, false, numbers, {} and [] are spelled alike in JSON
     raise TypeError(f"cannot emit {type(value).__name__} as YAML")
 
 

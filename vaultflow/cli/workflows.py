@@ -73,18 +73,16 @@ def submit(
     parameters = parse_assignments(parameter)
     conn = argo.connection(argo_server, namespace, insecure_skip_verify=insecure_skip_verify)
     registry = load_registry()
-    kind = "WorkflowTemplate"
-    if name in registry.names() or upload_template:
+    kind = "WorkflowTemplate"  # a template that only the server knows is submitted as such
+    if registry.has(name):
         document = registry.document(name)
         kind = str(document["kind"])
         spec = runner.load(document, lookup=registry.lookup)
-        runner.engine.workflow_parameters(spec, parameters)  # refuse unknown or missing parameters before submitting
+        runner.workflow_parameters(spec, parameters)  # unknown or missing parameters: refused before submitting
         if upload_template:
-            argo.upload_template(conn, registry.document(registry.get(name).name) if kind == "WorkflowTemplate" else document)
-    else:
-        cron_names = {pipeline.cron_name(s) for pipeline in registry for s in pipeline.schedules}
-        if name in cron_names:
-            kind = "CronWorkflow"
+            argo.upload_template(conn, registry.document(registry.pipeline_for(name).name))
+    elif upload_template:
+        registry.get(name)  # raises: nothing to upload for a name this checkout does not know
     workflow_name = argo.submit(conn, kind, name, parameters)
     typer.echo(f"submitted {workflow_name} (namespace {conn.namespace})")
     if not wait:
