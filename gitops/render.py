@@ -332,6 +332,7 @@ def application_name(cluster: Cluster) -> str:
 
 def _render_applications(tree: RenderedTree, catalog: Catalog, repo_url: str) -> None:
     gitops = catalog.gitops
+    eso_namespace = catalog.vault.kubernetes_auth.eso_service_account.namespace
     files = []
     for cluster in catalog.clusters:
         name = application_name(cluster)
@@ -349,7 +350,11 @@ def _render_applications(tree: RenderedTree, catalog: Catalog, repo_url: str) ->
                     target_revision=gitops.revision,
                     path=f"{gitops.path}/clusters/{cluster.name}",
                 ),
-                destination=ApplicationDestination(server=cluster.argocd.server, name=cluster.argocd.name),
+                # A default namespace for the project's destination check; every rendered
+                # object names its own namespace (or is cluster-scoped).
+                destination=ApplicationDestination(
+                    server=cluster.argocd.server, name=cluster.argocd.name, namespace=eso_namespace
+                ),
                 sync_policy=SyncPolicy(
                     # Prune: a consumer removed from the catalog loses its ExternalSecret (its
                     # Secret follows the consumer's deletionPolicy, Retain by default).

@@ -89,7 +89,10 @@ def test_application_points_at_each_cluster_directory() -> None:
         "targetRevision": "main",
         "path": "eso-resources/clusters/prod-eu",
     }
-    assert app_doc["spec"]["destination"] == {"server": "https://kubernetes.default.svc"}
+    assert app_doc["spec"]["destination"] == {
+        "server": "https://kubernetes.default.svc",
+        "namespace": "external-secrets-system",
+    }
     assert "clusters/prod-eu/kustomization.yaml" in tree
 
 

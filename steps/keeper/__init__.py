@@ -1,0 +1,16 @@
+"""Keepers hold Vault's unseal shares and root token, so that they never touch stdout or Git.
+
+A keeper is named by a URI (a workflow parameter: it says *where*, not *what*):
+
+* ``file:///var/lib/vaultflow/unseal.json``: a local file written with mode 0600 (the sandbox default);
+* ``kubernetes://<namespace>/<secret>[?context=<kube-context>]``: a Kubernetes Secret
+  (the in-cluster default);
+* ``aws-sm://<secret-name>[?region=<region>]``: AWS Secrets Manager;
+* ``gcp-sm://<project>/<secret-id>``: GCP Secret Manager;
+* ``azure-kv://<vault-host>/<secret-name>``: Azure Key Vault.
+"""
+
+from steps.keeper.base import Keeper, KeeperConflict, UnsealMaterial
+from steps.keeper.uri import open_keeper
+
+__all__ = ["Keeper", "KeeperConflict", "UnsealMaterial", "open_keeper"]

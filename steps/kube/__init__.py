@@ -1,0 +1,31 @@
+"""Kubernetes access for steps: one way to build a client, from a kubeconfig context or in-cluster."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vaultflow.errors import OperationError
+
+
+def api_client(context: str | None = None) -> Any:
+    """An ``ApiClient`` for ``context`` of ``$KUBECONFIG``; inside a pod without a context, in-cluster."""
+    from kubernetes import client, config
+    from kubernetes.config.config_exception import ConfigException
+
+    try:
+        if context is None:
+            try:
+                config.load_incluster_config()
+                return client.ApiClient()
+            except ConfigException:
+                pass
+        return config.new_client_from_config(context=context)
+    except (ConfigException, FileNotFoundError, ValueError) as error:
+        where = f"context {context!r}" if context else "the current context"
+        raise OperationError(f"cannot reach Kubernetes ({where}): {error}") from None
+
+
+def core_v1(context: str | None = None) -> Any:
+    from kubernetes import client
+
+    return client.CoreV1Api(api_client(context))

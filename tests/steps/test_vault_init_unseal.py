@@ -1,0 +1,158 @@
+"""init and unseal against real OpenBao: never twice, never lose keys, never leak them."""
+
+from __future__ import annotations
+
+import json
+import stat
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import hvac
+import pytest
+
+from sandbox.openbao import OpenBaoServer
+from steps.keeper import UnsealMaterial, open_keeper
+from steps.vault.init import init_vault
+from steps.vault.status import vault_status
+from steps.vault.unseal import unseal_vault
+from vaultflow.errors import InputError, OperationError
+
+StartServer = Callable[..., OpenBaoServer]
+
+
+def keeper_uri(tmp_path: Path) -> str:
+    return (tmp_path / "unseal.json").as_uri()
+
+
+def material(tmp_path: Path) -> UnsealMaterial:
+    loaded = open_keeper(keeper_uri(tmp_path)).load()
+    assert loaded is not None
+    return loaded
+
+
+def wait_active(address: str, token: str) -> hvac.Client:
+    client = hvac.Client(url=address, token=token)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client.sys.list_mounted_secrets_engines()
+            return client
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_init_puts_everything_in_the_keeper_and_nothing_in_the_result(
+    fresh_openbao: StartServer, tmp_path: Path
+) -> None:
+    server = fresh_openbao()
+    result = init_vault(server.address, keeper_uri(tmp_path), shares=5, threshold=3)
+    assert result.initialized_now and (result.shares, result.threshold) == (5, 3)
+    kept = material(tmp_path)
+    assert len(kept.shares) == 5 and kept.threshold == 3 and kept.root_token
+    assert stat.S_IMODE((tmp_path / "unseal.json").stat().st_mode) == 0o600
+    shown = result.model_dump_json() + repr(kept) + str(kept)
+    for value in [*kept.shares, kept.root_token]:
+        assert value not in shown
+    again = init_vault(server.address, keeper_uri(tmp_path))
+    assert not again.initialized_now
+    assert material(tmp_path) == kept  # untouched
+
+
+def test_initialised_vault_with_empty_keeper_stops_and_changes_nothing(
+    fresh_openbao: StartServer, tmp_path: Path
+) -> None:
+    server = fresh_openbao()
+    hvac.Client(url=server.address).sys.initialize(secret_shares=1, secret_threshold=1)
+    other = tmp_path / "other"
+    other.mkdir()
+    with pytest.raises(OperationError, match="already initialised but file keeper .* is empty"):
+        init_vault(server.address, keeper_uri(other))
+    assert not (other / "unseal.json").exists()
+
+
+def test_a_keeper_of_another_vault_is_never_overwritten(fresh_openbao: StartServer, tmp_path: Path) -> None:
+    first, second = fresh_openbao("first"), fresh_openbao("second")
+    init_vault(first.address, keeper_uri(tmp_path), shares=1, threshold=1)
+    before = (tmp_path / "unseal.json").read_bytes()
+    with pytest.raises(OperationError, match="belongs to another Vault"):
+        init_vault(second.address, keeper_uri(tmp_path), shares=1, threshold=1)
+    assert (tmp_path / "unseal.json").read_bytes() == before
+    assert not vault_status(second.address).initialized
+
+
+def test_unwritable_keeper_is_refused_before_initialising(fresh_openbao: StartServer, tmp_path: Path) -> None:
+    server = fresh_openbao()
+    with pytest.raises(OperationError, match="does not exist"):
+        init_vault(server.address, (tmp_path / "missing-dir" / "k.json").as_uri())
+    assert not vault_status(server.address).initialized
+
+
+def test_bad_parameters_are_input_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="threshold 4"):
+        init_vault("http://127.0.0.1:1", keeper_uri(tmp_path), shares=3, threshold=4)
+    with pytest.raises(InputError, match="not understood"):
+        init_vault("http://127.0.0.1:1", "s3://bucket/key")
+
+
+def test_unreachable_vault_is_one_clear_error(tmp_path: Path) -> None:
+    from sandbox.openbao import free_port
+
+    address = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(OperationError, match=f"Vault at {address} is unreachable"):
+        init_vault(address, keeper_uri(tmp_path))
+    assert not (tmp_path / "unseal.json").exists()
+
+
+def test_sealed_with_empty_keeper_is_one_clear_error(fresh_openbao: StartServer, tmp_path: Path) -> None:
+    server = fresh_openbao()
+    hvac.Client(url=server.address).sys.initialize(secret_shares=1, secret_threshold=1)
+    with pytest.raises(OperationError, match="is empty: cannot unseal"):
+        unseal_vault(server.address, keeper_uri(tmp_path))
+    assert vault_status(server.address).replicas[0].sealed
+
+
+def test_restarted_vault_is_unsealed_again_without_reinitialising(
+    fresh_openbao: StartServer, tmp_path: Path
+) -> None:
+    server = fresh_openbao()
+    init_vault(server.address, keeper_uri(tmp_path), shares=3, threshold=2)
+    first = unseal_vault(server.address, keeper_uri(tmp_path))
+    assert first.unsealed_now == 1
+    token = material(tmp_path).root_token
+    assert token is not None
+    client = wait_active(server.address, token)
+    client.sys.enable_secrets_engine("kv", path="secret", options={"version": "2"})
+    client.secrets.kv.v2.create_or_update_secret("before/restart", secret={"v": "kept"}, mount_point="secret")
+    kept_before = material(tmp_path)
+
+    server.stop()
+    server.start()
+    assert vault_status(server.address).sealed_replicas == [server.address]
+    assert not init_vault(server.address, keeper_uri(tmp_path)).initialized_now
+    assert unseal_vault(server.address, keeper_uri(tmp_path)).unsealed_now == 1
+    client = wait_active(server.address, token)
+    read = client.secrets.kv.v2.read_secret_version("before/restart", mount_point="secret", raise_on_deleted_version=True)
+    assert read["data"]["data"] == {"v": "kept"}
+    assert material(tmp_path) == kept_before
+    assert unseal_vault(server.address, keeper_uri(tmp_path)).unsealed_now == 0  # nothing to do
+
+
+def test_three_node_raft_cluster_ends_unsealed_and_joined(fresh_openbao: StartServer, tmp_path: Path) -> None:
+    nodes = [fresh_openbao(f"node-{i}") for i in range(3)]
+    addresses = ",".join(node.address for node in nodes)
+    init_vault(addresses, keeper_uri(tmp_path), shares=5, threshold=3)
+    result = unseal_vault(addresses, keeper_uri(tmp_path))
+    assert [r.sealed for r in result.replicas] == [False, False, False]
+    assert [r.joined for r in result.replicas] == [False, True, True]
+    status = vault_status(addresses)
+    assert status.product == "openbao" and status.sealed_replicas == []
+    token = material(tmp_path).root_token
+    assert token is not None
+    peers = wait_active(nodes[0].address, token).sys.read_raft_config()["data"]["config"]["servers"]
+    assert sorted(p["node_id"] for p in peers) == ["node-0", "node-1", "node-2"]
+    report = json.dumps([result.model_dump(), status.model_dump()])
+    for value in [*material(tmp_path).shares, token]:
+        assert value not in report
