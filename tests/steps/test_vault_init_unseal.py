@@ -68,7 +68,7 @@ def test_initialised_vault_with_empty_keeper_stops_and_changes_nothing(
     hvac.Client(url=server.address).sys.initialize(secret_shares=1, secret_threshold=1)
     other = tmp_path / "other"
     other.mkdir()
-    with pytest.raises(OperationError, match="already initialised but file keeper .* is empty"):
+    with pytest.raises(OperationError, match=r"already initialised but file keeper .* is empty"):
         init_vault(server.address, keeper_uri(other))
     assert not (other / "unseal.json").exists()
 
@@ -134,7 +134,9 @@ def test_restarted_vault_is_unsealed_again_without_reinitialising(
     assert not init_vault(server.address, keeper_uri(tmp_path)).initialized_now
     assert unseal_vault(server.address, keeper_uri(tmp_path)).unsealed_now == 1
     client = wait_active(server.address, token)
-    read = client.secrets.kv.v2.read_secret_version("before/restart", mount_point="secret", raise_on_deleted_version=True)
+    read = client.secrets.kv.v2.read_secret_version(
+        "before/restart", mount_point="secret", raise_on_deleted_version=True
+    )
     assert read["data"]["data"] == {"v": "kept"}
     assert material(tmp_path) == kept_before
     assert unseal_vault(server.address, keeper_uri(tmp_path)).unsealed_now == 0  # nothing to do
