@@ -77,10 +77,13 @@ def _translate(node: Any) -> Any:
 
 
 def _strip_metadata(schema: JsonObject) -> JsonObject:
-    """Let ``metadata`` be any object: the API server validates it separately."""
+    """Let ``metadata`` be any object (the API server validates it separately), and always allow
+    ``apiVersion`` and ``kind`` at the root, as an API server does even when a CRD omits them."""
     schema = copy.copy(schema)
     properties = dict(schema.get("properties", {}))
     properties["metadata"] = {"type": "object"}
+    properties.setdefault("apiVersion", {"type": "string"})
+    properties.setdefault("kind", {"type": "string"})
     schema["properties"] = properties
     return schema
 

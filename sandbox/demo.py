@@ -6,7 +6,8 @@ cannot run here). The demo says so loudly: nothing real is touched.
 
 Stages so far:
 1. validate the secrets catalog;
-2. render it and commit the tree to the sandbox's GitOps repository.
+2. start the sandbox (clusters named after the catalog's) and show its status;
+3. render the catalog and commit the tree to the sandbox's GitOps repository.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from rich.table import Table
 from gitops.catalog import LoadedCatalog, load_catalog
 from gitops.git_delivery import Delivery, deliver
 from gitops.render import render_catalog
+from sandbox import lifecycle
+from sandbox.state import SandboxState
+from vaultflow.cli.sandbox import print_status
 from vaultflow.errors import VaultflowError
 
 console = Console()
@@ -54,8 +58,17 @@ def validate_stage(catalog_path: Path) -> LoadedCatalog:
     return loaded
 
 
+def sandbox_stage(loaded: LoadedCatalog, sandbox_dir: Path) -> SandboxState:
+    _stage(2, "Start the local sandbox")
+    names = [cluster.name for cluster in loaded.catalog.clusters]
+    result = lifecycle.up(sandbox_dir, cluster_names=names)
+    console.print("sandbox started" if result.started else "sandbox already running: unchanged")
+    print_status(lifecycle.status(sandbox_dir))
+    return result.state
+
+
 def render_and_commit_stage(loaded: LoadedCatalog, sandbox_dir: Path) -> tuple[str, Delivery]:
-    _stage(2, "Render ESO resources and commit them to the GitOps repository")
+    _stage(3, "Render ESO resources and commit them to the GitOps repository")
     repo_url = ensure_bare_repo(sandbox_dir / "gitops.git")
     tree = render_catalog(loaded, repo_url=repo_url)
     gitops = loaded.catalog.gitops
@@ -94,11 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         loaded = validate_stage(args.catalog)
+        sandbox_stage(loaded, args.dir)
         render_and_commit_stage(loaded, args.dir)
     except VaultflowError as error:
         console.print(f"[red]error:[/red] {error}")
         return error.exit_code
     console.rule("[green]demo finished")
+    console.print(
+        f"The sandbox keeps running in {args.dir}: explore it with "
+        f'`eval "$(vaultflow sandbox env --dir {args.dir})"`; stop it with `task sandbox:down`.'
+    )
     return 0
 
 

@@ -108,6 +108,11 @@ class OpenBaoServer:
 
     def start(self, timeout: float = 30.0) -> None:
         """Start the server and wait until its HTTP API answers (sealed or not)."""
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Start the process without waiting (``wait_ready`` waits); lets several nodes boot at once."""
         self.write_config()
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
@@ -119,7 +124,6 @@ class OpenBaoServer:
             start_new_session=True,
         )
         log.close()
-        self.wait_ready(timeout)
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 from vaultflow import __version__
 from vaultflow.cli import catalog as catalog_cmd
 from vaultflow.cli import render as render_cmd
+from vaultflow.cli import sandbox as sandbox_cmd
 from vaultflow.errors import VaultflowError
 
 
@@ -50,6 +51,7 @@ app = typer.Typer(
 )
 app.add_typer(catalog_cmd.app, name="catalog")
 app.command("render")(render_cmd.render)
+app.add_typer(sandbox_cmd.app, name="sandbox")
 
 
 def _print_version(value: bool) -> None:

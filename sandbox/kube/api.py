@@ -1,0 +1,645 @@
+"""The HTTP face of an emulated cluster: kube-apiserver's REST paths, verbs and bodies.
+
+Served paths: discovery (``/version``, ``/api``, ``/api/v1``, ``/apis``,
+``/apis/<group>``, ``/apis/<group>/<version>``), OIDC discovery of the
+service-account issuer, and for every served type the collection, object and
+subresource paths with get, list (selectors, pagination, ``watch=true``),
+create, update, patch, delete and deletecollection. Every request but the
+anonymous endpoints must carry a bearer token: the cluster's admin token from
+the kubeconfig, or a service-account token the cluster issued. There is no
+RBAC: an authenticated caller may do everything (docs/sandbox.md).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sandbox.http import Request, Response, Router
+from sandbox.kube import errors
+from sandbox.kube.errors import ApiError, FieldCause, JsonObject
+from sandbox.kube.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
+from sandbox.kube.resources import ResourceType, discovery_entry, subresource_entries
+from sandbox.kube.selectors import EXTRA_FIELDS, Predicate, parse_field_selector, parse_label_selector
+from sandbox.kube.store import Entry, ObjectStore, Preconditions, encode
+from sandbox.kube.strategies import SERVICE_ACCOUNT_TOKEN_TYPE, secret_data
+from sandbox.kube.tokens import (
+    MIN_EXPIRATION_SECONDS,
+    InvalidToken,
+    ObjectRef,
+    TokenClaims,
+    TokenIssuer,
+)
+
+KUBERNETES_VERSION = ("1", "33")
+_ANONYMOUS_PATHS = frozenset(
+    {"/version", "/healthz", "/livez", "/readyz", "/.well-known/openid-configuration", "/openid/v1/jwks"}
+)
+_NAMESPACE_SUBRESOURCES = frozenset({"status", "finalize"})
+_MAX_EXPIRATION_SECONDS = 2**32
+_WATCH_DEFAULT_TIMEOUT = 1800.0
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What a resource URL addresses."""
+
+    rtype: ResourceType
+    namespace: str | None
+    name: str
+    subresource: str
+
+
+@dataclass(frozen=True)
+class ReviewResult:
+    """The outcome of a TokenReview."""
+
+    authenticated: bool
+    claims: TokenClaims | None = None
+    audiences: tuple[str, ...] = ()
+    error: str = ""
+
+    def status(self) -> JsonObject:
+        if not self.authenticated or self.claims is None:
+            return {"authenticated": False, "error": self.error}
+        claims = self.claims
+        return {
+            "authenticated": True,
+            "user": {
+                "username": claims.username,
+                "uid": claims.service_account_uid,
+                "groups": [
+                    "system:serviceaccounts",
+                    f"system:serviceaccounts:{claims.namespace}",
+                    "system:authenticated",
+                ],
+            },
+            "audiences": list(self.audiences),
+        }
+
+
+def _no_such_resource() -> ApiError:
+    """What kube-apiserver answers for a path no served type matches."""
+    return ApiError(404, "NotFound", "the server could not find the requested resource")
+
+
+def _status_response(error: ApiError) -> Response:
+    return Response.json(error.status(), error.code)
+
+
+def _success(name: str, rtype: ResourceType, uid: str) -> JsonObject:
+    details: JsonObject = {"name": name, "kind": rtype.plural, "uid": uid}
+    if rtype.group:
+        details["group"] = rtype.group
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
+
+
+class KubeApi:
+    """Routes requests of one cluster to its ``ObjectStore``."""
+
+    def __init__(
+        self, store: ObjectStore, issuer: TokenIssuer, admin_tokens: frozenset[str], address: str
+    ) -> None:
+        self.store = store
+        self.issuer = issuer
+        self._admin_tokens = admin_tokens
+        self._address = address
+        self.stopped = threading.Event()
+        router = Router(not_found=self._not_found, method_not_allowed=self._method_not_allowed)
+        router.add("GET", "/version", self._version)
+        for probe in ("/healthz", "/livez", "/readyz"):
+            router.add("GET", probe, lambda _: Response.text("ok"))
+        router.add("GET", "/.well-known/openid-configuration", self._openid_configuration)
+        router.add("GET", "/openid/v1/jwks", lambda _: Response.json(self.issuer.jwks()))
+        router.add("GET", "/api", self._core_versions)
+        router.add("GET", "/apis", self._group_list)
+        router.add("GET", "/api/{version}", self._core_resources)
+        router.add("GET", "/apis/{group}", self._group)
+        router.add("GET", "/apis/{group}/{version}", self._group_resources)
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            router.add(method, "/api/{version}/{rest...}", self._resource)
+            router.add(method, "/apis/{group}/{version}/{rest...}", self._resource)
+        self._router = router
+
+    # ------------------------------------------------------------ plumbing
+
+    def __call__(self, request: Request) -> Response:
+        request.path = request.path.rstrip("/") or "/"  # kube-apiserver serves /version/ like /version
+        try:
+            if request.path not in _ANONYMOUS_PATHS:
+                self._authenticate(request)
+            return self._router(request)
+        except ApiError as error:
+            return _status_response(error)
+
+    def _not_found(self, request: Request) -> Response:
+        return _status_response(_no_such_resource())
+
+    def _method_not_allowed(self, request: Request) -> Response:
+        return _status_response(errors.method_not_allowed())
+
+    def _authenticate(self, request: Request) -> None:
+        scheme, _, token = request.header("authorization").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise errors.unauthorized()
+        token = token.strip()
+        if any(hmac.compare_digest(token, admin) for admin in self._admin_tokens):
+            return
+        if not self.review(token, ()).authenticated:
+            raise errors.unauthorized()
+
+    # ------------------------------------------------------------ discovery
+
+    def _version(self, _: Request) -> Response:
+        major, minor = KUBERNETES_VERSION
+        return Response.json(
+            {
+                "major": major,
+                "minor": minor,
+                "gitVersion": f"v{major}.{minor}.0+vaultflow-sandbox",
+                "gitCommit": "0000000000000000000000000000000000000000",
+                "gitTreeState": "clean",
+                "buildDate": "2026-01-01T00:00:00Z",
+                "goVersion": "python",
+                "compiler": "vaultflow-sandbox",
+                "platform": "linux/amd64",
+            }
+        )
+
+    def _openid_configuration(self, _: Request) -> Response:
+        return Response.json(
+            {
+                "issuer": self.issuer.issuer,
+                "jwks_uri": f"{self._address}/openid/v1/jwks",
+                "response_types_supported": ["id_token"],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+            }
+        )
+
+    def _core_versions(self, _: Request) -> Response:
+        host = self._address.split("://", 1)[-1]
+        return Response.json(
+            {
+                "kind": "APIVersions",
+                "versions": ["v1"],
+                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}],
+            }
+        )
+
+    @staticmethod
+    def _group_json(group: str, versions: tuple[str, ...]) -> JsonObject:
+        listed = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
+        return {"name": group, "versions": listed, "preferredVersion": listed[0]}
+
+    def _group_list(self, _: Request) -> Response:
+        groups = [self._group_json(g.group, g.versions) for g in self.store.catalog.groups()]
+        return Response.json({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+
+    def _group(self, request: Request) -> Response:
+        for group in self.store.catalog.groups():
+            if group.group == request.params["group"]:
+                return Response.json(
+                    {"kind": "APIGroup", "apiVersion": "v1", **self._group_json(group.group, group.versions)}
+                )
+        return self._not_found(request)
+
+    def _resource_list(self, group: str, version: str) -> Response | None:
+        types = self.store.catalog.in_group_version(group, version)
+        if not types:
+            return None
+        resources: list[JsonObject] = []
+        for rtype in types:
+            resources.append(discovery_entry(rtype))
+            resources.extend(subresource_entries(rtype))
+        group_version = f"{group}/{version}" if group else version
+        return Response.json(
+            {
+                "kind": "APIResourceList",
+                "apiVersion": "v1",
+                "groupVersion": group_version,
+                "resources": resources,
+            }
+        )
+
+    def _core_resources(self, request: Request) -> Response:
+        return self._resource_list("", request.params["version"]) or self._not_found(request)
+
+    def _group_resources(self, request: Request) -> Response:
+        return self._resource_list(request.params["group"], request.params["version"]) or self._not_found(
+            request
+        )
+
+    # ------------------------------------------------------------ resources
+
+    def _target(self, request: Request) -> _Target:
+        group = request.params.get("group", "")
+        version = request.params["version"]
+        parts = [p for p in request.params["rest"].split("/") if p]
+        namespace: str | None = None
+        if len(parts) >= 3 and parts[0] == "namespaces" and parts[2] not in _NAMESPACE_SUBRESOURCES:
+            namespace, parts = parts[1], parts[2:]
+        if not parts or len(parts) > 3:
+            raise _no_such_resource()
+        rtype = self.store.catalog.lookup(group, version, parts[0])
+        if rtype is None or (namespace is not None and not rtype.namespaced):
+            raise _no_such_resource()
+        name = parts[1] if len(parts) > 1 else ""
+        subresource = parts[2] if len(parts) > 2 else ""
+        if subresource and subresource not in rtype.subresources:
+            raise _no_such_resource()
+        if rtype.namespaced and name and namespace is None:
+            raise _no_such_resource()
+        return _Target(rtype, namespace, name, subresource)
+
+    def _resource(self, request: Request) -> Response:
+        target = self._target(request)
+        method = request.method
+        if target.rtype.storage_key == ("authentication.k8s.io", "tokenreviews"):
+            if method != "POST" or target.name:
+                raise errors.method_not_allowed()
+            return self._token_review(request)
+        if not target.name:
+            if method in ("GET", "HEAD"):
+                return (
+                    self._watch(request, target)
+                    if _truthy(request.query_value("watch"))
+                    else self._list(request, target)
+                )
+            if target.rtype.namespaced and target.namespace is None:
+                raise errors.method_not_allowed()
+            if method == "POST":
+                return self._create(request, target)
+            if method == "DELETE":
+                return self._delete_collection(request, target)
+            raise errors.method_not_allowed()
+        if target.subresource == "token":
+            if method != "POST":
+                raise errors.method_not_allowed()
+            return self._token_request(request, target)
+        handlers = {"GET": self._get, "PUT": self._update, "PATCH": self._patch, "DELETE": self._delete}
+        handler = handlers.get(method)
+        if handler is None or (target.subresource and method == "DELETE"):
+            raise errors.method_not_allowed()
+        return handler(request, target)
+
+    def _encoded(self, rtype: ResourceType, entry: Entry) -> bytes:
+        """The object as the requested version sees it (custom resources may be stored under another)."""
+        if entry.obj.get("apiVersion") == rtype.api_version:
+            return entry.encoded
+        return encode({**entry.obj, "apiVersion": rtype.api_version})
+
+    def _object_response(self, rtype: ResourceType, entry: Entry, status: int = 200) -> Response:
+        return Response.raw_json(self._encoded(rtype, entry), status)
+
+    def _body(self, request: Request) -> Any:
+        try:
+            return request.json()
+        except ValueError:
+            raise errors.bad_request("the request body is not valid JSON") from None
+
+    def _predicate(self, request: Request, rtype: ResourceType) -> Predicate | None:
+        label = request.query_value("labelSelector")
+        field = request.query_value("fieldSelector")
+        label_match = parse_label_selector(label) if label else None
+        supported = EXTRA_FIELDS.get(rtype.storage_key, frozenset()) | frozenset(rtype.selectable_fields)
+        field_match = parse_field_selector(field, supported) if field else None
+        if label_match is None and field_match is None:
+            return None
+        return lambda obj: (
+            (label_match is None or label_match(obj)) and (field_match is None or field_match(obj))
+        )
+
+    def _list(self, request: Request, target: _Target) -> Response:
+        rtype = target.rtype
+        try:
+            limit = int(request.query_value("limit") or 0)
+        except ValueError:
+            raise errors.bad_request("limit must be an integer") from None
+        result = self.store.list(
+            rtype,
+            target.namespace,
+            self._predicate(request, rtype),
+            limit=limit,
+            continue_token=request.query_value("continue"),
+        )
+        metadata: JsonObject = {"resourceVersion": str(result.resource_version)}
+        if result.continue_token:
+            metadata["continue"] = result.continue_token
+            metadata["remainingItemCount"] = result.remaining
+        head = json.dumps(
+            {"kind": rtype.list_kind, "apiVersion": rtype.api_version, "metadata": metadata},
+            separators=(",", ":"),
+        )
+        items = b",".join(self._encoded(rtype, entry) for entry in result.entries)
+        return Response.raw_json(head[:-1].encode() + b',"items":[' + items + b"]}")
+
+    def _watch(self, request: Request, target: _Target) -> Response:
+        since_text = request.query_value("resourceVersion")
+        since = int(since_text) if since_text.isdigit() and since_text != "0" else None
+        timeout = float(request.query_value("timeoutSeconds") or _WATCH_DEFAULT_TIMEOUT)
+        events = self.store.watch(  # a 410 is raised here, before the response starts
+            target.rtype,
+            target.namespace,
+            self._predicate(request, target.rtype),
+            since=since,
+            timeout=timeout,
+            stopped=self.stopped,
+        )
+
+        def stream() -> Iterator[bytes]:
+            for kind, entry in events:
+                encoded = self._encoded(target.rtype, entry)
+                yield b'{"type":"' + kind.encode() + b'","object":' + encoded + b"}\n"
+
+        return Response(status=200, headers={"Content-Type": "application/json"}, stream=stream())
+
+    def _get(self, request: Request, target: _Target) -> Response:
+        entry = self.store.get(target.rtype, target.namespace or "", target.name)
+        return self._object_response(target.rtype, entry)
+
+    def _create(self, request: Request, target: _Target) -> Response:
+        body = self._body(request)
+        if not isinstance(body, dict):
+            raise errors.bad_request("the body of the request must be a JSON object")
+        entry = self.store.create(target.rtype, target.namespace or "", body, dry_run=_dry_run(request))
+        return self._object_response(target.rtype, entry, 201)
+
+    def _update(self, request: Request, target: _Target) -> Response:
+        body = self._body(request)
+        if not isinstance(body, dict):
+            raise errors.bad_request("the body of the request must be a JSON object")
+        entry = self.store.update(
+            target.rtype,
+            target.namespace or "",
+            target.name,
+            body,
+            subresource=target.subresource,
+            dry_run=_dry_run(request),
+        )
+        return self._object_response(target.rtype, entry)
+
+    def _patch(self, request: Request, target: _Target) -> Response:
+        patch = self._body(request)
+        content_type = request.content_type
+        rtype = target.rtype
+        apply: Callable[[Any, Any], Any]
+        if content_type == "application/json-patch+json":
+            apply = json_patch
+        elif content_type == "application/merge-patch+json":
+            apply = merge_patch
+        elif content_type == "application/strategic-merge-patch+json" and not rtype.is_custom:
+            apply = strategic_merge_patch
+        elif content_type == "application/apply-patch+yaml":
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                "server-side apply is not supported by the vaultflow sandbox; use a merge patch",
+            )
+        else:
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                f"the body of the request was in an unknown format - accepted media types include: "
+                f"application/json-patch+json, application/merge-patch+json"
+                f"{'' if rtype.is_custom else ', application/strategic-merge-patch+json'}",
+            )
+
+        def patched(current: JsonObject) -> JsonObject:
+            try:
+                result: JsonObject = apply(current, patch)
+            except PatchError as error:
+                raise errors.unprocessable(str(error)) from None
+            return result
+
+        entry = self.store.patch(
+            rtype,
+            target.namespace or "",
+            target.name,
+            patched,
+            subresource=target.subresource,
+            dry_run=_dry_run(request),
+        )
+        return self._object_response(rtype, entry)
+
+    def _delete_options(self, request: Request) -> tuple[Preconditions | None, str]:
+        options = self._body(request) if request.body else {}
+        options = options if isinstance(options, dict) else {}
+        propagation = (
+            request.query_value("propagationPolicy") or options.get("propagationPolicy") or "Background"
+        )
+        if options.get("orphanDependents") is True:
+            propagation = "Orphan"
+        if propagation not in ("Background", "Foreground", "Orphan"):
+            raise errors.invalid(
+                "DeleteOptions", "", [FieldCause("propagationPolicy", f'Unsupported value: "{propagation}"')]
+            )
+        raw = options.get("preconditions") or {}
+        preconditions = Preconditions(raw.get("uid"), raw.get("resourceVersion")) if raw else None
+        return preconditions, propagation
+
+    def _delete(self, request: Request, target: _Target) -> Response:
+        preconditions, propagation = self._delete_options(request)
+        rtype = target.rtype
+        entry, deleted = self.store.delete(
+            rtype,
+            target.namespace or "",
+            target.name,
+            preconditions=preconditions,
+            propagation=propagation,
+            dry_run=_dry_run(request),
+        )
+        if rtype.storage_key == ("", "namespaces"):
+            terminating = {**entry.obj, "status": {"phase": "Terminating"}}
+            return Response.json(terminating)
+        if deleted and not rtype.is_custom:
+            return Response.json(_success(target.name, rtype, entry.obj["metadata"]["uid"]))
+        return self._object_response(rtype, entry)
+
+    def _delete_collection(self, request: Request, target: _Target) -> Response:
+        _, propagation = self._delete_options(request)
+        result = self.store.list(target.rtype, target.namespace, self._predicate(request, target.rtype))
+        for entry in result.entries:
+            metadata = entry.obj["metadata"]
+            try:
+                self.store.delete(
+                    target.rtype, metadata.get("namespace", ""), metadata["name"], propagation=propagation
+                )
+            except ApiError as error:
+                if error.code != 404:
+                    raise
+        return Response.json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
+
+    # ------------------------------------------------------------ tokens
+
+    def _token_request(self, request: Request, target: _Target) -> Response:
+        namespace = target.namespace or ""
+        account = self.store.get(target.rtype, namespace, target.name).obj
+        body = self._body(request) or {}
+        spec = body.get("spec") or {} if isinstance(body, dict) else {}
+        expiration = spec.get("expirationSeconds") or 3600
+        if not isinstance(expiration, int) or expiration < MIN_EXPIRATION_SECONDS:
+            raise errors.invalid(
+                "TokenRequest",
+                target.name,
+                [
+                    FieldCause(
+                        "spec.expirationSeconds",
+                        f"Invalid value: {expiration}: may not specify a duration less than 10 minutes",
+                    )
+                ],
+                "authentication.k8s.io",
+            )
+        if expiration > _MAX_EXPIRATION_SECONDS:
+            raise errors.invalid(
+                "TokenRequest",
+                target.name,
+                [
+                    FieldCause(
+                        "spec.expirationSeconds",
+                        f"Invalid value: {expiration}: may not specify a duration larger than 2^32 seconds",
+                    )
+                ],
+                "authentication.k8s.io",
+            )
+        bound = self._bound_object(namespace, spec.get("boundObjectRef"))
+        token, expires_at = self.issuer.issue(
+            namespace=namespace,
+            service_account=target.name,
+            service_account_uid=account["metadata"]["uid"],
+            audiences=list(spec.get("audiences") or []),
+            expiration_seconds=expiration,
+            bound_object=bound,
+        )
+        return Response.json(
+            {
+                "kind": "TokenRequest",
+                "apiVersion": "authentication.k8s.io/v1",
+                "metadata": {"name": target.name, "namespace": namespace, "creationTimestamp": None},
+                "spec": {
+                    "audiences": list(spec.get("audiences") or self.issuer.api_audiences),
+                    "expirationSeconds": expiration,
+                    "boundObjectRef": spec.get("boundObjectRef"),
+                },
+                "status": {
+                    "token": token,
+                    "expirationTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires_at)),
+                },
+            },
+            201,
+        )
+
+    def _bound_object(self, namespace: str, ref: Any) -> ObjectRef | None:
+        if not ref:
+            return None
+        kind = ref.get("kind", "")
+        plural = {"Pod": "pods", "Secret": "secrets"}.get(kind)
+        if plural is None:
+            raise errors.bad_request(
+                f'cannot bind token to object of type {kind!r}: only "Pod" and "Secret" are supported'
+            )
+        rtype = self.store.catalog.lookup("", "v1", plural)
+        assert rtype is not None
+        obj = self.store.get(rtype, namespace, ref.get("name", "")).obj
+        if ref.get("uid") and ref["uid"] != obj["metadata"]["uid"]:
+            raise errors.conflict(
+                plural, ref.get("name", ""), why="the UID in the bound object reference does not match"
+            )
+        return ObjectRef(kind, obj["metadata"]["name"], obj["metadata"]["uid"])
+
+    def _token_review(self, request: Request) -> Response:
+        body = self._body(request)
+        if not isinstance(body, dict) or not isinstance(body.get("spec"), dict):
+            raise errors.bad_request("a TokenReview needs a spec")
+        spec = body["spec"]
+        result = self.review(str(spec.get("token", "")), tuple(spec.get("audiences") or ()))
+        return Response.json(
+            {
+                "kind": "TokenReview",
+                "apiVersion": "authentication.k8s.io/v1",
+                "metadata": {"creationTimestamp": None},
+                "spec": spec,
+                "status": result.status(),
+            },
+            201,
+        )
+
+    def review(self, token: str, audiences: tuple[str, ...]) -> ReviewResult:
+        """What TokenReview answers for ``token`` (also how API requests are authenticated)."""
+        try:
+            claims = self.issuer.verify(token)
+        except InvalidToken as error:
+            return ReviewResult(False, error=f"[invalid bearer token, {error}]")
+        wanted = audiences or self.issuer.api_audiences
+        token_audiences = claims.audiences or self.issuer.api_audiences
+        accepted = tuple(a for a in wanted if a in token_audiences)
+        if not accepted:
+            return ReviewResult(
+                False,
+                error=(
+                    f"[invalid bearer token, token audiences {list(token_audiences)} "
+                    f"is invalid for the target audiences {list(wanted)}]"
+                ),
+            )
+        problem = self._still_valid(claims, token)
+        if problem:
+            return ReviewResult(False, error=f"[invalid bearer token, {problem}]")
+        return ReviewResult(True, claims, accepted)
+
+    def _still_valid(self, claims: TokenClaims, token: str) -> str:
+        """A token dies with its service account, and with the object it is bound to ("" when valid)."""
+        try:
+            account = self.store.get(
+                self._core("serviceaccounts"), claims.namespace, claims.service_account
+            ).obj
+        except ApiError:
+            return f'serviceaccounts "{claims.service_account}" not found'
+        uid = account["metadata"]["uid"]
+        if uid != claims.service_account_uid:
+            return f"service account UID ({uid}) does not match claim ({claims.service_account_uid})"
+        if claims.legacy_secret:
+            return self._legacy_secret_problem(claims, token)
+        if claims.bound_object is not None:
+            return self._bound_object_problem(claims.namespace, claims.bound_object)
+        return ""
+
+    def _core(self, plural: str) -> ResourceType:
+        rtype = self.store.catalog.lookup("", "v1", plural)
+        assert rtype is not None, plural
+        return rtype
+
+    def _legacy_secret_problem(self, claims: TokenClaims, token: str) -> str:
+        """A legacy token is valid while its ``service-account-token`` Secret holds it."""
+        try:
+            secret = self.store.get(self._core("secrets"), claims.namespace, claims.legacy_secret).obj
+        except ApiError:
+            return f'secrets "{claims.legacy_secret}" not found'
+        if (
+            secret.get("type") != SERVICE_ACCOUNT_TOKEN_TYPE
+            or secret_data(secret).get("token") != token.encode()
+        ):
+            return "token does not match the service-account token secret"
+        return ""
+
+    def _bound_object_problem(self, namespace: str, bound: ObjectRef) -> str:
+        rtype = self._core("pods" if bound.kind == "Pod" else "secrets")
+        try:
+            obj = self.store.get(rtype, namespace, bound.name).obj
+        except ApiError:
+            return f'{rtype.plural} "{bound.name}" not found'
+        if obj["metadata"]["uid"] != bound.uid:
+            return f"the UID of {rtype.plural} {bound.name!r} does not match the token"
+        return ""
+
+
+def _truthy(value: str) -> bool:
+    return value.lower() in ("true", "1")
+
+
+def _dry_run(request: Request) -> bool:
+    return request.query_value("dryRun") == "All"

@@ -1,0 +1,184 @@
+"""The few controllers whose effects a client of the API can observe.
+
+A real cluster runs kube-controller-manager and the apiextensions controllers;
+the emulator runs, synchronously after each write, the part of them a pipeline
+sees through the API:
+
+* CRD registration: a new CRD's kinds are served (and validated against its
+  schemas) at once; deleting it deletes its custom resources;
+* the service-account controller: every namespace gets a ``default`` ServiceAccount;
+* the token controller: a ``kubernetes.io/service-account-token`` Secret gets a
+  long-lived token, ``ca.crt`` and ``namespace``;
+* an instant rollout: Deployments and StatefulSets report every replica
+  updated, ready and available for their current generation. No pod runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+
+from sandbox.kube.errors import ApiError, JsonObject
+from sandbox.kube.resources import ResourceCatalog, types_from_crd
+from sandbox.kube.store import Event, ObjectStore
+from sandbox.kube.strategies import SERVICE_ACCOUNT_TOKEN_TYPE, CustomResourceSchemas, condition
+from sandbox.kube.tokens import TokenIssuer
+from vaultflow.errors import InputError
+
+log = logging.getLogger(__name__)
+
+CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
+WORKLOAD_KEYS = {("apps", "deployments"), ("apps", "statefulsets")}
+
+
+class CrdController:
+    """Serve the kinds a CRD defines and validate their objects against its schemas."""
+
+    def __init__(self, catalog: ResourceCatalog, schemas: CustomResourceSchemas) -> None:
+        self._catalog = catalog
+        self._schemas = schemas
+        self._registered: dict[str, int] = {}
+
+    def __call__(self, store: ObjectStore, event: Event) -> None:
+        if event.rtype.storage_key != CRD_KEY:
+            return
+        crd = event.entry.obj
+        name = crd["metadata"]["name"]
+        if event.type == "DELETED":
+            for rtype in types_from_crd(crd):
+                store.drop_all(rtype)
+            self._catalog.remove_crd(name)
+            self._schemas.remove(name)
+            self._registered.pop(name, None)
+            return
+        generation = int(crd["metadata"].get("generation", 1))
+        if self._registered.get(name) == generation:
+            return
+        try:
+            self._schemas.set(crd)
+        except InputError:
+            log.warning("CRD %s has a schema that cannot be translated; its kinds are not served", name)
+            return
+        self._catalog.set_crd(name, types_from_crd(crd))
+        self._registered[name] = generation
+
+
+def _copy(obj: JsonObject) -> JsonObject:
+    result: JsonObject = json.loads(json.dumps(obj))
+    return result
+
+
+class ServiceAccountController:
+    """Create the ``default`` ServiceAccount of each new namespace."""
+
+    def __init__(self, catalog: ResourceCatalog) -> None:
+        service_accounts = catalog.lookup("", "v1", "serviceaccounts")
+        assert service_accounts is not None
+        self._service_accounts = service_accounts
+
+    def __call__(self, store: ObjectStore, event: Event) -> None:
+        if event.rtype.storage_key != ("", "namespaces") or event.type != "ADDED":
+            return
+        namespace = event.entry.obj["metadata"]["name"]
+        if not store.exists(self._service_accounts, namespace, "default"):
+            store.create(self._service_accounts, namespace, {"metadata": {"name": "default"}})
+
+
+class TokenSecretController:
+    """Fill ``kubernetes.io/service-account-token`` Secrets, as kube-controller-manager does."""
+
+    def __init__(self, catalog: ResourceCatalog, issuer: TokenIssuer, ca_pem: str) -> None:
+        service_accounts = catalog.lookup("", "v1", "serviceaccounts")
+        assert service_accounts is not None
+        self._service_accounts = service_accounts
+        self._issuer = issuer
+        self._ca_pem = ca_pem
+
+    def __call__(self, store: ObjectStore, event: Event) -> None:
+        if event.rtype.storage_key != ("", "secrets") or event.type == "DELETED":
+            return
+        secret = event.entry.obj
+        if secret.get("type") != SERVICE_ACCOUNT_TOKEN_TYPE or (secret.get("data") or {}).get("token"):
+            return
+        namespace = secret["metadata"]["namespace"]
+        account_name = (secret["metadata"].get("annotations") or {}).get(
+            "kubernetes.io/service-account.name", ""
+        )
+        try:
+            account = store.get(self._service_accounts, namespace, account_name).obj
+        except ApiError:
+            return  # a real token controller waits for the account too
+        token = self._issuer.issue_legacy(
+            namespace=namespace,
+            service_account=account_name,
+            service_account_uid=account["metadata"]["uid"],
+            secret_name=secret["metadata"]["name"],
+        )
+        filled = _copy(secret)
+        filled["metadata"].setdefault("annotations", {})["kubernetes.io/service-account.uid"] = account[
+            "metadata"
+        ]["uid"]
+        filled["data"] = {
+            **(filled.get("data") or {}),
+            "token": base64.b64encode(token.encode()).decode(),
+            "ca.crt": base64.b64encode(self._ca_pem.encode()).decode(),
+            "namespace": base64.b64encode(namespace.encode()).decode(),
+        }
+        store.update(event.rtype, namespace, secret["metadata"]["name"], filled)
+
+
+class RolloutController:
+    """Report a Deployment or StatefulSet as fully rolled out for its current generation."""
+
+    def __call__(self, store: ObjectStore, event: Event) -> None:
+        if event.rtype.storage_key not in WORKLOAD_KEYS or event.type == "DELETED":
+            return
+        obj = event.entry.obj
+        generation = int(obj["metadata"].get("generation", 1))
+        status = obj.get("status") or {}
+        if status.get("observedGeneration") == generation or obj["metadata"].get("deletionTimestamp"):
+            return
+        replicas = int((obj.get("spec") or {}).get("replicas", 1))
+        revision = hashlib.sha256(
+            json.dumps(obj["spec"].get("template", {}), sort_keys=True).encode()
+        ).hexdigest()[:10]
+        new_status: JsonObject = {
+            "observedGeneration": generation,
+            "replicas": replicas,
+            "updatedReplicas": replicas,
+            "readyReplicas": replicas,
+            "availableReplicas": replicas,
+        }
+        if event.rtype.kind == "Deployment":
+            name = obj["metadata"]["name"]
+            new_status["conditions"] = [
+                condition("Available", "MinimumReplicasAvailable", "Deployment has minimum availability."),
+                condition(
+                    "Progressing",
+                    "NewReplicaSetAvailable",
+                    f'ReplicaSet "{name}-{revision}" has successfully progressed.',
+                ),
+            ]
+        else:
+            revision_name = f"{obj['metadata']['name']}-{revision}"
+            new_status.update(
+                currentReplicas=replicas, currentRevision=revision_name, updateRevision=revision_name
+            )
+            new_status["collisionCount"] = 0
+        store.update(
+            event.rtype,
+            obj["metadata"]["namespace"],
+            obj["metadata"]["name"],
+            {**_copy(obj), "status": new_status},
+            subresource="status",
+        )
+
+
+def install(store: ObjectStore, issuer: TokenIssuer, schemas: CustomResourceSchemas, ca_pem: str) -> None:
+    """Attach every controller to ``store``."""
+    store.add_hook(CrdController(store.catalog, schemas))
+    store.add_hook(ServiceAccountController(store.catalog))
+    store.add_hook(TokenSecretController(store.catalog, issuer, ca_pem))
+    store.add_hook(RolloutController())

@@ -1,0 +1,415 @@
+"""Start, inspect and stop a sandbox: the Python API behind ``vaultflow sandbox ...``.
+
+    state = up(Path(".sandbox"), clusters=2).state   # idempotent for the same options
+    state.vault_addr, state.kubeconfig, state.aws_endpoint
+    down(Path(".sandbox"))                           # stops only what up started
+
+``up`` spawns ``python -m sandbox.supervisor`` in its own session (it outlives
+the command) and waits for it to record the endpoints. Each way a directory
+can be unusable has one message: a port that is taken, pid files left by a
+sandbox that died, a directory another running sandbox owns, another
+``vaultflow sandbox`` command working on it right now.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sandbox.crd_sources import resolve_crd_source
+from sandbox.kube.validation import dns1123_label
+from sandbox.layout import SandboxPaths
+from sandbox.processes import (
+    port_is_free,
+    port_is_listening,
+    process_alive,
+    process_matches,
+    read_pid,
+    stop_process,
+)
+from sandbox.state import (
+    MANAGEMENT_CLUSTER,
+    SandboxSpec,
+    SandboxState,
+    dump,
+    read_state,
+    write_json_atomically,
+)
+from vaultflow.errors import InputError, OperationError
+
+DEFAULT_DIR = Path(".sandbox")
+START_TIMEOUT = 120.0
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class UpResult:
+    state: SandboxState
+    started: bool  # False: the same sandbox was already running, nothing changed
+
+
+@dataclass(frozen=True)
+class DownResult:
+    stopped: list[str] = field(default_factory=list)
+    found: bool = True
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    component: str
+    name: str
+    endpoint: str
+    pid: int | None
+    state: str
+    healthy: bool
+
+
+@dataclass(frozen=True)
+class SandboxStatus:
+    state: SandboxState
+    components: list[ComponentStatus]
+
+    @property
+    def healthy(self) -> bool:
+        return all(c.healthy for c in self.components)
+
+
+def workload_cluster_names(count: int) -> tuple[str, ...]:
+    return tuple(f"workload-{index}" for index in range(1, count + 1))
+
+
+def _cluster_names(count: int, names: Sequence[str] | None) -> tuple[str, ...]:
+    if not names:
+        if count < 1:
+            raise InputError(f"--clusters must be at least 1 (got {count})")
+        return workload_cluster_names(count)
+    for name in names:
+        if dns1123_label(name) is not None:
+            raise InputError(
+                f"--cluster-names: {name!r} is not a valid name (lowercase letters, digits and '-')"
+            )
+    if len(set(names)) != len(names) or MANAGEMENT_CLUSTER in names:
+        raise InputError(
+            f"--cluster-names: names must be unique and not {MANAGEMENT_CLUSTER!r} (got {', '.join(names)})"
+        )
+    return tuple(names)
+
+
+def _supervisor_marker(directory: Path) -> str:
+    return f"sandbox.supervisor --dir {directory}"
+
+
+def _pid_file_marker(paths: SandboxPaths, pid_file: Path) -> str:
+    if pid_file == paths.supervisor_pid:
+        return _supervisor_marker(paths.root)
+    node_id = pid_file.stem.removeprefix("openbao-")
+    return str(paths.openbao_config(node_id))
+
+
+@contextlib.contextmanager
+def _exclusive(paths: SandboxPaths) -> Iterator[None]:
+    """One ``up``/``down`` at a time per directory; a refused ``up`` leaves the directory as it was."""
+    created = not paths.root.exists()
+    paths.root.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o644)
+    locked = False
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(descriptor, 32, 0).decode(errors="replace").strip() or "?"
+            raise InputError(
+                f"{paths.root}: another `vaultflow sandbox` command (pid {holder}) "
+                "is working on this directory; wait for it to finish"
+            ) from None
+        locked = True
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        if locked and not paths.has_runtime_files() and not paths.logs.exists():
+            paths.lock.unlink(missing_ok=True)
+        os.close(descriptor)
+        if created:
+            with contextlib.suppress(OSError):
+                paths.root.rmdir()  # only if nothing else was put there
+
+
+def _check_directory(directory: Path) -> Path:
+    if directory.exists() and not directory.is_dir():
+        raise InputError(f"--dir {directory}: exists and is not a directory")
+    return directory.resolve()
+
+
+def _running_supervisor(paths: SandboxPaths) -> int | None:
+    pid = read_pid(paths.supervisor_pid)
+    if pid is not None and process_matches(pid, _supervisor_marker(paths.root)):
+        return pid
+    return None
+
+
+def _refuse_stale(paths: SandboxPaths) -> None:
+    """Leftovers of a sandbox that stopped without ``down``: say which, and how to clean up."""
+    cleanup = f"run `vaultflow sandbox down --dir {paths.root}` to clean up, then `up` again"
+    pid_files = sorted(
+        paths.pid_files(), key=lambda path: path != paths.supervisor_pid
+    )  # the supervisor's first
+    for pid_file in pid_files:
+        pid = read_pid(pid_file)
+        if pid is not None and process_matches(pid, _pid_file_marker(paths, pid_file)):
+            raise InputError(
+                f"{paths.root}: {pid_file.stem} (pid {pid}) still runs from a sandbox "
+                f"whose supervisor is gone; {cleanup}"
+            )
+        running = "is not running" if pid is None or not process_alive(pid) else "is not a sandbox process"
+        raise InputError(
+            f"stale pid file {pid_file} (process {pid} {running}): the sandbox in {paths.root} stopped "
+            f"without `down`; {cleanup}"
+        )
+    if paths.has_runtime_files():
+        raise InputError(f"{paths.root} holds files of a sandbox that is not running; {cleanup}")
+
+
+def up(
+    directory: Path = DEFAULT_DIR,
+    *,
+    clusters: int = 2,
+    cluster_names: Sequence[str] | None = None,
+    vault_replicas: int = 1,
+    vault_port: int = 0,
+    crds: Path | None = None,
+    builtin_crds: bool = False,
+    timeout: float = START_TIMEOUT,
+) -> UpResult:
+    """Start a sandbox in ``directory``, or return the one already running there with these options.
+
+    ``cluster_names`` names the workload clusters (and kubeconfig contexts);
+    without it they are ``workload-1`` .. ``workload-<clusters>``.
+    """
+    names = _cluster_names(clusters, cluster_names)
+    if vault_replicas < 1:
+        raise InputError(f"--vault-replicas must be at least 1 (got {vault_replicas})")
+    if vault_port and not 1024 <= vault_port <= 65535:
+        raise InputError(f"--vault-port must be between 1024 and 65535 (got {vault_port})")
+    source = resolve_crd_source(crds, builtin=builtin_crds)
+    spec = SandboxSpec(
+        workload_clusters=names,
+        management_cluster=MANAGEMENT_CLUSTER,
+        vault_replicas=vault_replicas,
+        vault_port=vault_port,
+        crd_dir=str(source.directory),
+        crd_upstream=source.upstream,
+    )
+    root = _check_directory(directory)
+    paths = SandboxPaths(root)
+    with _exclusive(paths):
+        running = _running_supervisor(paths)
+        if running is not None:
+            state = read_state(root)
+            if state is not None and state.spec == spec:
+                return UpResult(state, started=False)
+            described = state.spec.describe() if state is not None else "still starting"
+            raise InputError(
+                f"{root} is owned by a running sandbox (pid {running}; {described}) "
+                "started with other options; "
+                f"run `vaultflow sandbox down --dir {root}` first or choose another --dir"
+            )
+        _refuse_stale(paths)
+        if vault_port and not port_is_free(vault_port):
+            raise InputError(
+                f"port {vault_port} on 127.0.0.1 is already in use; "
+                "choose another --vault-port or stop what listens there"
+            )
+        return UpResult(_start(paths, spec, timeout), started=True)
+
+
+def _start(paths: SandboxPaths, spec: SandboxSpec, timeout: float) -> SandboxState:
+    for folder in (paths.run, paths.logs):
+        folder.mkdir(parents=True, exist_ok=True)
+    paths.gitignore.write_text("# a vaultflow sandbox: local runtime state, never commit it\n*\n")
+    paths.supervisor_error.unlink(missing_ok=True)
+    write_json_atomically(paths.spec, dump(spec))
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(_REPO_ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    with paths.supervisor_log.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sandbox.supervisor", "--dir", str(paths.root)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=paths.root,
+            env=environment,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = read_state(paths.root)
+        if state is not None and state.supervisor_pid == process.pid:
+            return state
+        if process.poll() is not None:
+            error = _start_error(paths, process.returncode)
+            _remove_created(paths, keep_logs=True)
+            raise error
+        time.sleep(0.1)
+    stop_process(process.pid, timeout=30)
+    _remove_created(paths, keep_logs=True)
+    raise OperationError(f"the sandbox did not start within {timeout:.0f}s; see {paths.supervisor_log}")
+
+
+def _start_error(paths: SandboxPaths, code: int) -> InputError | OperationError:
+    try:
+        recorded = json.loads(paths.supervisor_error.read_text())
+    except (FileNotFoundError, ValueError):
+        return OperationError(f"the sandbox supervisor exited with code {code}; see {paths.supervisor_log}")
+    message = f"{recorded['message']} (sandbox not started; log: {paths.supervisor_log})"
+    return InputError(message) if recorded.get("kind") == "input" else OperationError(message)
+
+
+def down(directory: Path = DEFAULT_DIR) -> DownResult:
+    """Stop every process ``up`` started in ``directory`` and remove the files it created."""
+    root = _check_directory(directory)
+    paths = SandboxPaths(root)
+    if not root.is_dir() or not (paths.has_runtime_files() or paths.pid_files()):
+        return DownResult(found=False)
+    stopped: list[str] = []
+    with _exclusive(paths):
+        state = read_state(root) if paths.state.is_file() else None
+        supervisor = _running_supervisor(paths)
+        if supervisor is not None:
+            stop_process(supervisor, timeout=30)
+            stopped.append(f"supervisor (pid {supervisor})")
+        for pid_file in paths.pid_files():
+            pid = read_pid(pid_file)
+            if (
+                pid is not None
+                and pid_file != paths.supervisor_pid
+                and process_matches(pid, _pid_file_marker(paths, pid_file))
+            ):
+                stop_process(pid)
+                stopped.append(f"{pid_file.stem} (pid {pid})")
+        if state is not None:
+            _wait_ports_closed(state.ports())
+        _remove_created(paths)
+    with contextlib.suppress(OSError):
+        root.rmdir()  # only when empty: the user's own files stay
+    return DownResult(stopped=stopped)
+
+
+def _wait_ports_closed(ports: list[int], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listening = [p for p in ports if port_is_listening(p)]
+        if not listening:
+            return
+        time.sleep(0.1)
+    raise OperationError(f"ports {', '.join(map(str, listening))} still listen after the sandbox stopped")
+
+
+def _remove_created(paths: SandboxPaths, *, keep_logs: bool = False) -> None:
+    for path in paths.created():
+        if keep_logs and path in (paths.logs, paths.gitignore):
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def load_state(directory: Path = DEFAULT_DIR) -> SandboxState:
+    """The state of the sandbox running in ``directory``; ``OperationError`` when none runs."""
+    root = directory.resolve()
+    paths = SandboxPaths(root)
+    state = read_state(root)
+    if state is None or _running_supervisor(paths) != state.supervisor_pid:
+        raise OperationError(
+            f"no sandbox is running in {root}; start one with `vaultflow sandbox up --dir {directory}`"
+        )
+    return state
+
+
+def _answers(url: str) -> tuple[bool, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (loopback http)
+            return True, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as error:
+        return True, error.read().decode(errors="replace")
+    except (urllib.error.URLError, OSError):
+        return False, ""
+
+
+def _vault_condition(address: str) -> tuple[bool, str]:
+    ok, body = _answers(f"{address}/v1/sys/seal-status")
+    if not ok:
+        return False, "not answering"
+    try:
+        seal = json.loads(body)
+    except ValueError:
+        return False, "unexpected answer"
+    initialised = "initialised" if seal.get("initialized") else "uninitialised"
+    return True, f"{'sealed' if seal.get('sealed') else 'unsealed'}, {initialised}"
+
+
+def status(directory: Path = DEFAULT_DIR) -> SandboxStatus:
+    """Each component with its endpoint and whether it answers now."""
+    state = load_state(directory)
+    components = [
+        ComponentStatus("supervisor", "supervisor", state.directory, state.supervisor_pid, "running", True)
+    ]
+    for node in state.vault:
+        alive = process_alive(node.pid)
+        ok, condition = _vault_condition(node.address) if alive else (False, "not running")
+        components.append(
+            ComponentStatus("openbao", node.node_id, node.address, node.pid, condition, alive and ok)
+        )
+    for cluster in state.clusters:
+        ok, _ = _answers(f"{cluster.url}/version")
+        components.append(
+            ComponentStatus(
+                "kubernetes",
+                f"{cluster.name} ({cluster.role})",
+                cluster.url,
+                None,
+                "answering" if ok else "down",
+                ok,
+            )
+        )
+    aws_up = port_is_listening(int(state.aws_endpoint.rsplit(":", 1)[1]))
+    components.append(
+        ComponentStatus(
+            "aws (moto)",
+            "secretsmanager, kms",
+            state.aws_endpoint,
+            None,
+            "answering" if aws_up else "down",
+            aws_up,
+        )
+    )
+    return SandboxStatus(state, components)
+
+
+def environment(state: SandboxState) -> dict[str, str]:
+    """The variables that point SDKs and CLIs at the sandbox (``vaultflow sandbox env``)."""
+    return {
+        "VAULT_ADDR": state.vault_addr,
+        "BAO_ADDR": state.vault_addr,
+        "KUBECONFIG": state.kubeconfig,
+        "AWS_ENDPOINT_URL": state.aws_endpoint,
+        "AWS_ACCESS_KEY_ID": "sandbox",
+        "AWS_SECRET_ACCESS_KEY": "sandbox",  # moto accepts any credentials; these are not secrets
+        "AWS_DEFAULT_REGION": state.aws_region,
+        "AWS_REGION": state.aws_region,
+        "VAULTFLOW_SANDBOX_DIR": state.directory,
+    }

@@ -1,0 +1,131 @@
+"""What a sandbox directory records: the request (``spec.json``) and the running state (``sandbox.json``).
+
+``up`` writes the spec, the supervisor writes the state once every component
+answers; ``status``, ``env``, the demo and the tests read the state. No secret
+is in either file: the clusters' admin tokens live only in the 0600 kubeconfig.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from vaultflow.errors import OperationError
+
+SPEC_FILE = "spec.json"
+STATE_FILE = "sandbox.json"
+KUBECONFIG_FILE = "kubeconfig"
+MANAGEMENT_CLUSTER = "mgmt"
+AWS_REGION = "us-east-1"
+
+
+class SandboxSpec(BaseModel):
+    """The options a sandbox was started with; ``up`` with other options must not reuse it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    workload_clusters: tuple[str, ...]
+    management_cluster: str = MANAGEMENT_CLUSTER
+    vault_replicas: int = 1
+    vault_port: int = 0
+    crd_dir: str
+    crd_upstream: bool
+
+    @property
+    def cluster_names(self) -> tuple[str, ...]:
+        return (*self.workload_clusters, self.management_cluster)
+
+    def describe(self) -> str:
+        replicas = "1 OpenBao node" if self.vault_replicas == 1 else f"{self.vault_replicas} OpenBao nodes"
+        return f"clusters {', '.join(self.cluster_names)}; {replicas}"
+
+
+class ClusterEndpoint(BaseModel):
+    name: str
+    role: Literal["workload", "management"]
+    url: str
+    ca_file: str = Field(description="PEM of the cluster's CA (the kubernetes_ca_cert of a Vault auth mount)")
+
+
+class VaultNode(BaseModel):
+    node_id: str
+    address: str
+    cluster_address: str
+    pid: int
+    data_dir: str
+
+
+class SandboxState(BaseModel):
+    """Every endpoint of a running sandbox."""
+
+    directory: str
+    spec: SandboxSpec
+    supervisor_pid: int
+    started_at: str
+    kubeconfig: str
+    clusters: list[ClusterEndpoint]
+    vault: list[VaultNode]
+    aws_endpoint: str
+    aws_region: str = AWS_REGION
+    crd_source: str
+
+    @property
+    def vault_addr(self) -> str:
+        """The address clients use: the first node (the one bootstrap initialises)."""
+        return self.vault[0].address
+
+    @property
+    def workload_clusters(self) -> list[ClusterEndpoint]:
+        return [c for c in self.clusters if c.role == "workload"]
+
+    @property
+    def management_cluster(self) -> ClusterEndpoint:
+        return next(c for c in self.clusters if c.role == "management")
+
+    def ports(self) -> list[int]:
+        """Every port on 127.0.0.1 the sandbox listens on."""
+        urls = [c.url for c in self.clusters] + [self.aws_endpoint]
+        urls += [n.address for n in self.vault] + [n.cluster_address for n in self.vault]
+        return [int(url.rsplit(":", 1)[1]) for url in urls]
+
+    def cluster(self, name: str) -> ClusterEndpoint:
+        for endpoint in self.clusters:
+            if endpoint.name == name:
+                return endpoint
+        raise KeyError(
+            f"no cluster {name!r} in the sandbox (have {', '.join(c.name for c in self.clusters)})"
+        )
+
+
+def write_json_atomically(path: Path, text: str, mode: int = 0o644) -> None:
+    """Readers never see a half-written file: write beside it, then rename."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+    temporary.replace(path)
+
+
+def read_state(directory: Path) -> SandboxState | None:
+    """The recorded state, or None when the directory has none."""
+    path = directory / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        return SandboxState.model_validate_json(path.read_text())
+    except ValueError as error:
+        raise OperationError(
+            f"{path}: unreadable sandbox state ({error.__class__.__name__}); run `down` to clean up"
+        ) from None
+
+
+def read_spec(directory: Path) -> SandboxSpec:
+    return SandboxSpec.model_validate_json((directory / SPEC_FILE).read_text())
+
+
+def dump(model: BaseModel) -> str:
+    return json.dumps(model.model_dump(mode="json"), indent=2) + "\n"

@@ -1,0 +1,140 @@
+"""``vaultflow sandbox``: the local platform (real OpenBao and moto, emulated Kubernetes clusters).
+
+It is a local sandbox for demos and end-to-end tests, not a real platform;
+every command says so. The commands import the ``sandbox`` package inside
+their bodies: product code never depends on it.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import typer
+
+from vaultflow.cli.options import OUTPUT_OPTION, OutputFormat
+
+app = typer.Typer(
+    help="Run the local sandbox: real OpenBao and moto, emulated Kubernetes clusters (not a real platform).",
+    no_args_is_help=True,
+)
+
+DIR_OPTION = typer.Option(Path(".sandbox"), "--dir", help="Sandbox directory (state, logs, kubeconfig).")
+SANDBOX_NOTE = "local sandbox: emulated clusters on 127.0.0.1, not a real platform"
+
+
+@app.command("up")
+def up(
+    *,
+    directory: Path = DIR_OPTION,
+    clusters: int = typer.Option(
+        2, "--clusters", help="Number of workload clusters (plus a management cluster)."
+    ),
+    cluster_names: str = typer.Option(
+        "", "--cluster-names", help="Comma-separated workload cluster names (default workload-1..N)."
+    ),
+    vault_replicas: int = typer.Option(
+        1, "--vault-replicas", help="OpenBao raft nodes (3 for an HA cluster)."
+    ),
+    vault_port: int = typer.Option(
+        0, "--vault-port", help="API port of the first OpenBao node (default: a free port)."
+    ),
+    crds: Path = typer.Option(
+        None, "--crds", help="Directory of upstream CRDs (default: $VAULTFLOW_SCHEMAS or ../shared/schemas)."
+    ),
+    builtin_crds: bool = typer.Option(
+        False, "--builtin-crds", help="Register the minimal built-in CRDs instead."
+    ),
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """Start the sandbox in the background; on a running sandbox with the same options, change nothing."""
+    from sandbox import lifecycle
+
+    names = tuple(name.strip() for name in cluster_names.split(",") if name.strip()) or None
+    result = lifecycle.up(
+        directory,
+        clusters=clusters,
+        cluster_names=names,
+        vault_replicas=vault_replicas,
+        vault_port=vault_port,
+        crds=crds,
+        builtin_crds=builtin_crds,
+    )
+    if output is OutputFormat.json:
+        typer.echo(json.dumps({"started": result.started, **result.state.model_dump(mode="json")}, indent=2))
+        return
+    verb = "started" if result.started else "already running (nothing changed)"
+    typer.echo(f"sandbox {verb} in {result.state.directory} ({SANDBOX_NOTE})")
+    print_status(lifecycle.status(directory))
+    typer.echo(
+        f'\nPoint your shell at it:  eval "$(vaultflow sandbox env --dir {shlex.quote(str(directory))})"'
+    )
+
+
+@app.command("status")
+def status(*, directory: Path = DIR_OPTION, output: OutputFormat = OUTPUT_OPTION) -> None:
+    """Show every component with its endpoint and whether it answers (exit 1 when one does not)."""
+    from sandbox import lifecycle
+
+    current = lifecycle.status(directory)
+    if output is OutputFormat.json:
+        payload = {
+            "sandbox": SANDBOX_NOTE,
+            "healthy": current.healthy,
+            "directory": current.state.directory,
+            "crds": current.state.crd_source,
+            "components": [vars(component) for component in current.components],
+        }
+        typer.echo(json.dumps(payload, indent=2))
+    else:
+        typer.echo(f"sandbox in {current.state.directory} ({SANDBOX_NOTE}); CRDs: {current.state.crd_source}")
+        print_status(current)
+    if not current.healthy:
+        raise typer.Exit(1)
+
+
+@app.command("env")
+def env(directory: Path = DIR_OPTION) -> None:
+    """Print shell exports (VAULT_ADDR, KUBECONFIG, AWS endpoint): eval "$(vaultflow sandbox env)"."""
+    from sandbox import lifecycle
+
+    state = lifecycle.load_state(directory)
+    typer.echo(f"# vaultflow {SANDBOX_NOTE} ({state.directory})")
+    for name, value in lifecycle.environment(state).items():
+        typer.echo(f"export {name}={shlex.quote(value)}")
+
+
+@app.command("down")
+def down(directory: Path = DIR_OPTION) -> None:
+    """Stop what `up` started in the directory and remove the files it created."""
+    from sandbox import lifecycle
+
+    result = lifecycle.down(directory)
+    if not result.found:
+        typer.echo(f"no sandbox in {directory}; nothing to stop")
+        return
+    stopped = ", ".join(result.stopped) if result.stopped else "nothing was running"
+    typer.echo(f"sandbox in {directory} is down ({stopped}); its files are removed")
+
+
+def print_status(current: object) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from sandbox.lifecycle import SandboxStatus
+
+    assert isinstance(current, SandboxStatus)
+    table = Table(title="vaultflow sandbox (local, not a real platform)")
+    for column in ("component", "name", "endpoint", "pid", "state"):
+        table.add_column(column)
+    for component in current.components:
+        colour = "green" if component.healthy else "red"
+        table.add_row(
+            component.component,
+            component.name,
+            component.endpoint,
+            str(component.pid or "-"),
+            f"[{colour}]{component.state}[/{colour}]",
+        )
+    Console(width=160).print(table)
