@@ -17,7 +17,9 @@ from typer.core import TyperGroup
 from vaultflow import __version__
 from vaultflow.cli import catalog as catalog_cmd
 from vaultflow.cli import render as render_cmd
+from vaultflow.cli import run as run_cmd
 from vaultflow.cli import sandbox as sandbox_cmd
+from vaultflow.cli import workflows as workflows_cmd
 from vaultflow.errors import VaultflowError
 
 
@@ -51,6 +53,8 @@ app = typer.Typer(
 )
 app.add_typer(catalog_cmd.app, name="catalog")
 app.command("render")(render_cmd.render)
+app.command("run")(run_cmd.run)
+app.add_typer(workflows_cmd.app, name="workflows")
 app.add_typer(sandbox_cmd.app, name="sandbox")
 
 

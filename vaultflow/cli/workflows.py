@@ -1,0 +1,104 @@
+"""``vaultflow workflows ...``: list, render and submit the Argo WorkflowTemplates.
+
+``render`` writes what Argo CD deploys (``argocd-apps/workflows/templates``);
+``submit`` starts a Workflow from a template on an Argo Server, the way
+``argo submit --from workflowtemplate/NAME`` does, and with ``--wait`` follows
+it and exits with its result: 0 Succeeded, 1 Failed or Error, 2 bad input.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(
+    help="Render and submit the Argo WorkflowTemplates of vaultflow's pipelines.",
+    no_args_is_help=True,
+)
+
+
+@app.command("list")
+def list_templates() -> None:
+    """List the registered WorkflowTemplates and CronWorkflows."""
+    from workflows.registry import load_registry
+
+    for pipeline in load_registry():
+        typer.echo(f"{pipeline.name}\t{pipeline.description}")
+        for schedule in pipeline.schedules:
+            typer.echo(f"{pipeline.cron_name(schedule)}\tCronWorkflow {schedule.cron!r} of {pipeline.name}")
+
+
+@app.command("render")
+def render(
+    out: Path = typer.Option(
+        ..., "--out", help="Directory to write workflowtemplates/ and cronworkflows/ into."
+    ),
+    image: str = typer.Option(
+        None,
+        "--image",
+        help="Steps image for every template (default: $VAULTFLOW_IMAGE or the versioned image).",
+    ),
+) -> None:
+    """Write every WorkflowTemplate and CronWorkflow as YAML (deterministic: same input, same bytes)."""
+    from workflows.registry import load_registry
+    from workflows.render import render as render_documents
+
+    paths = render_documents(load_registry(), out, image)
+    typer.echo(f"wrote {len(paths)} document(s) to {out}")
+
+
+@app.command("submit")
+def submit(
+    name: str = typer.Argument(..., help="WorkflowTemplate (or CronWorkflow) to submit."),
+    *,
+    parameter: list[str] = typer.Option(
+        [], "--parameter", "-p", help="Workflow parameter as key=value (repeatable).", metavar="KEY=VALUE"
+    ),
+    wait: bool = typer.Option(False, "--wait", "-w", help="Follow the workflow and exit with its result."),
+    argo_server: str = typer.Option(None, "--argo-server", help="host:port or URL (default: $ARGO_SERVER)."),
+    namespace: str = typer.Option(
+        None, "--namespace", "-n", help="Namespace (default: $ARGO_NAMESPACE or argo)."
+    ),
+    insecure_skip_verify: bool = typer.Option(
+        False,
+        "--insecure-skip-verify",
+        help="Do not verify the server's TLS certificate (test servers only).",
+    ),
+    upload_template: bool = typer.Option(
+        False,
+        "--upload-template",
+        help="Create or update the template from this checkout first (development only).",
+    ),
+    poll_seconds: float = typer.Option(2.0, "--poll-seconds", help="Status poll interval with --wait."),
+    timeout_seconds: float = typer.Option(None, "--timeout", help="Give up waiting after this many seconds."),
+) -> None:
+    """Create a Workflow from a template on the Argo Server (token from $ARGO_TOKEN)."""
+    from workflows import runner
+    from workflows import submit as argo
+    from workflows.parameters import parse_assignments
+    from workflows.registry import load_registry
+
+    parameters = parse_assignments(parameter)
+    conn = argo.connection(argo_server, namespace, insecure_skip_verify=insecure_skip_verify)
+    registry = load_registry()
+    kind = "WorkflowTemplate"  # a template that only the server knows is submitted as such
+    if registry.has(name):
+        document = registry.document(name)
+        kind = str(document["kind"])
+        spec = runner.load(document, lookup=registry.lookup)
+        runner.workflow_parameters(
+            spec, parameters
+        )  # unknown or missing parameters: refused before submitting
+        if upload_template:
+            argo.upload_template(conn, registry.document(registry.pipeline_for(name).name))
+    elif upload_template:
+        registry.get(name)  # raises: nothing to upload for a name this checkout does not know
+    workflow_name = argo.submit(conn, kind, name, parameters)
+    typer.echo(f"submitted {workflow_name} (namespace {conn.namespace})")
+    if not wait:
+        return
+    outcome = argo.wait(conn, workflow_name, poll_seconds=poll_seconds, timeout_seconds=timeout_seconds)
+    suffix = f": {outcome.message}" if outcome.message else ""
+    typer.echo(f"{workflow_name} {outcome.phase}{suffix}")
+    raise typer.Exit(0 if outcome.phase == "Succeeded" else 1)

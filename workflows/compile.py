@@ -1,0 +1,166 @@
+"""Compile a :class:`~workflows.dsl.Pipeline` into Hera objects (and from there, Argo YAML).
+
+Every step becomes its own script template (named after the step, so that
+retries and timeouts can differ between two uses of one function) that runs
+the step function through Hera's runner: ``python -m hera.workflows.runner -e
+module:function``. The entry DAG is called ``main``; an exit step is wrapped in
+a one-task DAG called ``exit-handler`` so that its arguments can use
+``{{workflow.status}}``.
+
+Pods run as the image's non-root user with no privilege escalation and no
+capabilities; pods of succeeded steps are garbage-collected.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hera.workflows import (
+    DAG,
+    CronWorkflow,
+    Parameter,
+    RetryStrategy,
+    Script,
+    Task,
+    WorkflowTemplate,
+)
+from hera.workflows import models as m
+from hera.workflows.script import RunnerScriptConstructor
+
+from workflows import settings
+from workflows.dsl import Pipeline, Retry, Schedule, Step
+from workflows.runner.durations import parse_duration
+
+PART_OF_LABEL = "app.kubernetes.io/part-of"
+DESCRIPTION_ANNOTATION = "workflows.argoproj.io/description"
+ENTRY_TEMPLATE = "main"
+EXIT_TEMPLATE = "exit-handler"
+
+
+def _retry_strategy(retry: Retry | None) -> RetryStrategy | None:
+    if retry is None:
+        return None
+    return RetryStrategy(
+        limit=retry.limit,
+        retry_policy=retry.policy,
+        backoff=m.Backoff(
+            duration=retry.backoff,
+            factor=str(retry.factor),
+            max_duration=retry.max_duration,
+        ),
+    )
+
+
+def _seconds(duration: str | None) -> int | None:
+    return None if duration is None else max(1, round(parse_duration(duration)))
+
+
+def _container_security_context() -> m.SecurityContext:
+    return m.SecurityContext(
+        allow_privilege_escalation=False,
+        capabilities=m.Capabilities(drop=["ALL"]),
+        run_as_non_root=True,
+    )
+
+
+def _pod_security_context() -> m.PodSecurityContext:
+    return m.PodSecurityContext(
+        run_as_non_root=True,
+        run_as_user=settings.STEPS_UID,
+        run_as_group=settings.STEPS_UID,
+        fs_group=settings.STEPS_UID,
+        seccomp_profile=m.SeccompProfile(type="RuntimeDefault"),
+    )
+
+
+def _script(pipeline: Pipeline, step: Step, image: str) -> Script:
+    return Script(
+        name=step.name,
+        source=step.function,
+        constructor=RunnerScriptConstructor(),
+        image=image,
+        image_pull_policy="IfNotPresent",
+        retry_strategy=_retry_strategy(pipeline.retry_of(step)),
+        active_deadline_seconds=_seconds(step.timeout),
+        security_context=_container_security_context(),
+    )
+
+
+def _argument(value: object) -> str:
+    """Argo parameters are strings; booleans are spelled as JSON spells them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _task(step: Step, template: Script) -> Task:
+    return Task(
+        name=step.name,
+        template=template,
+        arguments={name: _argument(value) for name, value in step.args.items()},
+        depends=step.depends_expression(),
+        when=step.when,
+        with_items=list(step.items) if step.items is not None else None,
+        with_param=step.over,
+        continue_on=m.ContinueOn(failed=True) if step.continue_on_failure else None,
+    )
+
+
+def workflow_template(pipeline: Pipeline, image: str | None = None) -> WorkflowTemplate:
+    """The pipeline as a Hera ``WorkflowTemplate`` (``image`` defaults to ``VAULTFLOW_IMAGE``)."""
+    image = image or settings.image()
+    labels = {PART_OF_LABEL: "vaultflow", **pipeline.labels}
+    # Built outside the template's context, Hera lists them after the DAGs that use them: main comes first.
+    exit_steps = [pipeline.on_exit] if pipeline.on_exit is not None else []
+    scripts = {step.name: _script(pipeline, step, image) for step in [*pipeline.steps, *exit_steps]}
+    with WorkflowTemplate(
+        name=pipeline.name,
+        labels=labels,
+        annotations={DESCRIPTION_ANNOTATION: pipeline.description},
+        entrypoint=ENTRY_TEMPLATE,
+        arguments=[
+            Parameter(
+                name=p.name, value=p.default, description=p.description, enum=list(p.enum) if p.enum else None
+            )
+            for p in pipeline.params
+        ],
+        service_account_name=pipeline.service_account or settings.DEFAULT_SERVICE_ACCOUNT,
+        automount_service_account_token=True,
+        parallelism=pipeline.parallelism,
+        active_deadline_seconds=_seconds(pipeline.timeout),
+        on_exit=EXIT_TEMPLATE if pipeline.on_exit is not None else None,
+        security_context=_pod_security_context(),
+        pod_gc=m.PodGC(strategy="OnPodSuccess"),
+    ) as template:
+        with DAG(name=ENTRY_TEMPLATE):
+            for step in pipeline.steps:
+                _task(step, scripts[step.name])
+        if pipeline.on_exit is not None:
+            with DAG(name=EXIT_TEMPLATE):
+                _task(pipeline.on_exit, scripts[pipeline.on_exit.name])
+    return template
+
+
+def cron_workflow(pipeline: Pipeline, schedule: Schedule) -> CronWorkflow:
+    """A CronWorkflow that submits the pipeline's WorkflowTemplate (one definition, deployed once)."""
+    return CronWorkflow(
+        name=pipeline.cron_name(schedule),
+        labels={PART_OF_LABEL: "vaultflow", **pipeline.labels},
+        annotations={DESCRIPTION_ANNOTATION: f"{pipeline.description} (schedule {schedule.name})"},
+        schedules=[schedule.cron],
+        timezone=schedule.timezone,
+        concurrency_policy=schedule.concurrency_policy,
+        starting_deadline_seconds=schedule.starting_deadline_seconds,
+        successful_jobs_history_limit=3,
+        failed_jobs_history_limit=3,
+        suspend=schedule.suspend or None,
+        workflow_template_ref=m.WorkflowTemplateRef(name=pipeline.name),
+        arguments=dict(schedule.arguments) or None,
+    )
+
+
+def documents(pipeline: Pipeline, image: str | None = None) -> list[dict[str, Any]]:
+    """The Argo documents of a pipeline: its WorkflowTemplate, then its CronWorkflows."""
+    docs = [workflow_template(pipeline, image).to_dict()]
+    docs.extend(cron_workflow(pipeline, schedule).to_dict() for schedule in pipeline.schedules)
+    return docs

@@ -1,0 +1,197 @@
+"""Declare a pipeline once: its steps, their dependencies, parameters, retries and timeouts.
+
+A pipeline is data. Each :class:`Step` names a plain, typed function from
+``steps/`` and says where its arguments come from; the same declaration
+compiles to an Argo ``WorkflowTemplate`` (and a ``CronWorkflow`` per
+:class:`Schedule`) and runs unchanged on the local runner::
+
+    from steps import vault
+    from workflows.dsl import Pipeline, Param, Retry, Step, param, result
+
+    PIPELINES = [
+        Pipeline(
+            name="vault-unseal",
+            description="Unseal every Vault replica.",
+            service_account="vaultflow-bootstrap",
+            params=[Param("vault-namespace", default="vault-system")],
+            steps=[
+                Step("find", vault.find_replicas, args={"namespace": param("vault-namespace")}),
+                Step("unseal", vault.unseal, args={"replica": ITEM}, over=result("find"),
+                     retry=Retry(limit=5)),
+            ],
+        )
+    ]
+
+Values passed between steps are strings in Argo; the runner converts them to
+the annotated types of the step function (JSON for anything but ``str``).
+Step outputs are references (a Vault path and version, a commit SHA, a report
+path): Argo stores and shows every parameter and output, so a step whose
+inputs or outputs are typed as ``pydantic.SecretStr``/``SecretBytes`` is
+refused at declaration.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from vaultflow.errors import InputError
+
+JsonScalar = str | int | float | bool
+ArgumentValue = str | int | float | bool
+RetryPolicy = Literal["Always", "OnFailure", "OnError", "OnTransientError"]
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+RESERVED_TEMPLATE_NAMES = frozenset({"main", "exit-handler"})
+
+
+def _name_of(step: Step | str) -> str:
+    return step.name if isinstance(step, Step) else step
+
+
+def param(name: str) -> str:
+    """A reference to a workflow parameter."""
+    return f"{{{{workflow.parameters.{name}}}}}"
+
+
+def result(step: Step | str) -> str:
+    """A reference to a step's result (its return value, serialized as the Hera runner prints it)."""
+    return f"{{{{tasks.{_name_of(step)}.outputs.result}}}}"
+
+
+def output(step: Step | str, name: str) -> str:
+    """A reference to a named output parameter (``Annotated[T, Parameter(name=...)]``) of a step."""
+    return f"{{{{tasks.{_name_of(step)}.outputs.parameters.{name}}}}}"
+
+
+def outputs(step: Step | str) -> str:
+    """The output parameters of every item of a fanned-out step, as a JSON list of maps."""
+    return f"{{{{tasks.{_name_of(step)}.outputs.parameters}}}}"
+
+
+def item(field_name: str | None = None) -> str:
+    """The current item of a fanned-out step (``{{item}}``), or one field of it (``{{item.field}}``)."""
+    return "{{item}}" if field_name is None else f"{{{{item.{field_name}}}}}"
+
+
+ITEM = item()
+WORKFLOW_NAME = "{{workflow.name}}"
+WORKFLOW_STATUS = "{{workflow.status}}"  # Succeeded, Failed or Error; meaningful in the exit handler
+
+
+@dataclass(frozen=True)
+class Param:
+    """A workflow parameter. Without a default it must be given at submit time (``-p name=value``)."""
+
+    name: str
+    default: str | None = None
+    description: str | None = None
+    enum: Sequence[str] | None = None
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Argo's ``retryStrategy``: ``limit`` retries after the first attempt, with exponential backoff.
+
+    The wait before retry *n* is ``backoff * factor**(n-1)``; no retry starts
+    once ``max_duration`` has passed since the first attempt.
+    """
+
+    limit: int = 2
+    backoff: str = "10s"
+    factor: int = 2
+    max_duration: str | None = "10m"
+    policy: RetryPolicy = "OnFailure"
+
+
+NO_RETRY = Retry(limit=0)
+DEFAULT_RETRY = Retry()
+
+
+@dataclass(frozen=True)
+class Step:
+    """One task of a pipeline: a step function, its arguments and when it runs.
+
+    ``depends`` is an Argo depends expression over step names (``"a && b"``,
+    ``"check.Failed"``) or a list of steps that must succeed first. ``when``
+    is an Argo condition (``"{{workflow.parameters.mode}} == apply"``).
+    ``items`` fans the step out over literal values, ``over`` over a JSON list
+    produced at run time (usually :func:`result` of an earlier step). ``retry``
+    falls back to the pipeline's default; ``timeout`` is a duration (``"5m"``).
+    """
+
+    name: str
+    function: Callable[..., Any]
+    args: Mapping[str, ArgumentValue] = field(default_factory=dict)
+    depends: str | Sequence[Step | str] | None = None
+    when: str | None = None
+    items: Sequence[JsonScalar | Mapping[str, JsonScalar]] | None = None
+    over: str | None = None
+    retry: Retry | None = None
+    timeout: str | None = None
+    continue_on_failure: bool = False
+
+    def depends_expression(self) -> str | None:
+        if self.depends is None:
+            return None
+        if isinstance(self.depends, str):
+            return self.depends
+        return " && ".join(_name_of(dependency) for dependency in self.depends) or None
+
+    @property
+    def entrypoint(self) -> str:
+        return f"{self.function.__module__}:{self.function.__name__}"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A CronWorkflow that submits the pipeline's template on a schedule (rotations)."""
+
+    name: str
+    cron: str
+    arguments: Mapping[str, str] = field(default_factory=dict)
+    timezone: str = "UTC"
+    concurrency_policy: Literal["Allow", "Forbid", "Replace"] = "Forbid"
+    starting_deadline_seconds: int = 300
+    suspend: bool = False
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A named pipeline: compiles to a WorkflowTemplate called ``name`` (plus its CronWorkflows)."""
+
+    name: str
+    description: str
+    steps: Sequence[Step]
+    params: Sequence[Param] = ()
+    on_exit: Step | None = None
+    service_account: str | None = None
+    parallelism: int | None = None
+    timeout: str | None = None
+    default_retry: Retry = DEFAULT_RETRY
+    schedules: Sequence[Schedule] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from workflows.checks import check_declaration  # the checks compile the pipeline: import cycle
+
+        check_declaration(self)
+
+    def step(self, name: str) -> Step:
+        for candidate in self.steps:
+            if candidate.name == name:
+                return candidate
+        raise InputError(f"pipeline {self.name!r} has no step {name!r}")
+
+    def cron_name(self, schedule: Schedule) -> str:
+        return f"{self.name}-{schedule.name}"
+
+    def retry_of(self, step: Step) -> Retry | None:
+        chosen = step.retry if step.retry is not None else self.default_retry
+        return None if chosen.limit == 0 else chosen
+
+
+def is_dns_label(name: str) -> bool:
+    return len(name) <= 63 and bool(_DNS_LABEL.match(name))
