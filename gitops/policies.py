@@ -3,9 +3,15 @@
 * ``eso-<cluster>``: what ESO in one cluster may do: read exactly the KV v2
   data paths that cluster's ExternalSecrets name, nothing else (no list, no
   metadata, no write). A cluster cannot read another cluster's secrets.
+  The one extra path is the cluster's own smoke-test canary
+  (``vaultflow/smoke-test/<cluster>``), which holds no secret and exists only
+  while the bootstrap pipeline's smoke test runs.
 * ``vaultflow-rotation``: what the rotation workflow may do: read and write
   (check-and-set) the data of rotated secrets, and read their metadata to
   learn the current version. Nothing else.
+* ``vaultflow-bootstrap``: what the bootstrap workflow's own identity may do
+  without a root token: start and advance a root token generation, which
+  also needs a quorum of unseal shares. Nothing else.
 
 The output is deterministic: paths sorted, no timestamps.
 """
@@ -18,6 +24,8 @@ from gitops.catalog.model import Catalog
 from gitops.catalog.placement import Plan
 
 ROTATION_POLICY = "vaultflow-rotation"
+BOOTSTRAP_POLICY = "vaultflow-bootstrap"
+CANARY_PREFIX = "vaultflow/smoke-test"
 _HEADER = "# Rendered by `vaultflow render` from the secrets catalog. Do not edit by hand.\n"
 
 
@@ -45,7 +53,7 @@ def _stanza(path: str, capabilities: list[str]) -> str:
 
 
 def _policy(name: str, purpose: str, stanzas: list[str]) -> VaultPolicy:
-    body = "\n".join(stanzas) if stanzas else "# No paths: this role may read nothing.\n"
+    body = "\n".join(stanzas) if stanzas else "# No paths: this role may do nothing.\n"
     return VaultPolicy(name=name, hcl=f"{_HEADER}# {purpose}\n\n{body}")
 
 
@@ -55,6 +63,7 @@ def eso_policies(catalog: Catalog, plan: Plan) -> list[VaultPolicy]:
     policies = []
     for cluster in sorted(c.name for c in catalog.clusters):
         paths = sorted({es.secret.path for es in plan.external_secrets if es.cluster == cluster})
+        paths.append(canary_path(cluster))
         stanzas = [_stanza(kv_data_path(mount, path), ["read"]) for path in paths]
         policies.append(
             _policy(
@@ -78,5 +87,18 @@ def rotation_policy(catalog: Catalog) -> VaultPolicy:
     )
 
 
+def canary_path(cluster: str) -> str:
+    """The smoke-test canary of ``cluster``'s ESO role, relative to the KV mount."""
+    return f"{CANARY_PREFIX}/{cluster}"
+
+
+def bootstrap_policy() -> VaultPolicy:
+    return _policy(
+        BOOTSTRAP_POLICY,
+        "Bootstrap workflow without root: generate a root token, which also takes a quorum of unseal shares.",
+        [_stanza("sys/generate-root-token/*", ["create", "read", "update", "delete"])],
+    )
+
+
 def all_policies(catalog: Catalog, plan: Plan) -> list[VaultPolicy]:
-    return [*eso_policies(catalog, plan), rotation_policy(catalog)]
+    return [*eso_policies(catalog, plan), rotation_policy(catalog), bootstrap_policy()]

@@ -25,6 +25,7 @@ class ClusterAccess:
     server: str
     token: str
     namespace: str = "default"
+    ca_file: str | None = None  # the cluster's CA, as a real kubeconfig carries it
 
 
 def render_kubeconfig(clusters: Sequence[ClusterAccess], current: str | None = None) -> str:
@@ -34,7 +35,16 @@ def render_kubeconfig(clusters: Sequence[ClusterAccess], current: str | None = N
         "apiVersion": "v1",
         "kind": "Config",
         "preferences": {},
-        "clusters": [{"name": c.name, "cluster": {"server": c.server}} for c in clusters],
+        "clusters": [
+            {
+                "name": c.name,
+                "cluster": {
+                    "server": c.server,
+                    **({"certificate-authority": c.ca_file} if c.ca_file else {}),
+                },
+            }
+            for c in clusters
+        ],
         "users": [{"name": f"{c.name}-admin", "user": {"token": c.token}} for c in clusters],
         "contexts": [
             {

@@ -183,6 +183,24 @@ def raft_cluster(root: Path, replicas: int, *, first_port: int = 0) -> list[Open
             node_id=f"node-{index + 1}",
             port=port,
             retry_join=tuple(a for a in addresses if a != addresses[index]) if replicas > 1 else (),
+            extra_hcl=audit_stanza(root / f"node-{index + 1}" / "audit.log"),
         )
         for index, port in enumerate(ports)
     ]
+
+
+def audit_stanza(log_file: Path) -> str:
+    """A declarative file audit device, as ``vault:deploy`` lays it down.
+
+    OpenBao refuses audit devices created through the API; they are declared in
+    the server configuration and created by the active node at start.
+    """
+    return f"""
+audit "file" "file" {{
+  description = "vaultflow sandbox: every request, HMAC'd"
+  options {{
+    file_path = "{log_file}"
+    mode      = "0600"
+  }}
+}}
+"""

@@ -61,7 +61,10 @@ class Supervisor:
         self._wait_openbao()
         write_kubeconfig(
             self.paths.kubeconfig,
-            [ClusterAccess(c.name, c.url, c.admin_token) for c in self.clusters],
+            [
+                ClusterAccess(c.name, c.url, c.admin_token, ca_file=str(self.paths.cluster_ca(c.name)))
+                for c in self.clusters
+            ],
             current=self.spec.workload_clusters[0],
         )
         return SandboxState(

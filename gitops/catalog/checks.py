@@ -76,6 +76,12 @@ def _references(catalog: Catalog) -> Iterator[Finding]:
     clouds = {c.name: c.provider for c in catalog.clouds}
     known_clusters = ", ".join(sorted(clusters))
     known_clouds = ", ".join(sorted(clouds)) or "none defined"
+    workflows = catalog.vault.kubernetes_auth.workflows_cluster
+    if workflows is not None and workflows not in clusters:
+        yield (
+            ("vault", "kubernetesAuth", "workflowsCluster"),
+            f"unknown cluster {workflows!r} (defined: {known_clusters})",
+        )
     for s_index, secret in enumerate(catalog.secrets):
         base: FieldPath = ("secrets", s_index)
         keys = set(secret.key_names())

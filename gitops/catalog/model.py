@@ -94,7 +94,13 @@ class VaultTls(CatalogModel):
 
 
 class KubernetesAuth(CatalogModel):
-    """Vault's Kubernetes auth: one mount per cluster, and the two roles vaultflow uses."""
+    """Vault's Kubernetes auth: one mount per cluster, and the roles vaultflow uses.
+
+    ESO's role exists on every cluster's mount. The rotation and bootstrap roles
+    exist only on the mount of ``workflowsCluster`` (default: the first cluster),
+    where Argo Workflows runs. Each mount reviews tokens with the
+    ``reviewerServiceAccount`` of its own cluster.
+    """
 
     mount_prefix: DnsLabel = "kubernetes"
     eso_role: DnsLabel = "external-secrets"
@@ -105,6 +111,14 @@ class KubernetesAuth(CatalogModel):
     rotation_service_account: ServiceAccountRef = ServiceAccountRef.model_construct(
         name="vaultflow-rotation", namespace="argo"
     )
+    bootstrap_role: DnsLabel = "vaultflow-bootstrap"
+    bootstrap_service_account: ServiceAccountRef = ServiceAccountRef.model_construct(
+        name="vaultflow-bootstrap", namespace="argo"
+    )
+    reviewer_service_account: ServiceAccountRef = ServiceAccountRef.model_construct(
+        name="vault-token-reviewer", namespace="vault-system"
+    )
+    workflows_cluster: DnsLabel | None = None
     token_ttl: GoDuration = "1h"
     token_max_ttl: GoDuration = "4h"
 
@@ -490,3 +504,8 @@ class Catalog(CatalogModel):
 
     def cloud(self, name: str) -> AwsCloud | GcpCloud | AzureCloud:
         return next(cloud for cloud in self.clouds if cloud.name == name)
+
+    def workflows_cluster(self) -> Cluster:
+        """The cluster where Argo Workflows (rotation, bootstrap) runs."""
+        name = self.vault.kubernetes_auth.workflows_cluster
+        return self.cluster(name) if name else self.clusters[0]

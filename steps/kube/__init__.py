@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from vaultflow.errors import OperationError
@@ -19,7 +20,8 @@ def api_client(context: str | None = None) -> Any:
                 return client.ApiClient()
             except ConfigException:
                 pass
-        return config.new_client_from_config(context=context)
+        # $KUBECONFIG is read now: the client itself reads it once, at import time.
+        return config.new_client_from_config(config_file=os.environ.get("KUBECONFIG"), context=context)
     except (ConfigException, FileNotFoundError, ValueError) as error:
         where = f"context {context!r}" if context else "the current context"
         raise OperationError(f"cannot reach Kubernetes ({where}): {error}") from None

@@ -14,8 +14,6 @@ The keeper is checked writable *before* initialising, so that a keeper that
 cannot be written cannot lose freshly generated shares.
 """
 
-from __future__ import annotations
-
 from pydantic import BaseModel
 
 from steps.keeper import UnsealMaterial, open_keeper
@@ -32,20 +30,24 @@ class InitResult(BaseModel):
 
 
 def init_vault(
-    addresses: str | list[str],
+    addresses: str,
     keeper: str,
     *,
     shares: int = 5,
     threshold: int = 3,
-    pgp_keys: list[str] | None = None,
-    ca_cert: str | None = None,
+    pgp_keys: str = "",
+    ca_cert: str = "",
 ) -> InitResult:
-    """Initialise the leader (first address) if needed; the material goes to ``keeper`` only."""
+    """Initialise the leader (first address) if needed; the material goes to ``keeper`` only.
+
+    ``pgp_keys``: comma-separated base64 PGP public keys, one per share (optional).
+    """
+    pgp = [key.strip() for key in pgp_keys.split(",") if key.strip()]
     if not 1 <= threshold <= shares:
         raise InputError(f"threshold {threshold} must be between 1 and the number of shares ({shares})")
-    if pgp_keys and len(pgp_keys) != shares:
-        raise InputError(f"{len(pgp_keys)} PGP keys given for {shares} shares: give one per share")
-    leader = VaultApi(parse_addresses(addresses)[0], ca_cert=ca_cert)
+    if pgp and len(pgp) != shares:
+        raise InputError(f"{len(pgp)} PGP keys given for {shares} shares: give one per share")
+    leader = VaultApi(parse_addresses(addresses)[0], ca_cert=ca_cert or None)
     store = open_keeper(keeper)
     status = leader.seal_status()
     existing = store.load()
@@ -69,8 +71,8 @@ def init_vault(
             "refusing to overwrite it"
         )
     store.check_writable()
-    keys, root_token = leader.initialize(shares, threshold, pgp_keys)
+    keys, root_token = leader.initialize(shares, threshold, pgp)
     store.store_new(
-        UnsealMaterial(shares=keys, threshold=threshold, pgp_encrypted=bool(pgp_keys), root_token=root_token)
+        UnsealMaterial(shares=keys, threshold=threshold, pgp_encrypted=bool(pgp), root_token=root_token)
     )
     return InitResult(initialized_now=True, keeper=store.location, shares=shares, threshold=threshold)

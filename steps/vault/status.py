@@ -1,7 +1,9 @@
 """Step *status*: what state is each replica in? (read-only, no token)"""
 
-from __future__ import annotations
+import sys
+from typing import Annotated
 
+from hera.workflows import Parameter
 from pydantic import BaseModel
 
 from steps.vault.api import VaultApi
@@ -40,10 +42,10 @@ def parse_addresses(addresses: str | list[str]) -> list[str]:
     return cleaned
 
 
-def vault_status(addresses: str | list[str], ca_cert: str | None = None) -> VaultStatus:
+def vault_status(addresses: str, ca_cert: str = "") -> VaultStatus:
     """Status of every replica; fails (one message) when any replica cannot be reached."""
     replicas = []
-    statuses = [VaultApi(address, ca_cert=ca_cert).seal_status() for address in parse_addresses(addresses)]
+    statuses = [VaultApi(a, ca_cert=ca_cert or None).seal_status() for a in parse_addresses(addresses)]
     for status in statuses:
         replicas.append(
             ReplicaStatus(
@@ -62,3 +64,19 @@ def vault_status(addresses: str | list[str], ca_cert: str | None = None) -> Vaul
         initialized=any(s.initialized for s in statuses),
         replicas=replicas,
     )
+
+
+def check_status(addresses: str, ca_cert: str = "") -> Annotated[str, Parameter(name="initialized")]:
+    """The pipeline's *status* step: log each replica's state; output whether Vault is initialised.
+
+    The output (``true``/``false``) decides whether the *init* step runs.
+    """
+    status = vault_status(addresses, ca_cert)
+    for replica in status.replicas:
+        state = "sealed" if replica.sealed else "unsealed"
+        initialised = "initialised" if replica.initialized else "uninitialised"
+        print(
+            f"{status.product} {replica.version} at {replica.address}: {initialised}, {state}",
+            file=sys.stderr,
+        )
+    return "true" if status.initialized else "false"

@@ -3,8 +3,6 @@
 Re-running it is how a replica that restarted sealed gets unsealed again.
 """
 
-from __future__ import annotations
-
 import time
 from collections.abc import Callable
 
@@ -63,10 +61,10 @@ def _unseal(replica: VaultApi, material: UnsealMaterial, timeout: float) -> Seal
 
 
 def unseal_vault(
-    addresses: str | list[str], keeper: str, *, ca_cert: str | None = None, join_timeout: float = 30.0
+    addresses: str, keeper: str, *, ca_cert: str = "", join_timeout: float = 30.0
 ) -> UnsealResult:
     """Unseal the leader (first address), then join and unseal each follower."""
-    replicas = [VaultApi(address, ca_cert=ca_cert) for address in parse_addresses(addresses)]
+    replicas = [VaultApi(address, ca_cert=ca_cert or None) for address in parse_addresses(addresses)]
     store = open_keeper(keeper)
     material = store.load()
     leader, followers = replicas[0], replicas[1:]

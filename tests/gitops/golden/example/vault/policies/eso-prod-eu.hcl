@@ -16,3 +16,7 @@ path "secret/data/prod/database" {
 path "secret/data/prod/lambda/db-password" {
   capabilities = ["read"]
 }
+
+path "secret/data/vaultflow/smoke-test/prod-eu" {
+  capabilities = ["read"]
+}

@@ -12,3 +12,7 @@ path "secret/data/prod/database" {
 path "secret/data/shared/stripe" {
   capabilities = ["read"]
 }
+
+path "secret/data/vaultflow/smoke-test/prod-us" {
+  capabilities = ["read"]
+}

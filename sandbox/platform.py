@@ -1,0 +1,62 @@
+"""What the platform's Helm charts and Argo CD would have created in each cluster, for the sandbox.
+
+On a real platform, ESO's chart creates its service account, the Argo
+Workflows manifests create the workflow service accounts, argocd-apps creates
+Vault's token reviewer, and application teams own their namespaces. The
+sandbox has no Helm, so this module creates exactly those objects, from the
+catalog, in the emulated clusters. Idempotent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gitops.catalog.model import Catalog, ServiceAccountRef
+from sandbox.state import SandboxState
+
+
+def _ensure_namespace(core: Any, name: str) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        core.create_namespace({"metadata": {"name": name}})
+    except ApiException as error:
+        if error.status != 409:
+            raise
+
+
+def _ensure_service_account(core: Any, account: ServiceAccountRef) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    _ensure_namespace(core, account.namespace)
+    try:
+        core.create_namespaced_service_account(account.namespace, {"metadata": {"name": account.name}})
+    except ApiException as error:
+        if error.status != 409:
+            raise
+
+
+def install_platform_accounts(state: SandboxState, catalog: Catalog) -> None:
+    """Namespaces and service accounts the catalog's clusters are expected to have."""
+    from kubernetes import client, config
+
+    auth = catalog.vault.kubernetes_auth
+    workflows = catalog.workflows_cluster().name
+    for cluster in catalog.clusters:
+        core = client.CoreV1Api(
+            config.new_client_from_config(config_file=state.kubeconfig, context=cluster.name)
+        )
+        accounts = [auth.eso_service_account, auth.reviewer_service_account]
+        if cluster.name == workflows:
+            accounts += [auth.rotation_service_account, auth.bootstrap_service_account]
+        for account in accounts:
+            _ensure_service_account(core, account)
+        namespaces = {c.namespace for s in catalog.secrets for c in s.consumers if c.cluster == cluster.name}
+        namespaces |= {
+            p.namespace
+            for s in catalog.secrets
+            for p in s.pushes
+            if p.cluster == cluster.name and p.namespace
+        }
+        for namespace in sorted(namespaces):
+            _ensure_namespace(core, namespace)

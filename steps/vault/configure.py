@@ -1,0 +1,273 @@
+"""Step *configure*: Vault configuration as code, rendered from the secrets catalog.
+
+Desired state:
+
+* the KV v2 mount of the catalog;
+* one Kubernetes auth mount per cluster, reviewing that cluster's own
+  service-account tokens (API server URL, CA, reviewer token);
+* on every mount the ESO role (bound to ESO's service account, policy
+  ``eso-<cluster>``); on the workflows cluster's mount also the rotation and
+  bootstrap roles;
+* the least-privilege policies rendered from the catalog;
+* an active audit device: enabled through the API on Vault; on OpenBao, which
+  refuses API-created audit devices, declared in the server configuration, so
+  the step only checks that one is active.
+
+The step compares desired with actual and changes only the difference,
+reporting each change; a second run reports none. The reviewer token is
+write-only in Vault, so it is (re)set only when a mount is created or Vault
+reports none set.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from gitops.catalog import LoadedCatalog, load_catalog
+from gitops.catalog.model import Catalog, Cluster
+from gitops.catalog.types import duration_seconds
+from gitops.policies import all_policies
+from steps.vault.api import VaultApi, vault_errors
+from steps.vault.root_token import root_client
+from vaultflow.errors import OperationError
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    service_account_names: tuple[str, ...]
+    service_account_namespaces: tuple[str, ...]
+    policies: tuple[str, ...]
+    token_ttl: int
+    token_max_ttl: int
+
+
+@dataclass(frozen=True)
+class ClusterReview:
+    """How Vault reaches a cluster to review its tokens. The reviewer JWT is fetched only if needed."""
+
+    host: str
+    ca_pem: str
+    reviewer_jwt: Callable[[], str]
+
+
+@dataclass
+class AuthMountSpec:
+    path: str
+    cluster: str
+    review: ClusterReview
+    roles: dict[str, RoleSpec] = field(default_factory=dict)
+
+
+@dataclass
+class DesiredConfig:
+    kv_mount: str
+    policies: dict[str, str]
+    auth_mounts: list[AuthMountSpec]
+
+
+class ConfigureResult(BaseModel):
+    product: str
+    changes: list[str]
+
+
+def desired_config(catalog: LoadedCatalog, review_of: Callable[[Cluster], ClusterReview]) -> DesiredConfig:
+    """What Vault must look like for ``catalog``. ``review_of`` says how to reach each cluster."""
+    model: Catalog = catalog.catalog
+    auth = model.vault.kubernetes_auth
+    ttl, max_ttl = int(duration_seconds(auth.token_ttl)), int(duration_seconds(auth.token_max_ttl))
+
+    def role(account_name: str, namespace: str, policy: str) -> RoleSpec:
+        return RoleSpec((account_name,), (namespace,), (policy,), ttl, max_ttl)
+
+    mounts = []
+    workflows = model.workflows_cluster().name
+    for cluster in model.clusters:
+        spec = AuthMountSpec(path=cluster.auth_mount(auth), cluster=cluster.name, review=review_of(cluster))
+        eso = auth.eso_service_account
+        spec.roles[auth.eso_role] = role(eso.name, eso.namespace, f"eso-{cluster.name}")
+        if cluster.name == workflows:
+            rotation, bootstrap = auth.rotation_service_account, auth.bootstrap_service_account
+            spec.roles[auth.rotation_role] = role(rotation.name, rotation.namespace, "vaultflow-rotation")
+            spec.roles[auth.bootstrap_role] = role(bootstrap.name, bootstrap.namespace, "vaultflow-bootstrap")
+        mounts.append(spec)
+    policies = {policy.name: policy.hcl for policy in all_policies(model, catalog.plan)}
+    return DesiredConfig(kv_mount=model.vault.kv_mount, policies=policies, auth_mounts=mounts)
+
+
+class _Configurer:
+    def __init__(self, vault: VaultApi) -> None:
+        self.vault = vault
+        self.client = vault.client
+        self.changes: list[str] = []
+
+    def call(self, action: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        with vault_errors(self.vault.address, action):
+            return function(*args, **kwargs)
+
+    def kv_mount(self, path: str) -> None:
+        mounts = self.call("list secrets engines", self.client.sys.list_mounted_secrets_engines)
+        mounts = mounts.get("data", mounts)
+        existing = mounts.get(f"{path}/")
+        if existing is None:
+            self.call(
+                f"mount KV v2 at {path}/",
+                self.client.sys.enable_secrets_engine,
+                "kv",
+                path=path,
+                options={"version": "2"},
+                description="vaultflow: secrets of the catalog",
+            )
+            self.changes.append(f"mounted KV v2 at {path}/")
+            return
+        version = str((existing.get("options") or {}).get("version", "1"))
+        if existing.get("type") != "kv" or version != "2":
+            raise OperationError(
+                f"Vault at {self.vault.address}: {path}/ is a {existing.get('type')} v{version} mount, "
+                "not KV v2; refusing to replace it"
+            )
+
+    def policies(self, desired: dict[str, str]) -> None:
+        for name, hcl in sorted(desired.items()):
+            current = None
+            try:
+                with vault_errors(self.vault.address, f"read policy {name}"):
+                    current = self.client.sys.read_acl_policy(name)["data"]["policy"]
+            except OperationError:
+                current = None
+            if current != hcl:
+                self.call(f"write policy {name}", self.client.sys.create_or_update_acl_policy, name, hcl)
+                self.changes.append(f"{'updated' if current is not None else 'created'} policy {name}")
+
+    def auth_mount(self, spec: AuthMountSpec) -> None:
+        methods = self.call("list auth methods", self.client.sys.list_auth_methods)
+        methods = methods.get("data", methods)
+        existing = methods.get(f"{spec.path}/")
+        created = existing is None
+        if created:
+            self.call(
+                f"enable Kubernetes auth at {spec.path}/",
+                self.client.sys.enable_auth_method,
+                "kubernetes",
+                path=spec.path,
+                description=f"vaultflow: service accounts of cluster {spec.cluster}",
+            )
+            self.changes.append(f"enabled Kubernetes auth at auth/{spec.path} for cluster {spec.cluster}")
+        elif existing.get("type") != "kubernetes":
+            raise OperationError(
+                f"Vault at {self.vault.address}: auth/{spec.path} is a {existing.get('type')} mount, "
+                "not kubernetes; refusing to replace it"
+            )
+        self._auth_config(spec, fresh=created)
+        for name, role in sorted(spec.roles.items()):
+            self._role(spec.path, name, role)
+
+    def _auth_config(self, spec: AuthMountSpec, *, fresh: bool) -> None:
+        current: dict[str, Any] = {}
+        if not fresh:
+            response = self.call(
+                f"read auth/{spec.path}/config",
+                self.client.auth.kubernetes.read_config,
+                mount_point=spec.path,
+            )
+            current = response or {}
+        desired = {"kubernetes_host": spec.review.host, "kubernetes_ca_cert": spec.review.ca_pem}
+        same = all((current.get(key) or "").strip() == value.strip() for key, value in desired.items())
+        reviewer_set = bool(current.get("token_reviewer_jwt_set"))
+        if same and reviewer_set and current.get("disable_local_ca_jwt"):
+            return
+        self.call(
+            f"configure auth/{spec.path}",
+            self.client.auth.kubernetes.configure,
+            kubernetes_host=spec.review.host,
+            kubernetes_ca_cert=spec.review.ca_pem,
+            token_reviewer_jwt=spec.review.reviewer_jwt(),
+            disable_local_ca_jwt=True,
+            mount_point=spec.path,
+        )
+        self.changes.append(f"configured auth/{spec.path} to review tokens at {spec.review.host}")
+
+    def _role(self, mount: str, name: str, role: RoleSpec) -> None:
+        import hvac.exceptions
+
+        current: dict[str, Any] | None
+        try:
+            current = self.client.auth.kubernetes.read_role(name, mount_point=mount)
+        except hvac.exceptions.InvalidPath:
+            current = None
+        desired = {
+            "bound_service_account_names": list(role.service_account_names),
+            "bound_service_account_namespaces": list(role.service_account_namespaces),
+            "token_policies": list(role.policies),
+            "token_ttl": role.token_ttl,
+            "token_max_ttl": role.token_max_ttl,
+        }
+        if current is not None and all(_same(current.get(key), value) for key, value in desired.items()):
+            return
+        # Written raw: hvac's create_role predates the token_* field names.
+        self.call(
+            f"write role {name} on auth/{mount}",
+            self.client.write_data,
+            f"auth/{mount}/role/{name}",
+            data=desired,
+        )
+        self.changes.append(f"{'updated' if current is not None else 'created'} role {name} on auth/{mount}")
+
+    def audit(self, product: str, audit_file: str) -> None:
+        devices = self.call("list audit devices", self.client.sys.list_enabled_audit_devices)
+        devices = devices.get("data", devices)
+        if devices:
+            return
+        if product == "openbao":
+            raise OperationError(
+                f"OpenBao at {self.vault.address} has no active audit device: declare one in the server "
+                'configuration (audit "file" "file" { options { file_path = ... } }); '
+                "OpenBao refuses audit devices created through the API"
+            )
+        self.call(
+            "enable the file audit device",
+            self.client.sys.enable_audit_device,
+            "file",
+            options={"file_path": audit_file},
+        )
+        self.changes.append(f"enabled file audit device ({audit_file})")
+
+
+def _same(actual: Any, desired: Any) -> bool:
+    if isinstance(desired, list):
+        return sorted(map(str, actual or [])) == sorted(map(str, desired))
+    return bool(actual == desired)
+
+
+def apply_config(
+    vault: VaultApi, desired: DesiredConfig, *, audit_file: str = "/vault/audit/audit.log"
+) -> list[str]:
+    """Make ``vault`` match ``desired``; return what changed, in order."""
+    product = vault.seal_status().product
+    configurer = _Configurer(vault)
+    configurer.audit(product, audit_file)
+    configurer.kv_mount(desired.kv_mount)
+    configurer.policies(desired.policies)
+    for mount in desired.auth_mounts:
+        configurer.auth_mount(mount)
+    return configurer.changes
+
+
+def configure_vault(
+    addresses: str,
+    keeper: str,
+    catalog: str,
+    *,
+    ca_cert: str = "",
+    audit_file: str = "/vault/audit/audit.log",
+) -> ConfigureResult:
+    """The workflow step: configure Vault from the catalog at ``catalog`` with the keeper's root token."""
+    from steps.kube.review import cluster_review
+
+    loaded = load_catalog(catalog)
+    vault = root_client(addresses, keeper, ca_cert)
+    auth = loaded.catalog.vault.kubernetes_auth
+    desired = desired_config(loaded, lambda cluster: cluster_review(cluster, auth.reviewer_service_account))
+    changes = apply_config(vault, desired, audit_file=audit_file)
+    return ConfigureResult(product=vault.seal_status().product, changes=changes)

@@ -1,0 +1,75 @@
+"""Log into Vault as a Kubernetes service account: the one way steps authenticate after bootstrap.
+
+Inside a pod the service account's projected token is read from its file.
+Outside a cluster (the sandbox, a laptop) the token is requested from the
+cluster's TokenRequest API for the named service account, exactly as a kubelet
+would project it. Either way Vault's Kubernetes auth method asks the cluster
+(TokenReview) whether the token is genuine.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+from steps.vault.api import VaultApi, vault_errors
+from vaultflow.errors import OperationError
+
+PROJECTED_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+
+
+def service_account_token(
+    *,
+    namespace: str,
+    name: str,
+    context: str | None = None,
+    audiences: list[str] | None = None,
+    expiration_seconds: int = 600,
+    core_api: Any = None,
+) -> str:
+    """A JWT for ``namespace/name``: the pod's own projected token when the pod runs as that
+    service account, else one from the cluster's TokenRequest API."""
+    if (
+        context is None
+        and core_api is None
+        and _own_token_subject() == f"system:serviceaccount:{namespace}:{name}"
+    ):
+        return PROJECTED_TOKEN.read_text().strip()
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    from steps.kube import core_v1
+
+    api = core_api or core_v1(context)
+    request = client.AuthenticationV1TokenRequest(
+        spec=client.V1TokenRequestSpec(audiences=audiences or [], expiration_seconds=expiration_seconds)
+    )
+    try:
+        response = api.create_namespaced_service_account_token(name, namespace, request)
+    except ApiException as error:
+        raise OperationError(
+            f"cannot get a token for service account {namespace}/{name}: {error.status} {error.reason}"
+        ) from None
+    return str(response.status.token)
+
+
+def _own_token_subject() -> str | None:
+    """The ``sub`` claim of the pod's projected token (read, not verified: only to pick the source)."""
+    if not PROJECTED_TOKEN.is_file():
+        return None
+    try:
+        payload = PROJECTED_TOKEN.read_text().split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return None
+    subject = claims.get("sub")
+    return subject if isinstance(subject, str) else None
+
+
+def kubernetes_login(vault: VaultApi, *, mount: str, role: str, jwt: str) -> VaultApi:
+    """A client holding the token Vault issues to ``role`` on auth mount ``mount``."""
+    with vault_errors(vault.address, f"log in with role {role!r} on auth/{mount}"):
+        response = vault.client.auth.kubernetes.login(role=role, jwt=jwt, mount_point=mount)
+    return vault.with_token(str(response["auth"]["client_token"]))

@@ -1,0 +1,112 @@
+"""Step *smoke-test*: prove, with ESO's own login in every cluster, that least privilege holds.
+
+For each cluster: root writes a canary (a random marker, not a secret) at the
+cluster's canary path; ESO's service account logs in through the cluster's
+Kubernetes auth mount (TokenRequest, then Vault asks the cluster's
+TokenReview); the canary must be readable, writing it must be denied, and a
+path outside the policy must be denied. The canary is deleted afterwards,
+whatever happened.
+"""
+
+import contextlib
+import secrets
+from collections.abc import Callable
+
+import hvac.exceptions
+from pydantic import BaseModel
+
+from gitops.catalog import load_catalog
+from gitops.policies import canary_path
+from steps.vault.api import VaultApi, vault_errors
+from steps.vault.login import kubernetes_login, service_account_token
+from steps.vault.root_token import root_client
+from vaultflow.errors import OperationError
+
+
+class ClusterSmoke(BaseModel):
+    cluster: str
+    auth_mount: str
+    canary_read: bool
+    write_denied: bool
+    outside_denied: bool
+
+    @property
+    def passed(self) -> bool:
+        return self.canary_read and self.write_denied and self.outside_denied
+
+
+class SmokeResult(BaseModel):
+    clusters: list[ClusterSmoke]
+
+
+def _denied(action: Callable[[], object]) -> bool:
+    try:
+        action()
+    except hvac.exceptions.Forbidden:
+        return True
+    return False
+
+
+def _check_cluster(root: VaultApi, eso: VaultApi, kv: str, cluster: str, mount: str) -> ClusterSmoke:
+    canary = canary_path(cluster)
+    marker = secrets.token_hex(8)
+    with vault_errors(root.address, f"write the smoke-test canary {kv}/{canary}"):
+        root.client.secrets.kv.v2.create_or_update_secret(canary, secret={"canary": marker}, mount_point=kv)
+    try:
+        with vault_errors(eso.address, f"read the canary as ESO of cluster {cluster}"):
+            read = eso.client.secrets.kv.v2.read_secret_version(
+                canary, mount_point=kv, raise_on_deleted_version=True
+            )
+        kv_v2 = eso.client.secrets.kv.v2
+        return ClusterSmoke(
+            cluster=cluster,
+            auth_mount=mount,
+            canary_read=read["data"]["data"].get("canary") == marker,
+            write_denied=_denied(
+                lambda: kv_v2.create_or_update_secret(canary, secret={"canary": "x"}, mount_point=kv)
+            ),
+            outside_denied=_denied(
+                lambda: kv_v2.read_secret_version(
+                    f"vaultflow/smoke-test-outside/{marker}", mount_point=kv, raise_on_deleted_version=True
+                )
+            ),
+        )
+    finally:
+        with contextlib.suppress(OperationError), vault_errors(root.address, "delete the canary"):
+            root.client.secrets.kv.v2.delete_metadata_and_all_versions(canary, mount_point=kv)
+
+
+def smoke_test(addresses: str, keeper: str, catalog: str, *, ca_cert: str = "") -> SmokeResult:
+    """Run the smoke test for every cluster of the catalog; fail naming each broken expectation."""
+    model = load_catalog(catalog).catalog
+    auth = model.vault.kubernetes_auth
+    root = root_client(addresses, keeper, ca_cert)
+    results = []
+    for cluster in model.clusters:
+        mount = cluster.auth_mount(auth)
+        jwt = service_account_token(
+            namespace=auth.eso_service_account.namespace,
+            name=auth.eso_service_account.name,
+            context=None if cluster.in_cluster else cluster.kube_context,
+        )
+        eso = kubernetes_login(
+            VaultApi(root.address, ca_cert=ca_cert or None), mount=mount, role=auth.eso_role, jwt=jwt
+        )
+        results.append(_check_cluster(root, eso, model.vault.kv_mount, cluster.name, mount))
+    failures = [
+        f"{r.cluster}: "
+        + ", ".join(
+            text
+            for ok, text in (
+                (r.canary_read, "canary not readable"),
+                (r.write_denied, "ESO may WRITE"),
+                (r.outside_denied, "ESO may read outside its paths"),
+            )
+            if not ok
+        )
+        for r in results
+        if not r.passed
+    ]
+    if failures:
+        raise OperationError("smoke test failed: " + "; ".join(failures))
+    return SmokeResult(clusters=results)

@@ -1,0 +1,125 @@
+"""The bootstrap steps end to end on the sandbox: real OpenBao, emulated clusters' TokenReview.
+
+init -> unseal -> root token -> configure -> smoke-test -> revoke-root, then a
+re-run that must regenerate root through the bootstrap identity, change
+nothing and revoke again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import hvac
+import hvac.exceptions
+import pytest
+
+from gitops.catalog import load_catalog
+from sandbox import lifecycle
+from sandbox.platform import install_platform_accounts
+from sandbox.state import SandboxState
+from steps.keeper import open_keeper
+from steps.vault.api import VaultApi
+from steps.vault.configure import configure_vault
+from steps.vault.init import init_vault
+from steps.vault.login import kubernetes_login, service_account_token
+from steps.vault.root_token import ensure_root_token, revoke_root_token
+from steps.vault.smoke import smoke_test
+from steps.vault.unseal import unseal_vault
+from vaultflow.errors import OperationError
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxState]:
+    directory = tmp_path_factory.mktemp("sandbox")
+    catalog = load_catalog(EXAMPLE).catalog
+    state = lifecycle.up(directory, cluster_names=[c.name for c in catalog.clusters]).state
+    try:
+        install_platform_accounts(state, catalog)
+        yield state
+    finally:
+        lifecycle.down(directory)
+
+
+@pytest.fixture
+def kubeconfig(sandbox: SandboxState, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBECONFIG", sandbox.kubeconfig)
+
+
+def eso_client(state: SandboxState, cluster: str) -> VaultApi:
+    jwt = service_account_token(namespace="external-secrets-system", name="external-secrets", context=cluster)
+    return kubernetes_login(
+        VaultApi(state.vault_addr), mount=f"kubernetes-{cluster}", role="external-secrets", jwt=jwt
+    )
+
+
+def test_full_bootstrap_then_a_rerun_that_changes_nothing(
+    sandbox: SandboxState, kubeconfig: None, tmp_path: Path
+) -> None:
+    address, keeper = sandbox.vault_addr, (tmp_path / "unseal.json").as_uri()
+    outputs: list[str] = []
+
+    outputs.append(init_vault(address, keeper).model_dump_json())
+    outputs.append(unseal_vault(address, keeper).model_dump_json())
+    first_root = ensure_root_token(address, keeper, catalog=str(EXAMPLE))
+    assert first_root.source == "keeper"
+    configured = configure_vault(address, keeper, str(EXAMPLE), audit_file=str(tmp_path / "audit.log"))
+    outputs.append(configured.model_dump_json())
+    assert "mounted KV v2 at secret/" in configured.changes
+    assert "enabled Kubernetes auth at auth/kubernetes-prod-eu for cluster prod-eu" in configured.changes
+    assert "created role vaultflow-bootstrap on auth/kubernetes-prod-eu" in configured.changes
+    assert not any("vaultflow-bootstrap on auth/kubernetes-prod-us" in c for c in configured.changes)
+
+    # Secrets that the ESO roles must (or must not) be able to read afterwards.
+    material = open_keeper(keeper).load()
+    assert material is not None and material.root_token
+    root_token = material.root_token
+    root = hvac.Client(url=address, token=root_token)
+    for path in ("prod/database", "argocd/admin", "shared/stripe", "prod/payroll"):
+        root.secrets.kv.v2.create_or_update_secret(path, secret={"value": f"v-{path}"}, mount_point="secret")
+
+    smoke = smoke_test(address, keeper, str(EXAMPLE))
+    outputs.append(smoke.model_dump_json())
+    assert [c.cluster for c in smoke.clusters] == ["prod-eu", "prod-us"]
+    assert all(c.passed for c in smoke.clusters)
+
+    revoked = revoke_root_token(address, keeper)
+    outputs.append(revoked.model_dump_json())
+    assert revoked.revoked
+    with pytest.raises(hvac.exceptions.Forbidden):
+        root.auth.token.lookup_self()
+    kept = open_keeper(keeper).load()
+    assert kept is not None and kept.root_token is None
+
+    # ESO in prod-eu reads exactly its paths; prod-us reads its own, not prod-eu's.
+    eu, us = eso_client(sandbox, "prod-eu"), eso_client(sandbox, "prod-us")
+    kv_eu, kv_us = eu.client.secrets.kv.v2, us.client.secrets.kv.v2
+    assert kv_eu.read_secret_version("argocd/admin", mount_point="secret", raise_on_deleted_version=True)
+    assert kv_us.read_secret_version("shared/stripe", mount_point="secret", raise_on_deleted_version=True)
+    for client, path in ((kv_us, "argocd/admin"), (kv_eu, "shared/stripe"), (kv_eu, "prod/payroll")):
+        with pytest.raises(hvac.exceptions.Forbidden):
+            client.read_secret_version(path, mount_point="secret", raise_on_deleted_version=True)
+
+    # Re-run: the root token is gone, so it is regenerated through the bootstrap identity.
+    again = ensure_root_token(address, keeper, catalog=str(EXAMPLE))
+    assert again.source == "generated"
+    rerun = configure_vault(address, keeper, str(EXAMPLE), audit_file=str(tmp_path / "audit.log"))
+    assert rerun.changes == []
+    assert all(c.passed for c in smoke_test(address, keeper, str(EXAMPLE)).clusters)
+    assert revoke_root_token(address, keeper).revoked
+
+    # Nothing that was returned (what Argo would store and show) holds a share or a token.
+    text = json.dumps(outputs)
+    for value in [*kept.shares, root_token]:
+        assert value not in text
+
+
+def test_without_root_and_without_identity_the_step_says_what_is_missing(
+    sandbox: SandboxState, kubeconfig: None, tmp_path: Path
+) -> None:
+    keeper = (tmp_path / "empty.json").as_uri()
+    with pytest.raises(OperationError, match="is empty"):
+        ensure_root_token(sandbox.vault_addr, keeper)

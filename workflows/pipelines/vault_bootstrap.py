@@ -1,0 +1,74 @@
+"""``vault-bootstrap``: initialise, keep the keys safe, unseal every replica, configure as code,
+smoke-test, revoke root.
+
+Re-runnable: on a configured Vault it unseals what is sealed, regenerates a
+root token through the bootstrap identity, finds nothing to configure,
+smoke-tests and revokes root again. The unseal material and root token only
+ever travel between Vault and the keeper; every parameter and output here is
+a reference.
+"""
+
+from steps.vault import configure, init, root_token, smoke, status, unseal
+from workflows.dsl import Param, Pipeline, Retry, Step, output, param
+
+VAULT = {"addresses": param("vault-addresses"), "ca_cert": param("ca-cert")}
+KEEPER = {**VAULT, "keeper": param("keeper")}
+CATALOG = {**KEEPER, "catalog": param("catalog")}
+# Transient failures (a replica still starting, a leader election) heal within a minute;
+# permanent ones (an empty keeper, a denied policy) fail the same way every time.
+TRANSIENT = Retry(limit=3, backoff="5s", factor=2, max_duration="2m", policy="OnFailure")
+
+PIPELINES = [
+    Pipeline(
+        name="vault-bootstrap",
+        description="Initialise, unseal, configure and smoke-test Vault from the catalog; revoke root.",
+        service_account="vaultflow-bootstrap",
+        timeout="30m",
+        default_retry=TRANSIENT,
+        params=[
+            Param(
+                "vault-addresses", description="Replica addresses, comma-separated; the first is the leader."
+            ),
+            Param(
+                "keeper", default="kubernetes://argo/vaultflow-vault-keeper", description="Where shares live."
+            ),
+            Param("catalog", default="/etc/vaultflow/catalog.yaml", description="The secrets catalog file."),
+            Param("shares", default="5", description="Shamir shares created at init."),
+            Param("threshold", default="3", description="Shares needed to unseal."),
+            Param(
+                "pgp-keys",
+                default="",
+                description="Optional base64 PGP keys, one per share, comma-separated.",
+            ),
+            Param("ca-cert", default="", description="CA bundle file to verify Vault (empty: system trust)."),
+            Param(
+                "audit-file", default="/vault/audit/audit.log", description="File audit path (Vault only)."
+            ),
+        ],
+        steps=[
+            Step("status", status.check_status, args=VAULT),
+            Step(
+                "init",
+                init.init_vault,
+                args={
+                    **KEEPER,
+                    "shares": param("shares"),
+                    "threshold": param("threshold"),
+                    "pgp_keys": param("pgp-keys"),
+                },
+                depends="status",
+                when=f"{output('status', 'initialized')} == false",
+            ),
+            Step("unseal", unseal.unseal_vault, args=KEEPER, depends="init.Succeeded || init.Skipped"),
+            Step("root-token", root_token.ensure_root_token, args=CATALOG, depends="unseal"),
+            Step(
+                "configure",
+                configure.configure_vault,
+                args={**CATALOG, "audit_file": param("audit-file")},
+                depends="root-token",
+            ),
+            Step("smoke-test", smoke.smoke_test, args=CATALOG, depends="configure"),
+        ],
+        on_exit=Step("revoke-root", root_token.revoke_root_token, args=KEEPER),
+    )
+]
