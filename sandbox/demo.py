@@ -6,13 +6,17 @@ cannot run here). The demo says so loudly: nothing real is touched.
 
 Stages so far:
 1. validate the secrets catalog;
-2. start the sandbox (clusters named after the catalog's) and show its status;
-3. render the catalog and commit the tree to the sandbox's GitOps repository.
+2. ``vault:deploy``: start the sandbox (OpenBao sealed and uninitialised, clusters named after the
+   catalog's, the service accounts Helm would create) and show its status;
+3. ``vault:init``: run the ``vault-bootstrap`` pipeline on the local runner: init into a 0600 keeper,
+   unseal, configure from the catalog, smoke-test with ESO's own login, revoke root;
+4. render the catalog and commit the tree to the sandbox's GitOps repository.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -26,9 +30,13 @@ from gitops.catalog import LoadedCatalog, load_catalog
 from gitops.git_delivery import Delivery, deliver
 from gitops.render import render_catalog
 from sandbox import lifecycle
+from sandbox.platform import install_platform_accounts
 from sandbox.state import SandboxState
 from vaultflow.cli.sandbox import print_status
-from vaultflow.errors import VaultflowError
+from vaultflow.errors import OperationError, VaultflowError
+from workflows import runner
+from workflows.registry import load_registry
+from workflows.runner.display import summary
 
 console = Console()
 
@@ -59,16 +67,35 @@ def validate_stage(catalog_path: Path) -> LoadedCatalog:
 
 
 def sandbox_stage(loaded: LoadedCatalog, sandbox_dir: Path) -> SandboxState:
-    _stage(2, "Start the local sandbox")
+    _stage(2, "vault:deploy: start the local sandbox (OpenBao sealed and uninitialised)")
     names = [cluster.name for cluster in loaded.catalog.clusters]
     result = lifecycle.up(sandbox_dir, cluster_names=names)
+    install_platform_accounts(result.state, loaded.catalog)
     console.print("sandbox started" if result.started else "sandbox already running: unchanged")
     print_status(lifecycle.status(sandbox_dir))
     return result.state
 
 
+def bootstrap_stage(loaded: LoadedCatalog, state: SandboxState) -> None:
+    _stage(3, "vault:init: the vault-bootstrap pipeline on the local runner")
+    os.environ["KUBECONFIG"] = state.kubeconfig  # steps reach the emulated clusters like kubectl would
+    registry = load_registry()
+    spec = runner.load(registry.document("vault-bootstrap"), lookup=registry.lookup)
+    keeper = (Path(state.directory) / "vault-keeper.json").as_uri()
+    parameters = {
+        "vault-addresses": ",".join(node.address for node in state.vault),
+        "keeper": keeper,
+        "catalog": str(loaded.source),
+    }
+    result = runner.run(spec, parameters, run_root=Path(state.directory) / "runs")
+    console.print(summary(result))
+    if not result.succeeded:
+        raise OperationError(f"vault-bootstrap failed: see the step logs in {state.directory}/runs")
+    console.print(f"unseal shares are in {keeper} (mode 0600); the root token was revoked")
+
+
 def render_and_commit_stage(loaded: LoadedCatalog, sandbox_dir: Path) -> tuple[str, Delivery]:
-    _stage(3, "Render ESO resources and commit them to the GitOps repository")
+    _stage(4, "Render ESO resources and commit them to the GitOps repository")
     repo_url = ensure_bare_repo(sandbox_dir / "gitops.git")
     tree = render_catalog(loaded, repo_url=repo_url)
     gitops = loaded.catalog.gitops
@@ -107,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         loaded = validate_stage(args.catalog)
-        sandbox_stage(loaded, args.dir)
+        state = sandbox_stage(loaded, args.dir)
+        bootstrap_stage(loaded, state)
         render_and_commit_stage(loaded, args.dir)
     except VaultflowError as error:
         console.print(f"[red]error:[/red] {error}")

@@ -405,6 +405,7 @@ def environment(state: SandboxState) -> dict[str, str]:
     return {
         "VAULT_ADDR": state.vault_addr,
         "BAO_ADDR": state.vault_addr,
+        "VAULT_ADDRESSES": ",".join(node.address for node in state.vault),  # every replica, leader first
         "KUBECONFIG": state.kubeconfig,
         "AWS_ENDPOINT_URL": state.aws_endpoint,
         "AWS_ACCESS_KEY_ID": "sandbox",

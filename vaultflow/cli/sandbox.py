@@ -46,12 +46,24 @@ def up(
     builtin_crds: bool = typer.Option(
         False, "--builtin-crds", help="Register the minimal built-in CRDs instead."
     ),
+    catalog: Path = typer.Option(
+        None,
+        "--catalog",
+        help="Name the clusters after this catalog's and create what its platform provides "
+        "(namespaces, ESO/workflow/reviewer service accounts), as Helm and Argo CD would.",
+    ),
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
     """Start the sandbox in the background; on a running sandbox with the same options, change nothing."""
     from sandbox import lifecycle
 
     names = tuple(name.strip() for name in cluster_names.split(",") if name.strip()) or None
+    loaded = None
+    if catalog is not None:
+        from gitops.catalog import load_catalog
+
+        loaded = load_catalog(catalog)
+        names = names or tuple(cluster.name for cluster in loaded.catalog.clusters)
     result = lifecycle.up(
         directory,
         clusters=clusters,
@@ -61,6 +73,10 @@ def up(
         crds=crds,
         builtin_crds=builtin_crds,
     )
+    if loaded is not None:
+        from sandbox.platform import install_platform_accounts
+
+        install_platform_accounts(result.state, loaded.catalog)
     if output is OutputFormat.json:
         typer.echo(json.dumps({"started": result.started, **result.state.model_dump(mode="json")}, indent=2))
         return
