@@ -10,6 +10,7 @@ echoed.
 from __future__ import annotations
 
 import base64
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +20,12 @@ from typing import Any
 from vaultflow.errors import OperationError
 
 DEFAULT_TIMEOUT = 10.0
+# A replica that is still starting refuses connections for a few seconds: connecting is
+# retried with exponential backoff (0.5 s, 1 s, 2 s, ... about 30 s for 6 attempts) before the
+# step gives up. Only connecting is retried, never a request that reached Vault: those are
+# not all idempotent (init is not).
+CONNECT_RETRIES_ENV = "VAULTFLOW_VAULT_CONNECT_RETRIES"
+DEFAULT_CONNECT_RETRIES = 6
 
 
 @dataclass(frozen=True)
@@ -43,11 +50,11 @@ def vault_errors(address: str, action: str) -> Iterator[None]:
         yield
     except requests.exceptions.SSLError:
         raise OperationError(
-            f"Vault at {address}: TLS verification failed while {action} (set the CA bundle)"
+            f"Vault at {address}: TLS verification failed, could not {action} (set the CA bundle)"
         ) from None
     except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
         reason = type(error).__name__.replace("Error", " error").strip()
-        raise OperationError(f"Vault at {address} is unreachable ({reason}) while {action}") from None
+        raise OperationError(f"Vault at {address} is unreachable ({reason}): could not {action}") from None
     except hvac.exceptions.VaultDown:
         raise OperationError(f"Vault at {address} is sealed: cannot {action}") from None
     except hvac.exceptions.Forbidden:
@@ -73,7 +80,9 @@ class VaultApi:
         self.address = address.rstrip("/")
         self.ca_cert = ca_cert
         self.timeout = timeout
-        self.client = hvac.Client(url=self.address, token=token, verify=ca_cert or True, timeout=timeout)
+        self.client = hvac.Client(
+            url=self.address, token=token, verify=ca_cert or True, timeout=timeout, session=_session()
+        )
 
     def with_token(self, token: str) -> VaultApi:
         return VaultApi(self.address, token=token, ca_cert=self.ca_cert, timeout=self.timeout)
@@ -182,6 +191,20 @@ class VaultApi:
     def revoke_self(self) -> None:
         with vault_errors(self.address, "revoke its own token"):
             self.client.auth.token.revoke_self()
+
+
+def _session() -> Any:
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    retries = int(os.environ.get(CONNECT_RETRIES_ENV, DEFAULT_CONNECT_RETRIES))
+    policy = Retry(total=None, connect=retries, read=0, status=0, other=0, backoff_factor=0.5)
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=policy)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
 
 
 def decode_root_token(encoded: str, otp: str) -> str:

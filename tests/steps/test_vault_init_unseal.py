@@ -97,8 +97,10 @@ def test_bad_parameters_are_input_errors(tmp_path: Path) -> None:
         init_vault("http://127.0.0.1:1", "s3://bucket/key")
 
 
-def test_unreachable_vault_is_one_clear_error(tmp_path: Path) -> None:
+def test_unreachable_vault_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from sandbox.openbao import free_port
+
+    monkeypatch.setenv("VAULTFLOW_VAULT_CONNECT_RETRIES", "1")  # the default waits ~30 s for a starting pod
 
     address = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(OperationError, match=f"Vault at {address} is unreachable"):

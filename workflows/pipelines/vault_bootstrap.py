@@ -14,9 +14,10 @@ from workflows.dsl import Param, Pipeline, Retry, Step, output, param
 VAULT = {"addresses": param("vault-addresses"), "ca_cert": param("ca-cert")}
 KEEPER = {**VAULT, "keeper": param("keeper")}
 CATALOG = {**KEEPER, "catalog": param("catalog")}
-# Transient failures (a replica still starting, a leader election) heal within a minute;
-# permanent ones (an empty keeper, a denied policy) fail the same way every time.
-TRANSIENT = Retry(limit=3, backoff="5s", factor=2, max_duration="2m", policy="OnFailure")
+# A step that *fails* (exit code != 0) failed for a reason retrying will not change (an empty
+# keeper, a denied policy, a replica that never answered: the steps already retry connecting
+# for about 30 s). Argo retries only *errors*: a pod evicted or lost with its node.
+INFRASTRUCTURE = Retry(limit=2, backoff="10s", factor=2, max_duration="2m", policy="OnError")
 
 PIPELINES = [
     Pipeline(
@@ -24,7 +25,7 @@ PIPELINES = [
         description="Initialise, unseal, configure and smoke-test Vault from the catalog; revoke root.",
         service_account="vaultflow-bootstrap",
         timeout="30m",
-        default_retry=TRANSIENT,
+        default_retry=INFRASTRUCTURE,
         params=[
             Param(
                 "vault-addresses", description="Replica addresses, comma-separated; the first is the leader."

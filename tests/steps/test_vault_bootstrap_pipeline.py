@@ -1,0 +1,131 @@
+"""The vault-bootstrap pipeline as an operator runs it (`vaultflow run`), on a three-node sandbox.
+
+Everything Argo would store or show (parameters, outputs, step logs, the
+command's own output) is scanned for the unseal shares, the root token and its
+accessor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import hvac
+import hvac.exceptions
+import pytest
+
+from gitops.catalog import load_catalog
+from sandbox import lifecycle
+from sandbox.openbao import OpenBaoServer, free_port
+from sandbox.platform import install_platform_accounts
+from sandbox.state import SandboxState
+from steps.keeper import open_keeper
+from steps.vault.init import init_vault
+from steps.vault.status import vault_status
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
+
+
+@pytest.fixture(scope="module")
+def raft_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxState]:
+    directory = tmp_path_factory.mktemp("raft-sandbox")
+    catalog = load_catalog(EXAMPLE).catalog
+    state = lifecycle.up(directory, cluster_names=[c.name for c in catalog.clusters], vault_replicas=3).state
+    try:
+        install_platform_accounts(state, catalog)
+        yield state
+    finally:
+        lifecycle.down(directory)
+
+
+def bootstrap(
+    addresses: str, keeper: str, run_dir: Path, *, kubeconfig: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``vaultflow run vault-bootstrap`` in its own process, as an operator would run it."""
+    command = [
+        sys.executable, "-m", "vaultflow", "run", "vault-bootstrap", "--quiet", "--run-dir", str(run_dir),
+        "-p", f"vault-addresses={addresses}", "-p", f"keeper={keeper}", "-p", f"catalog={EXAMPLE}",
+    ]  # fmt: skip
+    environment = {**os.environ, "KUBECONFIG": kubeconfig, "COLUMNS": "200", **(env or {})}
+    return subprocess.run(command, capture_output=True, text=True, env=environment, check=False)
+
+
+def step_output(run_dir: Path, step: str) -> object:
+    (status_file,) = run_dir.glob("*/status.json")
+    nodes = json.loads(status_file.read_text())["status"]["nodes"].values()
+    node = next(n for n in nodes if n.get("displayName") == step)
+    return json.loads(node["outputs"]["result"])
+
+
+def everything_shown(run_dirs: list[Path], processes: list[subprocess.CompletedProcess[str]]) -> str:
+    files = [
+        path.read_text(errors="replace") for run in run_dirs for path in run.rglob("*") if path.is_file()
+    ]
+    return "\n".join(files + [p.stdout + p.stderr for p in processes])
+
+
+def test_three_nodes_bootstrap_then_rerun_without_change_and_without_leaks(
+    raft_sandbox: SandboxState, tmp_path: Path
+) -> None:
+    addresses = ",".join(node.address for node in raft_sandbox.vault)
+    keeper = (tmp_path / "keeper.json").as_uri()
+    # Initialise with the step first, so that the test knows the root token the pipeline will use.
+    init_vault(addresses, keeper)
+    material = open_keeper(keeper).load()
+    assert material is not None and material.root_token
+    root_token = material.root_token
+
+    first = bootstrap(addresses, keeper, tmp_path / "run-1", kubeconfig=raft_sandbox.kubeconfig)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert vault_status(addresses).sealed_replicas == []
+    unseal = step_output(tmp_path / "run-1", "unseal")
+    assert [r["joined"] for r in unseal["replicas"]] == [False, True, True]  # type: ignore[index]
+    configured = step_output(tmp_path / "run-1", "configure")
+    assert configured["changes"]  # type: ignore[index]
+    with pytest.raises(hvac.exceptions.Forbidden):  # root is revoked at the end
+        hvac.Client(url=raft_sandbox.vault_addr, token=root_token).auth.token.lookup_self()
+
+    second = bootstrap(addresses, keeper, tmp_path / "run-2", kubeconfig=raft_sandbox.kubeconfig)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert step_output(tmp_path / "run-2", "root-token") == {
+        "source": "generated",
+        "keeper": open_keeper(keeper).location,
+    }
+    assert step_output(tmp_path / "run-2", "configure") == {"product": "openbao", "changes": []}
+
+    shown = everything_shown([tmp_path / "run-1", tmp_path / "run-2"], [first, second])
+    assert "Succeeded" in shown
+    for value in [*material.shares, root_token]:
+        assert value not in shown
+
+
+def test_sealed_vault_with_an_empty_keeper_fails_cleanly_and_changes_nothing(tmp_path: Path) -> None:
+    server = OpenBaoServer(tmp_path / "node", node_id="node-1")
+    server.start()
+    try:
+        hvac.Client(url=server.address).sys.initialize(secret_shares=1, secret_threshold=1)
+        keeper = (tmp_path / "keeper.json").as_uri()
+        result = bootstrap(server.address, keeper, tmp_path / "run")
+        assert result.returncode == 1
+        logs = "\n".join(p.read_text() for p in (tmp_path / "run").rglob("*.log"))
+        assert "is empty: cannot unseal" in logs
+        assert "Traceback" not in result.stdout + result.stderr
+        assert not (tmp_path / "keeper.json").exists()
+        assert vault_status(server.address).sealed_replicas == [server.address]
+    finally:
+        server.stop()
+
+
+def test_unreachable_vault_fails_cleanly(tmp_path: Path) -> None:
+    address = f"http://127.0.0.1:{free_port()}"
+    keeper = (tmp_path / "keeper.json").as_uri()
+    result = bootstrap(address, keeper, tmp_path / "run", env={"VAULTFLOW_VAULT_CONNECT_RETRIES": "0"})
+    assert result.returncode == 1
+    logs = "\n".join(p.read_text() for p in (tmp_path / "run").rglob("*.log"))
+    assert f"Vault at {address} is unreachable" in logs
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not (tmp_path / "keeper.json").exists()
