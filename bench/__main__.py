@@ -37,7 +37,7 @@ def _format_seconds(value: float | None) -> str:
 
 
 def main(argv: list[str]) -> int:
-    console = Console()
+    console = Console(width=max(Console().width, 150))  # keep the table's columns readable
     table = Table(title="vaultflow benchmarks (this machine, this run)")
     for column in ("benchmark", "time", "baseline", "baseline time", "ratio", "target", "met"):
         table.add_column(column)
