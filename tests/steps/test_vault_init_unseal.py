@@ -160,3 +160,45 @@ def test_three_node_raft_cluster_ends_unsealed_and_joined(fresh_openbao: StartSe
     report = json.dumps([result.model_dump(), status.model_dump()])
     for value in [*material(tmp_path).shares, token]:
         assert value not in report
+
+
+def test_pgp_encrypted_shares_are_kept_encrypted_and_decrypt_to_working_shares(
+    fresh_openbao: StartServer, tmp_path: Path
+) -> None:
+    """With one PGP key per share, the keeper only ever holds ciphertext; each operator's gpg opens theirs."""
+    import base64
+    import os
+    import subprocess
+
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    env = {**os.environ, "GNUPGHOME": str(home)}
+    for operator in ("alice", "bob"):
+        subprocess.run(
+            ["gpg", "--batch", "--passphrase", "", "--quick-gen-key", f"{operator} <{operator}@example.com>",
+             "rsa2048", "encr", "never"],
+            env=env, check=True, capture_output=True,
+        )  # fmt: skip
+    keys = [
+        base64.b64encode(
+            subprocess.run(
+                ["gpg", "--export", f"{o}@example.com"], env=env, check=True, capture_output=True
+            ).stdout
+        ).decode()
+        for o in ("alice", "bob")
+    ]
+    server = fresh_openbao()
+    result = init_vault(server.address, keeper_uri(tmp_path), shares=2, threshold=2, pgp_keys=",".join(keys))
+    assert result.initialized_now
+    kept = material(tmp_path)
+    assert kept.pgp_encrypted and len(kept.shares) == 2
+    with pytest.raises(OperationError, match="PGP-encrypted"):
+        unseal_vault(server.address, keeper_uri(tmp_path))
+    client = hvac.Client(url=server.address)
+    for share in kept.shares:
+        plain = subprocess.run(
+            ["gpg", "-dq"], input=base64.b64decode(share), env=env, check=True, capture_output=True
+        ).stdout.decode()
+        assert plain not in (tmp_path / "unseal.json").read_text()  # only ciphertext was stored
+        status = client.sys.submit_unseal_key(plain)
+    assert status["sealed"] is False
