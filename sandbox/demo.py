@@ -10,7 +10,11 @@ Stages so far:
    catalog's, the service accounts Helm would create) and show its status;
 3. ``vault:init``: run the ``vault-bootstrap`` pipeline on the local runner: init into a 0600 keeper,
    unseal, configure from the catalog, smoke-test with ESO's own login, revoke root;
-4. render the catalog and commit the tree to the sandbox's GitOps repository.
+4. day 2: the platform team puts the catalog's secrets in Vault (generated keys generated,
+   static keys get visible sandbox placeholders), with a root token regenerated and revoked;
+5. render the catalog and commit the tree to the sandbox's GitOps repository;
+6. Argo CD syncs the commit into the clusters, ESO makes every ExternalSecret Ready and pushes
+   to the clouds; shown as hashes and digests, never values.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import TypeVar
 
 from rich.console import Console
 from rich.panel import Panel
@@ -28,17 +33,22 @@ from rich.table import Table
 
 from gitops.catalog import LoadedCatalog, load_catalog
 from gitops.git_delivery import Delivery, deliver
-from gitops.render import render_catalog
+from gitops.render import application_name, render_catalog
 from sandbox import lifecycle
+from sandbox.catalog_wiring import azure_vault_names, register_app_of_apps, wire_catalog
+from sandbox.observe import applications, external_secrets, pushed_values, wait_for, wait_for_applications
 from sandbox.platform import install_platform_accounts
 from sandbox.state import SandboxState
+from steps.secrets.seed import seed_missing_secrets
+from steps.vault.root_token import ensure_root_token, revoke_root_token, root_client
 from vaultflow.cli.sandbox import print_status
 from vaultflow.errors import OperationError, VaultflowError
 from workflows import runner
 from workflows.registry import load_registry
 from workflows.runner.display import summary
 
-console = Console()
+console = Console(width=max(Console().width, 130))  # the status tables need the room
+T = TypeVar("T")
 
 
 def _stage(number: int, title: str) -> None:
@@ -69,8 +79,10 @@ def validate_stage(catalog_path: Path) -> LoadedCatalog:
 def sandbox_stage(loaded: LoadedCatalog, sandbox_dir: Path) -> SandboxState:
     _stage(2, "vault:deploy: start the local sandbox (OpenBao sealed and uninitialised)")
     names = [cluster.name for cluster in loaded.catalog.clusters]
-    result = lifecycle.up(sandbox_dir, cluster_names=names)
+    result = lifecycle.up(sandbox_dir, cluster_names=names, azure_vaults=azure_vault_names(loaded.catalog))
     install_platform_accounts(result.state, loaded.catalog)
+    for line in wire_catalog(result.state, loaded, repo_url=ensure_bare_repo(sandbox_dir / "gitops.git")):
+        console.print(f"[dim]{line}[/dim]")
     console.print("sandbox started" if result.started else "sandbox already running: unchanged")
     print_status(lifecycle.status(sandbox_dir))
     return result.state
@@ -94,8 +106,29 @@ def bootstrap_stage(loaded: LoadedCatalog, state: SandboxState) -> None:
     console.print(f"unseal shares are in {keeper} (mode 0600); the root token was revoked")
 
 
+def seed_stage(loaded: LoadedCatalog, state: SandboxState) -> None:
+    _stage(4, "Day 2: the platform team puts the catalog's secrets in Vault")
+    addresses = ",".join(node.address for node in state.vault)
+    keeper = (Path(state.directory) / "vault-keeper.json").as_uri()
+    ensure_root_token(addresses, keeper, catalog=str(loaded.source))
+    try:
+        seeded = seed_missing_secrets(
+            root_client(addresses, keeper), loaded.catalog, lambda path, key: f"sandbox-placeholder-{key}"
+        )
+    finally:
+        revoke_root_token(addresses, keeper)
+    table = Table(title="Vault (values never shown)")
+    for column in ("path", "keys", "version", "this run"):
+        table.add_column(column)
+    for secret in seeded:
+        table.add_row(
+            secret.path, ", ".join(secret.keys), str(secret.version), "created" if secret.created else "kept"
+        )
+    console.print(table)
+
+
 def render_and_commit_stage(loaded: LoadedCatalog, sandbox_dir: Path) -> tuple[str, Delivery]:
-    _stage(4, "Render ESO resources and commit them to the GitOps repository")
+    _stage(5, "Render ESO resources and commit them to the GitOps repository")
     repo_url = ensure_bare_repo(sandbox_dir / "gitops.git")
     tree = render_catalog(loaded, repo_url=repo_url)
     gitops = loaded.catalog.gitops
@@ -120,6 +153,54 @@ def render_and_commit_stage(loaded: LoadedCatalog, sandbox_dir: Path) -> tuple[s
     return repo_url, delivery
 
 
+def sync_stage(loaded: LoadedCatalog, state: SandboxState, repo_url: str, delivery: Delivery) -> None:
+    _stage(6, "Argo CD syncs the commit; ESO pulls from Vault and pushes to the clouds")
+    root_app = register_app_of_apps(state, loaded, repo_url)
+    names = [root_app, *(application_name(cluster) for cluster in loaded.catalog.clusters)]
+    revision = delivery.commit or _deployed_revision(state, names[1])
+    synced = wait_for_applications(state, revision, names)
+    apps = Table(title="Argo CD Applications (management cluster)")
+    for column in ("application", "sync", "health", "revision"):
+        apps.add_column(column)
+    for app in synced:
+        apps.add_row(app.name, app.sync_status, app.health, app.revision[:12])
+    console.print(apps)
+
+    clusters = [cluster.name for cluster in loaded.catalog.clusters]
+    ready = wait_for(lambda: _when_all(external_secrets(state, clusters), "ready"), timeout=60,
+                     what="every ExternalSecret Ready")  # fmt: skip
+    secrets_table = Table(title="ExternalSecrets")
+    for column in ("cluster", "namespace", "name", "ready", "reason", "data-hash (of the Secret)"):
+        secrets_table.add_column(column)
+    for es in ready:
+        secrets_table.add_row(
+            es.cluster, es.namespace, es.name, "yes" if es.ready else "no", es.reason, es.data_hash[:16]
+        )
+    console.print(secrets_table)
+
+    pushed = wait_for(lambda: _when_all(pushed_values(state, loaded), "digest"), timeout=60,
+                      what="every pushed value present in its cloud")  # fmt: skip
+    pushes_table = Table(title="Pushed to the clouds (emulated)")
+    for column in ("cloud", "provider", "remote key", "value digest"):
+        pushes_table.add_column(column)
+    for value in pushed:
+        pushes_table.add_row(value.cloud, value.provider, value.remote_key, (value.digest or "-")[:23])
+    console.print(pushes_table)
+
+
+def _when_all(items: list[T], attribute: str) -> list[T] | None:
+    """``items`` once every one has a truthy ``attribute`` (for ``wait_for``), else None."""
+    return items if items and all(getattr(item, attribute) for item in items) else None
+
+
+def _deployed_revision(state: SandboxState, application: str) -> str:
+    """Nothing was committed this run: the revision the Applications already follow."""
+    for app in applications(state):
+        if app.name == application and app.revision:
+            return app.revision
+    raise OperationError(f"Application {application} has no revision yet")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox.demo", description=__doc__)
     parser.add_argument("--catalog", type=Path, default=Path("examples/catalog.yaml"))
@@ -136,7 +217,9 @@ def main(argv: list[str] | None = None) -> int:
         loaded = validate_stage(args.catalog)
         state = sandbox_stage(loaded, args.dir)
         bootstrap_stage(loaded, state)
-        render_and_commit_stage(loaded, args.dir)
+        seed_stage(loaded, state)
+        repo_url, delivery = render_and_commit_stage(loaded, args.dir)
+        sync_stage(loaded, state, repo_url, delivery)
     except VaultflowError as error:
         console.print(f"[red]error:[/red] {error}")
         return error.exit_code

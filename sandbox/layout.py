@@ -43,6 +43,20 @@ class SandboxPaths:
         return self.root / "clusters"
 
     @property
+    def tls(self) -> Path:
+        return self.root / "tls"
+
+    @property
+    def ca_file(self) -> Path:
+        """The sandbox CA (PEM): what clients of the HTTPS emulators verify against."""
+        return self.tls / "ca.crt"
+
+    @property
+    def admin_token(self) -> Path:
+        """The bearer token of the supervisor's admin API (mode 0600)."""
+        return self.run / "admin.token"
+
+    @property
     def lock(self) -> Path:
         return self.root / ".lock"
 
@@ -84,6 +98,7 @@ class SandboxPaths:
             self.logs,
             self.openbao,
             self.clusters,
+            self.tls,
             self.gitignore,
             self.lock,
         ]

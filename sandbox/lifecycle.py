@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -39,6 +40,7 @@ from sandbox.processes import (
     stop_process,
 )
 from sandbox.state import (
+    DEFAULT_AZURE_VAULTS,
     MANAGEMENT_CLUSTER,
     SandboxSpec,
     SandboxState,
@@ -103,6 +105,24 @@ def _cluster_names(count: int, names: Sequence[str] | None) -> tuple[str, ...]:
         raise InputError(
             f"--cluster-names: names must be unique and not {MANAGEMENT_CLUSTER!r} (got {', '.join(names)})"
         )
+    return tuple(names)
+
+
+_KEY_VAULT_NAME = re.compile(r"^[a-zA-Z](?!.*--)[a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$")
+
+
+def _azure_vault_names(names: Sequence[str] | None) -> tuple[str, ...]:
+    """Key Vault names as Azure allows them: 3-24 letters, digits and single dashes, a letter first."""
+    if not names:
+        return DEFAULT_AZURE_VAULTS
+    for name in names:
+        if not _KEY_VAULT_NAME.match(name):
+            raise InputError(
+                f"--azure-vaults: {name!r} is not a Key Vault name (3-24 letters, digits and single dashes, "
+                "starting with a letter, ending with a letter or digit)"
+            )
+    if len(set(names)) != len(names):
+        raise InputError(f"--azure-vaults: names must be unique (got {', '.join(names)})")
     return tuple(names)
 
 
@@ -190,14 +210,17 @@ def up(
     vault_port: int = 0,
     crds: Path | None = None,
     builtin_crds: bool = False,
+    azure_vaults: Sequence[str] | None = None,
     timeout: float = START_TIMEOUT,
 ) -> UpResult:
     """Start a sandbox in ``directory``, or return the one already running there with these options.
 
     ``cluster_names`` names the workload clusters (and kubeconfig contexts);
-    without it they are ``workload-1`` .. ``workload-<clusters>``.
+    without it they are ``workload-1`` .. ``workload-<clusters>``. ``azure_vaults``
+    names the emulated Key Vaults (``https://<name>.vault.azure.net``; default ``sandbox``).
     """
     names = _cluster_names(clusters, cluster_names)
+    vaults = _azure_vault_names(azure_vaults)
     if vault_replicas < 1:
         raise InputError(f"--vault-replicas must be at least 1 (got {vault_replicas})")
     if vault_port and not 1024 <= vault_port <= 65535:
@@ -210,6 +233,7 @@ def up(
         vault_port=vault_port,
         crd_dir=str(source.directory),
         crd_upstream=source.upstream,
+        azure_vaults=vaults,
     )
     root = _check_directory(directory)
     paths = SandboxPaths(root)
@@ -397,7 +421,42 @@ def status(directory: Path = DEFAULT_DIR) -> SandboxStatus:
             aws_up,
         )
     )
+    components += _service_components(state)
     return SandboxStatus(state, components)
+
+
+def _listening(name: str, kind: str, url: str) -> ComponentStatus:
+    up = port_is_listening(int(url.rsplit(":", 1)[1]))
+    return ComponentStatus(name, kind, url, None, "answering" if up else "down", up)
+
+
+def _service_components(state: SandboxState) -> list[ComponentStatus]:
+    """Sandbox II: the cloud emulators, and the controllers as the admin API reports them."""
+    if not state.admin_endpoint:
+        return []
+    components = [_listening("gcp (emulator)", "secret manager", state.gcp_endpoint)]
+    components += [_listening("azure (emulator)", f"key vault {v.name}", v.url) for v in state.azure_vaults]
+    from sandbox.admin import AdminClient
+
+    admin = AdminClient.for_state(state)
+    try:
+        controllers, faults, routes = admin.controllers(), admin.faults(), admin.routes()
+    except OperationError as error:
+        failure = ComponentStatus("admin api", "controllers", state.admin_endpoint, None, str(error), False)
+        return [*components, failure]
+    for report in controllers:
+        name = "eso (emulator)" if report["controller"] == "external-secrets" else "argocd (emulator)"
+        condition = f"running: {report['reconciles']} reconciles, {report['queued']} queued"
+        components.append(
+            ComponentStatus(name, report["cluster"], state.admin_endpoint, None, condition, True)
+        )
+    for provider, fault in sorted(faults.items()):
+        described = "down" if fault.down else f"error rate {fault.error_rate:g}, latency {fault.latency:g}s"
+        components.append(ComponentStatus("fault (injected)", provider, "", None, described, True))
+    for kind, table in sorted(routes.items()):
+        for source, target in sorted(table.items()):
+            components.append(ComponentStatus("route (sandbox)", kind, source, None, f"-> {target}", True))
+    return components
 
 
 def environment(state: SandboxState) -> dict[str, str]:
@@ -413,4 +472,21 @@ def environment(state: SandboxState) -> dict[str, str]:
         "AWS_DEFAULT_REGION": state.aws_region,
         "AWS_REGION": state.aws_region,
         "VAULTFLOW_SANDBOX_DIR": state.directory,
+        **_service_environment(state),
     }
+
+
+def _service_environment(state: SandboxState) -> dict[str, str]:
+    """Where the emulated clouds are. The CA is given by path, for clients to pass explicitly
+    (``connection_verify=``): nothing here makes a process trust it globally."""
+    if not state.admin_endpoint:
+        return {}
+    environment = {
+        "VAULTFLOW_SANDBOX_CA": state.ca_file,
+        "VAULTFLOW_GCP_ENDPOINT": state.gcp_endpoint,
+        "VAULTFLOW_AZURE_VAULTS": ",".join(f"{v.name}={v.url}" for v in state.azure_vaults),
+        "VAULTFLOW_SANDBOX_ADMIN": state.admin_endpoint,
+    }
+    if state.azure_vaults:
+        environment["VAULTFLOW_AZURE_VAULT_URL"] = state.azure_vaults[0].url
+    return environment

@@ -54,7 +54,10 @@ def server_config(
     return f"""\
 storage "raft" {{
   path    = "{data_dir / "raft"}"
-  node_id = "{node_id}"{joins}
+  node_id = "{node_id}"
+  # Production timing (the default, 5, is meant for slow development machines): elections
+  # and the first init take ~1 s instead of ~7 s.
+  performance_multiplier = 1{joins}
 }}
 
 listener "tcp" {{

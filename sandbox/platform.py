@@ -2,7 +2,9 @@
 
 On a real platform, ESO's chart creates its service account, the Argo
 Workflows manifests create the workflow service accounts, argocd-apps creates
-Vault's token reviewer, and application teams own their namespaces. The
+Vault's token reviewer, application teams own their namespaces, and the charts
+own the Secrets that ``creationPolicy: Merge`` consumers write into (Argo CD's
+``argocd-secret``). The
 sandbox has no Helm, so this module creates exactly those objects, from the
 catalog, in the emulated clusters. Idempotent.
 """
@@ -36,6 +38,22 @@ def _ensure_service_account(core: Any, account: ServiceAccountRef) -> None:
             raise
 
 
+def _ensure_secret(core: Any, namespace: str, name: str) -> None:
+    """A Secret a Merge consumer writes into, as its owner would make it (argocd-secret: the chart)."""
+    from kubernetes.client.exceptions import ApiException
+
+    body = {
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "vaultflow-sandbox"}},
+        "type": "Opaque",
+        "data": {},
+    }
+    try:
+        core.create_namespaced_secret(namespace, body)
+    except ApiException as error:
+        if error.status != 409:
+            raise
+
+
 def install_platform_accounts(state: SandboxState, catalog: Catalog) -> None:
     """Namespaces and service accounts the catalog's clusters are expected to have."""
     from kubernetes import client, config
@@ -60,3 +78,7 @@ def install_platform_accounts(state: SandboxState, catalog: Catalog) -> None:
         }
         for namespace in sorted(namespaces):
             _ensure_namespace(core, namespace)
+        for secret in catalog.secrets:
+            for consumer in secret.consumers:
+                if consumer.cluster == cluster.name and consumer.creation_policy in ("Merge", "None"):
+                    _ensure_secret(core, consumer.namespace, consumer.secret_name)

@@ -21,6 +21,7 @@ STATE_FILE = "sandbox.json"
 KUBECONFIG_FILE = "kubeconfig"
 MANAGEMENT_CLUSTER = "mgmt"
 AWS_REGION = "us-east-1"
+DEFAULT_AZURE_VAULTS = ("sandbox",)
 
 
 class SandboxSpec(BaseModel):
@@ -34,6 +35,7 @@ class SandboxSpec(BaseModel):
     vault_port: int = 0
     crd_dir: str
     crd_upstream: bool
+    azure_vaults: tuple[str, ...] = DEFAULT_AZURE_VAULTS
 
     @property
     def cluster_names(self) -> tuple[str, ...]:
@@ -41,7 +43,9 @@ class SandboxSpec(BaseModel):
 
     def describe(self) -> str:
         replicas = "1 OpenBao node" if self.vault_replicas == 1 else f"{self.vault_replicas} OpenBao nodes"
-        return f"clusters {', '.join(self.cluster_names)}; {replicas}"
+        return (
+            f"clusters {', '.join(self.cluster_names)}; {replicas}; Key Vaults {', '.join(self.azure_vaults)}"
+        )
 
 
 class ClusterEndpoint(BaseModel):
@@ -49,6 +53,13 @@ class ClusterEndpoint(BaseModel):
     role: Literal["workload", "management"]
     url: str
     ca_file: str = Field(description="PEM of the cluster's CA (the kubernetes_ca_cert of a Vault auth mount)")
+
+
+class AzureVault(BaseModel):
+    """One emulated Key Vault: ``https://<name>.vault.azure.net`` is served at ``url``."""
+
+    name: str
+    url: str
 
 
 class VaultNode(BaseModel):
@@ -72,6 +83,12 @@ class SandboxState(BaseModel):
     aws_endpoint: str
     aws_region: str = AWS_REGION
     crd_source: str
+    gcp_endpoint: str = ""
+    azure_vaults: list[AzureVault] = Field(default_factory=list)
+    ca_file: str = Field(
+        "", description="PEM of the sandbox CA that the HTTPS emulators' certificates chain to"
+    )
+    admin_endpoint: str = Field("", description="the supervisor's admin API (faults, routes, controllers)")
 
     @property
     def vault_addr(self) -> str:
@@ -90,7 +107,19 @@ class SandboxState(BaseModel):
         """Every port on 127.0.0.1 the sandbox listens on."""
         urls = [c.url for c in self.clusters] + [self.aws_endpoint]
         urls += [n.address for n in self.vault] + [n.cluster_address for n in self.vault]
+        urls += [v.url for v in self.azure_vaults] + [
+            u for u in (self.gcp_endpoint, self.admin_endpoint) if u
+        ]
         return [int(url.rsplit(":", 1)[1]) for url in urls]
+
+    def azure_vault_url(self, name: str) -> str:
+        """The loopback URL serving Key Vault ``name`` (``https://<name>.vault.azure.net``)."""
+        for vault in self.azure_vaults:
+            if vault.name == name:
+                return vault.url
+        raise KeyError(
+            f"no Key Vault {name!r} in the sandbox (have {', '.join(v.name for v in self.azure_vaults)})"
+        )
 
     def cluster(self, name: str) -> ClusterEndpoint:
         for endpoint in self.clusters:

@@ -1,12 +1,13 @@
 """The sandbox's one long-running process: ``python -m sandbox.supervisor --dir DIR``.
 
 It hosts every emulator in threads (one Kubernetes API per cluster, moto for
-AWS) and owns the OpenBao server processes as its children, so that stopping
-it (SIGTERM, what ``down`` sends) stops the whole sandbox. It reads the
-request from ``DIR/spec.json`` and, once every component answers, writes the
-endpoints to ``DIR/sandbox.json``; ``up`` waits for that file. A failure
-during start is written to ``DIR/run/supervisor-error.json`` so ``up`` can
-repeat the one clear message.
+AWS, GCP Secret Manager, Azure Key Vaults, ESO in every cluster, Argo CD in the
+management cluster, see ``sandbox.emulators``) and owns the OpenBao server
+processes as its children, so that stopping it (SIGTERM, what ``down`` sends)
+stops the whole sandbox. It reads the request from ``DIR/spec.json`` and, once
+every component answers, writes the endpoints to ``DIR/sandbox.json``; ``up``
+waits for that file. A failure during start is written to
+``DIR/run/supervisor-error.json`` so ``up`` can repeat the one clear message.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 from sandbox import layout
 from sandbox.crd_sources import CrdSource, load_crds
+from sandbox.emulators import ServiceEmulators
 from sandbox.kube import KubeCluster
 from sandbox.kubeconfig import ClusterAccess, write_kubeconfig
 from sandbox.openbao import OpenBaoServer, raft_cluster
@@ -52,12 +54,14 @@ class Supervisor:
         self.vault: list[OpenBaoServer] = []
         self.clusters: list[KubeCluster] = []
         self._moto: Any = None
+        self.services: ServiceEmulators | None = None
 
     def start(self) -> SandboxState:
         self._launch_openbao()  # boots in its own processes while the emulators start here
         aws_endpoint = self._start_moto()
         crds = load_crds(CrdSource(Path(self.spec.crd_dir), self.spec.crd_upstream))
         endpoints = [self._start_cluster(name, crds) for name in self.spec.cluster_names]
+        self.services = services = ServiceEmulators.start(self.paths, self.spec, self.clusters, aws_endpoint)
         self._wait_openbao()
         write_kubeconfig(
             self.paths.kubeconfig,
@@ -86,6 +90,10 @@ class Supervisor:
             ],
             aws_endpoint=aws_endpoint,
             crd_source=CrdSource(Path(self.spec.crd_dir), self.spec.crd_upstream).describe(),
+            gcp_endpoint=services.gcp.url,
+            azure_vaults=services.azure_vaults,
+            ca_file=str(self.paths.ca_file),
+            admin_endpoint=services.admin.url if services.admin is not None else "",
         )
 
     def _launch_openbao(self) -> None:
@@ -121,6 +129,8 @@ class Supervisor:
         return ClusterEndpoint(name=name, role=role, url=cluster.url, ca_file=str(ca_file))
 
     def stop(self) -> None:
+        if self.services is not None:
+            self.services.stop()  # controllers first: they write into the clusters
         for cluster in self.clusters:
             cluster.stop()
         if self._moto is not None:

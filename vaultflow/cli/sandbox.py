@@ -14,6 +14,7 @@ from pathlib import Path
 import typer
 
 from vaultflow.cli.options import OUTPUT_OPTION, OutputFormat
+from vaultflow.errors import InputError
 
 app = typer.Typer(
     help="Run the local sandbox: real OpenBao and moto, emulated Kubernetes clusters (not a real platform).",
@@ -49,8 +50,12 @@ def up(
     catalog: Path = typer.Option(
         None,
         "--catalog",
-        help="Name the clusters after this catalog's and create what its platform provides "
-        "(namespaces, ESO/workflow/reviewer service accounts), as Helm and Argo CD would.",
+        help="Name the clusters and Key Vaults after this catalog's, create what its platform provides "
+        "(namespaces, ESO/workflow/reviewer service accounts, placeholder cloud credentials, the Vault CA) "
+        "and route its addresses to the sandbox.",
+    ),
+    azure_vaults: str = typer.Option(
+        "", "--azure-vaults", help="Comma-separated Key Vault names to emulate (default: sandbox)."
     ),
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
@@ -58,12 +63,15 @@ def up(
     from sandbox import lifecycle
 
     names = tuple(name.strip() for name in cluster_names.split(",") if name.strip()) or None
+    vaults = tuple(name.strip() for name in azure_vaults.split(",") if name.strip()) or None
     loaded = None
     if catalog is not None:
         from gitops.catalog import load_catalog
+        from sandbox.catalog_wiring import azure_vault_names
 
         loaded = load_catalog(catalog)
         names = names or tuple(cluster.name for cluster in loaded.catalog.clusters)
+        vaults = vaults or azure_vault_names(loaded.catalog) or None
     result = lifecycle.up(
         directory,
         clusters=clusters,
@@ -72,16 +80,22 @@ def up(
         vault_port=vault_port,
         crds=crds,
         builtin_crds=builtin_crds,
+        azure_vaults=vaults,
     )
+    wired: list[str] = []
     if loaded is not None:
+        from sandbox.catalog_wiring import wire_catalog
         from sandbox.platform import install_platform_accounts
 
         install_platform_accounts(result.state, loaded.catalog)
+        wired = wire_catalog(result.state, loaded)
     if output is OutputFormat.json:
         typer.echo(json.dumps({"started": result.started, **result.state.model_dump(mode="json")}, indent=2))
         return
     verb = "started" if result.started else "already running (nothing changed)"
     typer.echo(f"sandbox {verb} in {result.state.directory} ({SANDBOX_NOTE})")
+    for line in wired:
+        typer.echo(f"  sandbox wiring: {line}")
     print_status(lifecycle.status(directory))
     typer.echo(
         f'\nPoint your shell at it:  eval "$(vaultflow sandbox env --dir {shlex.quote(str(directory))})"'
@@ -112,13 +126,71 @@ def status(*, directory: Path = DIR_OPTION, output: OutputFormat = OUTPUT_OPTION
 
 @app.command("env")
 def env(directory: Path = DIR_OPTION) -> None:
-    """Print shell exports (VAULT_ADDR, KUBECONFIG, AWS endpoint): eval "$(vaultflow sandbox env)"."""
+    """Print shell exports (Vault, kubeconfig, clouds, sandbox CA): eval "$(vaultflow sandbox env)"."""
     from sandbox import lifecycle
 
     state = lifecycle.load_state(directory)
     typer.echo(f"# vaultflow {SANDBOX_NOTE} ({state.directory})")
     for name, value in lifecycle.environment(state).items():
         typer.echo(f"export {name}={shlex.quote(value)}")
+
+
+@app.command("fault")
+def fault(
+    provider: str = typer.Argument(..., help="vault, aws, gcp or azure (what ESO calls)."),
+    *,
+    latency: float = typer.Option(0.0, "--latency", help="Seconds added to every call."),
+    error_rate: float = typer.Option(0.0, "--error-rate", help="Fraction of calls that fail (0-1)."),
+    down: bool = typer.Option(False, "--down", help="Every call fails as if the host were unreachable."),
+    clear: bool = typer.Option(False, "--clear", help="Lift the provider's fault."),
+    directory: Path = DIR_OPTION,
+) -> None:
+    """Inject a fault on the link from the ESO emulator to a provider (reliability tests), or lift it."""
+    from sandbox import lifecycle
+    from sandbox.admin import AdminClient
+    from sandbox.faults import Fault
+
+    client = AdminClient.for_state(lifecycle.load_state(directory))
+    if clear:
+        client.clear_faults(provider)
+        typer.echo(f"{provider}: no fault ({SANDBOX_NOTE})")
+        return
+    try:
+        injected = Fault(latency=latency, error_rate=error_rate, down=down)
+    except ValueError as error:
+        raise InputError(f"fault {provider}: {error}") from None
+    if not injected.active:
+        raise InputError(f"fault {provider}: give --latency, --error-rate or --down (or --clear)")
+    client.set_fault(provider, injected)
+    typer.echo(f"{provider}: {injected.to_json()} injected ({SANDBOX_NOTE})")
+
+
+@app.command("route")
+def route(
+    kind: str = typer.Argument(..., help="vault, git or clusters."),
+    source: str = typer.Argument(..., help="The address as manifests name it."),
+    target: str = typer.Argument(
+        "", help="Where it leads in the sandbox (default for vault: the sandbox's OpenBao)."
+    ),
+    *,
+    remove: bool = typer.Option(False, "--remove", help="Remove the route."),
+    directory: Path = DIR_OPTION,
+) -> None:
+    """Map an address the manifests name to what runs in the sandbox (sandbox-only; shown by status)."""
+    from sandbox import lifecycle
+    from sandbox.admin import AdminClient
+
+    state = lifecycle.load_state(directory)
+    client = AdminClient.for_state(state)
+    if remove:
+        client.remove_route(kind, source)
+        typer.echo(f"route {kind} {source} removed")
+        return
+    destination = target or (state.vault_addr if kind == "vault" else "")
+    if not destination:
+        raise InputError(f"route {kind} {source}: give the target")
+    client.set_route(kind, source, destination)
+    typer.echo(f"route {kind} {source} -> {destination} ({SANDBOX_NOTE})")
 
 
 @app.command("down")

@@ -1,0 +1,23 @@
+"""Argo CD emulator: syncs Applications of the management cluster from bare Git repositories into clusters.
+
+    controller = ArgoCdController(mgmt, {"workload-1": cluster, ...}, routes).start()
+
+``ArgoCdController`` is imported on first use (it pulls in the Kubernetes emulator).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sandbox.argocd.controller import ArgoCdController
+
+__all__ = ["ArgoCdController"]
+
+
+def __getattr__(name: str) -> object:
+    if name == "ArgoCdController":
+        from sandbox.argocd.controller import ArgoCdController
+
+        return ArgoCdController
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

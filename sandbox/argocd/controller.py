@@ -1,0 +1,642 @@
+"""The Argo CD application controller emulator: Applications in the management cluster, synced from Git.
+
+For each ``argoproj.io/v1alpha1`` Application (any namespace of the management
+cluster) it does what Argo CD's controller does, at the level a pipeline
+observes:
+
+* **refresh**: resolve ``targetRevision`` in the ``file://`` repository (or a
+  routed URL, see ``sandbox.routes``), build the path's manifests (Kustomize
+  or Directory) and compare them with the destination cluster: ``status.sync``
+  (``Synced``/``OutOfSync`` at ``revision``), ``status.resources``,
+  ``status.health`` (the worst resource health), ``status.sourceType``,
+  ``reconciledAt``; a source that cannot be read is a ``ComparisonError``
+  condition and sync status ``Unknown``. Repositories are polled every
+  ``poll_interval`` (Argo CD polls every 3 minutes or takes a webhook; the
+  sandbox polls fast so a commit is synced within a second or two), and the
+  ``argocd.argoproj.io/refresh`` annotation is honoured and removed;
+* **sync** (automated when ``syncPolicy.automated`` is set and the app is
+  OutOfSync at a revision not yet synced, or at any revision with
+  ``selfHeal``; manual through the ``operation`` field, as ``argocd app sync``
+  sets it): waves in ``argocd.argoproj.io/sync-wave`` order, each applied and
+  then awaited until its resources are healthy before the next (a Degraded
+  resource fails the sync, as in Argo CD); the last wave succeeds once
+  applied. ``status.operationState`` reports phase, message, ``startedAt``,
+  ``finishedAt`` and ``syncResult`` (revision, per-resource results);
+  ``syncPolicy.retry`` retries a failed sync with its backoff; a successful
+  sync is added to ``status.history``;
+* **prune** (``automated.prune`` or ``operation.sync.prune``): objects the app
+  applied earlier (its tracking annotation names them) that the source no
+  longer has are deleted after the last wave (Argo CD's ``PruneLast``);
+* **deletion**: an Application with the ``resources-finalizer.argocd.argoproj.io``
+  finalizer deletes its resources before it goes.
+
+Destinations are matched to sandbox clusters by server URL or name through
+``Routes`` (``https://kubernetes.default.svc`` is the management cluster
+unless routed elsewhere). Not emulated: Helm and plugin sources, multiple
+sources, hooks (``PreSync``/``PostSync``), sync windows, projects' policy
+checks, ignoreDifferences, server-side apply.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sandbox.argocd import apply as applying
+from sandbox.argocd.apply import DesiredError, DesiredObject, ResourceKey
+from sandbox.argocd.health import DEGRADED, HEALTHY, resource_health, worst
+from sandbox.argocd.manifests import ManifestError, load
+from sandbox.argocd.repo import GitRepository, RepoError, repo_path
+from sandbox.durations import parse_duration
+from sandbox.kube import KubeCluster
+from sandbox.kube.errors import ApiError
+from sandbox.kube.store import Event, ObjectStore
+from sandbox.kube.strategies import now_rfc3339
+from sandbox.routes import RouteMissing, Routes
+from sandbox.workqueue import DONE, Result, Workers, WorkQueue
+
+log = logging.getLogger(__name__)
+
+JsonObject = dict[str, Any]
+AppKey = tuple[str, str]
+
+RESOURCES_FINALIZER = "resources-finalizer.argocd.argoproj.io"
+REFRESH_ANNOTATION = "argocd.argoproj.io/refresh"
+CONTROLLER_NAMESPACE = "argocd"
+_OPERATION_TICK = 0.1
+_HISTORY_LIMIT = 10
+_RECONCILED_AT_PERIOD = 10.0
+
+
+def parse_rfc3339(text: Any) -> float | None:
+    try:
+        moment = datetime.datetime.strptime(str(text), "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=datetime.UTC).timestamp()
+
+
+@dataclass
+class _Target:
+    """What one refresh found: the revision, the desired objects, the destination."""
+
+    revision: str
+    source: JsonObject
+    source_type: str
+    cluster: KubeCluster
+    desired: list[DesiredObject]
+    live: dict[ResourceKey, JsonObject | None]
+
+
+@dataclass
+class _Operation:
+    """A running sync: its waves, how far it got, what it did."""
+
+    revision: str
+    prune: bool
+    automated: bool
+    started_at: str
+    source: JsonObject
+    retry_count: int = 0
+    wave_index: int = 0
+    applied: bool = False
+    results: list[JsonObject] = field(default_factory=list)
+    retry_at: float | None = None
+    last_message: str = ""
+
+
+@dataclass
+class _Run:
+    """One sync step's context: the app as read, what its source wants, the operation in progress."""
+
+    key: AppKey
+    app: JsonObject
+    target: _Target
+    operation: _Operation
+
+
+def _instance_name(app: JsonObject) -> str:
+    """Argo CD's tracking name: the app name, ``<namespace>_<name>`` outside the control-plane namespace."""
+    namespace, name = app["metadata"].get("namespace", ""), app["metadata"]["name"]
+    return name if namespace in ("", CONTROLLER_NAMESPACE) else f"{namespace}_{name}"
+
+
+def _source_of(app: JsonObject) -> JsonObject:
+    spec = app.get("spec") or {}
+    if spec.get("source"):
+        return dict(spec["source"])
+    sources = spec.get("sources") or []
+    if len(sources) == 1:
+        return dict(sources[0])
+    raise ManifestError("the sandbox's Argo CD serves exactly one source per Application")
+
+
+def _backoff(policy: JsonObject, attempt: int) -> float:
+    backoff = (policy.get("backoff") or {}) if policy else {}
+    base = parse_duration(str(backoff.get("duration") or "5s"))
+    factor = float(backoff.get("factor") or 2)
+    ceiling = parse_duration(str(backoff.get("maxDuration") or "3m"))
+    return float(min(base * factor**attempt, ceiling))
+
+
+class ArgoCdController:
+    """Reconciles the Applications of ``management`` into ``clusters`` (name -> cluster)."""
+
+    def __init__(
+        self,
+        management: KubeCluster,
+        clusters: dict[str, KubeCluster],
+        routes: Routes,
+        *,
+        poll_interval: float = 0.5,
+        workers: int = 2,
+    ) -> None:
+        self.management = management
+        self.clusters = clusters
+        self.routes = routes
+        self.poll_interval = poll_interval
+        self.queue: WorkQueue[AppKey] = WorkQueue()
+        self._workers = Workers("argocd", self.queue, self._reconcile, count=workers)
+        self._operations: dict[AppKey, _Operation] = {}
+        self._repositories: dict[str, GitRepository] = {}
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name="argocd-poll", daemon=True)
+        self._apps = management.type_of("argoproj.io/v1alpha1", "Application")
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> ArgoCdController:
+        self.management.store.add_hook(self._on_event)
+        self._workers.start()
+        self._poller.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._workers.stop()
+        self._poller.join(timeout=5)
+
+    @property
+    def reconciles(self) -> int:
+        return self._workers.reconciles
+
+    def _on_event(self, _: ObjectStore, event: Event) -> None:
+        """Runs under the store's lock: only enqueue. Status-only writes (our own) do not requeue."""
+        if event.rtype.storage_key != self._apps.storage_key:
+            return
+        if event.type == "MODIFIED" and event.previous is not None:
+            old = {k: v for k, v in event.previous.items() if k not in ("status",)}
+            new = {k: v for k, v in event.entry.obj.items() if k not in ("status",)}
+            old["metadata"] = {k: v for k, v in old["metadata"].items() if k != "resourceVersion"}
+            new["metadata"] = {k: v for k, v in new["metadata"].items() if k != "resourceVersion"}
+            if old == new:
+                return
+        metadata = event.entry.obj["metadata"]
+        self.queue.add((metadata.get("namespace", ""), metadata["name"]))
+
+    def _poll(self) -> None:
+        while not self._stopped.wait(self.poll_interval):
+            for entry in self.management.store.list(self._apps, None).entries:
+                metadata = entry.obj["metadata"]
+                self.queue.add((metadata.get("namespace", ""), metadata["name"]))
+
+    # ------------------------------------------------------------ reconcile
+
+    def _reconcile(self, key: AppKey) -> Result:
+        try:
+            app = self.management.store.get(self._apps, *key).copy()
+        except ApiError as error:
+            if error.code == 404:
+                self._operations.pop(key, None)
+                return DONE
+            raise
+        if app["metadata"].get("deletionTimestamp"):
+            return self._finalize(key, app)
+        if REFRESH_ANNOTATION in (app["metadata"].get("annotations") or {}):
+            self._patch(
+                key, lambda doc: (doc["metadata"].get("annotations") or {}).pop(REFRESH_ANNOTATION, None)
+            )
+        try:
+            target = self._target(app)
+        except (RepoError, ManifestError, RouteMissing, DesiredError) as error:
+            self._write_comparison_error(key, str(error))
+            return Result(requeue_after=self.poll_interval)
+        operation = self._operations.get(key)
+        if operation is None:
+            operation = self._maybe_start(key, app, target)
+        if operation is not None:
+            self._advance(_Run(key, app, target, operation))
+        self._write_status(key, target)
+        running = self._operations.get(key)
+        if running is None:
+            return DONE  # the poller brings it back
+        if running.retry_at is not None:
+            return Result(requeue_after=max(running.retry_at - time.monotonic(), _OPERATION_TICK))
+        return Result(requeue_after=_OPERATION_TICK)
+
+    def _repository(self, url: str) -> GitRepository:
+        path = repo_path(self.routes.resolve_git(url))
+        with self._lock:
+            repository = self._repositories.get(str(path))
+            if repository is None:
+                repository = self._repositories[str(path)] = GitRepository(path)
+            return repository
+
+    def _target(self, app: JsonObject) -> _Target:
+        source = _source_of(app)
+        destination = (app.get("spec") or {}).get("destination") or {}
+        cluster_name = self.routes.resolve_cluster(
+            server=str(destination.get("server") or ""), name=str(destination.get("name") or "")
+        )
+        cluster = self.clusters[cluster_name]
+        repository = self._repository(str(source.get("repoURL", "")))
+        revision = repository.resolve(str(source.get("targetRevision") or "HEAD"))
+        files = repository.files(revision, str(source.get("path") or ""))
+
+        def namespaced(api_version: str, kind: str) -> bool:
+            rtype = cluster.catalog.by_kind(api_version, kind)
+            return rtype is None or rtype.namespaced
+
+        manifests = load(files, source.get("directory") or {}, namespaced)
+        instance = _instance_name(app)
+        default_namespace = str(destination.get("namespace") or "default")
+        desired = sorted(
+            (applying.desired_object(obj, cluster, instance, default_namespace) for obj in manifests.objects),
+            key=lambda d: d.order,
+        )
+        live = {d.key: applying.get_live(cluster, d) for d in desired}
+        return _Target(revision, source, manifests.source_type, cluster, desired, live)
+
+    # ------------------------------------------------------------ comparing
+
+    def _prune_candidates(self, app: JsonObject, target: _Target) -> list[tuple[JsonObject, ResourceKey]]:
+        """Resources this app reported before that the source no longer has, still tracked by it."""
+        desired_keys = {d.key for d in target.desired}
+        instance = _instance_name(app)
+        candidates = []
+        for entry in (app.get("status") or {}).get("resources") or []:
+            key = ResourceKey(
+                entry.get("group", ""), entry["kind"], entry.get("namespace", ""), entry["name"]
+            )
+            if key in desired_keys:
+                continue
+            api_version = (
+                f"{key.group}/{entry.get('version', 'v1')}" if key.group else entry.get("version", "v1")
+            )
+            rtype = target.cluster.catalog.by_kind(api_version, key.kind)
+            if rtype is None:
+                continue
+            try:
+                live = target.cluster.store.get(rtype, key.namespace, key.name).obj
+            except ApiError:
+                continue
+            if applying.tracked_by(live, instance, key):
+                candidates.append((entry, key))
+        return candidates
+
+    def _is_synced(self, app: JsonObject, target: _Target) -> bool:
+        in_sync = all(applying.is_synced(d, target.live[d.key]) for d in target.desired)
+        return in_sync and not self._prune_candidates(app, target)
+
+    # ------------------------------------------------------------ syncing
+
+    def _maybe_start(self, key: AppKey, app: JsonObject, target: _Target) -> _Operation | None:
+        requested = app.get("operation")
+        policy = (app.get("spec") or {}).get("syncPolicy") or {}
+        automated = policy.get("automated")
+        if requested:
+            sync = requested.get("sync") or {}
+            revision = target.revision
+            if sync.get("revision") and sync["revision"] != revision:
+                repository = self._repository(str(target.source.get("repoURL", "")))
+                revision = repository.resolve(str(sync["revision"]))
+            self._patch(key, lambda doc: doc.pop("operation", None))
+            operation = _Operation(revision, bool(sync.get("prune")), False, now_rfc3339(), target.source)
+        elif automated is not None and not self._is_synced(app, target):
+            last = (app.get("status") or {}).get("operationState") or {}
+            last_revision = (last.get("syncResult") or {}).get("revision")
+            already_tried = last_revision == target.revision
+            if already_tried and (last.get("phase") != "Succeeded" or not automated.get("selfHeal")):
+                return None  # Argo CD: one automated attempt per revision, unless self-healing a success
+            operation = _Operation(
+                target.revision, bool(automated.get("prune")), True, now_rfc3339(), target.source
+            )
+        else:
+            return None
+        self._operations[key] = operation
+        log.info("argocd: syncing %s/%s to %s", key[0], key[1], operation.revision[:12])
+        return operation
+
+    def _advance(self, run: _Run) -> None:
+        """Move the sync forward as far as it can go now (apply waves while the previous ones are healthy)."""
+        operation = run.operation
+        if operation.retry_at is not None:
+            if time.monotonic() < operation.retry_at:
+                return
+            operation.retry_at, operation.wave_index, operation.applied = None, 0, False
+            operation.results = []
+        if operation.revision != run.target.revision:
+            run.target = self._target_at(run.app, operation.revision) or run.target
+        waves = sorted({d.wave for d in run.target.desired})
+        while operation.wave_index < len(waves) and self._step(run, waves):
+            operation.wave_index += 1
+            operation.applied = False
+        if operation.wave_index >= len(waves):
+            self._finish(run, "successfully synced (all tasks run)")
+
+    def _step(self, run: _Run, waves: list[int]) -> bool:
+        """Apply the current wave, or check it; True when the next wave may start."""
+        operation = run.operation
+        tasks = [d for d in run.target.desired if d.wave == waves[operation.wave_index]]
+        if not operation.applied:
+            if not self._apply_wave(run.target, operation, tasks):
+                self._fail(run, "one or more objects failed to apply")
+                return False
+            operation.applied = True
+            if operation.wave_index == len(waves) - 1:
+                return True  # the last wave succeeds once applied, even if it degrades later
+            self._write_running(run.key, operation, "one or more tasks are running")
+            return False
+        healths = {d.key: resource_health(applying.get_live(run.target.cluster, d)) for d in tasks}
+        if any(h is not None and h.status == DEGRADED for h in healths.values()):
+            self._fail(run, "one or more synchronization tasks completed unsuccessfully")
+            return False
+        waiting = [k for k, h in healths.items() if h is not None and h.status != HEALTHY]
+        if waiting:
+            message = f"waiting for healthy state of {waiting[0].describe()}"
+            if len(waiting) > 1:
+                message += f" and {len(waiting) - 1} more resources"
+            self._write_running(run.key, operation, message)
+            return False
+        return True
+
+    def _target_at(self, app: JsonObject, revision: str) -> _Target | None:
+        """The target of a sync to another revision than the one tracked now."""
+        pinned = copy.deepcopy(app)
+        source = _source_of(pinned)
+        source["targetRevision"] = revision
+        pinned["spec"]["source"] = source
+        pinned["spec"].pop("sources", None)
+        try:
+            return self._target(pinned)
+        except (RepoError, ManifestError, RouteMissing, DesiredError):
+            return None
+
+    def _apply_wave(self, target: _Target, operation: _Operation, tasks: list[DesiredObject]) -> bool:
+        succeeded = True
+        for desired in tasks:
+            entry = {**desired.status_entry(), "syncPhase": "Sync"}
+            try:
+                message = applying.apply(target.cluster, desired)
+            except ApiError as error:
+                entry.update(status="SyncFailed", message=error.message, hookPhase="Failed")
+                succeeded = False
+            else:
+                entry.update(status="Synced", message=message, hookPhase="Running")
+            operation.results.append(entry)
+        return succeeded
+
+    def _prune(self, run: _Run) -> bool:
+        succeeded = True
+        instance = _instance_name(run.app)
+        for entry, key in self._prune_candidates(run.app, run.target):
+            version = str(entry.get("version", "v1"))
+            rtype = run.target.cluster.catalog.by_kind(
+                f"{key.group}/{version}" if key.group else version, key.kind
+            )
+            if rtype is None:
+                continue
+            result: JsonObject = {
+                "group": key.group,
+                "version": version,
+                "kind": key.kind,
+                "namespace": key.namespace,
+                "name": key.name,
+                "syncPhase": "Sync",
+            }
+            try:
+                message = applying.prune(run.target.cluster, rtype, key, instance)
+            except ApiError as error:
+                result.update(status="SyncFailed", message=error.message, hookPhase="Failed")
+                succeeded = False
+            else:
+                if message is None:
+                    continue
+                result.update(status="Pruned", message=message, hookPhase="Succeeded")
+            run.operation.results.append(result)
+        return succeeded
+
+    def _finish(self, run: _Run, message: str) -> None:
+        operation = run.operation
+        if operation.prune and not self._prune(run):
+            self._fail(run, "one or more objects failed to apply")
+            return
+        for result in operation.results:
+            if result.get("hookPhase") == "Running":
+                result["hookPhase"] = "Succeeded"
+        self._operations.pop(run.key, None)
+        finished = now_rfc3339()
+        state = self._operation_state(operation, "Succeeded", message, finished_at=finished)
+
+        def record(doc: JsonObject) -> None:
+            status = doc.setdefault("status", {})
+            status["operationState"] = state
+            history = list(status.get("history") or [])
+            next_id = max((int(h.get("id", 0)) for h in history), default=-1) + 1
+            history.append(
+                {
+                    "id": next_id,
+                    "revision": operation.revision,
+                    "deployedAt": finished,
+                    "deployStartedAt": operation.started_at,
+                    "source": operation.source,
+                    "initiatedBy": {"automated": True} if operation.automated else {"username": "admin"},
+                }
+            )
+            status["history"] = history[-_HISTORY_LIMIT:]
+
+        self._patch(run.key, record)
+        log.info("argocd: %s/%s synced to %s", run.key[0], run.key[1], operation.revision[:12])
+
+    def _fail(self, run: _Run, message: str) -> None:
+        operation = run.operation
+        policy = ((run.app.get("spec") or {}).get("syncPolicy") or {}).get("retry") or {}
+        limit = int(policy.get("limit", 0)) if policy else 0
+        if operation.retry_count < limit or limit < 0:
+            delay = _backoff(policy, operation.retry_count)
+            operation.retry_count += 1
+            operation.retry_at = time.monotonic() + delay
+            retry_at = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=delay)
+            self._write_running(
+                run.key,
+                operation,
+                f"{message}. Retrying attempt #{operation.retry_count} at {retry_at:%H:%M:%S}.",
+            )
+            return
+        self._operations.pop(run.key, None)
+        if operation.retry_count:
+            message = f"{message} (retried {operation.retry_count} times)."
+        state = self._operation_state(operation, "Failed", message, finished_at=now_rfc3339())
+        self._patch(run.key, lambda doc: doc.setdefault("status", {}).__setitem__("operationState", state))
+        log.info("argocd: sync of %s/%s failed: %s", run.key[0], run.key[1], message)
+
+    # ------------------------------------------------------------ status
+
+    def _operation_state(
+        self, operation: _Operation, phase: str, message: str, *, finished_at: str = ""
+    ) -> JsonObject:
+        initiated = {"automated": True} if operation.automated else {"username": "admin"}
+        state: JsonObject = {
+            "operation": {
+                "sync": {
+                    "revision": operation.revision,
+                    "prune": operation.prune,
+                    "syncStrategy": {"hook": {}},
+                },
+                "initiatedBy": initiated,
+                "retry": {},
+            },
+            "phase": phase,
+            "message": message,
+            "startedAt": operation.started_at,
+            "syncResult": {
+                "revision": operation.revision,
+                "source": operation.source,
+                "resources": copy.deepcopy(operation.results),
+            },
+        }
+        if operation.retry_count:
+            state["retryCount"] = operation.retry_count
+        if finished_at:
+            state["finishedAt"] = finished_at
+        return state
+
+    def _write_running(self, key: AppKey, operation: _Operation, message: str) -> None:
+        if message == operation.last_message:
+            return
+        operation.last_message = message
+        state = self._operation_state(operation, "Running", message)
+        self._patch(key, lambda doc: doc.setdefault("status", {}).__setitem__("operationState", state))
+
+    def _write_status(self, key: AppKey, target: _Target) -> None:
+        try:
+            app = self.management.store.get(self._apps, *key).copy()
+        except ApiError:
+            return
+        live = {d.key: applying.get_live(target.cluster, d) for d in target.desired}
+        resources: list[JsonObject] = []
+        healths: list[str] = []
+        for desired in target.desired:
+            entry = desired.status_entry()
+            entry["status"] = "Synced" if applying.is_synced(desired, live[desired.key]) else "OutOfSync"
+            health = resource_health(live[desired.key])
+            if health is not None:
+                entry["health"] = health.to_json()
+                healths.append(health.status)
+            entry["syncWave"] = desired.wave
+            resources.append(entry)
+        target.live = live
+        for entry, _ in self._prune_candidates(app, target):
+            resources.append(
+                {
+                    **{k: entry[k] for k in ("group", "version", "kind", "namespace", "name") if k in entry},
+                    "status": "OutOfSync",
+                    "requiresPruning": True,
+                }
+            )
+        synced = all(r["status"] == "Synced" for r in resources)
+        app_health = worst(healths) if healths else HEALTHY
+        destination = (app.get("spec") or {}).get("destination") or {}
+
+        def update(doc: JsonObject) -> None:
+            status = doc.setdefault("status", {})
+            before = {k: v for k, v in status.items() if k != "reconciledAt"}
+            status["sync"] = {
+                "status": "Synced" if synced else "OutOfSync",
+                "revision": target.revision,
+                "comparedTo": {"source": target.source, "destination": destination},
+            }
+            status["health"] = {"status": app_health}
+            status["resources"] = resources
+            status["sourceType"] = target.source_type
+            status["summary"] = status.get("summary") or {}
+            status["controllerNamespace"] = CONTROLLER_NAMESPACE
+            status.pop("conditions", None)
+            unchanged = before == {k: v for k, v in status.items() if k != "reconciledAt"}
+            last = parse_rfc3339(status.get("reconciledAt"))
+            if not unchanged or last is None or time.time() - last >= _RECONCILED_AT_PERIOD:
+                status["reconciledAt"] = now_rfc3339()  # fast polling must not mean a write per poll
+
+        self._patch(key, update)
+
+    def _write_comparison_error(self, key: AppKey, message: str) -> None:
+        def update(doc: JsonObject) -> None:
+            status = doc.setdefault("status", {})
+            sync = status.setdefault("sync", {})
+            sync["status"] = "Unknown"
+            status["conditions"] = [
+                {
+                    "type": "ComparisonError",
+                    "message": f"Failed to load target state: {message}",
+                    "lastTransitionTime": now_rfc3339(),
+                }
+            ]
+            status["reconciledAt"] = now_rfc3339()
+
+        self._patch(key, update)
+
+    def _patch(self, key: AppKey, change: Any) -> None:
+        """Read-modify-write of the Application under the store's lock (``change`` mutates the copy)."""
+
+        def apply_change(document: JsonObject) -> JsonObject:
+            change(document)
+            return document
+
+        try:
+            self.management.store.patch(self._apps, key[0], key[1], apply_change)
+        except ApiError as error:
+            if error.code != 404:
+                raise
+
+    # ------------------------------------------------------------ deletion
+
+    def _finalize(self, key: AppKey, app: JsonObject) -> Result:
+        """Delete the app's resources, then let it go; wait while any of them still exists."""
+        if RESOURCES_FINALIZER not in (app["metadata"].get("finalizers") or []):
+            return DONE
+        self._operations.pop(key, None)
+        instance = _instance_name(app)
+        destination = (app.get("spec") or {}).get("destination") or {}
+        try:
+            cluster_name = self.routes.resolve_cluster(
+                server=str(destination.get("server") or ""), name=str(destination.get("name") or "")
+            )
+        except RouteMissing:
+            cluster_name = ""
+        cluster = self.clusters.get(cluster_name)
+        pending = 0
+        for entry in (app.get("status") or {}).get("resources") or [] if cluster is not None else []:
+            assert cluster is not None
+            group = entry.get("group", "")
+            api_version = f"{group}/{entry.get('version', 'v1')}" if group else entry.get("version", "v1")
+            rtype = cluster.catalog.by_kind(api_version, entry["kind"])
+            if rtype is None:
+                continue
+            resource = ResourceKey(group, entry["kind"], entry.get("namespace", ""), entry["name"])
+            if applying.prune(cluster, rtype, resource, instance) is not None:
+                pending += 1
+        if pending:
+            return Result(requeue_after=_OPERATION_TICK)  # deleted objects may wait on their finalizers
+
+        def release(doc: JsonObject) -> None:
+            finalizers = [f for f in doc["metadata"].get("finalizers") or [] if f != RESOURCES_FINALIZER]
+            doc["metadata"]["finalizers"] = finalizers
+
+        self._patch(key, release)
+        return DONE

@@ -1,0 +1,130 @@
+"""Sandbox II in the supervisor: the cloud emulators, the controllers, and the admin API that steers them.
+
+Started after the clusters, stopped before them:
+
+* a sandbox CA (``DIR/tls/ca.crt``) for the HTTPS emulators;
+* the GCP Secret Manager emulator (plain HTTP) and one Azure Key Vault per
+  name in the spec (HTTPS, each its own port);
+* an ESO emulator in every cluster and the Argo CD emulator in the
+  management cluster, sharing one fault injector and one set of routes;
+* the admin API (faults, routes, controller counters) with its token in
+  ``DIR/run/admin.token`` (0600).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from sandbox.admin import AdminApi
+from sandbox.argocd import ArgoCdController
+from sandbox.azure import AzureKeyVaultEmulator
+from sandbox.eso import EsoController
+from sandbox.eso.environment import CloudEndpoints, EsoEnvironment
+from sandbox.faults import FaultInjector
+from sandbox.gcp import GcpSecretManagerEmulator
+from sandbox.http import HttpServer
+from sandbox.kube import KubeCluster
+from sandbox.layout import SandboxPaths
+from sandbox.pki import CertificateAuthority
+from sandbox.routes import Routes
+from sandbox.state import AzureVault, SandboxSpec
+
+log = logging.getLogger("sandbox.emulators")
+
+
+@dataclass
+class ServiceEmulators:
+    """What Sandbox II runs in the supervisor; ``start`` builds it, ``stop`` tears it down."""
+
+    gcp: GcpSecretManagerEmulator
+    azure: AzureKeyVaultEmulator
+    routes: Routes
+    faults: FaultInjector
+    eso: dict[str, EsoController] = field(default_factory=dict)
+    argocd: ArgoCdController | None = None
+    admin: HttpServer | None = None
+
+    @classmethod
+    def start(
+        cls, paths: SandboxPaths, spec: SandboxSpec, clusters: list[KubeCluster], aws_endpoint: str
+    ) -> ServiceEmulators:
+        authority = CertificateAuthority("vaultflow sandbox CA")
+        paths.tls.mkdir(parents=True, exist_ok=True)
+        paths.ca_file.write_text(authority.certificate_pem)
+        gcp = GcpSecretManagerEmulator().start()
+        log.info("GCP Secret Manager emulator listens on %s", gcp.url)
+        azure = AzureKeyVaultEmulator(authority)
+        for name in spec.azure_vaults:
+            vault = azure.add_vault(name)
+            log.info("Azure Key Vault emulator %s listens on %s", name, vault.url)
+        by_name = {cluster.name: cluster for cluster in clusters}
+        routes = Routes.for_sandbox({c.url: c.name for c in clusters}, spec.management_cluster)
+        faults = FaultInjector()
+        clouds = CloudEndpoints(
+            aws=aws_endpoint,
+            gcp=gcp.url,
+            azure_vaults=lambda: {v.name: v.url for v in azure.vaults},
+            ca_file=str(paths.ca_file),
+        )
+        environment = EsoEnvironment(routes, faults, clouds)
+        services = cls(gcp, azure, routes, faults)
+        for cluster in clusters:
+            services.eso[cluster.name] = EsoController(cluster, environment).start()
+        services.argocd = ArgoCdController(by_name[spec.management_cluster], by_name, routes).start()
+        log.info("Argo CD emulator watches Applications in %s", spec.management_cluster)
+        services.admin = HttpServer(
+            AdminApi(faults, routes, services.controllers, _admin_token(paths)), name="sandbox-admin"
+        ).start()
+        log.info("admin API listens on %s", services.admin.url)
+        return services
+
+    def controllers(self) -> list[dict[str, Any]]:
+        report: list[dict[str, Any]] = [
+            {
+                "controller": "external-secrets",
+                "cluster": name,
+                "reconciles": controller.reconciles,
+                "errors": controller.errors,
+                "queued": len(controller.queue),
+            }
+            for name, controller in sorted(self.eso.items())
+        ]
+        if self.argocd is not None:
+            report.append(
+                {
+                    "controller": "argocd",
+                    "cluster": self.argocd.management.name,
+                    "reconciles": self.argocd.reconciles,
+                    "errors": 0,
+                    "queued": len(self.argocd.queue),
+                }
+            )
+        return report
+
+    @property
+    def azure_vaults(self) -> list[AzureVault]:
+        return [AzureVault(name=v.name, url=v.url) for v in self.azure.vaults]
+
+    def stop(self) -> None:
+        if self.admin is not None:
+            self.admin.stop()
+        if self.argocd is not None:
+            self.argocd.stop()
+        for controller in self.eso.values():
+            controller.stop()
+        self.azure.stop()
+        self.gcp.stop()
+
+
+def _admin_token(paths: SandboxPaths) -> str:
+    """A fresh admin token, written where only the sandbox's owner can read it."""
+    token = secrets.token_urlsafe(32)
+    paths.run.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(paths.admin_token, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(token + "\n")
+    return token

@@ -1,0 +1,201 @@
+"""The ESO emulator for one cluster: watches, a work queue, workers, the three reconcilers.
+
+    controller = EsoController(cluster, environment).start()
+
+What triggers a reconcile, as in ESO (controller-runtime predicates):
+
+* an ExternalSecret or PushSecret created, or changed in generation,
+  labels, annotations (``force-sync``), finalizers or deletion (not in
+  status alone); its own ``RequeueAfter`` at the end of ``refreshInterval``;
+* a Secret labelled ``reconcile.external-secrets.io/managed=true`` changed or
+  deleted: the ExternalSecrets targeting it (drift is repaired at once);
+* a SecretStore or ClusterSecretStore created or changed; every store again
+  after its ``refreshInterval`` (default 5 minutes);
+* a failed reconcile: retried with exponential backoff (5 ms doubling).
+
+Several workers drain one queue; a key is never reconciled twice at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import urllib3
+
+from sandbox.eso.environment import EsoEnvironment
+from sandbox.eso.externalsecret import ExternalSecretReconciler
+from sandbox.eso.kube import ESO_ALPHA_API, ESO_API, KubeAccess, OwnerIndex
+from sandbox.eso.pushsecret import PushSecretReconciler
+from sandbox.eso.stores import CLUSTER_STORE, STORE, StoreResolver, ready_condition
+from sandbox.kube import KubeCluster
+from sandbox.kube.errors import ApiError
+from sandbox.kube.store import Event, ObjectStore
+from sandbox.workqueue import DONE, Result, Workers, WorkQueue
+
+log = logging.getLogger(__name__)
+
+JsonObject = dict[str, Any]
+Key = tuple[str, str, str]  # kind, namespace, name
+
+EXTERNAL_SECRET, PUSH_SECRET = "ExternalSecret", "PushSecret"
+_MANAGED_LABEL = "reconcile.external-secrets.io/managed"
+
+
+def _spec_changed(previous: JsonObject | None, current: JsonObject) -> bool:
+    """controller-runtime's update predicates for ESO's kinds (status-only writes are ignored)."""
+    if previous is None:
+        return True
+    old, new = previous["metadata"], current["metadata"]
+    return (
+        old.get("generation") != new.get("generation")
+        or old.get("labels") != new.get("labels")
+        or old.get("annotations") != new.get("annotations")
+        or old.get("finalizers") != new.get("finalizers")
+        or bool(old.get("deletionTimestamp")) != bool(new.get("deletionTimestamp"))
+    )
+
+
+class EsoController:
+    """ESO installed in ``cluster``."""
+
+    def __init__(
+        self,
+        cluster: KubeCluster,
+        environment: EsoEnvironment,
+        *,
+        workers: int = 4,
+        store_requeue: float = 300.0,
+    ) -> None:
+        self.cluster = cluster
+        self.environment = environment
+        self._http = urllib3.PoolManager(num_pools=16, maxsize=max(workers, 4))
+        self.kube = KubeAccess(cluster, self._http)
+        self.stores = StoreResolver(self.kube, environment, self._http)
+        self.owned = OwnerIndex()
+        self.external_secrets = ExternalSecretReconciler(self.kube, self.stores, self.owned)
+        self.push_secrets = PushSecretReconciler(self.kube, self.stores)
+        self.store_requeue = store_requeue
+        self.queue: WorkQueue[Key] = WorkQueue()
+        self._workers = Workers(f"eso-{cluster.name}", self.queue, self._reconcile, count=workers)
+        self._kinds = {
+            cluster.type_of(ESO_API, EXTERNAL_SECRET).storage_key: EXTERNAL_SECRET,
+            cluster.type_of(ESO_ALPHA_API, PUSH_SECRET).storage_key: PUSH_SECRET,
+            cluster.type_of(ESO_API, STORE).storage_key: STORE,
+            cluster.type_of(ESO_API, CLUSTER_STORE).storage_key: CLUSTER_STORE,
+        }
+        self._secrets_key = cluster.type_of("v1", "Secret").storage_key
+        self._targets: dict[tuple[str, str], set[str]] = {}
+        self._targets_lock = threading.Lock()
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> EsoController:
+        self.cluster.store.add_hook(self._on_event)
+        for entry in self.cluster.store.list(self.cluster.type_of("v1", "Secret"), None).entries:
+            self.owned.observe(None, entry.obj)
+        for storage_key, kind in self._kinds.items():
+            rtype = next(t for t in self.cluster.catalog.types() if t.storage_key == storage_key)
+            for entry in self.cluster.store.list(rtype, None).entries:
+                self._index_target(kind, None, entry.obj)
+                metadata = entry.obj["metadata"]
+                self.queue.add((kind, metadata.get("namespace", ""), metadata["name"]))
+        self._workers.start()
+        log.info("ESO emulator watches cluster %s", self.cluster.name)
+        return self
+
+    def stop(self) -> None:
+        self._workers.stop()
+        self._http.clear()
+
+    @property
+    def reconciles(self) -> int:
+        return self._workers.reconciles
+
+    @property
+    def errors(self) -> int:
+        return self._workers.errors
+
+    # ------------------------------------------------------------ events (run under the store's lock)
+
+    def _on_event(self, _: ObjectStore, event: Event) -> None:
+        storage_key = event.rtype.storage_key
+        if storage_key == self._secrets_key:
+            self._on_secret(event)
+            return
+        kind = self._kinds.get(storage_key)
+        if kind is None:
+            return
+        obj = event.entry.obj
+        self._index_target(kind, event.previous, None if event.type == "DELETED" else obj)
+        if event.type == "DELETED" or (event.type == "MODIFIED" and not _spec_changed(event.previous, obj)):
+            return
+        self.queue.add((kind, obj["metadata"].get("namespace", ""), obj["metadata"]["name"]))
+
+    def _index_target(self, kind: str, previous: JsonObject | None, current: JsonObject | None) -> None:
+        """ExternalSecrets by (namespace, target Secret name): who to wake when a Secret changes."""
+        if kind != EXTERNAL_SECRET:
+            return
+        with self._targets_lock:
+            for obj, add in ((previous, False), (current, True)):
+                if obj is None:
+                    continue
+                metadata = obj["metadata"]
+                target = ((obj.get("spec") or {}).get("target") or {}).get("name") or metadata["name"]
+                names = self._targets.setdefault((metadata.get("namespace", ""), str(target)), set())
+                if add:
+                    names.add(metadata["name"])
+                else:
+                    names.discard(metadata["name"])
+
+    def _on_secret(self, event: Event) -> None:
+        obj = event.entry.obj
+        self.owned.observe(event.previous, None if event.type == "DELETED" else obj)
+        labelled = [o for o in (obj, event.previous) if o is not None]
+        if not any((o["metadata"].get("labels") or {}).get(_MANAGED_LABEL) == "true" for o in labelled):
+            return
+        namespace = obj["metadata"].get("namespace", "")
+        with self._targets_lock:
+            names = sorted(self._targets.get((namespace, obj["metadata"]["name"]), ()))
+        for name in names:
+            self.queue.add((EXTERNAL_SECRET, namespace, name))
+
+    # ------------------------------------------------------------ reconciling
+
+    def _reconcile(self, key: Key) -> Result:
+        kind, namespace, name = key
+        if kind == EXTERNAL_SECRET:
+            return self.external_secrets.reconcile(namespace, name)
+        if kind == PUSH_SECRET:
+            return self.push_secrets.reconcile(namespace, name)
+        return self._reconcile_store(kind, namespace, name)
+
+    def _reconcile_store(self, kind: str, namespace: str, name: str) -> Result:
+        rtype = self.stores.cluster_store_type if kind == CLUSTER_STORE else self.stores.store_type
+        store = self.kube.get(rtype, namespace, name)
+        if store is None or store["metadata"].get("deletionTimestamp"):
+            return DONE
+        if (store.get("spec") or {}).get("controller"):
+            return DONE  # another controller class: not ours, as ESO's default controller skips it
+        status, reason, message = self.stores.validate(store)
+        previous = (store.get("status") or {}).get("conditions") or []
+        new_status: JsonObject = {"conditions": [ready_condition(status, reason, message, previous)]}
+        if status == "True":
+            new_status["capabilities"] = "ReadWrite"
+            self.kube.record_event(store, "Normal", "Valid", message)
+        if new_status != (store.get("status") or {}):
+
+            def replace(document: JsonObject) -> JsonObject:
+                document["status"] = new_status
+                return document
+
+            try:
+                self.cluster.store.patch(rtype, namespace, name, replace, subresource="status")
+            except ApiError as error:
+                if error.code != 404:
+                    raise
+        if status != "True":
+            raise RuntimeError(f"{kind} {name}: {message}")
+        refresh = (store.get("spec") or {}).get("refreshInterval")
+        return Result(requeue_after=float(refresh) if refresh else self.store_requeue)

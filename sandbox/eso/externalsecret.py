@@ -1,0 +1,451 @@
+"""The ExternalSecret reconciler: ESO's ``externalsecret_controller.go``, step for step.
+
+For ``external-secrets.io/v1`` ExternalSecrets targeting a Secret:
+
+1. a finalizer (``externalsecrets.external-secrets.io/externalsecret-cleanup``)
+   is added; on deletion, ``deletionPolicy: Delete`` removes the Secret it
+   controls, then the finalizer goes;
+2. nothing is fetched while the object is unchanged (``syncedResourceVersion``:
+   generation + hash of labels and annotations, so a ``force-sync`` annotation
+   change forces a refresh), the ``refreshInterval`` has not passed and the
+   Secret is intact (managed label, data hash matching its data);
+3. otherwise ``data[]`` (``remoteRef`` with ``property``/``version``,
+   ``decodingStrategy``) and ``dataFrom[].extract`` are read from the store's
+   provider; an error is ``Ready=False`` / ``SecretSyncedError`` ("could not get
+   secret data from provider", the error itself in a Warning event) and a retry
+   with backoff;
+4. the Secret is written per ``creationPolicy``: ``Owner`` (created, a
+   controller owner reference, the ``created-by`` label, orphans of a renamed
+   target deleted), ``Orphan`` (created, not owned), ``Merge`` (only into an
+   existing Secret, else ``SecretMissing``), ``None`` (nothing written); the
+   ExternalSecret's labels and annotations are copied onto it, with the
+   ``reconcile.external-secrets.io/managed`` label and the ``data-hash``
+   annotation; a Secret owned by another ExternalSecret is refused;
+5. with no data at all, ``deletionPolicy`` decides: ``Delete`` removes the
+   Secret (``SecretDeleted``), ``Retain`` keeps it, ``Merge`` writes as usual;
+6. ``Ready=True`` / ``SecretSynced``, ``refreshTime``,
+   ``syncedResourceVersion``, ``binding``; requeued when the interval ends.
+
+Not emulated (refused with a message naming the field): ``target.template``,
+``dataFrom.find``/``rewrite``, generators (``sourceRef``), conversion
+strategies other than ``Default``; Secrets only (no generic targets).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import time
+from typing import Any
+
+from sandbox.eso import gohash
+from sandbox.eso.conditions import interval, new_condition, parse_time, rfc3339, set_condition, should_refresh
+from sandbox.eso.kube import ESO_API, KubeAccess, OwnerIndex
+from sandbox.eso.providers.base import NoSecretError, ProviderError, RemoteRef, SecretsClient
+from sandbox.eso.stores import StoreRef, StoreResolver
+from sandbox.kube.errors import ApiError
+from sandbox.workqueue import DONE, Result
+
+JsonObject = dict[str, Any]
+
+FINALIZER = "externalsecrets.external-secrets.io/externalsecret-cleanup"
+LABEL_MANAGED = "reconcile.external-secrets.io/managed"
+LABEL_OWNER = "reconcile.external-secrets.io/created-by"
+ANNOTATION_DATA_HASH = "reconcile.external-secrets.io/data-hash"
+
+MSG_SYNCED = "secret synced"
+MSG_SYNCED_RETAIN = "secret retained due to DeletionPolicy=Retain"
+MSG_DELETED = "secret deleted due to DeletionPolicy=Delete"
+MSG_MISSING = "secret will not be created due to CreationPolicy=Merge"
+MSG_GET_DATA = "could not get secret data from provider"
+MSG_DELETE = "could not delete secret"
+MSG_UPDATE = "could not update secret"
+MSG_IMMUTABLE = "could not update secret, target is immutable"
+MSG_OWNED = "target is owned by another ExternalSecret"
+MSG_BECOME_OWNER = "failed to take ownership of target secret"
+
+
+class ReconcileError(Exception):
+    """A failed reconcile that ESO retries with backoff (it returned ``err``)."""
+
+
+class _Final(Exception):
+    """A failure that retrying cannot fix: ESO marks it and does not requeue."""
+
+    def __init__(self, condition_message: str, detail: str) -> None:
+        super().__init__(detail)
+        self.condition_message = condition_message
+
+
+def _decode(strategy: str, value: bytes) -> bytes:
+    if strategy in ("", "None"):
+        return value
+    try:
+        if strategy == "Base64":
+            return base64.b64decode(value, validate=True)
+        if strategy == "Base64URL":
+            return base64.urlsafe_b64decode(value + b"=" * (-len(value) % 4))
+        if strategy == "Auto":
+            try:
+                return base64.b64decode(value, validate=True)
+            except ValueError:
+                return value
+    except ValueError as error:
+        raise ProviderError(f"error applying decoding strategy {strategy} to data: {error}") from None
+    raise ProviderError(f"decoding strategy {strategy} is not supported")
+
+
+def _check_supported(spec: JsonObject) -> None:
+    target = spec.get("target") or {}
+    unsupported = []
+    if target.get("template"):
+        unsupported.append("spec.target.template")
+    if target.get("manifest"):
+        unsupported.append("spec.target.manifest (generic targets)")
+    for index, entry in enumerate(spec.get("dataFrom") or []):
+        for field in ("find", "rewrite", "sourceRef"):
+            if entry.get(field):
+                unsupported.append(f"spec.dataFrom[{index}].{field}")
+        if (entry.get("extract") or {}).get("conversionStrategy", "Default") != "Default":
+            unsupported.append(f"spec.dataFrom[{index}].extract.conversionStrategy")
+    for index, entry in enumerate(spec.get("data") or []):
+        if entry.get("sourceRef"):
+            unsupported.append(f"spec.data[{index}].sourceRef")
+    if unsupported:
+        raise _Final(MSG_UPDATE, f"{', '.join(unsupported)}: not emulated by the sandbox's ESO")
+
+
+class ExternalSecretReconciler:
+    def __init__(self, kube: KubeAccess, stores: StoreResolver, owned: OwnerIndex) -> None:
+        self.kube = kube
+        self.stores = stores
+        self.owned = owned
+        self.rtype = kube.type_of(ESO_API, "ExternalSecret")
+
+    def reconcile(self, namespace: str, name: str) -> Result:
+        es = self.kube.get(self.rtype, namespace, name)
+        if es is None:
+            return DONE
+        if es["metadata"].get("deletionTimestamp"):
+            self._cleanup(es)
+            return DONE
+        if FINALIZER not in (es["metadata"].get("finalizers") or []):
+            es = self._patch(
+                namespace, name, lambda doc: doc["metadata"].setdefault("finalizers", []).append(FINALIZER)
+            )
+        spec = es.get("spec") or {}
+        target = spec.get("target") or {}
+        secret_name = str(target.get("name") or name)
+        existing = self.kube.get(self.kube.secrets, namespace, secret_name)
+        refresh = interval(spec)
+        now = time.time()
+        if not should_refresh(
+            es, refresh, now, str(spec.get("refreshPolicy") or "Periodic")
+        ) and _secret_valid(existing, es):
+            return self._requeue(es, refresh, now)
+        status: JsonObject = copy.deepcopy(es.get("status") or {})
+        try:
+            result = self._sync(es, secret_name, existing, status, now)
+        except _Final as error:
+            self._mark_failed(es, status, error.condition_message, str(error))
+            self._write_status(es, status)
+            return DONE
+        except ApiError as error:
+            if error.code == 409:  # the Secret changed under us: ESO requeues at once, without an error
+                return Result(requeue=True)
+            self._mark_failed(es, status, MSG_UPDATE, str(error))
+            self._write_status(es, status)
+            raise ReconcileError(str(error)) from None
+        except ProviderError as error:
+            self._mark_failed(es, status, MSG_GET_DATA, str(error))
+            self._write_status(es, status)
+            raise ReconcileError(str(error)) from None
+        self._write_status(es, status)
+        return result
+
+    # ------------------------------------------------------------ the sync
+
+    def _sync(
+        self, es: JsonObject, secret_name: str, existing: JsonObject | None, status: JsonObject, now: float
+    ) -> Result:
+        spec = es.get("spec") or {}
+        target = spec.get("target") or {}
+        creation = str(target.get("creationPolicy") or "Owner")
+        deletion = str(target.get("deletionPolicy") or "Retain")
+        _check_supported(spec)
+        data = self._provider_data(es, deletion)
+        refresh = interval(spec)
+        if not data:
+            if deletion == "Delete":
+                if creation != "Owner":
+                    raise _Final(
+                        MSG_DELETE,
+                        f"unable to delete secret {secret_name}: creationPolicy={creation} is not Owner",
+                    )
+                if existing is not None:
+                    self.kube.store.delete(self.kube.secrets, es["metadata"]["namespace"], secret_name)
+                    self.kube.record_event(es, "Normal", "Deleted", MSG_DELETED)
+                self._mark_done(es, status, "SecretDeleted", MSG_DELETED, now)
+                return self._requeue_after_refresh(refresh)
+            if deletion == "Retain":
+                self._mark_done(es, status, "SecretSynced", MSG_SYNCED_RETAIN, now)
+                return self._requeue_after_refresh(refresh)
+        if creation == "Merge" and existing is None:
+            self._mark_done(es, status, "SecretMissing", MSG_MISSING, now)
+            return self._requeue_after_refresh(refresh)
+        if creation == "Owner":
+            self._delete_orphans(es, secret_name)
+        if creation != "None":
+            self._write_secret(es, secret_name, existing, data, creation)
+            status["binding"] = {"name": secret_name}
+        self._mark_done(es, status, "SecretSynced", MSG_SYNCED, now)
+        return self._requeue_after_refresh(refresh)
+
+    def _provider_data(self, es: JsonObject, deletion: str) -> dict[str, bytes]:
+        spec = es.get("spec") or {}
+        namespace = es["metadata"]["namespace"]
+        store_ref = StoreRef.from_spec(spec.get("secretStoreRef"))
+        clients: list[SecretsClient] = []
+
+        def client_of() -> SecretsClient:  # one store lookup per reconcile, as ESO's client manager does
+            if not clients:
+                clients.append(self.stores.client_for(store_ref, namespace))
+            return clients[0]
+
+        data: dict[str, bytes] = {}
+        for index, entry in enumerate(spec.get("dataFrom") or []):
+            extract = entry.get("extract")
+            if not extract:
+                continue
+            try:
+                values = client_of().get_secret_map(RemoteRef.from_spec(extract))
+                strategy = str(extract.get("decodingStrategy") or "None")
+                values = {key: _decode(strategy, value) for key, value in values.items()}
+            except NoSecretError as error:
+                if deletion != "Retain":
+                    self.kube.record_event(
+                        es,
+                        "Normal",
+                        "MissingProviderSecret",
+                        f"secret does not exist at provider using spec.dataFrom[{index}]",
+                    )
+                    continue
+                raise ProviderError(
+                    f"error processing spec.dataFrom[{index}].extract, err: {error}"
+                ) from None
+            except ProviderError as error:
+                raise ProviderError(
+                    f"error processing spec.dataFrom[{index}].extract, err: {error}"
+                ) from None
+            data.update(values)
+        for index, entry in enumerate(spec.get("data") or []):
+            remote = entry.get("remoteRef") or {}
+            try:
+                value = _decode(
+                    str(remote.get("decodingStrategy") or "None"),
+                    client_of().get_secret(RemoteRef.from_spec(remote)),
+                )
+            except NoSecretError as error:
+                if deletion != "Retain":
+                    self.kube.record_event(
+                        es,
+                        "Normal",
+                        "MissingProviderSecret",
+                        f"secret does not exist at provider using spec.data[{index}] "
+                        f"(key={remote.get('key')})",
+                    )
+                    continue
+                raise ProviderError(
+                    f"error processing spec.data[{index}] (key: {remote.get('key')}), err: {error}"
+                ) from None
+            except ProviderError as error:
+                raise ProviderError(
+                    f"error processing spec.data[{index}] (key: {remote.get('key')}), err: {error}"
+                ) from None
+            data[str(entry.get("secretKey", ""))] = value
+        return data
+
+    # ------------------------------------------------------------ the Secret
+
+    def _mutate(self, es: JsonObject, secret: JsonObject, data: dict[str, bytes], creation: str) -> None:
+        metadata = secret["metadata"]
+        labels = metadata.setdefault("labels", {})
+        annotations = metadata.setdefault("annotations", {})
+        labels.update(es["metadata"].get("labels") or {})
+        annotations.update(es["metadata"].get("annotations") or {})
+        target = (es.get("spec") or {}).get("target") or {}
+        current = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
+        merged = current if creation in ("Merge", "CreateOrMerge") else {}
+        merged.update(data)
+        if target.get("immutable"):
+            secret["immutable"] = True
+        self._ownership(es, secret, creation)
+        labels[LABEL_MANAGED] = "true"
+        annotations[ANNOTATION_DATA_HASH] = gohash.data_hash(merged)
+        secret["data"] = {key: base64.b64encode(value).decode() for key, value in merged.items()}
+
+    def _ownership(self, es: JsonObject, secret: JsonObject, creation: str) -> None:
+        metadata = secret["metadata"]
+        references = list(metadata.get("ownerReferences") or [])
+        controller = next((r for r in references if r.get("controller")), None)
+        owned_by_es = (
+            controller is not None
+            and str(controller.get("apiVersion", "")).startswith("external-secrets.io/")
+            and controller.get("kind") == "ExternalSecret"
+        )
+        if owned_by_es and controller is not None and controller.get("name") != es["metadata"]["name"]:
+            raise _Final(MSG_OWNED, f"secret is owned by another ExternalSecret: {controller.get('name')}")
+        if creation == "Owner":
+            if controller is not None and not owned_by_es:
+                raise _Final(
+                    MSG_BECOME_OWNER,
+                    f"could not set controller reference on secret: Object {metadata.get('namespace')}/"
+                    f"{metadata['name']} is already owned by another {controller.get('kind')} controller "
+                    f"{controller.get('name')}",
+                )
+            reference = {
+                "apiVersion": ESO_API,
+                "kind": "ExternalSecret",
+                "name": es["metadata"]["name"],
+                "uid": es["metadata"]["uid"],
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+            references = [r for r in references if not r.get("controller")] + [reference]
+            metadata["ownerReferences"] = references
+            metadata.setdefault("labels", {})[LABEL_OWNER] = gohash.owner_label(
+                es["metadata"]["namespace"], es["metadata"]["name"]
+            )
+            return
+        if owned_by_es:
+            references = [r for r in references if not r.get("controller")]
+            if references:
+                metadata["ownerReferences"] = references
+            else:
+                metadata.pop("ownerReferences", None)
+        metadata.setdefault("labels", {}).pop(LABEL_OWNER, None)
+
+    def _write_secret(
+        self,
+        es: JsonObject,
+        secret_name: str,
+        existing: JsonObject | None,
+        data: dict[str, bytes],
+        creation: str,
+    ) -> None:
+        namespace = es["metadata"]["namespace"]
+        if existing is None:
+            secret: JsonObject = {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": secret_name, "namespace": namespace, "labels": {}, "annotations": {}},
+                "type": "Opaque",
+                "data": {},
+            }
+            self._mutate(es, secret, data, creation)
+            self.kube.store.create(self.kube.secrets, namespace, secret)
+            self.kube.record_event(es, "Normal", "Created", "secret created")
+            return
+        updated = copy.deepcopy(existing)
+        self._mutate(es, updated, data, creation)
+        if updated == existing:
+            return
+        if existing.get("immutable") and (
+            updated.get("data") != existing.get("data") or updated.get("type") != existing.get("type")
+        ):
+            raise _Final(MSG_IMMUTABLE, f"unable to update secret {secret_name}: secret is immutable")
+        self.kube.store.update(self.kube.secrets, namespace, secret_name, updated)
+        self.kube.record_event(es, "Normal", "Updated", "secret updated")
+
+    def _delete_orphans(self, es: JsonObject, secret_name: str) -> None:
+        """Secrets this ExternalSecret created under an earlier target name."""
+        namespace, name = es["metadata"]["namespace"], es["metadata"]["name"]
+        for orphan in sorted(self.owned.names(namespace, gohash.owner_label(namespace, name))):
+            if orphan != secret_name:
+                self.kube.store.delete(self.kube.secrets, namespace, orphan)
+                self.kube.record_event(es, "Normal", "Deleted", "secret deleted because it was orphaned")
+
+    def _cleanup(self, es: JsonObject) -> None:
+        metadata = es["metadata"]
+        target = (es.get("spec") or {}).get("target") or {}
+        if str(target.get("deletionPolicy") or "Retain") == "Delete":
+            secret_name = str(target.get("name") or metadata["name"])
+            secret = self.kube.get(self.kube.secrets, metadata["namespace"], secret_name)
+            references = (secret or {}).get("metadata", {}).get("ownerReferences") or []
+            if any(r.get("controller") and r.get("uid") == metadata["uid"] for r in references):
+                self.kube.store.delete(self.kube.secrets, metadata["namespace"], secret_name)
+        if FINALIZER in (metadata.get("finalizers") or []):
+            self._patch(
+                metadata["namespace"],
+                metadata["name"],
+                lambda doc: doc["metadata"].__setitem__(
+                    "finalizers", [f for f in doc["metadata"].get("finalizers") or [] if f != FINALIZER]
+                ),
+            )
+
+    # ------------------------------------------------------------ status
+
+    def _mark_done(self, es: JsonObject, status: JsonObject, reason: str, message: str, now: float) -> None:
+        set_condition(status, new_condition("Ready", "True", reason, message, now))
+        status["refreshTime"] = rfc3339(now)
+        status["syncedResourceVersion"] = gohash.resource_version(es["metadata"])
+
+    def _mark_failed(self, es: JsonObject, status: JsonObject, message: str, detail: str) -> None:
+        self.kube.record_event(es, "Warning", "UpdateFailed", detail)
+        set_condition(status, new_condition("Ready", "False", "SecretSyncedError", message, time.time()))
+
+    def _write_status(self, es: JsonObject, status: JsonObject) -> None:
+        if status == (es.get("status") or {}):
+            return
+
+        def replace(document: JsonObject) -> JsonObject:
+            document["status"] = status
+            return document
+
+        try:
+            self.kube.store.patch(
+                self.rtype, es["metadata"]["namespace"], es["metadata"]["name"], replace, subresource="status"
+            )
+        except ApiError as error:
+            if error.code != 404:
+                raise
+
+    def _patch(self, namespace: str, name: str, change: Any) -> JsonObject:
+        def apply(document: JsonObject) -> JsonObject:
+            change(document)
+            return document
+
+        return self.kube.store.patch(self.rtype, namespace, name, apply).copy()
+
+    # ------------------------------------------------------------ requeueing
+
+    @staticmethod
+    def _requeue_after_refresh(refresh: float) -> Result:
+        return Result(requeue_after=refresh) if refresh > 0 else DONE
+
+    @staticmethod
+    def _requeue(es: JsonObject, refresh: float, now: float) -> Result:
+        """ESO's ``getRequeueResult`` for an ExternalSecret that needed no refresh."""
+        if refresh <= 0:
+            return DONE
+        refreshed = parse_time((es.get("status") or {}).get("refreshTime"))
+        if refreshed is None:
+            return Result(requeue_after=refresh)
+        elapsed = now - refreshed
+        if elapsed < 0:
+            return Result(requeue=True)
+        return Result(requeue_after=refresh - elapsed) if elapsed < refresh else Result(requeue=True)
+
+
+def _secret_valid(secret: JsonObject | None, es: JsonObject) -> bool:
+    """ESO's ``isSecretValid``: it exists, is labelled managed and its data matches the data hash."""
+    target = (es.get("spec") or {}).get("target") or {}
+    if str(target.get("creationPolicy") or "Owner") == "Orphan":
+        return True
+    if secret is None:
+        return False
+    metadata = secret["metadata"]
+    if (metadata.get("labels") or {}).get(LABEL_MANAGED) != "true":
+        return False
+    data = {key: base64.b64decode(value) for key, value in (secret.get("data") or {}).items()}
+    return (metadata.get("annotations") or {}).get(ANNOTATION_DATA_HASH) == gohash.data_hash(data)

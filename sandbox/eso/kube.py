@@ -1,0 +1,179 @@
+"""What the ESO emulator needs of its cluster: objects, referenced Secret keys, tokens and Events.
+
+The reconcilers work on the in-process object store of the emulated cluster
+(exact watch events, no polling, and the throughput the benchmark asks for);
+service-account tokens go through the cluster's real TokenRequest API over
+HTTP, as ESO's do, so OpenBao's review of them is the real thing.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from typing import Any
+
+import urllib3
+
+from sandbox.eso.providers.base import ProviderError
+from sandbox.kube import KubeCluster
+from sandbox.kube.errors import ApiError
+from sandbox.kube.resources import ResourceType
+from sandbox.kube.strategies import now_rfc3339
+
+JsonObject = dict[str, Any]
+
+ESO_API = "external-secrets.io/v1"
+ESO_ALPHA_API = "external-secrets.io/v1alpha1"
+COMPONENT = "external-secrets"
+
+
+class KubeAccess:
+    """One cluster, seen by ESO."""
+
+    def __init__(self, cluster: KubeCluster, http: urllib3.PoolManager) -> None:
+        self.cluster = cluster
+        self.store = cluster.store
+        self._http = http
+        self._event_lock = threading.Lock()
+        self._event_names: dict[tuple[str, str, str, str], str] = {}
+
+    def type_of(self, api_version: str, kind: str) -> ResourceType:
+        return self.cluster.type_of(api_version, kind)
+
+    @property
+    def secrets(self) -> ResourceType:
+        return self.cluster.type_of("v1", "Secret")
+
+    def get(self, rtype: ResourceType, namespace: str, name: str) -> JsonObject | None:
+        try:
+            return self.store.get(rtype, namespace, name).copy()
+        except ApiError as error:
+            if error.code == 404:
+                return None
+            raise
+
+    def secret_key(self, namespace: str, name: str, key: str) -> bytes:
+        """A key of a Secret, with ESO's messages when the Secret or the key is missing."""
+        secret = self.get(self.secrets, namespace, name)
+        if secret is None:
+            raise ProviderError(f'cannot get Kubernetes secret "{name}": secrets "{name}" not found')
+        encoded = (secret.get("data") or {}).get(key)
+        if encoded is None:
+            raise ProviderError(f"cannot find secret data for key: {json.dumps(key)}")
+        return base64.b64decode(encoded)
+
+    def configmap_key(self, namespace: str, name: str, key: str) -> str:
+        configmap = self.get(self.cluster.type_of("v1", "ConfigMap"), namespace, name)
+        if configmap is None:
+            raise ProviderError(f'failed to get configmap "{name}": configmaps "{name}" not found')
+        value = (configmap.get("data") or {}).get(key)
+        if value is None:
+            raise ProviderError(f'failed to get data from configmap "{name}": key {key!r} not found')
+        return str(value)
+
+    def token_request(self, namespace: str, account: str, audiences: list[str], expiration: int = 600) -> str:
+        """A TokenRequest for ``namespace/account`` through the cluster's API (ESO's ``CreateToken``)."""
+        url = f"{self.cluster.url}/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token"
+        body = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"audiences": audiences or None, "expirationSeconds": expiration},
+        }
+        response = self._http.request(
+            "POST",
+            url,
+            body=json.dumps(body).encode(),
+            headers={
+                "Authorization": f"Bearer {self.cluster.admin_token}",
+                "Content-Type": "application/json",
+            },
+            timeout=10,
+            retries=False,
+        )
+        payload = json.loads(response.data or b"{}")
+        if response.status != 201:
+            reason = payload.get("message", f"HTTP {response.status}")
+            raise ProviderError(
+                f'cannot request Kubernetes service account token for service account "{account}": {reason}'
+            )
+        return str(payload["status"]["token"])
+
+    def record_event(self, obj: JsonObject, event_type: str, reason: str, message: str) -> None:
+        """A core/v1 Event about ``obj``, counted up when the same one repeats (the event correlator)."""
+        metadata = obj["metadata"]
+        namespace = metadata.get("namespace") or "default"
+        events = self.cluster.type_of("v1", "Event")
+        identity = (metadata.get("uid", ""), event_type, reason, message)
+        now = now_rfc3339()
+        with self._event_lock:
+            existing = self._event_names.get(identity)
+            if existing is not None:
+                try:
+                    self.store.patch(events, namespace, existing, lambda e: _count_up(e, now))
+                except ApiError:
+                    self._event_names.pop(identity, None)
+                else:
+                    return
+            event: JsonObject = {
+                "metadata": {"generateName": f"{metadata['name']}."},
+                "involvedObject": {
+                    "apiVersion": obj.get("apiVersion", ""),
+                    "kind": obj.get("kind", ""),
+                    "name": metadata["name"],
+                    "namespace": metadata.get("namespace", ""),
+                    "uid": metadata.get("uid", ""),
+                    "resourceVersion": metadata.get("resourceVersion", ""),
+                },
+                "type": event_type,
+                "reason": reason,
+                "message": message,
+                "source": {"component": COMPONENT},
+                "reportingComponent": COMPONENT,
+                "firstTimestamp": now,
+                "lastTimestamp": now,
+                "count": 1,
+            }
+            try:
+                created = self.store.create(events, namespace, event)
+            except ApiError:
+                return  # the namespace is going away: nobody will read the event
+            self._event_names[identity] = created.obj["metadata"]["name"]
+
+
+class OwnerIndex:
+    """Secrets by namespace and ``reconcile.external-secrets.io/created-by`` label.
+
+    ESO finds the Secrets an ExternalSecret created under an earlier target
+    name with a label selector on its informer cache; this is that cache's
+    index, fed from the Secret watch, so the lookup does not scan a namespace.
+    """
+
+    LABEL = "reconcile.external-secrets.io/created-by"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._names: dict[tuple[str, str], set[str]] = {}
+
+    def observe(self, previous: JsonObject | None, current: JsonObject | None) -> None:
+        with self._lock:
+            for obj, add in ((previous, False), (current, True)):
+                label = ((obj or {}).get("metadata", {}).get("labels") or {}).get(self.LABEL)
+                if obj is None or label is None:
+                    continue
+                key = (obj["metadata"].get("namespace", ""), label)
+                names = self._names.setdefault(key, set())
+                if add:
+                    names.add(obj["metadata"]["name"])
+                else:
+                    names.discard(obj["metadata"]["name"])
+
+    def names(self, namespace: str, label: str) -> set[str]:
+        with self._lock:
+            return set(self._names.get((namespace, label), ()))
+
+
+def _count_up(event: JsonObject, now: str) -> JsonObject:
+    event["count"] = int(event.get("count", 1)) + 1
+    event["lastTimestamp"] = now
+    return event

@@ -1,0 +1,234 @@
+"""ESO's AWS Secrets Manager provider (push side), with the real ``boto3`` against the sandbox's moto.
+
+As ESO's provider does it:
+
+* a new secret is created with ``SecretBinary`` (``SecretString`` with
+  metadata ``secretPushFormat: string``), the tag ``managed-by:
+  external-secrets``, description ``secret 'managed-by:external-secrets'`` and
+  version ``00000000-0000-0000-0000-000000000001``;
+* an existing secret without that tag is refused ("secret not managed by
+  external-secrets"); with it, a new version is put only when the value differs;
+* ``property`` merges the value into the secret's JSON (sjson);
+* ``role`` is assumed through STS before any call; static credentials come
+  from the store's ``auth.secretRef`` Secret, as ESO users do outside AWS.
+
+The endpoint is the sandbox's moto (ESO itself would take it from
+``AWS_SECRETSMANAGER_ENDPOINT``).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sandbox.eso.gojson import set_property
+from sandbox.eso.providers.base import (
+    JsonObject,
+    ProviderError,
+    PushData,
+    WriteOnly,
+    extract_secret_data,
+)
+from sandbox.eso.providers.metadata import push_metadata
+from sandbox.faults import FaultInjector, InjectedFault
+
+MANAGED_BY = ("managed-by", "external-secrets")
+INITIAL_VERSION = "00000000-0000-0000-0000-000000000001"
+
+
+@dataclass(frozen=True)
+class AwsCredentials:
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+
+
+def _error_code(error: Exception) -> str:
+    response = getattr(error, "response", None)
+    return str((response or {}).get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+
+
+class AwsSecretsManagerProvider(WriteOnly):
+    name = "aws"
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        region: str,
+        credentials: AwsCredentials,
+        role: str = "",
+        prefix: str = "",
+        faults: FaultInjector,
+    ) -> None:
+        self.endpoint = endpoint
+        self.region = region
+        self._credentials = credentials
+        self._role = role
+        self._prefix = prefix
+        self._faults = faults
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def _session_credentials(self) -> AwsCredentials:
+        if not self._role:
+            return self._credentials
+        import boto3
+
+        sts = boto3.client(
+            "sts",
+            region_name=self.region,
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self._credentials.access_key_id,
+            aws_secret_access_key=self._credentials.secret_access_key,
+            aws_session_token=self._credentials.session_token,
+        )
+        assumed = sts.assume_role(RoleArn=self._role, RoleSessionName="external-secrets")["Credentials"]
+        return AwsCredentials(assumed["AccessKeyId"], assumed["SecretAccessKey"], assumed["SessionToken"])
+
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                import boto3
+                from botocore.config import Config
+
+                credentials = self._session_credentials()
+                self._client = boto3.client(
+                    "secretsmanager",
+                    region_name=self.region,
+                    endpoint_url=self.endpoint,
+                    aws_access_key_id=credentials.access_key_id,
+                    aws_secret_access_key=credentials.secret_access_key,
+                    aws_session_token=credentials.session_token,
+                    config=Config(
+                        retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30
+                    ),
+                )
+            return self._client
+
+    def _call(self, operation: str, **arguments: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._faults.before_call("aws", self.endpoint)
+            return getattr(self.client(), operation)(**arguments)
+        except InjectedFault as fault:
+            raise ProviderError(f"operation error Secrets Manager: {operation}: {fault}") from None
+        except ClientError as error:
+            raise _AwsApiError(_error_code(error), f"operation error Secrets Manager: {error}") from None
+        except BotoCoreError as error:
+            raise ProviderError(f"operation error Secrets Manager: {operation}: {error}") from None
+
+    def validate(self) -> None:
+        """ESO only checks that credentials can be retrieved (they were, to build this provider)."""
+        self.client()
+
+    def push_secret(self, data: Mapping[str, bytes], push: PushData) -> None:
+        value = extract_secret_data(data, push)
+        spec = push_metadata(push.metadata)
+        name = self._prefix + push.remote_key
+        try:
+            described = self._call("describe_secret", SecretId=name)
+        except _AwsApiError as error:
+            if error.code != "ResourceNotFoundException":
+                raise
+            self._create(name, _new_value(value, push.prop, None), spec)
+            return
+        tags = {tag["Key"]: tag["Value"] for tag in described.get("Tags") or []}
+        if tags.get(MANAGED_BY[0]) != MANAGED_BY[1]:
+            raise ProviderError("secret not managed by external-secrets")
+        self._patch_tags(name, tags, spec)
+        current = None
+        if described.get("VersionIdsToStages"):
+            current = self._call("get_secret_value", SecretId=name)
+        final = _new_value(value, push.prop, current)
+        if current is not None and (current.get("SecretBinary") == final or _string_equals(current, final)):
+            return
+        arguments: JsonObject = {
+            "SecretId": name,
+            "ClientRequestToken": str(uuid.uuid4()) if current is not None else INITIAL_VERSION,
+        }
+        arguments.update(_payload(final, spec))
+        self._call("put_secret_value", **arguments)
+
+    def _create(self, name: str, value: bytes, spec: JsonObject) -> None:
+        tags = {**(spec.get("tags") or {}), MANAGED_BY[0]: MANAGED_BY[1]}
+        self._call(
+            "create_secret",
+            Name=name,
+            Tags=[{"Key": key, "Value": value} for key, value in sorted(tags.items())],
+            Description=spec.get("description") or "secret 'managed-by:external-secrets'",
+            ClientRequestToken=INITIAL_VERSION,
+            KmsKeyId=spec.get("kmsKeyID") or "alias/aws/secretsmanager",
+            **_payload(value, spec),
+        )
+
+    def _patch_tags(self, name: str, current: dict[str, str], spec: JsonObject) -> None:
+        desired = {**(spec.get("tags") or {}), MANAGED_BY[0]: MANAGED_BY[1]}
+        removed = sorted(set(current) - set(desired))
+        if removed and spec.get("tags") is not None:
+            self._call("untag_resource", SecretId=name, TagKeys=removed)
+        changed = {key: value for key, value in desired.items() if current.get(key) != value}
+        if changed:
+            self._call(
+                "tag_resource", SecretId=name, Tags=[{"Key": k, "Value": v} for k, v in changed.items()]
+            )
+
+    def secret_exists(self, push: PushData) -> bool:
+        try:
+            self._call("get_secret_value", SecretId=self._prefix + push.remote_key)
+        except _AwsApiError as error:
+            if error.code == "ResourceNotFoundException":
+                return False
+            raise
+        return True
+
+    def delete_secret(self, push: PushData) -> None:
+        name = self._prefix + push.remote_key
+        try:
+            current = self._call("get_secret_value", SecretId=name)
+        except _AwsApiError as error:
+            if error.code == "ResourceNotFoundException":
+                return
+            raise
+        described = self._call("describe_secret", SecretId=name)
+        tags = {tag["Key"]: tag["Value"] for tag in described.get("Tags") or []}
+        if tags.get(MANAGED_BY[0]) != MANAGED_BY[1]:
+            return
+        self._call("delete_secret", SecretId=current["ARN"])
+
+
+class _AwsApiError(ProviderError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _payload(value: bytes, spec: JsonObject) -> JsonObject:
+    if spec.get("secretPushFormat", "binary") == "string":
+        return {"SecretString": value.decode(errors="replace")}
+    return {"SecretBinary": value}
+
+
+def _string_equals(current: JsonObject, value: bytes) -> bool:
+    text = current.get("SecretString")
+    return isinstance(text, str) and text.encode() == value
+
+
+def _new_value(value: bytes, prop: str, existing: JsonObject | None) -> bytes:
+    """ESO's ``getNewSecretValue``: the value, or the existing JSON with ``prop`` set to it."""
+    if not prop:
+        return value
+    if existing is None:
+        return set_property(b"", prop, value)
+    payload = existing.get("SecretString")
+    document = payload.encode() if isinstance(payload, str) else bytes(existing.get("SecretBinary") or b"")
+    try:
+        return set_property(document, prop, value)
+    except ValueError:
+        raise ProviderError(
+            "PushSecret for aws secrets manager with a pushSecretData property requires a json secret"
+        ) from None

@@ -1,0 +1,243 @@
+"""ESO's Vault provider: KV path building, Kubernetes (or token) login, reads with ESO's value rules.
+
+* paths are built exactly as ESO's ``buildPath`` builds them: with ``path:
+  secret`` and ``version: v2``, ``prod/db``, ``secret/prod/db`` and
+  ``secret/data/prod/db`` all read ``secret/data/prod/db``;
+* the Kubernetes auth method logs in with a TokenRequest token of the store's
+  ``serviceAccountRef`` (for a ClusterSecretStore, in the account's namespace),
+  600 s, the account's ``audiences``; OpenBao reviews it with the cluster, so
+  its roles and policies are enforced for real. The Vault token is reused
+  until 80 % of its TTL (ESO's ``--experimental-enable-vault-token-cache``);
+* a 404 is ``NoSecretError`` ("Secret does not exist"), anything else the Go
+  client's ``Error making API request.`` message, wrapped as ESO wraps it.
+
+The server address comes from ``Routes`` (the store names an in-cluster
+address, the sandbox's OpenBao listens on loopback). The CA of
+``caBundle``/``caProvider`` is read and checked as ESO reads it, though the
+sandbox's OpenBao speaks plain HTTP on loopback.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+
+from sandbox.eso.gojson import (
+    KeyNotFound,
+    byte_value,
+    loads_float64,
+    loads_with_numbers,
+    marshal,
+    property_value,
+)
+from sandbox.eso.providers.base import (
+    ClientError,
+    JsonObject,
+    NoSecretError,
+    ProviderError,
+    PushData,
+    RemoteRef,
+)
+from sandbox.faults import FaultInjector, InjectedFault
+
+Login = Callable[["VaultProvider"], tuple[str, float]]
+
+
+def build_path(key: str, mount: str | None, version: str) -> str:
+    """ESO's ``buildPath``: the Vault API path (without ``/v1/``) a remote key reads."""
+    out = key
+    if mount is not None:
+        cut = mount + "/"
+        if out.startswith(cut):
+            out = out.split(cut, 1)[1]
+            if out.startswith("data/") and version == "v2":
+                out = out.split("data/", 1)[1]
+        parts = mount.split("/") + (["data"] if version == "v2" else []) + out.split("/")
+        return "/".join(parts)
+    if "/data/" not in out and version == "v2":
+        parts = out.split("/")
+        return "/".join([parts[0], "data", *parts[1:]])
+    return out
+
+
+@dataclass(frozen=True)
+class VaultResponse:
+    status: int
+    body: Any
+
+
+def response_error(method: str, url: str, response: VaultResponse) -> str:
+    """The Go Vault client's ``ResponseError`` text."""
+    errors = response.body.get("errors", []) if isinstance(response.body, dict) else []
+    listed = "".join(f"\n* {error}" for error in errors)
+    return f"Error making API request.\n\nURL: {method} {url}\nCode: {response.status}. Errors:\n{listed}"
+
+
+def check_ca(pem: str) -> None:
+    try:
+        ssl.create_default_context(cadata=pem)
+    except (ssl.SSLError, ValueError):
+        raise ProviderError("failed to append caBundle") from None
+
+
+class VaultProvider:
+    """One store's Vault client."""
+
+    name = "vault"
+
+    def __init__(
+        self,
+        *,
+        address: str,
+        mount: str | None,
+        version: str,
+        login: Login,
+        faults: FaultInjector,
+        http: urllib3.PoolManager,
+        vault_namespace: str = "",
+    ) -> None:
+        self.address = address.rstrip("/")
+        self.mount = mount
+        self.version = version
+        self._login = login
+        self._faults = faults
+        self._http = http
+        self._vault_namespace = vault_namespace
+        self._token: str | None = None
+        self._token_renew_at = 0.0
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------ HTTP
+
+    def request(
+        self, method: str, path: str, *, body: JsonObject | None = None, token: str | None = None
+    ) -> VaultResponse:
+        url = f"{self.address}/v1/{path}"
+        try:
+            self._faults.before_call("vault", self.address)
+        except InjectedFault as fault:
+            raise ProviderError(f"{method} {url}: {fault}") from None
+        headers = {"X-Vault-Request": "true"}
+        if token:
+            headers["X-Vault-Token"] = token
+        if self._vault_namespace:
+            headers["X-Vault-Namespace"] = self._vault_namespace
+        try:
+            response = self._http.request(
+                method,
+                url,
+                body=json.dumps(body).encode() if body is not None else None,
+                headers=headers,
+                timeout=urllib3.Timeout(connect=5, read=30),
+                retries=False,
+            )
+        except urllib3.exceptions.HTTPError as error:
+            raise ProviderError(f"{method} {url}: {error}") from None
+        text = response.data
+        try:
+            parsed = loads_with_numbers(text) if text else None
+        except ValueError:
+            parsed = None
+        return VaultResponse(response.status, parsed)
+
+    def token(self) -> str:
+        """A valid Vault token, logging in when there is none or it is near its end."""
+        with self._lock:
+            if self._token is None or time.monotonic() >= self._token_renew_at:
+                try:
+                    token, ttl = self._login(self)
+                except ClientError:
+                    raise
+                except ProviderError as error:
+                    raise ClientError(str(error)) from None
+                self._token = token
+                self._token_renew_at = time.monotonic() + max(ttl * 0.8, 1.0)
+            return self._token
+
+    def kubernetes_login(self, mount_path: str, role: str, jwt: str) -> tuple[str, float]:
+        path = f"auth/{mount_path}/login"
+        response = self.request("POST", path, body={"role": role, "jwt": jwt})
+        if response.status != 200 or not isinstance(response.body, dict) or not response.body.get("auth"):
+            raise ProviderError(response_error("PUT", f"{self.address}/v1/{path}", response))
+        auth = response.body["auth"]
+        return str(auth["client_token"]), float(str(auth.get("lease_duration") or 3600))
+
+    # ------------------------------------------------------------ reading
+
+    def validate(self) -> None:
+        token = self.token()
+        response = self.request("GET", "auth/token/lookup-self", token=token)
+        if response.status != 200:
+            raise ProviderError(response_error("GET", f"{self.address}/v1/auth/token/lookup-self", response))
+
+    def read(self, key: str, version: str = "") -> dict[str, Any]:
+        data_path = build_path(key, self.mount, self.version)
+        query = f"?version={version}" if version else ""
+        response = self.request("GET", data_path + query, token=self.token())
+        url = f"{self.address}/v1/{data_path}{query}"
+        if response.status == 404:
+            raise NoSecretError()
+        if response.status != 200 or not isinstance(response.body, dict):
+            raise ProviderError(f"cannot read secret data from Vault: {response_error('GET', url, response)}")
+        data = response.body.get("data")
+        if self.version == "v2":
+            if not isinstance(data, dict) or "data" not in data:
+                raise ProviderError("failed to find data field")
+            data = data["data"]
+            if data is None:
+                raise NoSecretError()
+        if not isinstance(data, dict):
+            raise ProviderError("failed to unmarshall JSON")
+        return data
+
+    def get_secret(self, ref: RemoteRef) -> bytes:
+        data = self.read(ref.key, ref.version)
+        if not ref.prop:
+            return marshal(data).encode()
+        try:
+            return property_value(data, ref.prop)
+        except KeyNotFound as error:
+            raise ProviderError(str(error)) from None
+
+    def get_secret_map(self, ref: RemoteRef) -> dict[str, bytes]:
+        raw = self.get_secret(ref)
+        try:
+            decoded = loads_float64(raw)
+        except ValueError as error:
+            raise ProviderError(f"invalid character in JSON: {error}") from None
+        if not isinstance(decoded, dict):
+            kind = "string" if isinstance(decoded, str) else type(decoded).__name__
+            raise ProviderError(
+                f"json: cannot unmarshal {kind} into Go value of type map[string]interface {{}}"
+            )
+        return {key: byte_value(value) for key, value in decoded.items()}
+
+    # ------------------------------------------------------------ writing (not offered)
+
+    def push_secret(self, data: Mapping[str, bytes], push: PushData) -> None:
+        raise ProviderError("pushing to Vault is not emulated by the sandbox (Vault is the source of truth)")
+
+    def secret_exists(self, push: PushData) -> bool:
+        try:
+            self.read(push.remote_key)
+        except NoSecretError:
+            return False
+        return True
+
+    def delete_secret(self, push: PushData) -> None:
+        raise ProviderError("deleting from Vault is not emulated by the sandbox")
+
+
+def decode_ca_bundle(encoded: str) -> str:
+    try:
+        return base64.b64decode(encoded).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise ProviderError("failed to decode caBundle") from None

@@ -1,0 +1,421 @@
+"""SecretStores and ClusterSecretStores: finding them, building their provider clients, marking them Ready.
+
+This is ESO's client manager and SecretStore controller in one place:
+
+* ``client_for`` resolves an ExternalSecret's or PushSecret's store reference
+  (``could not get SecretStore "x", ...`` when it is missing), refuses a store
+  that is not Ready (``ClusterSecretStore "x" is not ready``) or whose
+  ``spec.conditions`` exclude the namespace, and returns the provider client;
+* ``reconcile`` validates a store the way ESO's store controller does (build
+  the client, ``Validate()``) and writes ``status.conditions`` (``Ready``,
+  ``Valid``/``InvalidProviderConfig``) and ``status.capabilities``.
+
+Credentials are read from the referenced Secrets on every use, as ESO reads
+them; a client is reused only while the store and its credentials are
+unchanged (building one costs a login or an SDK client).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+
+from sandbox.eso.environment import EsoEnvironment
+from sandbox.eso.kube import ESO_API, KubeAccess
+from sandbox.eso.providers.aws import AwsCredentials, AwsSecretsManagerProvider
+from sandbox.eso.providers.azure import AzureKeyVaultProvider
+from sandbox.eso.providers.base import ClientError, JsonObject, ProviderError, SecretsClient
+from sandbox.eso.providers.gcp import GcpSecretManagerProvider
+from sandbox.eso.providers.vault import VaultProvider, check_ca, decode_ca_bundle
+from sandbox.kube.strategies import now_rfc3339
+from sandbox.routes import RouteMissing
+
+CLUSTER_STORE = "ClusterSecretStore"
+STORE = "SecretStore"
+DEFAULT_STORE_REQUEUE = 300.0
+
+
+@dataclass(frozen=True)
+class StoreRef:
+    kind: str
+    name: str
+
+    @classmethod
+    def from_spec(cls, spec: JsonObject | None) -> StoreRef:
+        spec = spec or {}
+        return cls(str(spec.get("kind") or STORE), str(spec.get("name", "")))
+
+
+class _Referent:
+    """Where a store's references point: the namespace a ref without one means."""
+
+    def __init__(self, kube: KubeAccess, store_kind: str, store_namespace: str, use_namespace: str) -> None:
+        self.kube = kube
+        self.cluster_store = store_kind == CLUSTER_STORE
+        self.default_namespace = use_namespace if self.cluster_store else store_namespace
+
+    def namespace_of(self, ref: JsonObject) -> str:
+        if self.cluster_store and ref.get("namespace"):
+            return str(ref["namespace"])
+        return self.default_namespace
+
+    def secret(self, ref: JsonObject | None, what: str) -> bytes:
+        if not ref or not ref.get("name"):
+            raise ProviderError(f"{what}: a secret reference needs a name")
+        return self.kube.secret_key(self.namespace_of(ref), str(ref["name"]), str(ref.get("key", "")))
+
+    def referent_without_namespace(self, ref: JsonObject | None) -> bool:
+        return (
+            self.cluster_store
+            and bool(ref)
+            and not (ref or {}).get("namespace")
+            and not self.default_namespace
+        )
+
+
+def _fingerprint(*values: bytes | str) -> str:
+    digest = hashlib.sha256()
+    for value in values:
+        digest.update(value if isinstance(value, bytes) else value.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+class StoreResolver:
+    """The stores of one cluster and the provider clients built from them."""
+
+    def __init__(self, kube: KubeAccess, environment: EsoEnvironment, http: urllib3.PoolManager) -> None:
+        self.kube = kube
+        self.environment = environment
+        self._http = http
+        self._clients: dict[Hashable, SecretsClient] = {}
+        self._lock = threading.Lock()
+        self.store_type = kube.type_of(ESO_API, STORE)
+        self.cluster_store_type = kube.type_of(ESO_API, CLUSTER_STORE)
+
+    # ------------------------------------------------------------ lookup
+
+    def get_store(self, ref: StoreRef, namespace: str) -> JsonObject:
+        if ref.kind == CLUSTER_STORE:
+            store = self.kube.get(self.cluster_store_type, "", ref.name)
+            if store is None:
+                raise ProviderError(
+                    f'could not get ClusterSecretStore "{ref.name}", '
+                    f'clustersecretstores.external-secrets.io "{ref.name}" not found'
+                )
+            return store
+        if ref.kind != STORE:
+            raise ProviderError(f"unsupported secret store kind: {ref.kind}")
+        store = self.kube.get(self.store_type, namespace, ref.name)
+        if store is None:
+            raise ProviderError(
+                f'could not get SecretStore "{ref.name}", '
+                f'secretstores.external-secrets.io "{ref.name}" not found'
+            )
+        return store
+
+    def client_for(self, ref: StoreRef, namespace: str) -> SecretsClient:
+        """The client an ExternalSecret or PushSecret in ``namespace`` uses through ``ref``."""
+        store = self.get_store(ref, namespace)
+        _assert_usable(store)
+        if ref.kind == CLUSTER_STORE:
+            _check_conditions(store, namespace, self.kube)
+        return self.client_from_store(store, namespace)
+
+    def client_from_store(self, store: JsonObject, use_namespace: str) -> SecretsClient:
+        kind = str(store.get("kind", STORE))
+        referent = _Referent(self.kube, kind, store["metadata"].get("namespace", ""), use_namespace)
+        provider = (store.get("spec") or {}).get("provider") or {}
+        if len(provider) != 1:
+            raise ProviderError("a store must configure exactly one provider")
+        ((provider_name, settings),) = provider.items()
+        builders: dict[
+            str, Callable[[JsonObject, _Referent], tuple[Hashable, Callable[[], SecretsClient]]]
+        ] = {
+            "vault": self._vault,
+            "aws": self._aws,
+            "gcpsm": self._gcp,
+            "azurekv": self._azure,
+        }
+        builder = builders.get(provider_name)
+        if builder is None:
+            raise ProviderError(
+                f"provider {provider_name!r} is not emulated by the sandbox (vault, aws, gcpsm, azurekv are)"
+            )
+        key, build = builder(settings or {}, referent)
+        with self._lock:
+            client = self._clients.get(key)
+        if client is None:
+            client = build()
+            with self._lock:
+                client = self._clients.setdefault(key, client)
+        return client
+
+    # ------------------------------------------------------------ providers
+
+    def _vault(self, spec: JsonObject, referent: _Referent) -> tuple[Hashable, Callable[[], SecretsClient]]:
+        server = str(spec.get("server", ""))
+        try:
+            address = self.environment.routes.resolve_vault(server)
+        except RouteMissing as error:
+            raise ProviderError(str(error)) from None
+        version = str(spec.get("version") or "v2")
+        mount = spec.get("path")
+        if spec.get("caBundle"):
+            check_ca(decode_ca_bundle(str(spec["caBundle"])))
+        ca_provider = spec.get("caProvider")
+        if ca_provider:
+            self._check_ca_provider(ca_provider, referent)
+        auth = spec.get("auth") or {}
+        kubernetes = auth.get("kubernetes")
+        identity: tuple[Any, ...]
+        if kubernetes is not None:
+            mount_path = str(kubernetes.get("mountPath") or "kubernetes")
+            role = str(kubernetes.get("role", ""))
+            account = kubernetes.get("serviceAccountRef")
+            token_secret = kubernetes.get("secretRef")
+            if account:
+                namespace = referent.namespace_of(account)
+                audiences = [str(a) for a in account.get("audiences") or []]
+
+                def jwt() -> str:
+                    return self.kube.token_request(namespace, str(account["name"]), audiences)
+
+                identity = ("kubernetes", mount_path, role, namespace, account["name"], tuple(audiences))
+            elif token_secret:
+                static_jwt = referent.secret(
+                    {"key": "token", **token_secret}, "auth.kubernetes.secretRef"
+                ).decode()
+
+                def jwt() -> str:
+                    return static_jwt
+
+                identity = ("kubernetes-secret", mount_path, role, _fingerprint(static_jwt))
+            else:
+                raise ProviderError(
+                    "cannot read the in-cluster service account token: ESO does not run in a pod here"
+                )
+
+            def login(provider: VaultProvider) -> tuple[str, float]:
+                return provider.kubernetes_login(mount_path, role, jwt())
+
+        elif auth.get("tokenSecretRef"):
+            token = referent.secret(auth["tokenSecretRef"], "auth.tokenSecretRef").decode().strip()
+            identity = ("token", _fingerprint(token))
+
+            def login(provider: VaultProvider) -> tuple[str, float]:
+                return token, 3600.0
+
+        else:
+            raise ProviderError(
+                "the sandbox's ESO logs into Vault with auth.kubernetes or auth.tokenSecretRef only"
+            )
+        key = ("vault", address, mount, version, spec.get("namespace"), identity)
+
+        def build() -> SecretsClient:
+            return VaultProvider(
+                address=address,
+                mount=str(mount) if mount is not None else None,
+                version=version,
+                login=login,
+                faults=self.environment.faults,
+                http=self._http,
+                vault_namespace=str(spec.get("namespace") or ""),
+            )
+
+        return key, build
+
+    def _check_ca_provider(self, ca_provider: JsonObject, referent: _Referent) -> None:
+        name, key = str(ca_provider.get("name", "")), str(ca_provider.get("key", ""))
+        namespace = referent.namespace_of(ca_provider)
+        if ca_provider.get("type") == "Secret":
+            pem = self.kube.secret_key(namespace, name, key).decode(errors="replace")
+        else:
+            pem = self.kube.configmap_key(namespace, name, key)
+        check_ca(pem)
+
+    def _aws(self, spec: JsonObject, referent: _Referent) -> tuple[Hashable, Callable[[], SecretsClient]]:
+        service = spec.get("service", "SecretsManager")
+        if service != "SecretsManager":
+            raise ProviderError(f"AWS service {service} is not emulated by the sandbox (SecretsManager is)")
+        secret_ref = (spec.get("auth") or {}).get("secretRef")
+        if not secret_ref:
+            raise ProviderError(
+                "no AWS credentials: the sandbox's ESO has no ambient AWS identity (IRSA, instance profile); "
+                "use auth.secretRef"
+            )
+        credentials = AwsCredentials(
+            referent.secret(secret_ref.get("accessKeyIDSecretRef"), "accessKeyIDSecretRef").decode().strip(),
+            referent.secret(secret_ref.get("secretAccessKeySecretRef"), "secretAccessKeySecretRef")
+            .decode()
+            .strip(),
+            referent.secret(secret_ref["sessionTokenSecretRef"], "sessionTokenSecretRef").decode().strip()
+            if secret_ref.get("sessionTokenSecretRef")
+            else None,
+        )
+        endpoint = self.environment.clouds.require("AWS", self.environment.clouds.aws)
+        region, role, prefix = (
+            str(spec.get("region", "")),
+            str(spec.get("role") or ""),
+            str(spec.get("prefix") or ""),
+        )
+        key = ("aws", endpoint, region, role, prefix, _fingerprint(*map(str, vars(credentials).values())))
+
+        def build() -> SecretsClient:
+            return AwsSecretsManagerProvider(
+                endpoint=endpoint,
+                region=region,
+                credentials=credentials,
+                role=role,
+                prefix=prefix,
+                faults=self.environment.faults,
+            )
+
+        return key, build
+
+    def _gcp(self, spec: JsonObject, referent: _Referent) -> tuple[Hashable, Callable[[], SecretsClient]]:
+        auth = spec.get("auth") or {}
+        if (auth.get("secretRef") or {}).get("secretAccessKeySecretRef"):
+            credential = referent.secret(
+                auth["secretRef"]["secretAccessKeySecretRef"], "secretAccessKeySecretRef"
+            )
+            identity = _fingerprint(credential)
+        elif auth.get("workloadIdentity"):
+            account = auth["workloadIdentity"].get("serviceAccountRef") or {}
+            self.kube.token_request(
+                referent.namespace_of(account), str(account.get("name", "")), []
+            )  # it exists
+            identity = f"workload:{account.get('name', '')}"
+        else:
+            raise ProviderError("no GCP credentials: use auth.secretRef or auth.workloadIdentity")
+        endpoint = self.environment.clouds.require("GCP", self.environment.clouds.gcp)
+        project, location = str(spec.get("projectID", "")), str(spec.get("location") or "")
+        if not project:
+            raise ProviderError("invalid gcp secrets manager provider: projectID is required")
+
+        def build() -> SecretsClient:
+            return GcpSecretManagerProvider(
+                endpoint=endpoint, project=project, location=location, faults=self.environment.faults
+            )
+
+        return ("gcp", endpoint, project, location, identity), build
+
+    def _azure(self, spec: JsonObject, referent: _Referent) -> tuple[Hashable, Callable[[], SecretsClient]]:
+        auth_type = str(spec.get("authType") or "ServicePrincipal")
+        if auth_type == "ServicePrincipal":
+            refs = spec.get("authSecretRef") or {}
+            client_id = referent.secret(refs.get("clientId"), "authSecretRef.clientId")
+            secret = refs.get("clientSecret") or refs.get("clientCertificate")
+            identity = _fingerprint(client_id, referent.secret(secret, "authSecretRef.clientSecret"))
+        elif auth_type == "WorkloadIdentity":
+            account = spec.get("serviceAccountRef") or {}
+            self.kube.token_request(
+                referent.namespace_of(account), str(account.get("name", "")), ["api://AzureADTokenExchange"]
+            )
+            identity = f"workload:{account.get('name', '')}"
+        elif auth_type == "ManagedIdentity":
+            identity = f"managed:{spec.get('identityId', '')}"
+        else:
+            raise ProviderError(
+                f"cannot initialize Azure Client: no valid authType was specified ({auth_type})"
+            )
+        vault_url = self.environment.clouds.azure_vault_url(str(spec.get("vaultUrl", "")))
+        ca_file = self.environment.clouds.ca_file
+
+        def build() -> SecretsClient:
+            return AzureKeyVaultProvider(vault_url=vault_url, ca_file=ca_file, faults=self.environment.faults)
+
+        return ("azure", vault_url, identity), build
+
+    # ------------------------------------------------------------ the store controller
+
+    def validate(self, store: JsonObject) -> tuple[str, str, str]:
+        """(status, reason, message) of the store's ``Ready`` condition; raises nothing."""
+        kind = str(store.get("kind", STORE))
+        provider = (store.get("spec") or {}).get("provider") or {}
+        if kind == CLUSTER_STORE and _referent_auth(provider):
+            return "True", "ValidationUnknown", "could not determine validation status"
+        try:
+            client = self.client_from_store(store, store["metadata"].get("namespace", ""))
+        except ProviderError as error:
+            self.kube.record_event(store, "Warning", "InvalidProviderConfig", str(error))
+            return "False", "InvalidProviderConfig", "unable to create client"
+        try:
+            client.validate()
+        except ClientError as error:
+            self.kube.record_event(store, "Warning", "InvalidProviderConfig", str(error))
+            return "False", "InvalidProviderConfig", "unable to create client"
+        except ProviderError as error:
+            self.kube.record_event(store, "Warning", "InvalidProviderConfig", str(error))
+            return "False", "InvalidProviderConfig", "unable to validate store"
+        return "True", "Valid", "store validated"
+
+
+def _referent_auth(provider: JsonObject) -> bool:
+    """A ClusterSecretStore whose credentials name no namespace: they depend on the consumer's namespace."""
+    for settings in provider.values():
+        if not isinstance(settings, dict):
+            continue
+        kubernetes = (settings.get("auth") or {}).get("kubernetes") or {}
+        account = kubernetes.get("serviceAccountRef")
+        if account and not account.get("namespace"):
+            return True
+        secret_ref = (settings.get("auth") or {}).get("secretRef") or {}
+        for ref in secret_ref.values():
+            if isinstance(ref, dict) and ref.get("name") and not ref.get("namespace"):
+                return True
+    return False
+
+
+def _assert_usable(store: JsonObject) -> None:
+    for condition in (store.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            if condition.get("status") == "True":
+                return
+            break
+    raise ProviderError(f'{store.get("kind")} "{store["metadata"]["name"]}" is not ready')
+
+
+def _check_conditions(store: JsonObject, namespace: str, kube: KubeAccess) -> None:
+    """A ClusterSecretStore's ``spec.conditions``: the namespaces allowed to use it."""
+    conditions = (store.get("spec") or {}).get("conditions") or []
+    if not conditions:
+        return
+    labels = ((kube.get(kube.type_of("v1", "Namespace"), "", namespace) or {}).get("metadata") or {}).get(
+        "labels"
+    ) or {}
+    for condition in conditions:
+        if namespace in (condition.get("namespaces") or []):
+            return
+        if any(re.fullmatch(pattern, namespace) for pattern in condition.get("namespaceRegexes") or []):
+            return
+        selector = (condition.get("namespaceSelector") or {}).get("matchLabels") or {}
+        if selector and all(labels.get(k) == v for k, v in selector.items()):
+            return
+    raise ProviderError(
+        f'using cluster store "{store["metadata"]["name"]}" is not allowed from namespace "{namespace}": '
+        "denied by spec.condition"
+    )
+
+
+def ready_condition(status: str, reason: str, message: str, previous: list[JsonObject]) -> JsonObject:
+    """A ``Ready`` condition whose ``lastTransitionTime`` moves only when its status changes."""
+    for condition in previous:
+        if condition.get("type") == "Ready" and condition.get("status") == status:
+            transition = condition.get("lastTransitionTime") or now_rfc3339()
+            break
+    else:
+        transition = now_rfc3339()
+    return {
+        "type": "Ready",
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": transition,
+    }

@@ -1,0 +1,116 @@
+"""A whole sandbox for the example catalog: what ``task demo`` runs, end to end, as a fixture.
+
+``vaultflow sandbox up`` (through the Python API) with the catalog's clusters
+and Key Vault and the upstream CRDs; the platform's service accounts; OpenBao
+initialised, unsealed and configured from the catalog by the bootstrap step's
+own ``desired_config``/``apply_config``; every catalog path seeded in Vault; the
+sandbox wired to the catalog's addresses. Rendering, committing and syncing
+are left to the tests.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hvac
+import pytest
+from kubernetes import client, config
+
+from gitops.catalog import LoadedCatalog, load_catalog
+from gitops.catalog.model import Cluster
+from sandbox import lifecycle
+from sandbox.catalog_wiring import azure_vault_names, wire_catalog
+from sandbox.platform import install_platform_accounts
+from sandbox.state import SandboxState
+from steps.vault.api import VaultApi
+from steps.vault.configure import ClusterReview, apply_config, desired_config
+from steps.vault.login import service_account_token
+
+# what the tests put in Vault: test data only, never a real secret
+SEEDS: dict[str, dict[str, str]] = {
+    "prod/database": {"username": "api-user-7f3", "password": "db-pass-1"},
+    "prod/app-credentials": {"username": "app-user-9c1", "password": "app-pass-1"},
+    "argocd/admin": {"admin.password": "argo-pass-1"},
+    "prod/lambda/db-password": {"password": "lambda-pass-1"},
+    "prod/cloudrun/signing-key": {"key": "c2lnbmluZy1rZXk="},
+    "shared/stripe": {"api-key": "sk_test_1"},
+}
+
+
+@dataclass
+class CatalogSandbox:
+    state: SandboxState
+    loaded: LoadedCatalog
+    vault: hvac.Client  # root, for the tests' own writes
+    bare_repo: Path
+
+    def api(self, cluster: str) -> client.ApiClient:
+        return config.new_client_from_config(config_file=self.state.kubeconfig, context=cluster)
+
+    @property
+    def repo_url(self) -> str:
+        return self.bare_repo.resolve().as_uri()
+
+
+def _initialise(address: str) -> hvac.Client:
+    root = hvac.Client(url=address)
+    keys = root.sys.initialize(secret_shares=1, secret_threshold=1)
+    root.sys.submit_unseal_key(keys["keys"][0])
+    root.token = keys["root_token"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        health = root.sys.read_health_status(method="GET")
+        if isinstance(health, dict) and not health.get("sealed") and not health.get("standby"):
+            return root
+        time.sleep(0.1)
+    raise AssertionError("OpenBao did not become active")
+
+
+def _review_of(state: SandboxState, loaded: LoadedCatalog) -> Any:
+    reviewer = loaded.catalog.vault.kubernetes_auth.reviewer_service_account
+
+    def review(cluster: Cluster) -> ClusterReview:
+        endpoint = state.cluster(cluster.name)
+        core = client.CoreV1Api(
+            config.new_client_from_config(config_file=state.kubeconfig, context=cluster.name)
+        )
+        return ClusterReview(
+            host=endpoint.url,
+            ca_pem=Path(endpoint.ca_file).read_text(),
+            reviewer_jwt=lambda: service_account_token(
+                namespace=reviewer.namespace, name=reviewer.name, core_api=core, expiration_seconds=86400
+            ),
+        )
+
+    return review
+
+
+@pytest.fixture(scope="session")
+def catalog_sandbox(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CatalogSandbox]:
+    loaded = load_catalog(repo_root / "examples" / "catalog.yaml")
+    directory = tmp_path_factory.mktemp("e2e") / "sbx"
+    names = [cluster.name for cluster in loaded.catalog.clusters]
+    state = lifecycle.up(directory, cluster_names=names, azure_vaults=azure_vault_names(loaded.catalog)).state
+    try:
+        install_platform_accounts(state, loaded.catalog)
+        root = _initialise(state.vault_addr)
+        apply_config(
+            VaultApi(state.vault_addr, token=root.token), desired_config(loaded, _review_of(state, loaded))
+        )
+        for path, values in SEEDS.items():
+            root.secrets.kv.v2.create_or_update_secret(
+                path, secret=values, mount_point=loaded.catalog.vault.kv_mount
+            )
+        wire_catalog(state, loaded)
+        bare = directory.parent / "gitops.git"
+        subprocess.run(
+            ["git", "init", "--bare", "--initial-branch=main", str(bare)], check=True, capture_output=True
+        )
+        yield CatalogSandbox(state, loaded, root, bare)
+    finally:
+        lifecycle.down(directory)

@@ -1,0 +1,144 @@
+"""Sandbox II through ``vaultflow sandbox``: the emulators start, show, export, steer and stop."""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from azure.keyvault.secrets import SecretClient
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import secretmanager
+from typer.testing import CliRunner
+
+from sandbox import lifecycle
+from sandbox.admin import AdminClient
+from sandbox.azure.credential import StaticTokenCredential
+from sandbox.faults import Fault
+from sandbox.processes import port_is_listening
+from sandbox.state import SandboxState
+from vaultflow.cli import app as vaultflow
+from vaultflow.cli.sandbox import app
+from vaultflow.errors import InputError
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxState]:
+    directory = tmp_path_factory.mktemp("services") / "sbx"
+    state = lifecycle.up(directory, clusters=1, builtin_crds=True, azure_vaults=["team-a", "team-b"]).state
+    yield state
+    lifecycle.down(directory)
+
+
+def exports(state: SandboxState) -> dict[str, str]:
+    result = runner.invoke(app, ["env", "--dir", state.directory])
+    assert result.exit_code == 0, result.output
+    return dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in result.output.splitlines()
+        if line.startswith("export ")
+    )
+
+
+def test_status_lists_the_emulators_and_controllers(services: SandboxState) -> None:
+    current = lifecycle.status(Path(services.directory))
+    assert current.healthy
+    rows = {(c.component, c.name) for c in current.components}
+    assert {("gcp (emulator)", "secret manager"), ("azure (emulator)", "key vault team-a")} <= rows
+    assert {
+        ("eso (emulator)", "workload-1"),
+        ("eso (emulator)", "mgmt"),
+        ("argocd (emulator)", "mgmt"),
+    } <= rows
+    assert ("route (sandbox)", "clusters") in rows  # Argo CD's in-cluster destination, shown, never silent
+
+
+def test_env_points_the_real_sdks_at_the_cloud_emulators(services: SandboxState) -> None:
+    variables = exports(services)
+    assert "SSL_CERT_FILE" not in variables and "REQUESTS_CA_BUNDLE" not in variables  # no global trust
+    ca_file = Path(variables["VAULTFLOW_SANDBOX_CA"])
+    assert ca_file.read_text().startswith("-----BEGIN CERTIFICATE-----")
+    vaults = dict(pair.split("=", 1) for pair in variables["VAULTFLOW_AZURE_VAULTS"].split(","))
+    assert set(vaults) == {"team-a", "team-b"} and variables["VAULTFLOW_AZURE_VAULT_URL"] == vaults["team-a"]
+
+    gcp = secretmanager.SecretManagerServiceClient(
+        transport="rest",
+        client_options={"api_endpoint": variables["VAULTFLOW_GCP_ENDPOINT"]},
+        credentials=AnonymousCredentials(),
+    )
+    gcp.create_secret(parent="projects/env-test", secret_id="x", secret={"replication": {"automatic": {}}})
+    assert [s.name.rsplit("/", 1)[1] for s in gcp.list_secrets(parent="projects/env-test")] == ["x"]
+    with SecretClient(
+        vaults["team-b"],
+        StaticTokenCredential(),
+        connection_verify=str(ca_file),
+        verify_challenge_resource=False,
+    ) as azure:
+        azure.set_secret("from-env", "v")
+        assert azure.get_secret("from-env").value == "v"
+
+
+def test_faults_and_routes_through_the_cli(services: SandboxState) -> None:
+    directory = services.directory
+    admin = AdminClient.for_state(services)
+    result = runner.invoke(app, ["fault", "gcp", "--error-rate", "0.5", "--dir", directory])
+    assert result.exit_code == 0, result.output
+    assert admin.faults() == {"gcp": Fault(error_rate=0.5)}
+    status = {(c.component, c.name): c.state for c in lifecycle.status(Path(directory)).components}
+    assert status[("fault (injected)", "gcp")] == "error rate 0.5, latency 0s"
+    assert runner.invoke(app, ["fault", "gcp", "--clear", "--dir", directory]).exit_code == 0
+    assert admin.faults() == {}
+
+    result = runner.invoke(app, ["route", "vault", "https://vault.example.svc:8200", "--dir", directory])
+    assert result.exit_code == 0, result.output
+    assert admin.routes()["vault"] == {"https://vault.example.svc:8200": services.vault_addr}
+    runner.invoke(app, ["route", "vault", "https://vault.example.svc:8200", "--remove", "--dir", directory])
+    assert admin.routes()["vault"] == {}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["fault", "ibm", "--down"], "unknown provider 'ibm'"),
+        (["fault", "aws", "--error-rate", "2"], "error_rate must be between 0 and 1"),
+        (["fault", "aws"], "give --latency, --error-rate or --down"),
+        (["route", "clusters", "https://x", "nowhere"], "is not a sandbox cluster"),
+        (["route", "git", "https://github.com/o/r.git", "/tmp/repo"], "must be a file:// URL"),
+    ],
+)
+def test_bad_fault_and_route_input(services: SandboxState, arguments: list[str], message: str) -> None:
+    result = runner.invoke(vaultflow, ["sandbox", *arguments, "--dir", services.directory])
+    assert result.exit_code == 2, result.output
+    [line] = result.output.strip().splitlines()  # one clear line, no traceback
+    assert message in line
+
+
+def test_the_admin_api_needs_its_token(services: SandboxState) -> None:
+    assert requests.get(f"{services.admin_endpoint}/faults", timeout=5).status_code == 401
+    wrong = {"Authorization": "Bearer not-the-token"}
+    refused = requests.put(
+        f"{services.admin_endpoint}/faults/aws", json={"down": True}, headers=wrong, timeout=5
+    )
+    assert refused.status_code == 401
+    token_file = Path(services.directory) / "run" / "admin.token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+
+
+def test_an_invalid_key_vault_name_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="'no_underscores' is not a Key Vault name"):
+        lifecycle.up(tmp_path / "sbx", builtin_crds=True, azure_vaults=["no_underscores"])
+    assert not (tmp_path / "sbx").exists()
+
+
+def test_down_stops_the_emulators_too(tmp_path: Path) -> None:
+    state = lifecycle.up(tmp_path / "sbx", clusters=1, builtin_crds=True).state
+    ports = state.ports()
+    assert {int(v.url.rsplit(":", 1)[1]) for v in state.azure_vaults} <= set(ports)
+    assert int(state.gcp_endpoint.rsplit(":", 1)[1]) in ports
+    lifecycle.down(tmp_path / "sbx")
+    assert not any(port_is_listening(port) for port in ports)
+    assert not (tmp_path / "sbx").exists()
