@@ -51,9 +51,11 @@ def _force_sync(sandbox: CatalogSandbox, cluster: str, namespace: str, kind: str
 
 def test_render_commit_sync_pull_and_push(catalog_sandbox: CatalogSandbox) -> None:
     sandbox, catalog = catalog_sandbox, catalog_sandbox.loaded.catalog
-    with sandbox.api("prod-eu") as api:  # the Helm-managed Secret that argocd-admin-password merges into
-        client.CoreV1Api(api).create_namespaced_secret(
-            "argocd", {"metadata": {"name": "argocd-secret"}, "stringData": {"server.secretkey": "helm"}}
+    # The Secret that argocd-admin-password merges into exists (the sandbox made it, as Argo CD's chart
+    # would); give it a key of the chart's own, which the merge must keep.
+    with sandbox.api("prod-eu") as api:
+        client.CoreV1Api(api).patch_namespaced_secret(
+            "argocd-secret", "argocd", {"stringData": {"server.secretkey": "helm"}}
         )
 
     tree = render_catalog(sandbox.loaded, repo_url=sandbox.repo_url)
