@@ -17,9 +17,11 @@ import logging
 import os
 import secrets
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sandbox.admin import AdminApi
+from sandbox.argo_server import ArgoServer
 from sandbox.argocd import ArgoCdController
 from sandbox.azure import AzureKeyVaultEmulator
 from sandbox.eso import EsoController
@@ -47,6 +49,7 @@ class ServiceEmulators:
     eso: dict[str, EsoController] = field(default_factory=dict)
     argocd: ArgoCdController | None = None
     admin: HttpServer | None = None
+    argo_server: ArgoServer | None = None
 
     @classmethod
     def start(
@@ -77,9 +80,17 @@ class ServiceEmulators:
         services.argocd = ArgoCdController(by_name[spec.management_cluster], by_name, routes).start()
         log.info("Argo CD emulator watches Applications in %s", spec.management_cluster)
         services.admin = HttpServer(
-            AdminApi(faults, routes, services.controllers, _admin_token(paths)), name="sandbox-admin"
+            AdminApi(faults, routes, services.controllers, _write_token(paths.admin_token)),
+            name="sandbox-admin",
         ).start()
         log.info("admin API listens on %s", services.admin.url)
+        # Workflows submitted here run in this process with the local runner; their steps reach
+        # the emulated clusters through the sandbox kubeconfig, as `vaultflow run` would.
+        os.environ["KUBECONFIG"] = str(paths.kubeconfig)
+        services.argo_server = ArgoServer(
+            run_root=paths.argo_runs, token=_write_token(paths.argo_token)
+        ).start()
+        log.info("Argo Server (local runner) listens on %s", services.argo_server.url)
         return services
 
     def controllers(self) -> list[dict[str, Any]]:
@@ -110,6 +121,8 @@ class ServiceEmulators:
         return [AzureVault(name=v.name, url=v.url) for v in self.azure.vaults]
 
     def stop(self) -> None:
+        if self.argo_server is not None:
+            self.argo_server.stop()
         if self.admin is not None:
             self.admin.stop()
         if self.argocd is not None:
@@ -120,11 +133,11 @@ class ServiceEmulators:
         self.gcp.stop()
 
 
-def _admin_token(paths: SandboxPaths) -> str:
-    """A fresh admin token, written where only the sandbox's owner can read it."""
+def _write_token(path: Path) -> str:
+    """A fresh bearer token, written where only the sandbox's owner can read it."""
     token = secrets.token_urlsafe(32)
-    paths.run.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(paths.admin_token, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(token + "\n")
     return token

@@ -57,6 +57,16 @@ class SandboxPaths:
         return self.run / "admin.token"
 
     @property
+    def argo_token(self) -> Path:
+        """The bearer token of the sandbox Argo Server (mode 0600)."""
+        return self.run / "argo.token"
+
+    @property
+    def argo_runs(self) -> Path:
+        """Where workflows submitted to the sandbox Argo Server write their step logs."""
+        return self.root / "argo-runs"
+
+    @property
     def lock(self) -> Path:
         return self.root / ".lock"
 

@@ -436,6 +436,8 @@ def _service_components(state: SandboxState) -> list[ComponentStatus]:
         return []
     components = [_listening("gcp (emulator)", "secret manager", state.gcp_endpoint)]
     components += [_listening("azure (emulator)", f"key vault {v.name}", v.url) for v in state.azure_vaults]
+    if state.argo_server:
+        components.append(_listening("argo server (local runner)", "workflows", state.argo_server))
     from sandbox.admin import AdminClient
 
     admin = AdminClient.for_state(state)
@@ -487,6 +489,9 @@ def _service_environment(state: SandboxState) -> dict[str, str]:
         "VAULTFLOW_AZURE_VAULTS": ",".join(f"{v.name}={v.url}" for v in state.azure_vaults),
         "VAULTFLOW_SANDBOX_ADMIN": state.admin_endpoint,
     }
+    if state.argo_server:
+        environment["ARGO_SERVER"] = state.argo_server
+        environment["ARGO_NAMESPACE"] = "argo"
     if state.azure_vaults:
         environment["VAULTFLOW_AZURE_VAULT_URL"] = state.azure_vaults[0].url
     return environment

@@ -89,6 +89,8 @@ class SandboxState(BaseModel):
         "", description="PEM of the sandbox CA that the HTTPS emulators' certificates chain to"
     )
     admin_endpoint: str = Field("", description="the supervisor's admin API (faults, routes, controllers)")
+    argo_server: str = Field("", description="the Argo Server endpoints; submitted workflows run locally")
+    argo_token_file: str = Field("", description="its bearer token (mode 0600)")
 
     @property
     def vault_addr(self) -> str:
@@ -108,7 +110,7 @@ class SandboxState(BaseModel):
         urls = [c.url for c in self.clusters] + [self.aws_endpoint]
         urls += [n.address for n in self.vault] + [n.cluster_address for n in self.vault]
         urls += [v.url for v in self.azure_vaults] + [
-            u for u in (self.gcp_endpoint, self.admin_endpoint) if u
+            u for u in (self.gcp_endpoint, self.admin_endpoint, self.argo_server) if u
         ]
         return [int(url.rsplit(":", 1)[1]) for url in urls]
 

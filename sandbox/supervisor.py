@@ -94,6 +94,8 @@ class Supervisor:
             azure_vaults=services.azure_vaults,
             ca_file=str(self.paths.ca_file),
             admin_endpoint=services.admin.url if services.admin is not None else "",
+            argo_server=services.argo_server.url if services.argo_server is not None else "",
+            argo_token_file=str(self.paths.argo_token),
         )
 
     def _launch_openbao(self) -> None:

@@ -142,3 +142,31 @@ def test_down_stops_the_emulators_too(tmp_path: Path) -> None:
     lifecycle.down(tmp_path / "sbx")
     assert not any(port_is_listening(port) for port in ports)
     assert not (tmp_path / "sbx").exists()
+
+
+def test_workflows_submitted_to_the_sandbox_argo_server_run_and_report_their_phase(
+    services: SandboxState, tmp_path: Path
+) -> None:
+    """`vaultflow workflows submit --wait` through Hera's real client, run by the sandbox's local runner."""
+    import os
+    import subprocess
+    import sys
+
+    token_file = Path(services.argo_token_file)
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    env_text = runner.invoke(app, ["env", "--dir", services.directory]).output
+    assert token_file.read_text().strip() not in env_text  # the shell reads it; it is never printed
+    environment = {
+        **os.environ,
+        **lifecycle.environment(services),
+        "ARGO_TOKEN": token_file.read_text().strip(),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "vaultflow", "workflows", "submit", "vaultflow-selftest", "--upload-template",
+         "--wait", "-p", "message=from-the-sandbox"],
+        capture_output=True, text=True, env=environment, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Succeeded" in result.stdout
+    logs = list(Path(services.directory, "argo-runs").rglob("join.log"))
+    assert logs, "the submitted workflow ran in the sandbox"

@@ -133,6 +133,9 @@ def env(directory: Path = DIR_OPTION) -> None:
     typer.echo(f"# vaultflow {SANDBOX_NOTE} ({state.directory})")
     for name, value in lifecycle.environment(state).items():
         typer.echo(f"export {name}={shlex.quote(value)}")
+    if state.argo_token_file:
+        # The token itself is never printed: the shell reads it from its 0600 file.
+        typer.echo(f'export ARGO_TOKEN="$(cat {shlex.quote(state.argo_token_file)})"')
 
 
 @app.command("fault")
