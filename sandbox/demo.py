@@ -10,8 +10,8 @@ Stages so far:
    catalog's, the service accounts Helm would create) and show its status;
 3. ``vault:init``: run the ``vault-bootstrap`` pipeline on the local runner: init into a 0600 keeper,
    unseal, configure from the catalog, smoke-test with ESO's own login, revoke root;
-4. day 2: the platform team puts the catalog's secrets in Vault (generated keys generated,
-   static keys get visible sandbox placeholders), with a root token regenerated and revoked;
+4. the pipeline's *seed* step created the catalog's missing secrets (generated keys generated;
+   static keys, which humans own, get visible sandbox placeholders here);
 5. render the catalog and commit the tree to the sandbox's GitOps repository;
 6. Argo CD syncs the commit into the clusters, ESO makes every ExternalSecret Ready and pushes
    to the clouds; shown as hashes and digests, never values.
@@ -39,8 +39,7 @@ from sandbox.catalog_wiring import azure_vault_names, register_app_of_apps, wire
 from sandbox.observe import applications, external_secrets, pushed_values, wait_for, wait_for_applications
 from sandbox.platform import install_platform_accounts
 from sandbox.state import SandboxState
-from steps.secrets.seed import seed_missing_secrets
-from steps.vault.root_token import ensure_root_token, revoke_root_token, root_client
+from steps.secrets.seed import SeedResult
 from vaultflow.cli.sandbox import print_status
 from vaultflow.errors import OperationError, VaultflowError
 from workflows import runner
@@ -88,7 +87,7 @@ def sandbox_stage(loaded: LoadedCatalog, sandbox_dir: Path) -> SandboxState:
     return result.state
 
 
-def bootstrap_stage(loaded: LoadedCatalog, state: SandboxState) -> None:
+def bootstrap_stage(loaded: LoadedCatalog, state: SandboxState) -> SeedResult:
     _stage(3, "vault:init: the vault-bootstrap pipeline on the local runner")
     os.environ["KUBECONFIG"] = state.kubeconfig  # steps reach the emulated clusters like kubectl would
     registry = load_registry()
@@ -98,29 +97,22 @@ def bootstrap_stage(loaded: LoadedCatalog, state: SandboxState) -> None:
         "vault-addresses": ",".join(node.address for node in state.vault),
         "keeper": keeper,
         "catalog": str(loaded.source),
+        "seed-placeholders": "true",  # the sandbox has no human to set static keys
     }
     result = runner.run(spec, parameters, run_root=Path(state.directory) / "runs")
     console.print(summary(result))
     if not result.succeeded:
         raise OperationError(f"vault-bootstrap failed: see the step logs in {state.directory}/runs")
     console.print(f"unseal shares are in {keeper} (mode 0600); the root token was revoked")
+    return SeedResult.model_validate_json(result.node("seed").result or "{}")
 
 
-def seed_stage(loaded: LoadedCatalog, state: SandboxState) -> None:
-    _stage(4, "Day 2: the platform team puts the catalog's secrets in Vault")
-    addresses = ",".join(node.address for node in state.vault)
-    keeper = (Path(state.directory) / "vault-keeper.json").as_uri()
-    ensure_root_token(addresses, keeper, catalog=str(loaded.source))
-    try:
-        seeded = seed_missing_secrets(
-            root_client(addresses, keeper), loaded.catalog, lambda path, key: f"sandbox-placeholder-{key}"
-        )
-    finally:
-        revoke_root_token(addresses, keeper)
+def seed_stage(seeded: SeedResult) -> None:
+    _stage(4, "The catalog's secrets in Vault (the pipeline's seed step)")
     table = Table(title="Vault (values never shown)")
     for column in ("path", "keys", "version", "this run"):
         table.add_column(column)
-    for secret in seeded:
+    for secret in seeded.secrets:
         table.add_row(
             secret.path, ", ".join(secret.keys), str(secret.version), "created" if secret.created else "kept"
         )
@@ -216,8 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         loaded = validate_stage(args.catalog)
         state = sandbox_stage(loaded, args.dir)
-        bootstrap_stage(loaded, state)
-        seed_stage(loaded, state)
+        seed_stage(bootstrap_stage(loaded, state))
         repo_url, delivery = render_and_commit_stage(loaded, args.dir)
         sync_stage(loaded, state, repo_url, delivery)
     except VaultflowError as error:

@@ -15,7 +15,6 @@ from steps.secrets.generators import generate, password, random_bytes
 from steps.secrets.seed import seed_missing_secrets
 from steps.vault.api import VaultApi
 from tests.conftest import UnsealedVault
-from vaultflow.errors import OperationError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
 
@@ -72,18 +71,22 @@ def test_seeding_creates_missing_secrets_once_and_never_overwrites(unsealed_vaul
     kv = unsealed_vault.client().secrets.kv.v2
     kv.create_or_update_secret("shared/stripe", secret={"api-key": "set-by-a-human"}, mount_point=mount)
 
-    with pytest.raises(OperationError, match="prod/database:username") as caught:
-        seed_missing_secrets(vault, catalog, lambda path, key: None)
-    assert "shared/stripe" not in str(caught.value)  # it exists: nothing asked for it
+    unknown = seed_missing_secrets(vault, catalog, lambda path, key: None)
+    assert unknown.needs_human == ["prod/database:username", "prod/app-credentials:username"]
+    created_first = {s.path for s in unknown.secrets if s.created}
+    assert "prod/database" not in created_first  # never half a secret
+    assert "argocd/admin" in created_first  # generated keys only: created at once
+    assert "shared/stripe" not in created_first  # it existed
 
     first = seed_missing_secrets(vault, catalog, lambda path, key: f"sandbox-{key}")
-    created = {s.path for s in first if s.created}
+    assert first.needs_human == []
+    created = {s.path for s in first.secrets if s.created}
     assert "shared/stripe" not in created and "prod/database" in created
     database = kv.read_secret_version("prod/database", mount_point=mount, raise_on_deleted_version=True)
     assert database["data"]["data"]["username"] == "sandbox-username"
     assert len(database["data"]["data"]["password"]) == 32
     again = seed_missing_secrets(vault, catalog, lambda path, key: "other")
-    assert not any(s.created for s in again)
+    assert not any(s.created for s in again.secrets)
     assert (
         kv.read_secret_version("prod/database", mount_point=mount, raise_on_deleted_version=True)["data"][
             "data"

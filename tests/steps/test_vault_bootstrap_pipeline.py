@@ -98,6 +98,14 @@ def test_three_nodes_bootstrap_then_rerun_without_change_and_without_leaks(
         "keeper": open_keeper(keeper).location,
     }
     assert step_output(tmp_path / "run-2", "configure") == {"product": "openbao", "changes": []}
+    seeded = step_output(tmp_path / "run-1", "seed")
+    # Without placeholders (a real platform) secrets with static keys wait for their owners.
+    assert seeded["needs_human"] == [
+        "prod/database:username",
+        "prod/app-credentials:username",
+        "shared/stripe:api-key",
+    ]  # type: ignore[index]
+    assert not any(s["created"] for s in step_output(tmp_path / "run-2", "seed")["secrets"])  # type: ignore[index]
 
     shown = everything_shown([tmp_path / "run-1", tmp_path / "run-2"], [first, second])
     assert "Succeeded" in shown

@@ -1,5 +1,5 @@
 """``vault-bootstrap``: initialise, keep the keys safe, unseal every replica, configure as code,
-smoke-test, revoke root.
+smoke-test, create the catalog's missing secrets, revoke root.
 
 Re-runnable: on a configured Vault it unseals what is sealed, regenerates a
 root token through the bootstrap identity, finds nothing to configure,
@@ -8,6 +8,7 @@ ever travel between Vault and the keeper; every parameter and output here is
 a reference.
 """
 
+from steps.secrets import seed
 from steps.vault import configure, init, root_token, smoke, status, unseal
 from workflows.dsl import Param, Pipeline, Retry, Step, output, param
 
@@ -45,6 +46,12 @@ PIPELINES = [
             Param(
                 "audit-file", default="/vault/audit/audit.log", description="File audit path (Vault only)."
             ),
+            Param(
+                "seed-placeholders",
+                default="false",
+                enum=["true", "false"],
+                description="Sandbox only: fill static keys of missing secrets with visible placeholders.",
+            ),
         ],
         steps=[
             Step("status", status.check_status, args=VAULT),
@@ -69,6 +76,12 @@ PIPELINES = [
                 depends="root-token",
             ),
             Step("smoke-test", smoke.smoke_test, args=CATALOG, depends="configure"),
+            Step(
+                "seed",
+                seed.seed_secrets,
+                args={**CATALOG, "placeholders": param("seed-placeholders")},
+                depends="smoke-test",
+            ),
         ],
         on_exit=Step("revoke-root", root_token.revoke_root_token, args=KEEPER),
     )
