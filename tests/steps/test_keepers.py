@@ -92,6 +92,50 @@ def test_aws_secrets_manager_keeper(secretsmanager: Any) -> None:
     assert {"Key": "managed-by", "Value": "vaultflow"} in tags
 
 
+def test_gcp_secret_manager_keeper(tmp_path: Any) -> None:
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import secretmanager
+
+    from sandbox.gcp import GcpSecretManagerEmulator
+    from steps.keeper.gcp import GcpSecretManagerKeeper
+
+    with GcpSecretManagerEmulator() as emulator:
+        gcp = secretmanager.SecretManagerServiceClient(
+            transport="rest",
+            client_options={"api_endpoint": emulator.url},
+            credentials=AnonymousCredentials(),
+        )
+        exercise(GcpSecretManagerKeeper("vaultflow-test", "vault-keeper", client=gcp))
+        versions = list(gcp.list_secret_versions(parent="projects/vaultflow-test/secrets/vault-keeper"))
+        assert len(versions) == 3  # every write is a version: create, forget root, keep root
+
+
+def test_azure_key_vault_keeper(tmp_path: Any) -> None:
+    from azure.keyvault.secrets import SecretClient
+
+    from sandbox.azure import AzureKeyVaultEmulator
+    from sandbox.azure.credential import StaticTokenCredential
+    from sandbox.pki import CertificateAuthority
+    from steps.keeper.azure import AzureKeyVaultKeeper
+
+    authority = CertificateAuthority("keeper test CA")
+    ca_file = tmp_path / "ca.crt"
+    ca_file.write_text(authority.certificate_pem)
+    emulator = AzureKeyVaultEmulator(authority)
+    vault = emulator.add_vault("keeper-test")
+    try:
+        with SecretClient(
+            vault.url,
+            StaticTokenCredential(),
+            connection_verify=str(ca_file),
+            verify_challenge_resource=False,
+        ) as azure:
+            exercise(AzureKeyVaultKeeper(vault.url, "vault-keeper", client=azure))
+            assert azure.get_secret("vault-keeper").properties.tags == {"managed-by": "vaultflow"}
+    finally:
+        emulator.stop()
+
+
 def test_file_keeper_refuses_a_file_others_can_read(tmp_path: Any) -> None:
     path = tmp_path / "unseal.json"
     keeper = open_keeper(path.as_uri())
