@@ -103,7 +103,7 @@ def test_gcp_secret_manager_keeper(tmp_path: Any) -> None:
         gcp = secretmanager.SecretManagerServiceClient(
             transport="rest",
             client_options={"api_endpoint": emulator.url},
-            credentials=AnonymousCredentials(),
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
         )
         exercise(GcpSecretManagerKeeper("vaultflow-test", "vault-keeper", client=gcp))
         versions = list(gcp.list_secret_versions(parent="projects/vaultflow-test/secrets/vault-keeper"))

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import hvac
 import hvac.exceptions
@@ -54,7 +55,7 @@ def bootstrap(
     return subprocess.run(command, capture_output=True, text=True, env=environment, check=False)
 
 
-def step_output(run_dir: Path, step: str) -> object:
+def step_output(run_dir: Path, step: str) -> Any:
     (status_file,) = run_dir.glob("*/status.json")
     nodes = json.loads(status_file.read_text())["status"]["nodes"].values()
     node = next(n for n in nodes if n.get("displayName") == step)
@@ -85,9 +86,9 @@ def test_three_nodes_bootstrap_then_rerun_without_change_and_without_leaks(
     unseal = step_output(tmp_path / "run-1", "unseal")
     # Followers join either through this step or through their retry_join stanza, whichever is first;
     # unsealed with the leader's shares, they are members of its raft cluster either way.
-    assert [r["sealed"] for r in unseal["replicas"]] == [False, False, False]  # type: ignore[index]
+    assert [r["sealed"] for r in unseal["replicas"]] == [False, False, False]
     configured = step_output(tmp_path / "run-1", "configure")
-    assert configured["changes"]  # type: ignore[index]
+    assert configured["changes"]
     with pytest.raises(hvac.exceptions.Forbidden):  # root is revoked at the end
         hvac.Client(url=raft_sandbox.vault_addr, token=root_token).auth.token.lookup_self()
 
@@ -104,8 +105,8 @@ def test_three_nodes_bootstrap_then_rerun_without_change_and_without_leaks(
         "prod/database:username",
         "prod/app-credentials:username",
         "shared/stripe:api-key",
-    ]  # type: ignore[index]
-    assert not any(s["created"] for s in step_output(tmp_path / "run-2", "seed")["secrets"])  # type: ignore[index]
+    ]
+    assert not any(s["created"] for s in step_output(tmp_path / "run-2", "seed")["secrets"])
 
     shown = everything_shown([tmp_path / "run-1", tmp_path / "run-2"], [first, second])
     assert "Succeeded" in shown
