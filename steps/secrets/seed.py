@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 from pydantic import BaseModel
 
-from gitops.catalog import load_catalog
 from gitops.catalog.model import Catalog
+from steps.catalog_source import load_catalog_source
 from steps.secrets.generators import generate
 from steps.vault.api import VaultApi, vault_errors
 from steps.vault.root_token import root_client
@@ -86,7 +86,7 @@ def seed_secrets(
     ``sandbox-placeholder-<key>``, which is not a secret; on a real platform
     static keys are left to their owners and reported.
     """
-    loaded = load_catalog(catalog)
+    loaded = load_catalog_source(catalog)
 
     def static(path: str, key: str) -> str | None:
         return SANDBOX_PLACEHOLDER.format(key=key) if placeholders else None

@@ -25,10 +25,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from gitops.catalog import LoadedCatalog, load_catalog
+from gitops.catalog import LoadedCatalog
 from gitops.catalog.model import Catalog, Cluster
 from gitops.catalog.types import duration_seconds
 from gitops.policies import all_policies
+from steps.catalog_source import load_catalog_source
 from steps.vault.api import VaultApi, vault_errors
 from steps.vault.root_token import root_client
 from vaultflow.errors import OperationError
@@ -265,7 +266,7 @@ def configure_vault(
     """The workflow step: configure Vault from the catalog at ``catalog`` with the keeper's root token."""
     from steps.kube.review import cluster_review
 
-    loaded = load_catalog(catalog)
+    loaded = load_catalog_source(catalog)
     vault = root_client(addresses, keeper, ca_cert)
     auth = loaded.catalog.vault.kubernetes_auth
     desired = desired_config(loaded, lambda cluster: cluster_review(cluster, auth.reviewer_service_account))

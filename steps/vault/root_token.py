@@ -12,8 +12,8 @@ revokes it and removes it from the keeper.
 
 from pydantic import BaseModel
 
-from gitops.catalog import load_catalog
 from gitops.catalog.model import Catalog
+from steps.catalog_source import load_catalog_source
 from steps.keeper import UnsealMaterial, open_keeper
 from steps.vault.api import VaultApi
 from steps.vault.login import kubernetes_login, service_account_token
@@ -82,7 +82,7 @@ def ensure_root_token(
             f"{location} holds no working root token, and no catalog names the bootstrap identity "
             "that could generate one"
         )
-    identity = BootstrapIdentity.from_catalog(load_catalog(catalog).catalog)
+    identity = BootstrapIdentity.from_catalog(load_catalog_source(catalog).catalog)
     bootstrap = kubernetes_login(leader, mount=identity.auth_mount, role=identity.role, jwt=identity.jwt())
     token = bootstrap.generate_root_token(material.shares[: material.threshold])
     open_keeper(keeper).set_root_token(token)

@@ -15,8 +15,8 @@ from collections.abc import Callable
 import hvac.exceptions
 from pydantic import BaseModel
 
-from gitops.catalog import load_catalog
 from gitops.policies import canary_path
+from steps.catalog_source import load_catalog_source
 from steps.vault.api import VaultApi, vault_errors
 from steps.vault.login import kubernetes_login, service_account_token
 from steps.vault.root_token import root_client
@@ -78,7 +78,7 @@ def _check_cluster(root: VaultApi, eso: VaultApi, kv: str, cluster: str, mount: 
 
 def smoke_test(addresses: str, keeper: str, catalog: str, *, ca_cert: str = "") -> SmokeResult:
     """Run the smoke test for every cluster of the catalog; fail naming each broken expectation."""
-    model = load_catalog(catalog).catalog
+    model = load_catalog_source(catalog).catalog
     auth = model.vault.kubernetes_auth
     root = root_client(addresses, keeper, ca_cert)
     results = []

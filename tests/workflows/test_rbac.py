@@ -114,15 +114,15 @@ def test_rotation_reads_secrets_and_patches_eso_objects_and_deployments_nothing_
     }
 
 
-def test_bootstrap_gets_its_keeper_vault_pods_and_tokenreview_nothing_more() -> None:
+def test_bootstrap_gets_its_keeper_catalog_and_two_tokens_nothing_more() -> None:
     assert _grants()["vaultflow-bootstrap"] - EXECUTOR == {
         ("argo", "", "secrets", "create", ""),
         ("argo", "", "secrets", "get", "vaultflow-vault-keeper"),
         ("argo", "", "secrets", "update", "vaultflow-vault-keeper"),
         ("argo", "", "secrets", "patch", "vaultflow-vault-keeper"),
-        ("vault-system", "", "pods", "get", ""),
-        ("vault-system", "", "pods", "list", ""),
-        ("", "authentication.k8s.io", "tokenreviews", "create", ""),
+        ("argo", "", "configmaps", "get", "vaultflow-catalog"),
+        ("vault-system", "", "serviceaccounts/token", "create", "vault-token-reviewer"),
+        ("external-secrets-system", "", "serviceaccounts/token", "create", "external-secrets"),
     }
 
 

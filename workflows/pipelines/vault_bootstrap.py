@@ -34,7 +34,11 @@ PIPELINES = [
             Param(
                 "keeper", default="kubernetes://argo/vaultflow-vault-keeper", description="Where shares live."
             ),
-            Param("catalog", default="/etc/vaultflow/catalog.yaml", description="The secrets catalog file."),
+            Param(
+                "catalog",
+                default="configmap://argo/vaultflow-catalog",
+                description="The secrets catalog: a file, or configmap://<namespace>/<name>[/<key>].",
+            ),
             Param("shares", default="5", description="Shamir shares created at init."),
             Param("threshold", default="3", description="Shares needed to unseal."),
             Param(

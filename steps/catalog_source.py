@@ -1,0 +1,44 @@
+"""Where a step finds the secrets catalog: a file, or (in a cluster) a ConfigMap.
+
+``configmap://<namespace>/<name>[/<key>][?context=<kube-context>]`` reads the
+ConfigMap through the Kubernetes API with the pod's own identity (the
+bootstrap role may get exactly ``argo/vaultflow-catalog``); the key defaults to
+``catalog.yaml``. Anything else is a file path. The catalog holds references
+only (paths, names, URLs), never a secret value, so a ConfigMap is the right
+home for it; GitOps keeps that ConfigMap in sync with the catalog in Git.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+from gitops.catalog import LoadedCatalog, load_catalog, parse_catalog
+from vaultflow.errors import InputError, OperationError
+
+DEFAULT_KEY = "catalog.yaml"
+
+
+def load_catalog_source(source: str) -> LoadedCatalog:
+    if not source.startswith("configmap://"):
+        return load_catalog(source)
+    parsed = urlparse(source)
+    parts = [part for part in parsed.path.split("/") if part]
+    if not parsed.netloc or not 1 <= len(parts) <= 2:
+        raise InputError(f"catalog {source!r}: write configmap://<namespace>/<name>[/<key>]")
+    namespace, name, key = parsed.netloc, parts[0], parts[1] if len(parts) == 2 else DEFAULT_KEY
+    context = parse_qs(parsed.query).get("context", [None])[-1]
+    from kubernetes.client.exceptions import ApiException
+
+    from steps.kube import core_v1
+
+    try:
+        config_map = core_v1(context).read_namespaced_config_map(name, namespace)
+    except ApiException as error:
+        raise OperationError(
+            f"catalog ConfigMap {namespace}/{name}: cannot read it ({error.status} {error.reason})"
+        ) from None
+    text = (config_map.data or {}).get(key)
+    if text is None:
+        raise OperationError(f"catalog ConfigMap {namespace}/{name} has no key {key!r}")
+    return parse_catalog(text, Path(f"configmap:{namespace}/{name}/{key}"))
