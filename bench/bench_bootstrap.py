@@ -26,6 +26,7 @@ from sandbox import lifecycle
 from sandbox.platform import install_platform_accounts
 from sandbox.state import SandboxState
 from steps.kube.review import cluster_review
+from steps.vault.api import VaultApi
 from steps.vault.login import service_account_token
 from workflows import runner
 from workflows.registry import load_registry
@@ -56,14 +57,6 @@ def _pipeline(state: SandboxState, keeper: str, run_root: Path) -> float:
     return elapsed()
 
 
-def _wait_active(client: hvac.Client) -> None:
-    while True:
-        health = client.sys.read_health_status(method="GET")
-        if isinstance(health, dict) and health.get("sealed") is False and not health.get("standby"):
-            return
-        time.sleep(0.05)
-
-
 def _raw(state: SandboxState) -> float:
     loaded = load_catalog(EXAMPLE)
     catalog = loaded.catalog
@@ -74,7 +67,7 @@ def _raw(state: SandboxState) -> float:
         init = leader.sys.initialize(secret_shares=5, secret_threshold=3)
         for share in init["keys"][:3]:
             leader.sys.submit_unseal_key(share)
-        _wait_active(leader)
+        VaultApi(state.vault[0].address).wait_until_active()
         for follower in followers:
             if not follower.sys.read_seal_status()["initialized"]:
                 follower.sys.join_raft_cluster(leader_api_addr=state.vault[0].address)

@@ -9,7 +9,6 @@ test that did not run.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 
 from gitops.crd_schemas import CrdRegistry
+from steps.vault.api import VaultApi
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,22 +71,8 @@ def unsealed_vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Unseale
         init = client.sys.initialize(secret_shares=1, secret_threshold=1)
         client.sys.submit_unseal_key(init["keys"][0])
         client.token = init["root_token"]
-        _wait_for_active(client)
+        VaultApi(server.address).wait_until_active()
         client.sys.enable_secrets_engine("kv", path="secret", options={"version": "2"})
         yield UnsealedVault(address=server.address, root_token=init["root_token"])
     finally:
         server.stop()
-
-
-def _wait_for_active(client: Any, timeout: float = 30.0) -> None:
-    """Raft needs a moment to elect itself leader after unseal; writes fail until it has."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if client.sys.read_health_status(method="GET").get("sealed") is False:
-                client.sys.list_mounted_secrets_engines()
-                return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.1)

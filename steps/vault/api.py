@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -133,6 +134,16 @@ class VaultApi:
             health.get("initialized") is True and health.get("sealed") is False and not health.get("standby")
         )
 
+    def wait_until_active(self, timeout: float = 30.0) -> None:
+        """Unsealed is not yet usable: raft must elect a leader before the node serves requests."""
+        deadline = time.monotonic() + timeout
+        while not self.is_active():
+            if time.monotonic() > deadline:
+                raise OperationError(
+                    f"Vault at {self.address} did not become the active node within {timeout:.0f}s"
+                )
+            time.sleep(0.1)
+
     @property
     def ca_cert_pem(self) -> str | None:
         """The CA bundle this client trusts, as PEM (raft followers need it to reach the leader)."""
@@ -143,11 +154,6 @@ class VaultApi:
     def raft_join(self, leader_address: str, leader_ca_cert: str | None = None) -> None:
         with vault_errors(self.address, f"join the raft cluster of {leader_address}"):
             self.client.sys.join_raft_cluster(leader_api_addr=leader_address, leader_ca_cert=leader_ca_cert)
-
-    def raft_peers(self) -> list[dict[str, Any]]:
-        with vault_errors(self.address, "read the raft configuration"):
-            raw = self.client.sys.read_raft_config()
-        return list(raw["data"]["config"]["servers"])
 
     # --- tokens -------------------------------------------------------------------------------
 

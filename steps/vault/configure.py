@@ -242,10 +242,11 @@ def _same(actual: Any, desired: Any) -> bool:
 
 
 def apply_config(
-    vault: VaultApi, desired: DesiredConfig, *, audit_file: str = "/vault/audit/audit.log"
+    vault: VaultApi, desired: DesiredConfig, *, audit_file: str = "/vault/audit/audit.log", product: str = ""
 ) -> list[str]:
-    """Make ``vault`` match ``desired``; return what changed, in order."""
-    product = vault.seal_status().product
+    """Make ``vault`` match ``desired``; return what changed, in order. ``product`` (openbao or
+    vault) is read from the server unless the caller already knows it."""
+    product = product or vault.seal_status().product
     configurer = _Configurer(vault)
     configurer.audit(product, audit_file)
     configurer.kv_mount(desired.kv_mount)
@@ -270,5 +271,6 @@ def configure_vault(
     vault = root_client(addresses, keeper, ca_cert)
     auth = loaded.catalog.vault.kubernetes_auth
     desired = desired_config(loaded, lambda cluster: cluster_review(cluster, auth.reviewer_service_account))
-    changes = apply_config(vault, desired, audit_file=audit_file)
-    return ConfigureResult(product=vault.seal_status().product, changes=changes)
+    product = vault.seal_status().product
+    changes = apply_config(vault, desired, audit_file=audit_file, product=product)
+    return ConfigureResult(product=product, changes=changes)

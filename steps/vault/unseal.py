@@ -80,8 +80,7 @@ def unseal_vault(
         )
     results = []
     _unseal(leader, material, join_timeout)
-    # Unsealed is not yet usable: raft must elect a leader before the node serves requests.
-    _wait_for(leader.is_active, join_timeout, f"Vault at {leader.address} did not become the active node")
+    leader.wait_until_active(join_timeout)
     results.append(
         ReplicaUnseal(address=leader.address, was_sealed=leader_status.sealed, joined=False, sealed=False)
     )

@@ -7,7 +7,6 @@ would call a real kube-apiserver.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 from kubernetes import client, config
 
 from sandbox.state import SandboxState
+from steps.vault.api import VaultApi
 
 ESO_NAMESPACE = "external-secrets"
 ESO_ACCOUNT = "external-secrets"
@@ -33,13 +33,7 @@ class ConfiguredVault:
 
 
 def wait_active(vault: hvac.Client, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        health = vault.sys.read_health_status(method="GET")  # a dict once active, a 429 response on standby
-        if isinstance(health, dict) and not health.get("standby") and not health.get("sealed"):
-            return
-        time.sleep(0.2)
-    raise AssertionError("OpenBao did not become active")
+    VaultApi(vault.url).wait_until_active(timeout)
 
 
 def service_account_token(core: client.CoreV1Api, namespace: str, name: str, audiences: list[str]) -> str:

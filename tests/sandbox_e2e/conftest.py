@@ -11,7 +11,6 @@ are left to the tests.
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,13 +61,8 @@ def _initialise(address: str) -> hvac.Client:
     keys = root.sys.initialize(secret_shares=1, secret_threshold=1)
     root.sys.submit_unseal_key(keys["keys"][0])
     root.token = keys["root_token"]
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        health = root.sys.read_health_status(method="GET")
-        if isinstance(health, dict) and not health.get("sealed") and not health.get("standby"):
-            return root
-        time.sleep(0.1)
-    raise AssertionError("OpenBao did not become active")
+    VaultApi(address).wait_until_active(60)
+    return root
 
 
 def _review_of(state: SandboxState, loaded: LoadedCatalog) -> Any:

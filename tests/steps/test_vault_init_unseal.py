@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import stat
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 
 from sandbox.openbao import OpenBaoServer
 from steps.keeper import UnsealMaterial, open_keeper
+from steps.vault.api import VaultApi
 from steps.vault.init import init_vault
 from steps.vault.status import vault_status
 from steps.vault.unseal import unseal_vault
@@ -32,16 +32,8 @@ def material(tmp_path: Path) -> UnsealMaterial:
 
 
 def wait_active(address: str, token: str) -> hvac.Client:
-    client = hvac.Client(url=address, token=token)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            client.sys.list_mounted_secrets_engines()
-            return client
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+    VaultApi(address).wait_until_active()
+    return hvac.Client(url=address, token=token)
 
 
 def test_init_puts_everything_in_the_keeper_and_nothing_in_the_result(
