@@ -20,16 +20,16 @@ from pathlib import Path
 import hvac
 
 from bench.common import Measurement, stopwatch
-from gitops.catalog import load_catalog
-from gitops.policies import all_policies
-from sandbox import lifecycle
-from sandbox.platform import install_platform_accounts
-from sandbox.state import SandboxState
-from steps.kube.review import cluster_review
-from steps.vault.api import VaultApi
-from steps.vault.login import service_account_token
-from workflows import runner
-from workflows.registry import load_registry
+from vaultflow.gitops.catalog import load_catalog
+from vaultflow.gitops.policies import all_policies
+from vaultflow.sandbox import lifecycle
+from vaultflow.sandbox.platform import install_platform_accounts
+from vaultflow.sandbox.state import SandboxState
+from vaultflow.steps.kube.review import cluster_review
+from vaultflow.steps.vault.api import VaultApi
+from vaultflow.steps.vault.login import service_account_token
+from vaultflow.workflows import runner
+from vaultflow.workflows.registry import load_registry
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "catalog.yaml"
 

@@ -38,7 +38,7 @@ VAULT_ADDRESS = "https://vault.vault-system.svc:8200"
 def _openbao(directory: Path) -> tuple[Any, Any]:
     import hvac
 
-    from sandbox.openbao import OpenBaoServer
+    from vaultflow.sandbox.openbao import OpenBaoServer
 
     server = OpenBaoServer(directory / "openbao")
     server.start()
@@ -57,8 +57,8 @@ def _openbao(directory: Path) -> tuple[Any, Any]:
 
 
 def _cluster() -> Any:
-    from sandbox.crd_sources import load_crds, resolve_crd_source
-    from sandbox.kube import KubeCluster
+    from vaultflow.sandbox.crd_sources import load_crds, resolve_crd_source
+    from vaultflow.sandbox.kube import KubeCluster
 
     cluster = KubeCluster("bench").start()
     cluster.register_crds(load_crds(resolve_crd_source()))
@@ -73,7 +73,7 @@ def _cluster() -> Any:
 def _kubernetes_auth(root: Any, cluster: Any) -> None:
     import urllib3
 
-    from sandbox.eso.kube import KubeAccess
+    from vaultflow.sandbox.eso.kube import KubeAccess
 
     reviewer = KubeAccess(cluster, urllib3.PoolManager()).token_request(
         "kube-system", "vault-auth", [], 86400
@@ -149,7 +149,7 @@ class _Progress:
         self.finished = threading.Event()
 
     def __call__(self, _: Any, event: Any) -> None:
-        from sandbox.eso.gohash import resource_version
+        from vaultflow.sandbox.eso.gohash import resource_version
 
         obj = event.entry.obj
         if obj.get("kind") != "ExternalSecret" or event.type == "DELETED":
@@ -166,10 +166,10 @@ class _Progress:
 def run() -> list[Measurement]:
     import hvac
 
-    from sandbox.eso import EsoController
-    from sandbox.eso.environment import EsoEnvironment
-    from sandbox.observe import is_ready, wait_for
-    from sandbox.routes import Routes
+    from vaultflow.sandbox.eso import EsoController
+    from vaultflow.sandbox.eso.environment import EsoEnvironment
+    from vaultflow.sandbox.observe import is_ready, wait_for
+    from vaultflow.sandbox.routes import Routes
 
     with tempfile.TemporaryDirectory() as directory:
         server, root = _openbao(Path(directory))

@@ -42,7 +42,7 @@ def run() -> list[Measurement]:
     with tempfile.TemporaryDirectory() as directory:
         kubeconfig = Path(directory) / "kubeconfig"
         server = subprocess.Popen(
-            [sys.executable, "-m", "sandbox.kube", "--kubeconfig", str(kubeconfig)],
+            [sys.executable, "-m", "vaultflow.sandbox.kube", "--kubeconfig", str(kubeconfig)],
             stdout=subprocess.PIPE,
             text=True,
         )

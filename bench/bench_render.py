@@ -14,9 +14,9 @@ from pathlib import Path
 import yaml
 
 from bench.common import Measurement, stopwatch
-from gitops.catalog import load_catalog
-from gitops.render import render_catalog
-from gitops.tree_writer import write_tree
+from vaultflow.gitops.catalog import load_catalog
+from vaultflow.gitops.render import render_catalog
+from vaultflow.gitops.tree_writer import write_tree
 
 CLUSTERS = 3
 

@@ -14,10 +14,10 @@ import tempfile
 from pathlib import Path
 
 from bench.common import Measurement, best_of
-from steps import noop
-from workflows import runner
-from workflows.compile import workflow_template
-from workflows.dsl import NO_RETRY, Pipeline, Step
+from vaultflow.steps import noop
+from vaultflow.workflows import runner
+from vaultflow.workflows.compile import workflow_template
+from vaultflow.workflows.dsl import NO_RETRY, Pipeline, Step
 
 CHAINS, LENGTH = 10, 20
 TASKS = CHAINS * LENGTH

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from vaultflow.errors import InputError
+from vaultflow.base.errors import InputError
 
 JsonObject = dict[str, Any]
 _YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

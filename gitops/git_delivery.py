@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitops.render import RenderedTree
-from gitops.tree_writer import TreeChanges, write_tree
-from vaultflow.errors import OperationError
+from vaultflow.base.errors import OperationError
+from vaultflow.gitops.render import RenderedTree
+from vaultflow.gitops.tree_writer import TreeChanges, write_tree
 
 DEFAULT_AUTHOR = ("vaultflow", "vaultflow@localhost")
 _URL_CREDENTIALS = re.compile(r"://[^/@\s]+@")

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gitops.catalog.model import Catalog
-from gitops.catalog.placement import Plan
+from vaultflow.gitops.catalog.model import Catalog
+from vaultflow.gitops.catalog.placement import Plan
 
 ROTATION_POLICY = "vaultflow-rotation"
 BOOTSTRAP_POLICY = "vaultflow-bootstrap"

@@ -12,7 +12,7 @@ The tree (``vaultflow render --out DIR``)::
     argocd/eso-resources-<cluster>.yaml                     one Application per cluster
 
 Rendering is a pure function of the catalog: same catalog, same bytes. Every
-object is built through the typed models in ``gitops.resources`` (which
+object is built through the typed models in ``vaultflow.gitops.resources`` (which
 reject anything the CRDs do not define) and can additionally be checked
 against upstream CRD files before anything is written.
 """
@@ -24,14 +24,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitops.catalog.loader import LoadedCatalog
-from gitops.catalog.model import AwsCloud, AzureCloud, Catalog, Cluster, GcpCloud
-from gitops.catalog.placement import Plan, PlannedExternalSecret, PlannedPushSecret
-from gitops.crd_schemas import CrdRegistry
-from gitops.names import k8s_name
-from gitops.policies import all_policies
-from gitops.resources import eso
-from gitops.resources.argocd import (
+from vaultflow.base.errors import OperationError
+from vaultflow.gitops.catalog.loader import LoadedCatalog
+from vaultflow.gitops.catalog.model import AwsCloud, AzureCloud, Catalog, Cluster, GcpCloud
+from vaultflow.gitops.catalog.placement import Plan, PlannedExternalSecret, PlannedPushSecret
+from vaultflow.gitops.crd_schemas import CrdRegistry
+from vaultflow.gitops.gc_pause import gc_paused
+from vaultflow.gitops.names import k8s_name
+from vaultflow.gitops.policies import all_policies
+from vaultflow.gitops.resources import eso
+from vaultflow.gitops.resources.argocd import (
     Application,
     ApplicationDestination,
     ApplicationSource,
@@ -41,11 +43,9 @@ from gitops.resources.argocd import (
     Retry,
     SyncPolicy,
 )
-from gitops.resources.kustomize import Kustomization
-from gitops.resources.meta import K8sModel, ObjectMeta
-from gitops.yaml_emit import emit_yaml
-from vaultflow.errors import OperationError
-from vaultflow.gc_pause import gc_paused
+from vaultflow.gitops.resources.kustomize import Kustomization
+from vaultflow.gitops.resources.meta import K8sModel, ObjectMeta
+from vaultflow.gitops.yaml_emit import emit_yaml
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "vaultflow"}
 SECRET_LABEL = "vaultflow.io/secret"

@@ -14,8 +14,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitops.render import MARKER_FILE, RenderedTree
-from vaultflow.errors import InputError
+from vaultflow.base.errors import InputError
+from vaultflow.gitops.render import MARKER_FILE, RenderedTree
 
 
 @dataclass(frozen=True)

@@ -26,10 +26,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sandbox.faults import PROVIDERS, Fault, FaultInjector
-from sandbox.http import Request, Response, Router
-from sandbox.routes import ROUTE_KINDS, Routes
-from vaultflow.errors import InputError, OperationError
+from vaultflow.base.errors import InputError, OperationError
+from vaultflow.sandbox.faults import PROVIDERS, Fault, FaultInjector
+from vaultflow.sandbox.http import Request, Response, Router
+from vaultflow.sandbox.routes import ROUTE_KINDS, Routes
 
 JsonObject = dict[str, Any]
 ControllerReport = Callable[[], list[JsonObject]]
@@ -115,7 +115,7 @@ class AdminClient:
 
     @classmethod
     def for_state(cls, state: Any) -> AdminClient:
-        from sandbox.layout import SandboxPaths
+        from vaultflow.sandbox.layout import SandboxPaths
 
         return cls(state.admin_endpoint, SandboxPaths(Path(state.directory)).admin_token)
 

@@ -33,8 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sandbox.http import HttpServer, Request, Response, Router
-from vaultflow.errors import InputError
+from vaultflow.base.errors import InputError
+from vaultflow.sandbox.http import HttpServer, Request, Response, Router
 
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 # grpc status codes the Argo Server's gateway puts in error bodies
@@ -60,7 +60,7 @@ class _Publisher:
         self._server, self._namespace, self._name = server, namespace, name
 
     def _publish(self, state: Any) -> None:
-        from workflows.runner.result import status_of
+        from vaultflow.workflows.runner.result import status_of
 
         self._server._set_status(self._namespace, self._name, status_of(state))
 
@@ -328,7 +328,7 @@ class ArgoServer:
 
     def _invalid(self, namespace: str, document: Mapping[str, Any]) -> Response | None:
         """Validate like the server's lint: the local runner must accept the document."""
-        from workflows import runner
+        from vaultflow.workflows import runner
 
         try:
             runner.load(dict(document), lookup=self.template_lookup(namespace))
@@ -337,7 +337,7 @@ class ArgoServer:
         return None
 
     def _start_workflow(self, namespace: str, workflow: dict[str, Any]) -> Response:
-        from workflows import runner
+        from vaultflow.workflows import runner
 
         workflow["kind"] = "Workflow"
         workflow.setdefault("metadata", {}).setdefault("namespace", namespace)
@@ -359,7 +359,7 @@ class ArgoServer:
         return Response.json(self._find("Workflow", namespace, name))
 
     def _run(self, namespace: str, name: str, spec: Any) -> None:
-        from workflows import runner
+        from vaultflow.workflows import runner
 
         try:
             runner.run(

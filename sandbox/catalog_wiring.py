@@ -6,7 +6,7 @@ Secrets that a platform team creates out of band, the Vault CA ConfigMap that
 ``vault:deploy`` publishes. ``wire_catalog`` sets exactly these, and says what
 it set (``vaultflow sandbox up --catalog`` and the demo print it):
 
-* routes (sandbox-only, see ``sandbox.routes``): the catalog's Vault address
+* routes (sandbox-only, see ``vaultflow.sandbox.routes``): the catalog's Vault address
   to the sandbox's OpenBao; every Argo CD destination that is not a sandbox
   cluster's own URL or name to the catalog cluster it stands for; the
   catalog's GitOps repository to a ``file://`` bare repository when given;
@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from gitops.catalog import LoadedCatalog
-from gitops.catalog.model import AwsCloud, AzureCloud, Catalog, GcpCloud
-from sandbox.admin import AdminClient
-from sandbox.state import SandboxState
+from vaultflow.gitops.catalog import LoadedCatalog
+from vaultflow.gitops.catalog.model import AwsCloud, AzureCloud, Catalog, GcpCloud
+from vaultflow.sandbox.admin import AdminClient
+from vaultflow.sandbox.state import SandboxState
 
 AZURE_SUFFIX = ".vault.azure.net"
 PLACEHOLDER_NOTE = "vaultflow sandbox placeholder, not a credential"

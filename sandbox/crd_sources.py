@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from vaultflow.errors import InputError
+from vaultflow.base.errors import InputError
 
 BUILTIN_CRD_DIR = Path(__file__).resolve().parent / "crds"
 _CHECKOUT_SCHEMAS = Path(__file__).resolve().parent.parent.parent / "shared" / "schemas"

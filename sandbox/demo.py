@@ -31,20 +31,26 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from gitops.catalog import LoadedCatalog, load_catalog
-from gitops.git_delivery import Delivery, deliver
-from gitops.render import application_name, render_catalog
-from sandbox import lifecycle
-from sandbox.catalog_wiring import azure_vault_names, register_app_of_apps, wire_catalog
-from sandbox.observe import applications, external_secrets, pushed_values, wait_for, wait_for_applications
-from sandbox.platform import install_platform_accounts
-from sandbox.state import SandboxState
-from steps.secrets.seed import SeedResult
+from vaultflow.base.errors import OperationError, VaultflowError
 from vaultflow.cli.sandbox import print_status
-from vaultflow.errors import OperationError, VaultflowError
-from workflows import runner
-from workflows.registry import load_registry
-from workflows.runner.display import summary
+from vaultflow.gitops.catalog import LoadedCatalog, load_catalog
+from vaultflow.gitops.git_delivery import Delivery, deliver
+from vaultflow.gitops.render import application_name, render_catalog
+from vaultflow.sandbox import lifecycle
+from vaultflow.sandbox.catalog_wiring import azure_vault_names, register_app_of_apps, wire_catalog
+from vaultflow.sandbox.observe import (
+    applications,
+    external_secrets,
+    pushed_values,
+    wait_for,
+    wait_for_applications,
+)
+from vaultflow.sandbox.platform import install_platform_accounts
+from vaultflow.sandbox.state import SandboxState
+from vaultflow.steps.secrets.seed import SeedResult
+from vaultflow.workflows import runner
+from vaultflow.workflows.registry import load_registry
+from vaultflow.workflows.runner.display import summary
 
 console = Console(width=max(Console().width, 130))  # the status tables need the room
 T = TypeVar("T")
@@ -194,7 +200,7 @@ def _deployed_revision(state: SandboxState, application: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sandbox.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m vaultflow.sandbox.demo", description=__doc__)
     parser.add_argument("--catalog", type=Path, default=Path("examples/catalog.yaml"))
     parser.add_argument("--dir", type=Path, default=Path(".sandbox"), help="sandbox state directory")
     args = parser.parse_args(argv)

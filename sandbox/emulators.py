@@ -20,22 +20,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sandbox.admin import AdminApi
-from sandbox.argo_server import ArgoServer
-from sandbox.argocd import ArgoCdController
-from sandbox.azure import AzureKeyVaultEmulator
-from sandbox.eso import EsoController
-from sandbox.eso.environment import CloudEndpoints, EsoEnvironment
-from sandbox.faults import FaultInjector
-from sandbox.gcp import GcpSecretManagerEmulator
-from sandbox.http import HttpServer
-from sandbox.kube import KubeCluster
-from sandbox.layout import SandboxPaths
-from sandbox.pki import CertificateAuthority
-from sandbox.routes import Routes
-from sandbox.state import AzureVault, SandboxSpec
+from vaultflow.sandbox.admin import AdminApi
+from vaultflow.sandbox.argo_server import ArgoServer
+from vaultflow.sandbox.argocd import ArgoCdController
+from vaultflow.sandbox.azure import AzureKeyVaultEmulator
+from vaultflow.sandbox.eso import EsoController
+from vaultflow.sandbox.eso.environment import CloudEndpoints, EsoEnvironment
+from vaultflow.sandbox.faults import FaultInjector
+from vaultflow.sandbox.gcp import GcpSecretManagerEmulator
+from vaultflow.sandbox.http import HttpServer
+from vaultflow.sandbox.kube import KubeCluster
+from vaultflow.sandbox.layout import SandboxPaths
+from vaultflow.sandbox.pki import CertificateAuthority
+from vaultflow.sandbox.routes import Routes
+from vaultflow.sandbox.state import AzureVault, SandboxSpec
 
-log = logging.getLogger("sandbox.emulators")
+log = logging.getLogger("vaultflow.sandbox.emulators")
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox.state import KUBECONFIG_FILE, SPEC_FILE, STATE_FILE
+from vaultflow.sandbox.state import KUBECONFIG_FILE, SPEC_FILE, STATE_FILE
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@
     state.vault_addr, state.kubeconfig, state.aws_endpoint
     down(Path(".sandbox"))                           # stops only what up started
 
-``up`` spawns ``python -m sandbox.supervisor`` in its own session (it outlives
+``up`` spawns ``python -m vaultflow.sandbox.supervisor`` in its own session (it outlives
 the command) and waits for it to record the endpoints. Each way a directory
 can be unusable has one message: a port that is taken, pid files left by a
 sandbox that died, a directory another running sandbox owns, another
@@ -28,10 +28,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sandbox.crd_sources import resolve_crd_source
-from sandbox.kube.validation import dns1123_label
-from sandbox.layout import SandboxPaths
-from sandbox.processes import (
+from vaultflow.base.errors import InputError, OperationError
+from vaultflow.sandbox.crd_sources import resolve_crd_source
+from vaultflow.sandbox.kube.validation import dns1123_label
+from vaultflow.sandbox.layout import SandboxPaths
+from vaultflow.sandbox.processes import (
     port_is_free,
     port_is_listening,
     process_alive,
@@ -39,7 +40,7 @@ from sandbox.processes import (
     read_pid,
     stop_process,
 )
-from sandbox.state import (
+from vaultflow.sandbox.state import (
     DEFAULT_AZURE_VAULTS,
     MANAGEMENT_CLUSTER,
     SandboxSpec,
@@ -48,7 +49,6 @@ from sandbox.state import (
     read_state,
     write_json_atomically,
 )
-from vaultflow.errors import InputError, OperationError
 
 DEFAULT_DIR = Path(".sandbox")
 START_TIMEOUT = 120.0
@@ -127,7 +127,7 @@ def _azure_vault_names(names: Sequence[str] | None) -> tuple[str, ...]:
 
 
 def _supervisor_marker(directory: Path) -> str:
-    return f"sandbox.supervisor --dir {directory}"
+    return f"vaultflow.sandbox.supervisor --dir {directory}"
 
 
 def _pid_file_marker(paths: SandboxPaths, pid_file: Path) -> str:
@@ -270,7 +270,7 @@ def _start(paths: SandboxPaths, spec: SandboxSpec, timeout: float) -> SandboxSta
     }
     with paths.supervisor_log.open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "sandbox.supervisor", "--dir", str(paths.root)],
+            [sys.executable, "-m", "vaultflow.sandbox.supervisor", "--dir", str(paths.root)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -438,7 +438,7 @@ def _service_components(state: SandboxState) -> list[ComponentStatus]:
     components += [_listening("azure (emulator)", f"key vault {v.name}", v.url) for v in state.azure_vaults]
     if state.argo_server:
         components.append(_listening("argo server (local runner)", "workflows", state.argo_server))
-    from sandbox.admin import AdminClient
+    from vaultflow.sandbox.admin import AdminClient
 
     admin = AdminClient.for_state(state)
     try:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from vaultflow.errors import OperationError
+from vaultflow.base.errors import OperationError
 
 T = TypeVar("T")
 JsonObject = dict[str, Any]
@@ -166,7 +166,7 @@ def external_secrets(state: Any, clusters: list[str]) -> list[ExternalSecretStat
 
 def pushed_values(state: Any, loaded: Any) -> list[PushedValue]:
     """The digest of every catalog push as it is in its cloud now, read with the cloud's real SDK."""
-    from gitops.catalog.model import AwsCloud, GcpCloud
+    from vaultflow.gitops.catalog.model import AwsCloud, GcpCloud
 
     values = []
     for secret in loaded.catalog.secrets:
@@ -226,7 +226,7 @@ def _azure_value(state: Any, vault_url: str, name: str) -> bytes | None:
     from azure.core.exceptions import ResourceNotFoundError
     from azure.keyvault.secrets import SecretClient
 
-    from sandbox.azure.credential import StaticTokenCredential
+    from vaultflow.sandbox.azure.credential import StaticTokenCredential
 
     vault_name = (urlsplit(vault_url).hostname or "").removesuffix(".vault.azure.net")
     with SecretClient(

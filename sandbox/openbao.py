@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vaultflow.errors import InputError, OperationError, VaultflowError
+from vaultflow.base.errors import InputError, OperationError, VaultflowError
 
 
 def free_port() -> int:

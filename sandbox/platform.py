@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gitops.catalog.model import Catalog, ServiceAccountRef
-from sandbox.state import SandboxState
+from vaultflow.gitops.catalog.model import Catalog, ServiceAccountRef
+from vaultflow.sandbox.state import SandboxState
 
 
 def _ensure_namespace(core: Any, name: str) -> None:

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vaultflow.errors import OperationError
+from vaultflow.base.errors import OperationError
 
 SPEC_FILE = "spec.json"
 STATE_FILE = "sandbox.json"

@@ -1,8 +1,8 @@
-"""The sandbox's one long-running process: ``python -m sandbox.supervisor --dir DIR``.
+"""The sandbox's one long-running process: ``python -m vaultflow.sandbox.supervisor --dir DIR``.
 
 It hosts every emulator in threads (one Kubernetes API per cluster, moto for
 AWS, GCP Secret Manager, Azure Key Vaults, ESO in every cluster, Argo CD in the
-management cluster, see ``sandbox.emulators``) and owns the OpenBao server
+management cluster, see ``vaultflow.sandbox.emulators``) and owns the OpenBao server
 processes as its children, so that stopping it (SIGTERM, what ``down`` sends)
 stops the whole sandbox. It reads the request from ``DIR/spec.json`` and, once
 every component answers, writes the endpoints to ``DIR/sandbox.json``; ``up``
@@ -23,14 +23,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sandbox import layout
-from sandbox.crd_sources import CrdSource, load_crds
-from sandbox.emulators import ServiceEmulators
-from sandbox.kube import KubeCluster
-from sandbox.kubeconfig import ClusterAccess, write_kubeconfig
-from sandbox.openbao import OpenBaoServer, raft_cluster
-from sandbox.processes import write_pid
-from sandbox.state import (
+from vaultflow.base.errors import InputError, VaultflowError
+from vaultflow.sandbox import layout
+from vaultflow.sandbox.crd_sources import CrdSource, load_crds
+from vaultflow.sandbox.emulators import ServiceEmulators
+from vaultflow.sandbox.kube import KubeCluster
+from vaultflow.sandbox.kubeconfig import ClusterAccess, write_kubeconfig
+from vaultflow.sandbox.openbao import OpenBaoServer, raft_cluster
+from vaultflow.sandbox.processes import write_pid
+from vaultflow.sandbox.state import (
     ClusterEndpoint,
     SandboxSpec,
     SandboxState,
@@ -39,9 +40,8 @@ from sandbox.state import (
     read_spec,
     write_json_atomically,
 )
-from vaultflow.errors import InputError, VaultflowError
 
-log = logging.getLogger("sandbox.supervisor")
+log = logging.getLogger("vaultflow.sandbox.supervisor")
 
 
 class Supervisor:
@@ -192,7 +192,7 @@ def run(directory: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sandbox.supervisor", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m vaultflow.sandbox.supervisor", description=__doc__)
     parser.add_argument("--dir", required=True, type=Path, help="the sandbox directory (holds spec.json)")
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-from gitops.catalog import LoadedCatalog, load_catalog, parse_catalog
-from vaultflow.errors import InputError, OperationError
+from vaultflow.base.errors import InputError, OperationError
+from vaultflow.gitops.catalog import LoadedCatalog, load_catalog, parse_catalog
 
 DEFAULT_KEY = "catalog.yaml"
 
@@ -30,7 +30,7 @@ def load_catalog_source(source: str) -> LoadedCatalog:
     context = parse_qs(parsed.query).get("context", [None])[-1]
     from kubernetes.client.exceptions import ApiException
 
-    from steps.kube import core_v1
+    from vaultflow.steps.kube import core_v1
 
     try:
         config_map = core_v1(context).read_namespaced_config_map(name, namespace)

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from gitops.crd_schemas import CrdRegistry
-from steps.vault.api import VaultApi
+from vaultflow.gitops.crd_schemas import CrdRegistry
+from vaultflow.steps.vault.api import VaultApi
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,7 +62,7 @@ def unsealed_vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Unseale
     """One OpenBao per test session (per xdist worker); tests use their own paths in it."""
     import hvac
 
-    from sandbox.openbao import OpenBaoServer
+    from vaultflow.sandbox.openbao import OpenBaoServer
 
     server = OpenBaoServer(tmp_path_factory.mktemp("openbao"))
     server.start()

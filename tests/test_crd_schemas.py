@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gitops.crd_schemas import CrdRegistry
+from vaultflow.gitops.crd_schemas import CrdRegistry
 
 
 def _external_secret() -> dict[str, Any]:

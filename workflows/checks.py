@@ -7,7 +7,7 @@ Three layers, each naming the pipeline and step:
 * the secrets contract: no step may take or return ``SecretStr`` /
   ``SecretBytes``, because Argo stores and shows every parameter and output;
 * everything Argo and the local runner check, by compiling the pipeline and
-  loading it with :func:`workflows.runner.spec.load` (depends expressions,
+  loading it with :func:`vaultflow.workflows.runner.spec.load` (depends expressions,
   references between steps, ``when`` syntax, importable entrypoints).
 """
 
@@ -20,10 +20,11 @@ from typing import Any
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 
-from vaultflow.errors import InputError
-from workflows.dsl import RESERVED_TEMPLATE_NAMES, Pipeline, Step, is_dns_label
-from workflows.runner import hera_compat as hera
-from workflows.runner.durations import parse_duration
+from vaultflow.base.cron import validate_cron
+from vaultflow.base.durations import parse_argo_duration
+from vaultflow.base.errors import InputError
+from vaultflow.workflows.dsl import RESERVED_TEMPLATE_NAMES, Pipeline, Step, is_dns_label
+from vaultflow.workflows.runner import hera_compat as hera
 
 _SECRET_TYPES = (SecretStr, SecretBytes)
 
@@ -107,7 +108,7 @@ def _check_duration(problems: list[str], where: str, value: str | None) -> None:
     if value is None:
         return
     try:
-        parse_duration(value)
+        parse_argo_duration(value)
     except ValueError as error:
         problems.append(f"{where}: {error}")
 
@@ -163,8 +164,6 @@ def check_declaration(pipeline: Pipeline) -> None:
 
 
 def _check_schedules(pipeline: Pipeline, problems: list[str]) -> None:
-    from croniter import croniter
-
     declared = {p.name for p in pipeline.params}
     seen: set[str] = set()
     for schedule in pipeline.schedules:
@@ -174,16 +173,18 @@ def _check_schedules(pipeline: Pipeline, problems: list[str]) -> None:
         seen.add(schedule.name)
         if not is_dns_label(pipeline.cron_name(schedule)):
             problems.append(f"{where}: {pipeline.cron_name(schedule)!r} is not a valid CronWorkflow name")
-        if not croniter.is_valid(schedule.cron):
-            problems.append(f"{where}: {schedule.cron!r} is not a cron expression")
+        try:
+            validate_cron(schedule.cron)
+        except ValueError as error:
+            problems.append(f"{where}: {error}")
         for name in schedule.arguments:
             if name not in declared:
                 problems.append(f"{where}: argument {name!r} is not a parameter of the pipeline")
 
 
 def _check_compiled(pipeline: Pipeline) -> None:
-    from workflows.compile import workflow_template
-    from workflows.runner import spec
+    from vaultflow.workflows.compile import workflow_template
+    from vaultflow.workflows.runner import spec
 
     try:
         spec.load(workflow_template(pipeline).to_dict())

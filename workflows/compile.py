@@ -1,4 +1,4 @@
-"""Compile a :class:`~workflows.dsl.Pipeline` into Hera objects (and from there, Argo YAML).
+"""Compile a :class:`~vaultflow.workflows.dsl.Pipeline` into Hera objects (and from there, Argo YAML).
 
 Every step becomes its own script template (named after the step, so that
 retries and timeouts can differ between two uses of one function) that runs
@@ -27,9 +27,9 @@ from hera.workflows import (
 from hera.workflows import models as m
 from hera.workflows.script import RunnerScriptConstructor
 
-from workflows import settings
-from workflows.dsl import Pipeline, Retry, Schedule, Step
-from workflows.runner.durations import parse_duration
+from vaultflow.base.durations import parse_argo_duration
+from vaultflow.workflows import settings
+from vaultflow.workflows.dsl import Pipeline, Retry, Schedule, Step
 
 PART_OF_LABEL = "app.kubernetes.io/part-of"
 DESCRIPTION_ANNOTATION = "workflows.argoproj.io/description"
@@ -52,7 +52,7 @@ def _retry_strategy(retry: Retry | None) -> RetryStrategy | None:
 
 
 def _seconds(duration: str | None) -> int | None:
-    return None if duration is None else max(1, round(parse_duration(duration)))
+    return None if duration is None else max(1, round(parse_argo_duration(duration)))
 
 
 def _container_security_context() -> m.SecurityContext:

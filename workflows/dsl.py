@@ -5,8 +5,8 @@ A pipeline is data. Each :class:`Step` names a plain, typed function from
 compiles to an Argo ``WorkflowTemplate`` (and a ``CronWorkflow`` per
 :class:`Schedule`) and runs unchanged on the local runner::
 
-    from steps import vault
-    from workflows.dsl import Pipeline, Param, Retry, Step, param, result
+    from vaultflow.steps import vault
+    from vaultflow.workflows.dsl import Pipeline, Param, Retry, Step, param, result
 
     PIPELINES = [
         Pipeline(
@@ -37,7 +37,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from vaultflow.errors import InputError
+from vaultflow.base.errors import InputError
 
 JsonScalar = str | int | float | bool
 ArgumentValue = str | int | float | bool
@@ -175,7 +175,9 @@ class Pipeline:
     labels: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from workflows.checks import check_declaration  # the checks compile the pipeline: import cycle
+        from vaultflow.workflows.checks import (
+            check_declaration,  # the checks compile the pipeline: import cycle
+        )
 
         check_declaration(self)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from vaultflow.errors import InputError
+from vaultflow.base.errors import InputError
 
 
 def parse_assignments(assignments: Iterable[str]) -> dict[str, str]:

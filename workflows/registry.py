@@ -1,7 +1,7 @@
 """Find pipelines by name: what ``vaultflow run``, ``workflows render`` and ``workflows submit`` use.
 
-Pipelines live in modules of the :mod:`workflows.pipelines` package, each
-exposing ``PIPELINES`` (a sequence of :class:`~workflows.dsl.Pipeline`).
+Pipelines live in modules of the :mod:`vaultflow.workflows.pipelines` package, each
+exposing ``PIPELINES`` (a sequence of :class:`~vaultflow.workflows.dsl.Pipeline`).
 Adding a pipeline is adding a module: nothing else needs to know about it.
 ``VAULTFLOW_PIPELINE_MODULES`` (comma-separated module names) adds modules
 from elsewhere, for a deployment's own pipelines or for tests.
@@ -15,8 +15,8 @@ import pkgutil
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from vaultflow.errors import InputError
-from workflows.dsl import Pipeline
+from vaultflow.base.errors import InputError
+from vaultflow.workflows.dsl import Pipeline
 
 EXTRA_MODULES_ENV = "VAULTFLOW_PIPELINE_MODULES"
 
@@ -72,7 +72,7 @@ class Registry:
 
     def document(self, name: str, image: str | None = None) -> dict[str, Any]:
         """The WorkflowTemplate or CronWorkflow called ``name``."""
-        from workflows.compile import cron_workflow, workflow_template
+        from vaultflow.workflows.compile import cron_workflow, workflow_template
 
         if name in self._pipelines:
             return dict(workflow_template(self._pipelines[name], image).to_dict())
@@ -85,20 +85,20 @@ class Registry:
 
     def documents(self, image: str | None = None) -> list[dict[str, Any]]:
         """Every WorkflowTemplate and CronWorkflow, in a stable order."""
-        from workflows.compile import documents
+        from vaultflow.workflows.compile import documents
 
         return [doc for pipeline in self for doc in documents(pipeline, image)]
 
     def lookup(self, name: str) -> Mapping[str, Any] | None:
         """A WorkflowTemplate by name, for resolving ``workflowTemplateRef`` (runner's ``TemplateLookup``)."""
-        from workflows.compile import workflow_template
+        from vaultflow.workflows.compile import workflow_template
 
         pipeline = self._pipelines.get(name)
         return workflow_template(pipeline).to_dict() if pipeline is not None else None
 
 
 def _modules() -> list[str]:
-    import workflows.pipelines as package
+    import vaultflow.workflows.pipelines as package
 
     names = sorted(f"{package.__name__}.{info.name}" for info in pkgutil.iter_modules(package.__path__))
     extra = [name.strip() for name in os.environ.get(EXTRA_MODULES_ENV, "").split(",") if name.strip()]

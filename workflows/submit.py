@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from vaultflow.errors import InputError, OperationError
+from vaultflow.base.errors import InputError, OperationError
 
 FINISHED_PHASES = ("Succeeded", "Failed", "Error")
 DEFAULT_NAMESPACE = "argo"

@@ -1,7 +1,7 @@
 """The secrets catalog: model, loading with precise errors, and placement of ESO objects."""
 
-from gitops.catalog.errors import CatalogError, CatalogIssue
-from gitops.catalog.loader import LoadedCatalog, load_catalog, parse_catalog
-from gitops.catalog.model import Catalog
+from vaultflow.gitops.catalog.errors import CatalogError, CatalogIssue
+from vaultflow.gitops.catalog.loader import LoadedCatalog, load_catalog, parse_catalog
+from vaultflow.gitops.catalog.model import Catalog
 
 __all__ = ["Catalog", "CatalogError", "CatalogIssue", "LoadedCatalog", "load_catalog", "parse_catalog"]

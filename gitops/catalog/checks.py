@@ -11,9 +11,9 @@ import re
 from collections import defaultdict
 from collections.abc import Iterator
 
-from gitops.catalog.errors import FieldPath, format_field_path
-from gitops.catalog.model import Catalog, Secret
-from gitops.catalog.placement import Plan, PlannedExternalSecret, plan_catalog, push_location
+from vaultflow.gitops.catalog.errors import FieldPath, format_field_path
+from vaultflow.gitops.catalog.model import Catalog, Secret
+from vaultflow.gitops.catalog.placement import Plan, PlannedExternalSecret, plan_catalog, push_location
 
 Finding = tuple[FieldPath, str]
 

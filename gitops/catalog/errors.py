@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from vaultflow.errors import InputError
+from vaultflow.base.errors import InputError
 
 FieldPath = tuple[str | int, ...]
 _PLAIN_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")

@@ -11,12 +11,12 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from gitops.catalog.checks import check_catalog
-from gitops.catalog.errors import CatalogError, CatalogIssue, FieldPath
-from gitops.catalog.model import Catalog
-from gitops.catalog.placement import Plan
-from gitops.catalog.yaml_source import PositionedYaml, load_positioned_yaml
-from vaultflow.gc_pause import gc_paused
+from vaultflow.gitops.catalog.checks import check_catalog
+from vaultflow.gitops.catalog.errors import CatalogError, CatalogIssue, FieldPath
+from vaultflow.gitops.catalog.model import Catalog
+from vaultflow.gitops.catalog.placement import Plan
+from vaultflow.gitops.catalog.yaml_source import PositionedYaml, load_positioned_yaml
+from vaultflow.gitops.gc_pause import gc_paused
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from gitops.catalog.types import (
+from vaultflow.gitops.catalog.types import (
     CronSchedule,
     DnsLabel,
     DnsSubdomain,

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gitops.catalog.errors import FieldPath
-from gitops.catalog.model import (
+from vaultflow.gitops.catalog.errors import FieldPath
+from vaultflow.gitops.catalog.model import (
     Catalog,
     Consumer,
     ConsumerKey,
@@ -23,7 +23,7 @@ from gitops.catalog.model import (
     Push,
     Secret,
 )
-from gitops.names import k8s_name
+from vaultflow.gitops.names import k8s_name
 
 PUSH_SOURCE_SUFFIX = "push-source"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gitops.catalog.model import Catalog
+from vaultflow.gitops.catalog.model import Catalog
 
 SCHEMA_ID = "https://vaultflow.io/schemas/catalog-v1alpha1.json"
 

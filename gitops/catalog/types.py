@@ -6,21 +6,18 @@ engineer reads next to ``file:line:column`` when a catalog is wrong.
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Annotated
 
 from pydantic import AfterValidator
 
+from vaultflow.base.cron import validate_cron
+from vaultflow.base.durations import parse_go_duration
+
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 _VAULT_SEGMENT = re.compile(r"^[A-Za-z0-9._-]+$")
-_GO_DURATION = re.compile(r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
-_GO_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-# The descriptors Argo's cron library (robfig/cron) accepts besides five fields.
-_CRON_MACROS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def _dns1123_label(value: str) -> str:
@@ -71,33 +68,14 @@ def _vault_path(value: str) -> str:
 
 
 def _go_duration(value: str) -> str:
-    if not _GO_DURATION.match(value):
-        raise ValueError(f"{value!r} is not a duration: use Go syntax such as '30s', '5m', '1h30m'")
+    if parse_go_duration(value) < 0:
+        raise ValueError(f"{value!r} is negative: a duration here must be 0 or more")
     return value
 
 
 def duration_seconds(value: str) -> float:
     """Seconds in a Go duration string (already validated)."""
-    return sum(float(n) * _DURATION_UNITS[unit] for n, unit in _GO_DURATION_PART.findall(value))
-
-
-@functools.lru_cache(maxsize=1024)
-def _cron(value: str) -> str:
-    """Cached: a catalog repeats a handful of schedules thousands of times."""
-    from croniter import croniter  # lazily: only catalogs with rotations need it
-
-    if value.startswith("@"):
-        if value not in _CRON_MACROS:
-            raise ValueError(f"{value!r} is not a known schedule macro ({', '.join(sorted(_CRON_MACROS))})")
-        return value
-    fields = value.split()
-    if len(fields) != 5:
-        raise ValueError(
-            f"{value!r} is not a 5-field cron expression (minute hour day-of-month month day-of-week)"
-        )
-    if not croniter.is_valid(value):
-        raise ValueError(f"{value!r} is not a valid cron expression")
-    return value
+    return parse_go_duration(value)
 
 
 DnsLabel = Annotated[str, AfterValidator(_dns1123_label)]
@@ -105,4 +83,4 @@ DnsSubdomain = Annotated[str, AfterValidator(_dns1123_subdomain)]
 SecretKey = Annotated[str, AfterValidator(_secret_key)]
 VaultPath = Annotated[str, AfterValidator(_vault_path)]
 GoDuration = Annotated[str, AfterValidator(_go_duration)]
-CronSchedule = Annotated[str, AfterValidator(_cron)]
+CronSchedule = Annotated[str, AfterValidator(validate_cron)]

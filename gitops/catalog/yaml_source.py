@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from gitops.catalog.errors import CatalogIssue, FieldPath
+from vaultflow.gitops.catalog.errors import CatalogIssue, FieldPath
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 

@@ -6,7 +6,7 @@ from typing import Final, Literal
 
 from pydantic import Field
 
-from gitops.resources.meta import K8sModel, ObjectMeta
+from vaultflow.gitops.resources.meta import K8sModel, ObjectMeta
 
 ARGOCD_API_VERSION: Final = "argoproj.io/v1alpha1"
 

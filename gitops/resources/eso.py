@@ -13,7 +13,7 @@ from typing import Final, Literal
 
 from pydantic import Field
 
-from gitops.resources.meta import K8sModel, ObjectMeta
+from vaultflow.gitops.resources.meta import K8sModel, ObjectMeta
 
 ESO_API_VERSION: Final = "external-secrets.io/v1"
 PUSH_API_VERSION: Final = "external-secrets.io/v1alpha1"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from gitops.resources.meta import K8sModel
+from vaultflow.gitops.resources.meta import K8sModel
 
 
 class Kustomization(K8sModel):

@@ -10,14 +10,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from sandbox.argocd.controller import ArgoCdController
+    from vaultflow.sandbox.argocd.controller import ArgoCdController
 
 __all__ = ["ArgoCdController"]
 
 
 def __getattr__(name: str) -> object:
     if name == "ArgoCdController":
-        from sandbox.argocd.controller import ArgoCdController
+        from vaultflow.sandbox.argocd.controller import ArgoCdController
 
         return ArgoCdController
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,9 +20,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.kube import KubeCluster
-from sandbox.kube.errors import ApiError
-from sandbox.kube.resources import ResourceType
+from vaultflow.sandbox.kube import KubeCluster
+from vaultflow.sandbox.kube.errors import ApiError
+from vaultflow.sandbox.kube.resources import ResourceType
 
 JsonObject = dict[str, Any]
 

@@ -5,7 +5,7 @@ cluster) it does what Argo CD's controller does, at the level a pipeline
 observes:
 
 * **refresh**: resolve ``targetRevision`` in the ``file://`` repository (or a
-  routed URL, see ``sandbox.routes``), build the path's manifests (Kustomize
+  routed URL, see ``vaultflow.sandbox.routes``), build the path's manifests (Kustomize
   or Directory) and compare them with the destination cluster: ``status.sync``
   (``Synced``/``OutOfSync`` at ``revision``), ``status.resources``,
   ``status.health`` (the worst resource health), ``status.sourceType``,
@@ -47,18 +47,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.argocd import apply as applying
-from sandbox.argocd.apply import DesiredError, DesiredObject, ResourceKey
-from sandbox.argocd.health import DEGRADED, HEALTHY, resource_health, worst
-from sandbox.argocd.manifests import ManifestError, load
-from sandbox.argocd.repo import GitRepository, RepoError, repo_path
-from sandbox.durations import parse_duration
-from sandbox.kube import KubeCluster
-from sandbox.kube.errors import ApiError
-from sandbox.kube.store import Event, ObjectStore
-from sandbox.kube.strategies import now_rfc3339
-from sandbox.routes import RouteMissing, Routes
-from sandbox.workqueue import DONE, Result, Workers, WorkQueue
+from vaultflow.base.durations import parse_go_duration
+from vaultflow.sandbox.argocd import apply as applying
+from vaultflow.sandbox.argocd.apply import DesiredError, DesiredObject, ResourceKey
+from vaultflow.sandbox.argocd.health import DEGRADED, HEALTHY, resource_health, worst
+from vaultflow.sandbox.argocd.manifests import ManifestError, load
+from vaultflow.sandbox.argocd.repo import GitRepository, RepoError, repo_path
+from vaultflow.sandbox.kube import KubeCluster
+from vaultflow.sandbox.kube.errors import ApiError
+from vaultflow.sandbox.kube.store import Event, ObjectStore
+from vaultflow.sandbox.kube.strategies import now_rfc3339
+from vaultflow.sandbox.routes import RouteMissing, Routes
+from vaultflow.sandbox.workqueue import DONE, Result, Workers, WorkQueue
 
 log = logging.getLogger(__name__)
 
@@ -138,9 +138,9 @@ def _source_of(app: JsonObject) -> JsonObject:
 
 def _backoff(policy: JsonObject, attempt: int) -> float:
     backoff = (policy.get("backoff") or {}) if policy else {}
-    base = parse_duration(str(backoff.get("duration") or "5s"))
+    base = parse_go_duration(str(backoff.get("duration") or "5s"))
     factor = float(backoff.get("factor") or 2)
-    ceiling = parse_duration(str(backoff.get("maxDuration") or "3m"))
+    ceiling = parse_go_duration(str(backoff.get("maxDuration") or "3m"))
     return float(min(base * factor**attempt, ceiling))
 
 

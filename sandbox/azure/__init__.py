@@ -9,11 +9,11 @@
         verify_challenge_resource=False,    # 127.0.0.1 is not *.vault.azure.net
     )
 
-``StaticTokenCredential`` lives in ``sandbox.azure.credential`` (it imports azure-core).
+``StaticTokenCredential`` lives in ``vaultflow.sandbox.azure.credential`` (it imports azure-core).
 """
 
-from sandbox.azure.api import SANDBOX_TENANT, AzureKeyVaultEmulator, KeyVaultServer, VaultEndpoint
-from sandbox.azure.vault import AzureError, KeyVaultStore
+from vaultflow.sandbox.azure.api import SANDBOX_TENANT, AzureKeyVaultEmulator, KeyVaultServer, VaultEndpoint
+from vaultflow.sandbox.azure.vault import AzureError, KeyVaultStore
 
 __all__ = [
     "SANDBOX_TENANT",

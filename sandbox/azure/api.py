@@ -21,9 +21,9 @@ import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sandbox.azure.vault import AzureError, JsonObject, KeyVaultStore, bad_parameter
-from sandbox.http import HttpServer, Request, Response, Router
-from sandbox.pki import CertificateAuthority
+from vaultflow.sandbox.azure.vault import AzureError, JsonObject, KeyVaultStore, bad_parameter
+from vaultflow.sandbox.http import HttpServer, Request, Response, Router
+from vaultflow.sandbox.pki import CertificateAuthority
 
 SANDBOX_TENANT = "5a9d1f0c-0000-4000-8000-5a4db0c5a4db"
 KEY_VAULT_RESOURCE = "https://vault.azure.net"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from sandbox.durations import parse_duration
-from sandbox.eso.gohash import resource_version
+from vaultflow.base.durations import parse_go_duration
+from vaultflow.sandbox.eso.gohash import resource_version
 
 JsonObject = dict[str, Any]
 
@@ -31,7 +31,7 @@ def parse_time(text: Any) -> float | None:
 
 def interval(spec: JsonObject, default: str = "1h") -> float:
     """``spec.refreshInterval`` in seconds (the CRD's default when absent)."""
-    return parse_duration(str(spec.get("refreshInterval") or default))
+    return parse_go_duration(str(spec.get("refreshInterval") or default))
 
 
 def set_condition(status: JsonObject, condition: JsonObject) -> None:

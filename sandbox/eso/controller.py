@@ -24,15 +24,15 @@ from typing import Any
 
 import urllib3
 
-from sandbox.eso.environment import EsoEnvironment
-from sandbox.eso.externalsecret import ExternalSecretReconciler
-from sandbox.eso.kube import ESO_ALPHA_API, ESO_API, KubeAccess, OwnerIndex
-from sandbox.eso.pushsecret import PushSecretReconciler
-from sandbox.eso.stores import CLUSTER_STORE, STORE, StoreResolver, ready_condition
-from sandbox.kube import KubeCluster
-from sandbox.kube.errors import ApiError
-from sandbox.kube.store import Event, ObjectStore
-from sandbox.workqueue import DONE, Result, Workers, WorkQueue
+from vaultflow.sandbox.eso.environment import EsoEnvironment
+from vaultflow.sandbox.eso.externalsecret import ExternalSecretReconciler
+from vaultflow.sandbox.eso.kube import ESO_ALPHA_API, ESO_API, KubeAccess, OwnerIndex
+from vaultflow.sandbox.eso.pushsecret import PushSecretReconciler
+from vaultflow.sandbox.eso.stores import CLUSTER_STORE, STORE, StoreResolver, ready_condition
+from vaultflow.sandbox.kube import KubeCluster
+from vaultflow.sandbox.kube.errors import ApiError
+from vaultflow.sandbox.kube.store import Event, ObjectStore
+from vaultflow.sandbox.workqueue import DONE, Result, Workers, WorkQueue
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """What the ESO emulator reaches outside its cluster, shared by every cluster's controller.
 
 * ``routes``: sandbox-only mappings of in-cluster Vault addresses to the
-  sandbox's OpenBao (``sandbox.routes``);
-* ``faults``: the injected faults per provider (``sandbox.faults``);
+  sandbox's OpenBao (``vaultflow.sandbox.routes``);
+* ``faults``: the injected faults per provider (``vaultflow.sandbox.faults``);
 * ``clouds``: where the cloud APIs are: moto for every AWS region, the GCP
   emulator for every project, the Key Vault emulator's vaults by name, and the
   sandbox CA that the vaults' certificates chain to.
@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from sandbox.eso.providers.base import ProviderError
-from sandbox.faults import FaultInjector
-from sandbox.routes import Routes
+from vaultflow.sandbox.eso.providers.base import ProviderError
+from vaultflow.sandbox.faults import FaultInjector
+from vaultflow.sandbox.routes import Routes
 
 AZURE_VAULT_SUFFIX = ".vault.azure.net"
 

@@ -38,13 +38,20 @@ import copy
 import time
 from typing import Any
 
-from sandbox.eso import gohash
-from sandbox.eso.conditions import interval, new_condition, parse_time, rfc3339, set_condition, should_refresh
-from sandbox.eso.kube import ESO_API, KubeAccess, OwnerIndex
-from sandbox.eso.providers.base import NoSecretError, ProviderError, RemoteRef, SecretsClient
-from sandbox.eso.stores import StoreRef, StoreResolver
-from sandbox.kube.errors import ApiError
-from sandbox.workqueue import DONE, Result
+from vaultflow.sandbox.eso import gohash
+from vaultflow.sandbox.eso.conditions import (
+    interval,
+    new_condition,
+    parse_time,
+    rfc3339,
+    set_condition,
+    should_refresh,
+)
+from vaultflow.sandbox.eso.kube import ESO_API, KubeAccess, OwnerIndex
+from vaultflow.sandbox.eso.providers.base import NoSecretError, ProviderError, RemoteRef, SecretsClient
+from vaultflow.sandbox.eso.stores import StoreRef, StoreResolver
+from vaultflow.sandbox.kube.errors import ApiError
+from vaultflow.sandbox.workqueue import DONE, Result
 
 JsonObject = dict[str, Any]
 

@@ -15,11 +15,11 @@ from typing import Any
 
 import urllib3
 
-from sandbox.eso.providers.base import ProviderError
-from sandbox.kube import KubeCluster
-from sandbox.kube.errors import ApiError
-from sandbox.kube.resources import ResourceType
-from sandbox.kube.strategies import now_rfc3339
+from vaultflow.sandbox.eso.providers.base import ProviderError
+from vaultflow.sandbox.kube import KubeCluster
+from vaultflow.sandbox.kube.errors import ApiError
+from vaultflow.sandbox.kube.resources import ResourceType
+from vaultflow.sandbox.kube.strategies import now_rfc3339
 
 JsonObject = dict[str, Any]
 

@@ -29,15 +29,22 @@ import copy
 import time
 from typing import Any
 
-from sandbox.eso import gohash
-from sandbox.eso.conditions import interval, new_condition, parse_time, rfc3339, set_condition, should_refresh
-from sandbox.eso.externalsecret import ReconcileError
-from sandbox.eso.kube import ESO_ALPHA_API, KubeAccess
-from sandbox.eso.providers.base import ProviderError, PushData
-from sandbox.eso.stores import StoreRef, StoreResolver
-from sandbox.kube.errors import ApiError
-from sandbox.kube.selectors import parse_label_selector
-from sandbox.workqueue import DONE, Result
+from vaultflow.sandbox.eso import gohash
+from vaultflow.sandbox.eso.conditions import (
+    interval,
+    new_condition,
+    parse_time,
+    rfc3339,
+    set_condition,
+    should_refresh,
+)
+from vaultflow.sandbox.eso.externalsecret import ReconcileError
+from vaultflow.sandbox.eso.kube import ESO_ALPHA_API, KubeAccess
+from vaultflow.sandbox.eso.providers.base import ProviderError, PushData
+from vaultflow.sandbox.eso.stores import StoreRef, StoreResolver
+from vaultflow.sandbox.kube.errors import ApiError
+from vaultflow.sandbox.kube.selectors import parse_label_selector
+from vaultflow.sandbox.workqueue import DONE, Result
 
 JsonObject = dict[str, Any]
 SyncedMap = dict[str, dict[str, JsonObject]]

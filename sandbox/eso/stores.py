@@ -26,15 +26,15 @@ from typing import Any
 
 import urllib3
 
-from sandbox.eso.environment import EsoEnvironment
-from sandbox.eso.kube import ESO_API, KubeAccess
-from sandbox.eso.providers.aws import AwsCredentials, AwsSecretsManagerProvider
-from sandbox.eso.providers.azure import AzureKeyVaultProvider
-from sandbox.eso.providers.base import ClientError, JsonObject, ProviderError, SecretsClient
-from sandbox.eso.providers.gcp import GcpSecretManagerProvider
-from sandbox.eso.providers.vault import VaultProvider, check_ca, decode_ca_bundle
-from sandbox.kube.strategies import now_rfc3339
-from sandbox.routes import RouteMissing
+from vaultflow.sandbox.eso.environment import EsoEnvironment
+from vaultflow.sandbox.eso.kube import ESO_API, KubeAccess
+from vaultflow.sandbox.eso.providers.aws import AwsCredentials, AwsSecretsManagerProvider
+from vaultflow.sandbox.eso.providers.azure import AzureKeyVaultProvider
+from vaultflow.sandbox.eso.providers.base import ClientError, JsonObject, ProviderError, SecretsClient
+from vaultflow.sandbox.eso.providers.gcp import GcpSecretManagerProvider
+from vaultflow.sandbox.eso.providers.vault import VaultProvider, check_ca, decode_ca_bundle
+from vaultflow.sandbox.kube.strategies import now_rfc3339
+from vaultflow.sandbox.routes import RouteMissing
 
 CLUSTER_STORE = "ClusterSecretStore"
 STORE = "SecretStore"

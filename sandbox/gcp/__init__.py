@@ -8,7 +8,7 @@ client = SecretManagerServiceClient(
 )
 """
 
-from sandbox.gcp.api import GcpSecretManagerEmulator
-from sandbox.gcp.secrets import GcpError, SecretManagerStore, project_number
+from vaultflow.sandbox.gcp.api import GcpSecretManagerEmulator
+from vaultflow.sandbox.gcp.secrets import GcpError, SecretManagerStore, project_number
 
 __all__ = ["GcpError", "GcpSecretManagerEmulator", "SecretManagerStore", "project_number"]

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sandbox.gcp.secrets import GcpError, JsonObject, SecretManagerStore, SecretPath, invalid
-from sandbox.http import HttpServer, Request, Response, Router
+from vaultflow.sandbox.gcp.secrets import GcpError, JsonObject, SecretManagerStore, SecretPath, invalid
+from vaultflow.sandbox.http import HttpServer, Request, Response, Router
 
 _PREFIXES = ("/v1/projects/{project}", "/v1/projects/{project}/locations/{location}")
 

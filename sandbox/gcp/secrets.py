@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.gcp.crc32c import crc32c
+from vaultflow.sandbox.gcp.crc32c import crc32c
 
 JsonObject = dict[str, Any]
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from sandbox.kube.cluster import KubeCluster
+    from vaultflow.sandbox.kube.cluster import KubeCluster
 
 __all__ = ["KubeCluster"]
 
 
 def __getattr__(name: str) -> object:
     if name == "KubeCluster":
-        from sandbox.kube.cluster import KubeCluster
+        from vaultflow.sandbox.kube.cluster import KubeCluster
 
         return KubeCluster
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

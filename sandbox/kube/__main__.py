@@ -1,4 +1,4 @@
-"""Serve one emulated cluster on its own: ``python -m sandbox.kube --kubeconfig PATH``.
+"""Serve one emulated cluster on its own: ``python -m vaultflow.sandbox.kube --kubeconfig PATH``.
 
 For benchmarks and debugging (the sandbox itself runs its clusters inside the
 supervisor). Writes a kubeconfig for the cluster, prints its URL, and serves
@@ -14,13 +14,13 @@ import sys
 import threading
 from pathlib import Path
 
-from sandbox.crd_sources import load_crds, resolve_crd_source
-from sandbox.kube import KubeCluster
-from sandbox.kubeconfig import ClusterAccess, write_kubeconfig
+from vaultflow.sandbox.crd_sources import load_crds, resolve_crd_source
+from vaultflow.sandbox.kube import KubeCluster
+from vaultflow.sandbox.kubeconfig import ClusterAccess, write_kubeconfig
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sandbox.kube", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m vaultflow.sandbox.kube", description=__doc__)
     parser.add_argument("--name", default="standalone", help="cluster (and kubeconfig context) name")
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     parser.add_argument("--kubeconfig", type=Path, required=True, help="where to write the kubeconfig")

@@ -20,15 +20,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.http import Request, Response, Router
-from sandbox.kube import errors
-from sandbox.kube.errors import ApiError, FieldCause, JsonObject
-from sandbox.kube.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
-from sandbox.kube.resources import ResourceType, discovery_entry, subresource_entries
-from sandbox.kube.selectors import EXTRA_FIELDS, Predicate, parse_field_selector, parse_label_selector
-from sandbox.kube.store import Entry, ObjectStore, Preconditions, encode
-from sandbox.kube.strategies import SERVICE_ACCOUNT_TOKEN_TYPE, secret_data
-from sandbox.kube.tokens import (
+from vaultflow.sandbox.http import Request, Response, Router
+from vaultflow.sandbox.kube import errors
+from vaultflow.sandbox.kube.errors import ApiError, FieldCause, JsonObject
+from vaultflow.sandbox.kube.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
+from vaultflow.sandbox.kube.resources import ResourceType, discovery_entry, subresource_entries
+from vaultflow.sandbox.kube.selectors import (
+    EXTRA_FIELDS,
+    Predicate,
+    parse_field_selector,
+    parse_label_selector,
+)
+from vaultflow.sandbox.kube.store import Entry, ObjectStore, Preconditions, encode
+from vaultflow.sandbox.kube.strategies import SERVICE_ACCOUNT_TOKEN_TYPE, secret_data
+from vaultflow.sandbox.kube.tokens import (
     MIN_EXPIRATION_SECONDS,
     InvalidToken,
     ObjectRef,

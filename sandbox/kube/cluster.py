@@ -14,15 +14,20 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 
-from sandbox.http import HttpServer, Request, Response
-from sandbox.kube import controllers
-from sandbox.kube.api import KubeApi
-from sandbox.kube.errors import ApiError, JsonObject
-from sandbox.kube.resources import ResourceCatalog, ResourceType
-from sandbox.kube.store import EVENT_LOG_SIZE, ObjectStore
-from sandbox.kube.strategies import CustomResourceSchemas, CustomResourceStrategy, Strategy, strategy_for
-from sandbox.kube.tokens import TokenIssuer
-from sandbox.pki import CertificateAuthority
+from vaultflow.sandbox.http import HttpServer, Request, Response
+from vaultflow.sandbox.kube import controllers
+from vaultflow.sandbox.kube.api import KubeApi
+from vaultflow.sandbox.kube.errors import ApiError, JsonObject
+from vaultflow.sandbox.kube.resources import ResourceCatalog, ResourceType
+from vaultflow.sandbox.kube.store import EVENT_LOG_SIZE, ObjectStore
+from vaultflow.sandbox.kube.strategies import (
+    CustomResourceSchemas,
+    CustomResourceStrategy,
+    Strategy,
+    strategy_for,
+)
+from vaultflow.sandbox.kube.tokens import TokenIssuer
+from vaultflow.sandbox.pki import CertificateAuthority
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 

@@ -20,12 +20,12 @@ import hashlib
 import json
 import logging
 
-from sandbox.kube.errors import ApiError, JsonObject
-from sandbox.kube.resources import ResourceCatalog, types_from_crd
-from sandbox.kube.store import Event, ObjectStore
-from sandbox.kube.strategies import SERVICE_ACCOUNT_TOKEN_TYPE, CustomResourceSchemas, condition
-from sandbox.kube.tokens import TokenIssuer
-from vaultflow.errors import InputError
+from vaultflow.base.errors import InputError
+from vaultflow.sandbox.kube.errors import ApiError, JsonObject
+from vaultflow.sandbox.kube.resources import ResourceCatalog, types_from_crd
+from vaultflow.sandbox.kube.store import Event, ObjectStore
+from vaultflow.sandbox.kube.strategies import SERVICE_ACCOUNT_TOKEN_TYPE, CustomResourceSchemas, condition
+from vaultflow.sandbox.kube.tokens import TokenIssuer
 
 log = logging.getLogger(__name__)
 

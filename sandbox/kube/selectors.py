@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.kube.errors import bad_request
+from vaultflow.sandbox.kube.errors import bad_request
 
 JsonObject = dict[str, Any]
 Predicate = Callable[[JsonObject], bool]

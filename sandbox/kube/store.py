@@ -34,11 +34,11 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from sandbox.kube import errors
-from sandbox.kube.errors import ApiError, FieldCause, JsonObject
-from sandbox.kube.resources import ResourceCatalog, ResourceType
-from sandbox.kube.strategies import Strategy, now_rfc3339
-from sandbox.kube.validation import validate_metadata
+from vaultflow.sandbox.kube import errors
+from vaultflow.sandbox.kube.errors import ApiError, FieldCause, JsonObject
+from vaultflow.sandbox.kube.resources import ResourceCatalog, ResourceType
+from vaultflow.sandbox.kube.strategies import Strategy, now_rfc3339
+from vaultflow.sandbox.kube.validation import validate_metadata
 
 EVENT_LOG_SIZE = 50_000
 _GENERATE_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"

@@ -13,10 +13,10 @@ import binascii
 import json
 import time
 
-from gitops.crd_schemas import CrdRegistry, CrdVersion
-from sandbox.kube.errors import FieldCause, JsonObject, bad_request
-from sandbox.kube.resources import ResourceType
-from sandbox.kube.validation import (
+from vaultflow.gitops.crd_schemas import CrdRegistry, CrdVersion
+from vaultflow.sandbox.kube.errors import FieldCause, JsonObject, bad_request
+from vaultflow.sandbox.kube.resources import ResourceType
+from vaultflow.sandbox.kube.validation import (
     NameValidator,
     config_key,
     dns1123_label,

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from sandbox.kube.errors import FieldCause
+from vaultflow.sandbox.kube.errors import FieldCause
 
 JsonObject = dict[str, Any]
 

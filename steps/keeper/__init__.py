@@ -10,7 +10,7 @@ A keeper is named by a URI (a workflow parameter: it says *where*, not *what*):
 * ``azure-kv://<vault-host>/<secret-name>``: Azure Key Vault.
 """
 
-from steps.keeper.base import Keeper, KeeperConflict, UnsealMaterial
-from steps.keeper.uri import open_keeper
+from vaultflow.steps.keeper.base import Keeper, KeeperConflict, UnsealMaterial
+from vaultflow.steps.keeper.uri import open_keeper
 
 __all__ = ["Keeper", "KeeperConflict", "UnsealMaterial", "open_keeper"]

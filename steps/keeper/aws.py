@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from steps.keeper.base import Keeper, KeeperConflict, UnsealMaterial
-from vaultflow.errors import OperationError
+from vaultflow.base.errors import OperationError
+from vaultflow.steps.keeper.base import Keeper, KeeperConflict, UnsealMaterial
 
 
 class AwsSecretsManagerKeeper(Keeper):

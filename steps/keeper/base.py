@@ -7,7 +7,7 @@ import json
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vaultflow.errors import OperationError
+from vaultflow.base.errors import OperationError
 
 
 class KeeperConflict(OperationError):

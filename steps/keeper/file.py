@@ -7,8 +7,8 @@ import os
 import stat
 from pathlib import Path
 
-from steps.keeper.base import Keeper, KeeperConflict, UnsealMaterial
-from vaultflow.errors import OperationError
+from vaultflow.base.errors import OperationError
+from vaultflow.steps.keeper.base import Keeper, KeeperConflict, UnsealMaterial
 
 
 class FileKeeper(Keeper):

@@ -10,8 +10,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from steps.keeper.base import Keeper, KeeperConflict, UnsealMaterial
-from vaultflow.errors import OperationError
+from vaultflow.base.errors import OperationError
+from vaultflow.steps.keeper.base import Keeper, KeeperConflict, UnsealMaterial
 
 DATA_KEY = "unseal.json"
 
@@ -30,7 +30,7 @@ class KubernetesSecretKeeper(Keeper):
 
     def _core(self) -> Any:
         if self._api is None:
-            from steps.kube import core_v1
+            from vaultflow.steps.kube import core_v1
 
             self._api = core_v1(self.context)
         return self._api

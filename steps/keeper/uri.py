@@ -5,37 +5,37 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-from steps.keeper.base import Keeper
-from vaultflow.errors import InputError
+from vaultflow.base.errors import InputError
+from vaultflow.steps.keeper.base import Keeper
 
 SCHEMES = ("file", "kubernetes", "aws-sm", "gcp-sm", "azure-kv")
 
 
 def open_keeper(uri: str) -> Keeper:
-    """The keeper a URI names (see ``steps.keeper`` for the forms)."""
+    """The keeper a URI names (see ``vaultflow.steps.keeper`` for the forms)."""
     parsed = urlparse(uri)
     query = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
     parts = [p for p in parsed.path.split("/") if p]
     if parsed.scheme == "file":
         if not parsed.path or parsed.netloc:
             raise InputError(f"keeper {uri!r}: write file URIs as file:///absolute/path")
-        from steps.keeper.file import FileKeeper
+        from vaultflow.steps.keeper.file import FileKeeper
 
         return FileKeeper(Path(parsed.path))
     if parsed.scheme == "kubernetes" and parsed.netloc and len(parts) == 1:
-        from steps.keeper.kubernetes import KubernetesSecretKeeper
+        from vaultflow.steps.keeper.kubernetes import KubernetesSecretKeeper
 
         return KubernetesSecretKeeper(parsed.netloc, parts[0], context=query.get("context"))
     if parsed.scheme == "aws-sm" and parsed.netloc:
-        from steps.keeper.aws import AwsSecretsManagerKeeper
+        from vaultflow.steps.keeper.aws import AwsSecretsManagerKeeper
 
         return AwsSecretsManagerKeeper("/".join([parsed.netloc, *parts]), region=query.get("region"))
     if parsed.scheme == "gcp-sm" and parsed.netloc and len(parts) == 1:
-        from steps.keeper.gcp import GcpSecretManagerKeeper
+        from vaultflow.steps.keeper.gcp import GcpSecretManagerKeeper
 
         return GcpSecretManagerKeeper(parsed.netloc, parts[0])
     if parsed.scheme == "azure-kv" and parsed.netloc and len(parts) == 1:
-        from steps.keeper.azure import AzureKeyVaultKeeper
+        from vaultflow.steps.keeper.azure import AzureKeyVaultKeeper
 
         return AzureKeyVaultKeeper(f"https://{parsed.netloc}", parts[0])
     raise InputError(

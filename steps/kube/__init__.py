@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from vaultflow.errors import OperationError
+from vaultflow.base.errors import OperationError
 
 
 def api_client(context: str | None = None) -> Any:

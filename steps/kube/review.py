@@ -16,11 +16,11 @@ from pathlib import Path
 
 import yaml
 
-from gitops.catalog.model import Cluster, ServiceAccountRef
-from steps.kube import api_client
-from steps.vault.configure import ClusterReview
-from steps.vault.login import service_account_token
-from vaultflow.errors import OperationError
+from vaultflow.base.errors import OperationError
+from vaultflow.gitops.catalog.model import Cluster, ServiceAccountRef
+from vaultflow.steps.kube import api_client
+from vaultflow.steps.vault.configure import ClusterReview
+from vaultflow.steps.vault.login import service_account_token
 
 IN_CLUSTER_CA = Path("/var/run/secrets/kubernetes.io/serviceaccount/ca.crt")
 REVIEWER_TOKEN_SECONDS = 365 * 24 * 3600  # the API server may shorten it; bootstrap renews it on re-run

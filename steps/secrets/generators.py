@@ -5,7 +5,7 @@ import secrets
 import string
 import uuid
 
-from gitops.catalog.model import PasswordGenerator, RandomGenerator, SecretField, UuidGenerator
+from vaultflow.gitops.catalog.model import PasswordGenerator, RandomGenerator, SecretField, UuidGenerator
 
 _CLASSES = (
     ("lowercase", string.ascii_lowercase),

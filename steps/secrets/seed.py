@@ -7,11 +7,11 @@ from collections.abc import Callable
 
 from pydantic import BaseModel
 
-from gitops.catalog.model import Catalog
-from steps.catalog_source import load_catalog_source
-from steps.secrets.generators import generate
-from steps.vault.api import VaultApi, vault_errors
-from steps.vault.root_token import root_client
+from vaultflow.gitops.catalog.model import Catalog
+from vaultflow.steps.catalog_source import load_catalog_source
+from vaultflow.steps.secrets.generators import generate
+from vaultflow.steps.vault.api import VaultApi, vault_errors
+from vaultflow.steps.vault.root_token import root_client
 
 StaticValue = Callable[[str, str], str | None]  # (path, key) -> value, or None if unknown
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vaultflow.errors import OperationError
+from vaultflow.base.errors import OperationError
 
 DEFAULT_TIMEOUT = 10.0
 # A replica that is still starting refuses connections for a few seconds: connecting is

@@ -25,14 +25,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from gitops.catalog import LoadedCatalog
-from gitops.catalog.model import Catalog, Cluster
-from gitops.catalog.types import duration_seconds
-from gitops.policies import all_policies
-from steps.catalog_source import load_catalog_source
-from steps.vault.api import VaultApi, vault_errors
-from steps.vault.root_token import root_client
-from vaultflow.errors import OperationError
+from vaultflow.base.errors import OperationError
+from vaultflow.gitops.catalog import LoadedCatalog
+from vaultflow.gitops.catalog.model import Catalog, Cluster
+from vaultflow.gitops.catalog.types import duration_seconds
+from vaultflow.gitops.policies import all_policies
+from vaultflow.steps.catalog_source import load_catalog_source
+from vaultflow.steps.vault.api import VaultApi, vault_errors
+from vaultflow.steps.vault.root_token import root_client
 
 
 @dataclass(frozen=True)
@@ -265,7 +265,7 @@ def configure_vault(
     audit_file: str = "/vault/audit/audit.log",
 ) -> ConfigureResult:
     """The workflow step: configure Vault from the catalog at ``catalog`` with the keeper's root token."""
-    from steps.kube.review import cluster_review
+    from vaultflow.steps.kube.review import cluster_review
 
     loaded = load_catalog_source(catalog)
     vault = root_client(addresses, keeper, ca_cert)

@@ -16,10 +16,10 @@ cannot be written cannot lose freshly generated shares.
 
 from pydantic import BaseModel
 
-from steps.keeper import UnsealMaterial, open_keeper
-from steps.vault.api import VaultApi
-from steps.vault.status import parse_addresses
-from vaultflow.errors import InputError, OperationError
+from vaultflow.base.errors import InputError, OperationError
+from vaultflow.steps.keeper import UnsealMaterial, open_keeper
+from vaultflow.steps.vault.api import VaultApi
+from vaultflow.steps.vault.status import parse_addresses
 
 
 class InitResult(BaseModel):

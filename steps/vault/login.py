@@ -14,8 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from steps.vault.api import VaultApi, vault_errors
-from vaultflow.errors import OperationError
+from vaultflow.base.errors import OperationError
+from vaultflow.steps.vault.api import VaultApi, vault_errors
 
 PROJECTED_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
@@ -40,7 +40,7 @@ def service_account_token(
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
-    from steps.kube import core_v1
+    from vaultflow.steps.kube import core_v1
 
     api = core_api or core_v1(context)
     request = client.AuthenticationV1TokenRequest(

@@ -12,13 +12,13 @@ revokes it and removes it from the keeper.
 
 from pydantic import BaseModel
 
-from gitops.catalog.model import Catalog
-from steps.catalog_source import load_catalog_source
-from steps.keeper import UnsealMaterial, open_keeper
-from steps.vault.api import VaultApi
-from steps.vault.login import kubernetes_login, service_account_token
-from steps.vault.status import parse_addresses
-from vaultflow.errors import OperationError
+from vaultflow.base.errors import OperationError
+from vaultflow.gitops.catalog.model import Catalog
+from vaultflow.steps.catalog_source import load_catalog_source
+from vaultflow.steps.keeper import UnsealMaterial, open_keeper
+from vaultflow.steps.vault.api import VaultApi
+from vaultflow.steps.vault.login import kubernetes_login, service_account_token
+from vaultflow.steps.vault.status import parse_addresses
 
 
 class RootTokenResult(BaseModel):

@@ -15,12 +15,12 @@ from collections.abc import Callable
 import hvac.exceptions
 from pydantic import BaseModel
 
-from gitops.policies import canary_path
-from steps.catalog_source import load_catalog_source
-from steps.vault.api import VaultApi, vault_errors
-from steps.vault.login import kubernetes_login, service_account_token
-from steps.vault.root_token import root_client
-from vaultflow.errors import OperationError
+from vaultflow.base.errors import OperationError
+from vaultflow.gitops.policies import canary_path
+from vaultflow.steps.catalog_source import load_catalog_source
+from vaultflow.steps.vault.api import VaultApi, vault_errors
+from vaultflow.steps.vault.login import kubernetes_login, service_account_token
+from vaultflow.steps.vault.root_token import root_client
 
 
 class ClusterSmoke(BaseModel):

@@ -6,8 +6,8 @@ from typing import Annotated
 from hera.workflows import Parameter
 from pydantic import BaseModel
 
-from steps.vault.api import VaultApi
-from vaultflow.errors import InputError, OperationError
+from vaultflow.base.errors import InputError, OperationError
+from vaultflow.steps.vault.api import VaultApi
 
 
 class ReplicaStatus(BaseModel):

@@ -8,10 +8,10 @@ from collections.abc import Callable
 
 from pydantic import BaseModel
 
-from steps.keeper import UnsealMaterial, open_keeper
-from steps.vault.api import SealStatus, VaultApi
-from steps.vault.status import parse_addresses
-from vaultflow.errors import OperationError
+from vaultflow.base.errors import OperationError
+from vaultflow.steps.keeper import UnsealMaterial, open_keeper
+from vaultflow.steps.vault.api import SealStatus, VaultApi
+from vaultflow.steps.vault.status import parse_addresses
 
 
 class ReplicaUnseal(BaseModel):

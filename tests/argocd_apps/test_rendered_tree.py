@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from gitops.catalog import load_catalog
-from gitops.crd_schemas import CrdRegistry
-from gitops.render import render_catalog
 from tests.argocd_apps.argocd_policy import ProjectPolicy
 from tests.argocd_apps.manifests import Document
+from vaultflow.gitops.catalog import load_catalog
+from vaultflow.gitops.crd_schemas import CrdRegistry
+from vaultflow.gitops.render import render_catalog
 
 IN_CLUSTER = "https://kubernetes.default.svc"
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from gitops.crd_schemas import CrdRegistry
 from tests.argocd_apps.conftest import ARGOCD_APPS
 from tests.argocd_apps.manifests import Document, load_documents, manifest_files
+from vaultflow.gitops.crd_schemas import CrdRegistry
 
 # argocd-apps/workflows/ is written by the workflows side of the project: it may
 # hold ServiceAccounts and RBAC next to its Application. Everywhere else only

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gitops.catalog import CatalogError, LoadedCatalog, load_catalog, parse_catalog
+from vaultflow.gitops.catalog import CatalogError, LoadedCatalog, load_catalog, parse_catalog
 
 HEADER = """\
 apiVersion: vaultflow.io/v1alpha1
@@ -114,7 +114,7 @@ MISTAKES = [
         """,
         "schedule",
         "secrets[0].rotation.schedule",
-        "not a valid cron expression",
+        "hour '25': outside 0-23",
         id="cron",
     ),
     pytest.param(
@@ -459,3 +459,30 @@ def test_push_reuses_a_consumer_secret_or_gets_its_own_source() -> None:
     )
     source = [es for es in plan.external_secrets if es.for_pushes]
     assert [(es.cluster, es.namespace, es.target) for es in source] == [("two", "jobs", "app-db-push-source")]
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("0", 0.0), (".5s", 0.5), ("1h30m", 5400.0)])
+def test_refresh_interval_reads_as_eso_reads_it(text: str, seconds: float) -> None:
+    """ESO takes any Go duration, including 0 (never refresh) and a leading-dot fraction."""
+    from vaultflow.gitops.catalog.types import duration_seconds
+
+    loaded = parse(
+        f"""\
+        secrets:
+          - path: app/api
+            keys: [{{name: token, generator: {{type: static}}}}]
+            consumers: [{{cluster: one, namespace: apps, secretName: api, refreshInterval: "{text}"}}]
+        """
+    )
+    assert duration_seconds(loaded.catalog.secrets[0].consumers[0].refresh_interval) == seconds
+
+
+def test_a_negative_duration_is_refused_with_its_place() -> None:
+    body = """\
+        secrets:
+          - path: app/api
+            keys: [{name: token, generator: {type: static}}]
+            consumers: [{cluster: one, namespace: apps, secretName: api, refreshInterval: "-1m"}]
+        """
+    [problem] = problems(body)
+    assert "secrets[0].consumers[0].refreshInterval" in problem and "is negative" in problem

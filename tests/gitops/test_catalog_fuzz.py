@@ -16,9 +16,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gitops.catalog import CatalogError, parse_catalog
-from gitops.crd_schemas import CrdRegistry
-from gitops.render import render_catalog
+from vaultflow.gitops.catalog import CatalogError, parse_catalog
+from vaultflow.gitops.crd_schemas import CrdRegistry
+from vaultflow.gitops.render import render_catalog
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
 BASE: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())

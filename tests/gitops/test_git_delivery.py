@@ -9,10 +9,10 @@ from pathlib import Path
 import git
 import pytest
 
-from gitops.catalog import load_catalog
-from gitops.git_delivery import Workspace, deliver
-from gitops.render import RenderedTree, render_catalog
-from vaultflow.errors import OperationError
+from vaultflow.base.errors import OperationError
+from vaultflow.gitops.catalog import load_catalog
+from vaultflow.gitops.git_delivery import Workspace, deliver
+from vaultflow.gitops.render import RenderedTree, render_catalog
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
 

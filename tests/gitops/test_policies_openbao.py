@@ -9,9 +9,9 @@ import hvac
 import hvac.exceptions
 import pytest
 
-from gitops.catalog import load_catalog
-from gitops.policies import ROTATION_POLICY, all_policies, eso_policy_name
 from tests.conftest import UnsealedVault
+from vaultflow.gitops.catalog import load_catalog
+from vaultflow.gitops.policies import ROTATION_POLICY, all_policies, eso_policy_name
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
 OUTSIDE = ["prod/payroll", "prod", "prod/database-old", "argocd/admin/extra"]

@@ -10,11 +10,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from gitops.catalog import load_catalog
-from gitops.crd_schemas import CrdRegistry
-from gitops.render import MARKER_FILE, render_catalog
-from gitops.tree_writer import read_tree, write_tree
 from vaultflow.cli import app
+from vaultflow.gitops.catalog import load_catalog
+from vaultflow.gitops.crd_schemas import CrdRegistry
+from vaultflow.gitops.render import MARKER_FILE, render_catalog
+from vaultflow.gitops.tree_writer import read_tree, write_tree
 
 GOLDEN = Path(__file__).parent / "golden" / "example"
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
@@ -160,8 +160,8 @@ def test_a_removed_consumer_disappears_from_the_tree(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("broken", ["metadata", "spec"])
 def test_validate_tree_reports_crd_violations(broken: str, upstream_crds: CrdRegistry) -> None:
-    from gitops.render import RenderedFile, validate_tree
-    from vaultflow.errors import OperationError
+    from vaultflow.base.errors import OperationError
+    from vaultflow.gitops.render import RenderedFile, validate_tree
 
     tree = render_catalog(load_catalog(EXAMPLE))
     path, manifest = next((p, m) for p, m in tree.manifests() if m["kind"] == "ExternalSecret")

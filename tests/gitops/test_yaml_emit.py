@@ -8,7 +8,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitops.yaml_emit import emit_yaml
+from vaultflow.gitops.yaml_emit import emit_yaml
 
 keys = st.text(min_size=1, max_size=12)
 leaves = st.one_of(

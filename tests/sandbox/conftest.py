@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from sandbox import lifecycle
-from sandbox.crd_sources import CrdSource, load_crds
-from sandbox.kube import KubeCluster
-from sandbox.kubeconfig import ClusterAccess, write_kubeconfig
-from sandbox.state import SandboxState
+from vaultflow.sandbox import lifecycle
+from vaultflow.sandbox.crd_sources import CrdSource, load_crds
+from vaultflow.sandbox.kube import KubeCluster
+from vaultflow.sandbox.kubeconfig import ClusterAccess, write_kubeconfig
+from vaultflow.sandbox.state import SandboxState
 
 
 @pytest.fixture(scope="session")

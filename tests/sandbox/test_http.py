@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.http import HttpServer, Request, Response, Router
-from sandbox.pki import CertificateAuthority
-from sandbox.processes import port_is_listening
+from vaultflow.sandbox.http import HttpServer, Request, Response, Router
+from vaultflow.sandbox.pki import CertificateAuthority
+from vaultflow.sandbox.processes import port_is_listening
 
 
 def echo_router() -> Router:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from kubernetes import client, dynamic, watch
 
-from sandbox.kube import KubeCluster
+from vaultflow.sandbox.kube import KubeCluster
 
 
 def status_of(error: client.ApiException) -> dict[str, Any]:

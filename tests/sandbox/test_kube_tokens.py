@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from sandbox.kube import KubeCluster
+from vaultflow.sandbox.kube import KubeCluster
 
 
 def claims_of(token: str) -> dict[str, Any]:

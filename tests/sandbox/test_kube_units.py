@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sandbox.kube.errors import ApiError
-from sandbox.kube.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
-from sandbox.kube.selectors import parse_field_selector, parse_label_selector
+from vaultflow.sandbox.kube.errors import ApiError
+from vaultflow.sandbox.kube.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
+from vaultflow.sandbox.kube.selectors import parse_field_selector, parse_label_selector
 
 # RFC 7386, appendix A
 RFC7386_EXAMPLES = [

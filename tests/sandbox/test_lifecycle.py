@@ -20,12 +20,12 @@ import yaml
 from kubernetes import client, config
 from typer.testing import CliRunner
 
-from sandbox import lifecycle
-from sandbox.layout import SandboxPaths
-from sandbox.processes import port_is_listening, process_alive
-from sandbox.state import SandboxState
+from vaultflow.base.errors import InputError, OperationError
 from vaultflow.cli.sandbox import app
-from vaultflow.errors import InputError, OperationError
+from vaultflow.sandbox import lifecycle
+from vaultflow.sandbox.layout import SandboxPaths
+from vaultflow.sandbox.processes import port_is_listening, process_alive
+from vaultflow.sandbox.state import SandboxState
 
 runner = CliRunner()
 

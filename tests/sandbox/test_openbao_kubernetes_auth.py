@@ -16,8 +16,8 @@ import hvac.exceptions
 import pytest
 from kubernetes import client, config
 
-from sandbox.state import SandboxState
-from steps.vault.api import VaultApi
+from vaultflow.sandbox.state import SandboxState
+from vaultflow.steps.vault.api import VaultApi
 
 ESO_NAMESPACE = "external-secrets"
 ESO_ACCOUNT = "external-secrets"

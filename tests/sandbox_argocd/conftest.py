@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 import yaml
 
-from sandbox.argocd import ArgoCdController
-from sandbox.crd_sources import CrdSource, load_crds
-from sandbox.kube import KubeCluster
-from sandbox.routes import Routes
+from vaultflow.sandbox.argocd import ArgoCdController
+from vaultflow.sandbox.crd_sources import CrdSource, load_crds
+from vaultflow.sandbox.kube import KubeCluster
+from vaultflow.sandbox.routes import Routes
 
 
 @dataclass

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandbox.kube.store import Event, ObjectStore
 from tests.sandbox_argocd.conftest import ArgoSandbox, GitRemote, eventually
+from vaultflow.sandbox.kube.store import Event, ObjectStore
 
 WAVE = "argocd.argoproj.io/sync-wave"
 

@@ -11,10 +11,10 @@ from azure.keyvault.secrets import SecretClient
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import secretmanager
 
-from sandbox.azure import AzureKeyVaultEmulator, KeyVaultServer
-from sandbox.azure.credential import StaticTokenCredential
-from sandbox.gcp import GcpSecretManagerEmulator
-from sandbox.pki import CertificateAuthority
+from vaultflow.sandbox.azure import AzureKeyVaultEmulator, KeyVaultServer
+from vaultflow.sandbox.azure.credential import StaticTokenCredential
+from vaultflow.sandbox.gcp import GcpSecretManagerEmulator
+from vaultflow.sandbox.pki import CertificateAuthority
 
 
 @pytest.fixture(scope="session")

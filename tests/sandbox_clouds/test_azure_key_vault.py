@@ -15,8 +15,8 @@ from azure.core.exceptions import (
 )
 from azure.keyvault.secrets import SecretClient
 
-from sandbox.azure import SANDBOX_TENANT, KeyVaultServer
-from sandbox.azure.credential import StaticTokenCredential
+from vaultflow.sandbox.azure import SANDBOX_TENANT, KeyVaultServer
+from vaultflow.sandbox.azure.credential import StaticTokenCredential
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import pytest
 import requests
 from google.api_core import exceptions
 
-from sandbox.gcp import GcpSecretManagerEmulator, project_number
-from sandbox.gcp.crc32c import crc32c
+from vaultflow.sandbox.gcp import GcpSecretManagerEmulator, project_number
+from vaultflow.sandbox.gcp.crc32c import crc32c
 
 PROJECT = "vaultflow-test"
 

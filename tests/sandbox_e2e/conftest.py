@@ -20,15 +20,15 @@ import hvac
 import pytest
 from kubernetes import client, config
 
-from gitops.catalog import LoadedCatalog, load_catalog
-from gitops.catalog.model import Cluster
-from sandbox import lifecycle
-from sandbox.catalog_wiring import azure_vault_names, wire_catalog
-from sandbox.platform import install_platform_accounts
-from sandbox.state import SandboxState
-from steps.vault.api import VaultApi
-from steps.vault.configure import ClusterReview, apply_config, desired_config
-from steps.vault.login import service_account_token
+from vaultflow.gitops.catalog import LoadedCatalog, load_catalog
+from vaultflow.gitops.catalog.model import Cluster
+from vaultflow.sandbox import lifecycle
+from vaultflow.sandbox.catalog_wiring import azure_vault_names, wire_catalog
+from vaultflow.sandbox.platform import install_platform_accounts
+from vaultflow.sandbox.state import SandboxState
+from vaultflow.steps.vault.api import VaultApi
+from vaultflow.steps.vault.configure import ClusterReview, apply_config, desired_config
+from vaultflow.steps.vault.login import service_account_token
 
 # what the tests put in Vault: test data only, never a real secret
 SEEDS: dict[str, dict[str, str]] = {

@@ -15,11 +15,12 @@ from pathlib import Path
 
 from kubernetes import client
 
-from gitops.git_delivery import deliver
-from gitops.render import render_catalog
-from sandbox.catalog_wiring import register_app_of_apps
-from sandbox.eso.gohash import data_hash
-from sandbox.observe import (
+from tests.sandbox_e2e.conftest import SEEDS, CatalogSandbox
+from vaultflow.gitops.git_delivery import deliver
+from vaultflow.gitops.render import render_catalog
+from vaultflow.sandbox.catalog_wiring import register_app_of_apps
+from vaultflow.sandbox.eso.gohash import data_hash
+from vaultflow.sandbox.observe import (
     applications,
     digest,
     external_secrets,
@@ -27,7 +28,6 @@ from sandbox.observe import (
     wait_for,
     wait_for_applications,
 )
-from tests.sandbox_e2e.conftest import SEEDS, CatalogSandbox
 
 
 def _secret_data(sandbox: CatalogSandbox, cluster: str, namespace: str, name: str) -> dict[str, bytes]:

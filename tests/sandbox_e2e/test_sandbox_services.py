@@ -13,15 +13,15 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import secretmanager
 from typer.testing import CliRunner
 
-from sandbox import lifecycle
-from sandbox.admin import AdminClient
-from sandbox.azure.credential import StaticTokenCredential
-from sandbox.faults import Fault
-from sandbox.processes import port_is_listening
-from sandbox.state import SandboxState
+from vaultflow.base.errors import InputError
 from vaultflow.cli import app as vaultflow
 from vaultflow.cli.sandbox import app
-from vaultflow.errors import InputError
+from vaultflow.sandbox import lifecycle
+from vaultflow.sandbox.admin import AdminClient
+from vaultflow.sandbox.azure.credential import StaticTokenCredential
+from vaultflow.sandbox.faults import Fault
+from vaultflow.sandbox.processes import port_is_listening
+from vaultflow.sandbox.state import SandboxState
 
 runner = CliRunner()
 

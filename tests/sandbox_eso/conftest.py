@@ -22,18 +22,18 @@ import hvac
 import pytest
 from kubernetes import client, config
 
-from sandbox.azure import AzureKeyVaultEmulator
-from sandbox.crd_sources import CrdSource, load_crds
-from sandbox.eso import EsoController
-from sandbox.eso.environment import CloudEndpoints, EsoEnvironment
-from sandbox.faults import FaultInjector
-from sandbox.gcp import GcpSecretManagerEmulator
-from sandbox.kube import KubeCluster
-from sandbox.kubeconfig import ClusterAccess, write_kubeconfig
-from sandbox.observe import is_ready, wait_for
-from sandbox.pki import CertificateAuthority
-from sandbox.routes import Routes
 from tests.conftest import UnsealedVault
+from vaultflow.sandbox.azure import AzureKeyVaultEmulator
+from vaultflow.sandbox.crd_sources import CrdSource, load_crds
+from vaultflow.sandbox.eso import EsoController
+from vaultflow.sandbox.eso.environment import CloudEndpoints, EsoEnvironment
+from vaultflow.sandbox.faults import FaultInjector
+from vaultflow.sandbox.gcp import GcpSecretManagerEmulator
+from vaultflow.sandbox.kube import KubeCluster
+from vaultflow.sandbox.kubeconfig import ClusterAccess, write_kubeconfig
+from vaultflow.sandbox.observe import is_ready, wait_for
+from vaultflow.sandbox.pki import CertificateAuthority
+from vaultflow.sandbox.routes import Routes
 
 VAULT_ADDRESS = "https://vault.vault-system.svc:8200"  # what stores name; routed to the OpenBao
 ESO_NAMESPACE, ESO_ACCOUNT, ROLE = "external-secrets-system", "external-secrets", "external-secrets"

@@ -11,9 +11,9 @@ import time
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from sandbox.eso.gohash import data_hash, owner_label, resource_version
-from sandbox.observe import wait_for
 from tests.sandbox_eso.conftest import EsoStack, external_secret
+from vaultflow.sandbox.eso.gohash import data_hash, owner_label, resource_version
+from vaultflow.sandbox.observe import wait_for
 
 ES = "ExternalSecret"
 

@@ -7,10 +7,10 @@ from typing import Any
 import boto3
 import pytest
 
-from sandbox.faults import Fault, FaultInjector, InjectedFault
-from sandbox.observe import wait_for
 from tests.sandbox_eso.conftest import EsoStack, external_secret
 from tests.sandbox_eso.test_pushsecret import aws_value, gcp_value, push_secret, source, stores, update_source
+from vaultflow.sandbox.faults import Fault, FaultInjector, InjectedFault
+from vaultflow.sandbox.observe import wait_for
 
 
 def failed(eso: EsoStack, namespace: str, kind: str, name: str) -> dict[str, Any] | None:

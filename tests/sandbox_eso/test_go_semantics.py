@@ -6,8 +6,8 @@ import hashlib
 
 import pytest
 
-from sandbox.eso import gohash
-from sandbox.eso.gojson import (
+from vaultflow.sandbox.eso import gohash
+from vaultflow.sandbox.eso.gojson import (
     KeyNotFound,
     byte_value,
     format_float_fixed,
@@ -17,7 +17,7 @@ from sandbox.eso.gojson import (
     property_value,
     set_property,
 )
-from sandbox.eso.providers.vault import build_path
+from vaultflow.sandbox.eso.providers.vault import build_path
 
 
 def test_data_hash_test_vector() -> None:

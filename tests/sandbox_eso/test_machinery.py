@@ -8,10 +8,9 @@ import time
 
 import pytest
 
-from sandbox.argocd.apply import _merge
-from sandbox.durations import parse_duration
-from sandbox.routes import RouteMissing, Routes
-from sandbox.workqueue import Result, Workers, WorkQueue
+from vaultflow.sandbox.argocd.apply import _merge
+from vaultflow.sandbox.routes import RouteMissing, Routes
+from vaultflow.sandbox.workqueue import Result, Workers, WorkQueue
 
 
 def test_a_key_is_queued_once_and_never_processed_twice_at_once() -> None:
@@ -58,27 +57,6 @@ def test_workers_retry_a_failing_key_until_it_succeeds() -> None:
     assert done.wait(5)
     workers.stop()
     assert attempts == ["k", "k", "k"] and workers.errors == 2 and queue.failures("k") == 0
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [
-        ("1h", 3600),
-        ("15m", 900),
-        ("1h30m", 5400),
-        ("1.5s", 1.5),
-        ("300ms", 0.3),
-        ("0", 0),
-        ("2h45m10s", 9910),
-    ],
-)
-def test_go_durations(text: str, seconds: float) -> None:
-    assert parse_duration(text) == pytest.approx(seconds)
-
-
-def test_an_invalid_duration_is_refused() -> None:
-    with pytest.raises(ValueError, match="invalid duration '1 hour'"):
-        parse_duration("1 hour")
 
 
 def test_routes_resolve_and_say_what_is_missing() -> None:

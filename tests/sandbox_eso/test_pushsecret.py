@@ -16,9 +16,9 @@ from azure.keyvault.secrets import SecretClient
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import secretmanager
 
-from sandbox.azure.credential import StaticTokenCredential
-from sandbox.observe import wait_for
 from tests.sandbox_eso.conftest import AZURE_VAULT, EsoStack
+from vaultflow.sandbox.azure.credential import StaticTokenCredential
+from vaultflow.sandbox.observe import wait_for
 
 PS = "PushSecret"
 PROJECT = "eso-push-tests"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.openbao import OpenBaoServer
+from vaultflow.sandbox.openbao import OpenBaoServer
 
 
 @pytest.fixture

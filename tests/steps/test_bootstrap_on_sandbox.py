@@ -15,19 +15,19 @@ import hvac
 import hvac.exceptions
 import pytest
 
-from gitops.catalog import load_catalog
-from sandbox import lifecycle
-from sandbox.platform import install_platform_accounts
-from sandbox.state import SandboxState
-from steps.keeper import open_keeper
-from steps.vault.api import VaultApi
-from steps.vault.configure import configure_vault
-from steps.vault.init import init_vault
-from steps.vault.login import kubernetes_login, service_account_token
-from steps.vault.root_token import ensure_root_token, revoke_root_token
-from steps.vault.smoke import smoke_test
-from steps.vault.unseal import unseal_vault
-from vaultflow.errors import OperationError
+from vaultflow.base.errors import OperationError
+from vaultflow.gitops.catalog import load_catalog
+from vaultflow.sandbox import lifecycle
+from vaultflow.sandbox.platform import install_platform_accounts
+from vaultflow.sandbox.state import SandboxState
+from vaultflow.steps.keeper import open_keeper
+from vaultflow.steps.vault.api import VaultApi
+from vaultflow.steps.vault.configure import configure_vault
+from vaultflow.steps.vault.init import init_vault
+from vaultflow.steps.vault.login import kubernetes_login, service_account_token
+from vaultflow.steps.vault.root_token import ensure_root_token, revoke_root_token
+from vaultflow.steps.vault.smoke import smoke_test
+from vaultflow.steps.vault.unseal import unseal_vault
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
 

@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
-from gitops.catalog import CatalogError
-from sandbox.kube.cluster import KubeCluster
-from sandbox.kubeconfig import ClusterAccess, write_kubeconfig
-from steps.catalog_source import load_catalog_source
-from vaultflow.errors import InputError, OperationError
+from vaultflow.base.errors import InputError, OperationError
+from vaultflow.gitops.catalog import CatalogError
+from vaultflow.sandbox.kube.cluster import KubeCluster
+from vaultflow.sandbox.kubeconfig import ClusterAccess, write_kubeconfig
+from vaultflow.steps.catalog_source import load_catalog_source
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
 

@@ -13,11 +13,11 @@ import boto3
 import pytest
 from kubernetes import client
 
-from sandbox.kube.cluster import KubeCluster
-from steps.keeper import Keeper, KeeperConflict, UnsealMaterial, open_keeper
-from steps.keeper.aws import AwsSecretsManagerKeeper
-from steps.keeper.kubernetes import KubernetesSecretKeeper
-from vaultflow.errors import InputError, OperationError
+from vaultflow.base.errors import InputError, OperationError
+from vaultflow.sandbox.kube.cluster import KubeCluster
+from vaultflow.steps.keeper import Keeper, KeeperConflict, UnsealMaterial, open_keeper
+from vaultflow.steps.keeper.aws import AwsSecretsManagerKeeper
+from vaultflow.steps.keeper.kubernetes import KubernetesSecretKeeper
 
 MATERIAL = UnsealMaterial(
     shares=["c2hhcmUtb25l", "c2hhcmUtdHdv", "c2hhcmUtdGhyZWU="], threshold=2, root_token="s.root-xyz"
@@ -96,8 +96,8 @@ def test_gcp_secret_manager_keeper(tmp_path: Any) -> None:
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import secretmanager
 
-    from sandbox.gcp import GcpSecretManagerEmulator
-    from steps.keeper.gcp import GcpSecretManagerKeeper
+    from vaultflow.sandbox.gcp import GcpSecretManagerEmulator
+    from vaultflow.steps.keeper.gcp import GcpSecretManagerKeeper
 
     with GcpSecretManagerEmulator() as emulator:
         gcp = secretmanager.SecretManagerServiceClient(
@@ -113,10 +113,10 @@ def test_gcp_secret_manager_keeper(tmp_path: Any) -> None:
 def test_azure_key_vault_keeper(tmp_path: Any) -> None:
     from azure.keyvault.secrets import SecretClient
 
-    from sandbox.azure import AzureKeyVaultEmulator
-    from sandbox.azure.credential import StaticTokenCredential
-    from sandbox.pki import CertificateAuthority
-    from steps.keeper.azure import AzureKeyVaultKeeper
+    from vaultflow.sandbox.azure import AzureKeyVaultEmulator
+    from vaultflow.sandbox.azure.credential import StaticTokenCredential
+    from vaultflow.sandbox.pki import CertificateAuthority
+    from vaultflow.steps.keeper.azure import AzureKeyVaultKeeper
 
     authority = CertificateAuthority("keeper test CA")
     ca_file = tmp_path / "ca.crt"

@@ -9,12 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gitops.catalog import load_catalog
-from gitops.catalog.model import PasswordGenerator, RandomGenerator, SecretField
-from steps.secrets.generators import generate, password, random_bytes
-from steps.secrets.seed import seed_missing_secrets
-from steps.vault.api import VaultApi
 from tests.conftest import UnsealedVault
+from vaultflow.gitops.catalog import load_catalog
+from vaultflow.gitops.catalog.model import PasswordGenerator, RandomGenerator, SecretField
+from vaultflow.steps.secrets.generators import generate, password, random_bytes
+from vaultflow.steps.secrets.seed import seed_missing_secrets
+from vaultflow.steps.vault.api import VaultApi
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
 

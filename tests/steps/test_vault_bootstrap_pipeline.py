@@ -19,14 +19,14 @@ import hvac
 import hvac.exceptions
 import pytest
 
-from gitops.catalog import load_catalog
-from sandbox import lifecycle
-from sandbox.openbao import OpenBaoServer, free_port
-from sandbox.platform import install_platform_accounts
-from sandbox.state import SandboxState
-from steps.keeper import open_keeper
-from steps.vault.init import init_vault
-from steps.vault.status import vault_status
+from vaultflow.gitops.catalog import load_catalog
+from vaultflow.sandbox import lifecycle
+from vaultflow.sandbox.openbao import OpenBaoServer, free_port
+from vaultflow.sandbox.platform import install_platform_accounts
+from vaultflow.sandbox.state import SandboxState
+from vaultflow.steps.keeper import open_keeper
+from vaultflow.steps.vault.init import init_vault
+from vaultflow.steps.vault.status import vault_status
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import hvac
 import pytest
 
-from sandbox.openbao import OpenBaoServer
-from steps.keeper import UnsealMaterial, open_keeper
-from steps.vault.api import VaultApi
-from steps.vault.init import init_vault
-from steps.vault.status import vault_status
-from steps.vault.unseal import unseal_vault
-from vaultflow.errors import InputError, OperationError
+from vaultflow.base.errors import InputError, OperationError
+from vaultflow.sandbox.openbao import OpenBaoServer
+from vaultflow.steps.keeper import UnsealMaterial, open_keeper
+from vaultflow.steps.vault.api import VaultApi
+from vaultflow.steps.vault.init import init_vault
+from vaultflow.steps.vault.status import vault_status
+from vaultflow.steps.vault.unseal import unseal_vault
 
 StartServer = Callable[..., OpenBaoServer]
 
@@ -90,7 +90,7 @@ def test_bad_parameters_are_input_errors(tmp_path: Path) -> None:
 
 
 def test_unreachable_vault_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sandbox.openbao import free_port
+    from vaultflow.sandbox.openbao import free_port
 
     monkeypatch.setenv("VAULTFLOW_VAULT_CONNECT_RETRIES", "1")  # the default waits ~30 s for a starting pod
 

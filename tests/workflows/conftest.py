@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from workflows import runner
-from workflows.compile import workflow_template
-from workflows.dsl import NO_RETRY, Pipeline, Step
+from vaultflow.workflows import runner
+from vaultflow.workflows.compile import workflow_template
+from vaultflow.workflows.dsl import NO_RETRY, Pipeline, Step
 
 
 def pipeline(name: str, steps: Sequence[Step], **options: Any) -> Pipeline:

@@ -1,7 +1,7 @@
 """Pipelines for the CLI and secret-handling tests, loaded through ``VAULTFLOW_PIPELINE_MODULES``."""
 
 from tests.workflows import sample_steps as s
-from workflows.dsl import NO_RETRY, Param, Pipeline, Step, param, result
+from vaultflow.workflows.dsl import NO_RETRY, Param, Pipeline, Step, param, result
 
 PIPELINES = [
     Pipeline(

@@ -9,10 +9,10 @@ from rich.console import Console
 
 from tests.workflows import sample_steps as s
 from tests.workflows.conftest import pipeline
-from workflows import runner
-from workflows.compile import workflow_template
-from workflows.dsl import Step, result
-from workflows.runner.display import LiveTree, summary
+from vaultflow.workflows import runner
+from vaultflow.workflows.compile import workflow_template
+from vaultflow.workflows.dsl import Step, result
+from vaultflow.workflows.runner.display import LiveTree, summary
 
 
 def test_live_tree_and_summary(tmp_path: Path) -> None:

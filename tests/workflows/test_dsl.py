@@ -6,10 +6,10 @@ import pytest
 
 from tests.workflows import dsl_steps, sample_steps
 from tests.workflows.conftest import pipeline
-from vaultflow.errors import InputError
-from workflows.checks import carries_secret_type
-from workflows.dsl import Param, Retry, Schedule, Step, param, result
-from workflows.registry import Registry
+from vaultflow.base.errors import InputError
+from vaultflow.workflows.checks import carries_secret_type
+from vaultflow.workflows.dsl import Param, Retry, Schedule, Step, param, result
+from vaultflow.workflows.registry import Registry
 
 
 @pytest.mark.parametrize(
@@ -66,11 +66,17 @@ def test_declaration_mistakes_are_refused_with_their_place(steps: list[Step], me
 
 
 def test_schedules_are_checked() -> None:
-    with pytest.raises(InputError, match="is not a cron expression"):
+    with pytest.raises(InputError, match="minute '99': outside 0-59"):
         pipeline(
             "cron",
             [Step("a", dsl_steps.needs, args={"path": "p"})],
             schedules=[Schedule("nightly", "99 * * * *")],
+        )
+    with pytest.raises(InputError, match="has 6 fields"):  # croniter takes seconds, Argo does not
+        pipeline(
+            "cron",
+            [Step("a", dsl_steps.needs, args={"path": "p"})],
+            schedules=[Schedule("nightly", "0 0 3 * * *")],
         )
     with pytest.raises(InputError, match="argument 'target' is not a parameter"):
         pipeline(

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workflows.runner import depends, when
-from workflows.runner.nodes import Phase
+from vaultflow.workflows.runner import depends, when
+from vaultflow.workflows.runner.nodes import Phase
 
 
 def _outcomes(**phases: Phase) -> dict[str, depends.TaskOutcome]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from vaultflow import __version__
-from workflows import settings
+from vaultflow.workflows import settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = (REPO_ROOT / "Dockerfile").read_text()

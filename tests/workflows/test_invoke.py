@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from workflows.runner import capture
-from workflows.runner.invoke import StepDefinitionError, load_step
+from vaultflow.workflows.runner import capture
+from vaultflow.workflows.runner.invoke import StepDefinitionError, load_step
 
 MODULE = "tests.workflows.conformance_steps"
 REPO_ROOT = Path(__file__).resolve().parents[2]

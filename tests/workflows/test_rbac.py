@@ -11,9 +11,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from gitops.crd_schemas import CrdRegistry
 from tests.argocd_apps.argocd_policy import ProjectPolicy
 from tests.argocd_apps.manifests import directory_source_files
+from vaultflow.gitops.crd_schemas import CrdRegistry
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FOLDER = REPO_ROOT / "argocd-apps" / "workflows"

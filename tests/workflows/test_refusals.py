@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from vaultflow.errors import InputError
-from workflows import runner
+from vaultflow.base.errors import InputError
+from vaultflow.workflows import runner
 
 _SCRIPT = {
     "command": ["python"],

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gitops.crd_schemas import CrdRegistry
 from tests.workflows import dsl_steps
 from tests.workflows.conftest import pipeline
-from workflows import runner, settings
-from workflows.dsl import Param, Schedule, Step
-from workflows.registry import Registry, load_registry
-from workflows.render import HEADER, render
+from vaultflow.gitops.crd_schemas import CrdRegistry
+from vaultflow.workflows import runner, settings
+from vaultflow.workflows.dsl import Param, Schedule, Step
+from vaultflow.workflows.registry import Registry, load_registry
+from vaultflow.workflows.render import HEADER, render
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = REPO_ROOT / "argocd-apps" / "workflows" / "templates"

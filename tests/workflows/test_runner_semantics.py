@@ -6,8 +6,18 @@ from pathlib import Path
 
 from tests.workflows import sample_steps as s
 from tests.workflows.conftest import RunPipeline, pipeline
-from workflows.dsl import WORKFLOW_NAME, WORKFLOW_STATUS, Param, Retry, Step, item, outputs, param, result
-from workflows.runner import Phase
+from vaultflow.workflows.dsl import (
+    WORKFLOW_NAME,
+    WORKFLOW_STATUS,
+    Param,
+    Retry,
+    Step,
+    item,
+    outputs,
+    param,
+    result,
+)
+from vaultflow.workflows.runner import Phase
 
 
 def test_diamond_runs_each_task_once_after_its_dependencies(run_pipeline: RunPipeline) -> None:

@@ -9,12 +9,12 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from sandbox.argo_server import ArgoServer
-from sandbox.pki import CertificateAuthority
+from vaultflow.base.errors import InputError
 from vaultflow.cli import _VaultflowGroup
 from vaultflow.cli import workflows as workflows_cli
-from vaultflow.errors import InputError
-from workflows import submit as argo
+from vaultflow.sandbox.argo_server import ArgoServer
+from vaultflow.sandbox.pki import CertificateAuthority
+from vaultflow.workflows import submit as argo
 
 TOKEN = "sandbox-argo-token-for-tests"
 

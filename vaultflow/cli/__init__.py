@@ -15,12 +15,12 @@ import typer
 from typer.core import TyperGroup
 
 from vaultflow import __version__
+from vaultflow.base.errors import VaultflowError
 from vaultflow.cli import catalog as catalog_cmd
 from vaultflow.cli import render as render_cmd
 from vaultflow.cli import run as run_cmd
 from vaultflow.cli import sandbox as sandbox_cmd
 from vaultflow.cli import workflows as workflows_cmd
-from vaultflow.errors import VaultflowError
 
 
 class _VaultflowGroup(TyperGroup):

@@ -20,8 +20,8 @@ def validate(
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
     """Check a catalog: exit 0 when valid, 2 with every problem at file:line:column when not."""
-    from gitops.catalog import CatalogError, load_catalog
-    from gitops.catalog.errors import format_field_path
+    from vaultflow.gitops.catalog import CatalogError, load_catalog
+    from vaultflow.gitops.catalog.errors import format_field_path
 
     source = path or default_catalog()
     try:
@@ -65,6 +65,6 @@ def validate(
 @app.command("schema")
 def schema() -> None:
     """Print the catalog's JSON Schema (for editor completion and validation)."""
-    from gitops.catalog.schema import catalog_json_schema
+    from vaultflow.gitops.catalog.schema import catalog_json_schema
 
     typer.echo(json.dumps(catalog_json_schema(), indent=2, sort_keys=True))

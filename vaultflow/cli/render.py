@@ -28,10 +28,10 @@ def render(
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
     """Render ESO manifests, Vault policies and Argo CD Applications; write nothing unless all are valid."""
-    from gitops.catalog import load_catalog
-    from gitops.crd_schemas import CrdRegistry
-    from gitops.render import render_catalog, validate_tree
-    from gitops.tree_writer import check_replaceable, write_tree
+    from vaultflow.gitops.catalog import load_catalog
+    from vaultflow.gitops.crd_schemas import CrdRegistry
+    from vaultflow.gitops.render import render_catalog, validate_tree
+    from vaultflow.gitops.tree_writer import check_replaceable, write_tree
 
     loaded = load_catalog(catalog or default_catalog())
     check_replaceable(out.absolute())

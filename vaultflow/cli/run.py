@@ -29,10 +29,10 @@ def run(
     """Run a pipeline in this process, exactly as Argo would run its template."""
     from rich.console import Console
 
-    from workflows import runner
-    from workflows.parameters import parse_assignments
-    from workflows.registry import load_registry
-    from workflows.runner.display import LiveTree, summary
+    from vaultflow.workflows import runner
+    from vaultflow.workflows.parameters import parse_assignments
+    from vaultflow.workflows.registry import load_registry
+    from vaultflow.workflows.runner.display import LiveTree, summary
 
     parameters = parse_assignments(parameter)
     registry = load_registry()

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import typer
 
+from vaultflow.base.errors import InputError
 from vaultflow.cli.options import OUTPUT_OPTION, OutputFormat
-from vaultflow.errors import InputError
 
 app = typer.Typer(
     help="Run the local sandbox: real OpenBao and moto, emulated Kubernetes clusters (not a real platform).",
@@ -60,14 +60,14 @@ def up(
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
     """Start the sandbox in the background; on a running sandbox with the same options, change nothing."""
-    from sandbox import lifecycle
+    from vaultflow.sandbox import lifecycle
 
     names = tuple(name.strip() for name in cluster_names.split(",") if name.strip()) or None
     vaults = tuple(name.strip() for name in azure_vaults.split(",") if name.strip()) or None
     loaded = None
     if catalog is not None:
-        from gitops.catalog import load_catalog
-        from sandbox.catalog_wiring import azure_vault_names
+        from vaultflow.gitops.catalog import load_catalog
+        from vaultflow.sandbox.catalog_wiring import azure_vault_names
 
         loaded = load_catalog(catalog)
         names = names or tuple(cluster.name for cluster in loaded.catalog.clusters)
@@ -84,8 +84,8 @@ def up(
     )
     wired: list[str] = []
     if loaded is not None:
-        from sandbox.catalog_wiring import wire_catalog
-        from sandbox.platform import install_platform_accounts
+        from vaultflow.sandbox.catalog_wiring import wire_catalog
+        from vaultflow.sandbox.platform import install_platform_accounts
 
         install_platform_accounts(result.state, loaded.catalog)
         wired = wire_catalog(result.state, loaded)
@@ -105,7 +105,7 @@ def up(
 @app.command("status")
 def status(*, directory: Path = DIR_OPTION, output: OutputFormat = OUTPUT_OPTION) -> None:
     """Show every component with its endpoint and whether it answers (exit 1 when one does not)."""
-    from sandbox import lifecycle
+    from vaultflow.sandbox import lifecycle
 
     current = lifecycle.status(directory)
     if output is OutputFormat.json:
@@ -127,7 +127,7 @@ def status(*, directory: Path = DIR_OPTION, output: OutputFormat = OUTPUT_OPTION
 @app.command("env")
 def env(directory: Path = DIR_OPTION) -> None:
     """Print shell exports (Vault, kubeconfig, clouds, sandbox CA): eval "$(vaultflow sandbox env)"."""
-    from sandbox import lifecycle
+    from vaultflow.sandbox import lifecycle
 
     state = lifecycle.load_state(directory)
     typer.echo(f"# vaultflow {SANDBOX_NOTE} ({state.directory})")
@@ -149,9 +149,9 @@ def fault(
     directory: Path = DIR_OPTION,
 ) -> None:
     """Inject a fault on the link from the ESO emulator to a provider (reliability tests), or lift it."""
-    from sandbox import lifecycle
-    from sandbox.admin import AdminClient
-    from sandbox.faults import Fault
+    from vaultflow.sandbox import lifecycle
+    from vaultflow.sandbox.admin import AdminClient
+    from vaultflow.sandbox.faults import Fault
 
     client = AdminClient.for_state(lifecycle.load_state(directory))
     if clear:
@@ -180,8 +180,8 @@ def route(
     directory: Path = DIR_OPTION,
 ) -> None:
     """Map an address the manifests name to what runs in the sandbox (sandbox-only; shown by status)."""
-    from sandbox import lifecycle
-    from sandbox.admin import AdminClient
+    from vaultflow.sandbox import lifecycle
+    from vaultflow.sandbox.admin import AdminClient
 
     state = lifecycle.load_state(directory)
     client = AdminClient.for_state(state)
@@ -199,7 +199,7 @@ def route(
 @app.command("down")
 def down(directory: Path = DIR_OPTION) -> None:
     """Stop what `up` started in the directory and remove the files it created."""
-    from sandbox import lifecycle
+    from vaultflow.sandbox import lifecycle
 
     result = lifecycle.down(directory)
     if not result.found:
@@ -213,7 +213,7 @@ def print_status(current: object) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from sandbox.lifecycle import SandboxStatus
+    from vaultflow.sandbox.lifecycle import SandboxStatus
 
     assert isinstance(current, SandboxStatus)
     table = Table(title="vaultflow sandbox (local, not a real platform)")

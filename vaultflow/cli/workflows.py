@@ -21,7 +21,7 @@ app = typer.Typer(
 @app.command("list")
 def list_templates() -> None:
     """List the registered WorkflowTemplates and CronWorkflows."""
-    from workflows.registry import load_registry
+    from vaultflow.workflows.registry import load_registry
 
     for pipeline in load_registry():
         typer.echo(f"{pipeline.name}\t{pipeline.description}")
@@ -41,8 +41,8 @@ def render(
     ),
 ) -> None:
     """Write every WorkflowTemplate and CronWorkflow as YAML (deterministic: same input, same bytes)."""
-    from workflows.registry import load_registry
-    from workflows.render import render as render_documents
+    from vaultflow.workflows.registry import load_registry
+    from vaultflow.workflows.render import render as render_documents
 
     paths = render_documents(load_registry(), out, image)
     typer.echo(f"wrote {len(paths)} document(s) to {out}")
@@ -74,10 +74,10 @@ def submit(
     timeout_seconds: float = typer.Option(None, "--timeout", help="Give up waiting after this many seconds."),
 ) -> None:
     """Create a Workflow from a template on the Argo Server (token from $ARGO_TOKEN)."""
-    from workflows import runner
-    from workflows import submit as argo
-    from workflows.parameters import parse_assignments
-    from workflows.registry import load_registry
+    from vaultflow.workflows import runner
+    from vaultflow.workflows import submit as argo
+    from vaultflow.workflows.parameters import parse_assignments
+    from vaultflow.workflows.registry import load_registry
 
     parameters = parse_assignments(parameter)
     conn = argo.connection(argo_server, namespace, insecure_skip_verify=insecure_skip_verify)

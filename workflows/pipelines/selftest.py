@@ -7,8 +7,8 @@ between tasks, and touches nothing else.
 
 from __future__ import annotations
 
-from steps import noop
-from workflows.dsl import NO_RETRY, Param, Pipeline, Step, param, result
+from vaultflow.steps import noop
+from vaultflow.workflows.dsl import NO_RETRY, Param, Pipeline, Step, param, result
 
 PIPELINES = [
     Pipeline(

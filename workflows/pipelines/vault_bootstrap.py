@@ -8,9 +8,9 @@ ever travel between Vault and the keeper; every parameter and output here is
 a reference.
 """
 
-from steps.secrets import seed
-from steps.vault import configure, init, root_token, smoke, status, unseal
-from workflows.dsl import Param, Pipeline, Retry, Step, output, param
+from vaultflow.steps.secrets import seed
+from vaultflow.steps.vault import configure, init, root_token, smoke, status, unseal
+from vaultflow.workflows.dsl import Param, Pipeline, Retry, Step, output, param
 
 VAULT = {"addresses": param("vault-addresses"), "ca_cert": param("ca-cert")}
 KEEPER = {**VAULT, "keeper": param("keeper")}

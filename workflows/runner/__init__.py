@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from workflows.runner.engine import Engine, RunOptions, workflow_parameters
-from workflows.runner.nodes import Node, NodeType, Phase
-from workflows.runner.result import RunObserver, RunState, WorkflowResult
-from workflows.runner.spec import TemplateLookup, WorkflowSpec, load
+from vaultflow.workflows.runner.engine import Engine, RunOptions, workflow_parameters
+from vaultflow.workflows.runner.nodes import Node, NodeType, Phase
+from vaultflow.workflows.runner.result import RunObserver, RunState, WorkflowResult
+from vaultflow.workflows.runner.spec import TemplateLookup, WorkflowSpec, load
 
 __all__ = [
     "Node",

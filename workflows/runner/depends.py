@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from workflows.runner.nodes import Phase
+from vaultflow.workflows.runner.nodes import Phase
 
 RESULTS = ("Succeeded", "Failed", "Errored", "Skipped", "Omitted", "AnySucceeded", "AllFailed")
 _GROUP_RESULTS = ("AnySucceeded", "AllFailed")

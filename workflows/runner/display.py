@@ -17,8 +17,8 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from workflows.runner.nodes import Node, NodeType, Phase
-from workflows.runner.result import RunState, WorkflowResult
+from vaultflow.workflows.runner.nodes import Node, NodeType, Phase
+from vaultflow.workflows.runner.result import RunState, WorkflowResult
 
 _STYLE = {
     Phase.PENDING: ("○", "dim"),
@@ -73,7 +73,7 @@ def render_tree(state: RunState, now: float) -> Tree:
 
 
 class LiveTree:
-    """A :class:`~workflows.runner.result.RunObserver` that animates the run in a terminal."""
+    """A :class:`~vaultflow.workflows.runner.result.RunObserver` that animates the run in a terminal."""
 
     wants_ticks = True
 

@@ -35,15 +35,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vaultflow.errors import InputError
-from workflows.runner import capture, templating, when
-from workflows.runner import depends as dep
-from workflows.runner.durations import parse_duration
-from workflows.runner.invoke import load_step
-from workflows.runner.nodes import Attempt, Node, NodeType, Phase
-from workflows.runner.references import ancestors
-from workflows.runner.result import RunObserver, RunState, WorkflowResult, write_status
-from workflows.runner.spec import TaskSpec, TemplateSpec, WorkflowSpec
+from vaultflow.base.durations import parse_argo_duration
+from vaultflow.base.errors import InputError
+from vaultflow.workflows.runner import capture, templating, when
+from vaultflow.workflows.runner import depends as dep
+from vaultflow.workflows.runner.invoke import load_step
+from vaultflow.workflows.runner.nodes import Attempt, Node, NodeType, Phase
+from vaultflow.workflows.runner.references import ancestors
+from vaultflow.workflows.runner.result import RunObserver, RunState, WorkflowResult, write_status
+from vaultflow.workflows.runner.spec import TaskSpec, TemplateSpec, WorkflowSpec
 
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' generateName suffix alphabet
 _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._():,=-]+")
@@ -830,7 +830,7 @@ class Engine:
         scope = {**self._global_scope, **_input_scope(pod.template, pod.inputs)}
 
         def seconds(value: str | int) -> float:
-            return parse_duration(templating.substitute(str(value), scope))
+            return parse_argo_duration(templating.substitute(str(value), scope))
 
         wait = seconds(backoff.duration)
         factor = int(templating.substitute(str(backoff.factor), scope)) if backoff.factor is not None else 0

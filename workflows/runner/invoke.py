@@ -13,7 +13,7 @@ make concurrent in-process calls possible: the function's signature is
 analysed once per entrypoint instead of on every call, and output parameters
 are collected into a per-call directory instead of the process-wide
 ``hera__outputs_directory``. Conversion rules are Hera's own (see
-:mod:`workflows.runner.hera_compat`).
+:mod:`vaultflow.workflows.runner.hera_compat`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any
 
 from pydantic import ConfigDict, TypeAdapter, validate_call
 
-from workflows.runner import hera_compat as hera
+from vaultflow.workflows.runner import hera_compat as hera
 
 
 class StepDefinitionError(ValueError):

@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 
-from workflows.runner import templating, when
-from workflows.runner.spec import (
+from vaultflow.workflows.runner import templating, when
+from vaultflow.workflows.runner.spec import (
     WORKFLOW_STATUS,
     WORKFLOW_VARIABLES,
     ParameterSpec,

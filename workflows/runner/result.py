@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from workflows.runner.nodes import Node, NodeType, Phase
+from vaultflow.workflows.runner.nodes import Node, NodeType, Phase
 
 
 @dataclass

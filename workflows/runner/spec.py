@@ -23,11 +23,11 @@ from typing import Any, Literal
 
 import yaml
 
-from vaultflow.errors import InputError
-from workflows.runner import depends as dep
-from workflows.runner import templating
-from workflows.runner.durations import parse_duration
-from workflows.runner.invoke import StepDefinitionError, load_step
+from vaultflow.base.durations import parse_argo_duration
+from vaultflow.base.errors import InputError
+from vaultflow.workflows.runner import depends as dep
+from vaultflow.workflows.runner import templating
+from vaultflow.workflows.runner.invoke import StepDefinitionError, load_step
 
 JsonObject = dict[str, Any]
 TemplateLookup = Callable[[str], Mapping[str, Any] | None]
@@ -373,7 +373,7 @@ def _check_duration(problems: Problems, where: str, value: Any) -> None:
     if value is None or (isinstance(value, str) and templating.has_references(value)):
         return
     try:
-        parse_duration(value)
+        parse_argo_duration(value)
     except ValueError as error:
         problems.add(where, str(error))
 
@@ -690,7 +690,7 @@ def load(workflow: Any, lookup: TemplateLookup | None = None) -> WorkflowSpec:
             )
         ),
     )
-    from workflows.runner.references import check_references
+    from vaultflow.workflows.runner.references import check_references
 
     check_references(problems, spec)
     problems.raise_if_any()

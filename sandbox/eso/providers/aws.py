@@ -24,16 +24,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.eso.gojson import set_property
-from sandbox.eso.providers.base import (
+from vaultflow.sandbox.eso.gojson import set_property
+from vaultflow.sandbox.eso.providers.base import (
     JsonObject,
     ProviderError,
     PushData,
     WriteOnly,
     extract_secret_data,
 )
-from sandbox.eso.providers.metadata import push_metadata
-from sandbox.faults import FaultInjector, InjectedFault
+from vaultflow.sandbox.eso.providers.metadata import push_metadata
+from vaultflow.sandbox.faults import FaultInjector, InjectedFault
 
 MANAGED_BY = ("managed-by", "external-secrets")
 INITIAL_VERSION = "00000000-0000-0000-0000-000000000001"

@@ -20,9 +20,9 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from sandbox.eso.providers.base import ProviderError, PushData, WriteOnly, extract_secret_data
-from sandbox.eso.providers.metadata import push_metadata
-from sandbox.faults import FaultInjector, InjectedFault
+from vaultflow.sandbox.eso.providers.base import ProviderError, PushData, WriteOnly, extract_secret_data
+from vaultflow.sandbox.eso.providers.metadata import push_metadata
+from vaultflow.sandbox.faults import FaultInjector, InjectedFault
 
 MANAGED_BY = ("managed-by", "external-secrets")
 
@@ -51,7 +51,7 @@ class AzureKeyVaultProvider(WriteOnly):
             if self._client is None:
                 from azure.keyvault.secrets import SecretClient
 
-                from sandbox.azure.credential import StaticTokenCredential
+                from vaultflow.sandbox.azure.credential import StaticTokenCredential
 
                 self._client = SecretClient(
                     self.vault_url,

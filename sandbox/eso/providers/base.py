@@ -105,7 +105,7 @@ class WriteOnly:
 
 def extract_secret_data(data: Mapping[str, bytes], push: PushData) -> bytes:
     """``esutils.ExtractSecretData``: one key's bytes, or every key as a JSON object of strings."""
-    from sandbox.eso.gojson import marshal
+    from vaultflow.sandbox.eso.gojson import marshal
 
     if not push.secret_key:
         return marshal(

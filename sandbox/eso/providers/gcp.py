@@ -18,10 +18,16 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from sandbox.eso.gojson import set_property
-from sandbox.eso.providers.base import JsonObject, ProviderError, PushData, WriteOnly, extract_secret_data
-from sandbox.eso.providers.metadata import push_metadata
-from sandbox.faults import FaultInjector, InjectedFault
+from vaultflow.sandbox.eso.gojson import set_property
+from vaultflow.sandbox.eso.providers.base import (
+    JsonObject,
+    ProviderError,
+    PushData,
+    WriteOnly,
+    extract_secret_data,
+)
+from vaultflow.sandbox.eso.providers.metadata import push_metadata
+from vaultflow.sandbox.faults import FaultInjector, InjectedFault
 
 MANAGED_BY = ("managed-by", "external-secrets")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandbox.eso.providers.base import JsonObject, ProviderError
+from vaultflow.sandbox.eso.providers.base import JsonObject, ProviderError
 
 API_VERSION = "kubernetes.external-secrets.io/v1alpha1"
 KIND = "PushSecretMetadata"

@@ -30,7 +30,7 @@ from typing import Any
 
 import urllib3
 
-from sandbox.eso.gojson import (
+from vaultflow.sandbox.eso.gojson import (
     KeyNotFound,
     byte_value,
     loads_float64,
@@ -38,7 +38,7 @@ from sandbox.eso.gojson import (
     marshal,
     property_value,
 )
-from sandbox.eso.providers.base import (
+from vaultflow.sandbox.eso.providers.base import (
     ClientError,
     JsonObject,
     NoSecretError,
@@ -46,7 +46,7 @@ from sandbox.eso.providers.base import (
     PushData,
     RemoteRef,
 )
-from sandbox.faults import FaultInjector, InjectedFault
+from vaultflow.sandbox.faults import FaultInjector, InjectedFault
 
 Login = Callable[["VaultProvider"], tuple[str, float]]
 

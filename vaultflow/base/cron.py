@@ -1,0 +1,114 @@
+"""Cron schedules as Argo Workflows accepts them.
+
+Argo validates a CronWorkflow's schedules with ``cron.ParseStandard`` of
+github.com/robfig/cron/v3 (workflow/validate/validate.go, ValidateCronWorkflow):
+an optional ``CRON_TZ=Zone`` (or ``TZ=Zone``) prefix, then either a descriptor
+(``@hourly`` ... ``@yearly``, ``@every <Go duration>``) or exactly five fields
+(minute hour day-of-month month day-of-week) made of ``*``, ``?``, numbers or
+names, ranges ``a-b``, steps ``/n`` and lists ``,``. Six-field (seconds) and
+seven-field expressions, ``L``, ``W`` and ``#``, which ``croniter`` accepts, are
+refused by Argo and so refused here. The catalog and the pipeline DSL both use
+this one validator.
+"""
+
+from __future__ import annotations
+
+import functools
+import zoneinfo
+from dataclasses import dataclass
+
+from vaultflow.base.durations import parse_go_duration
+
+DESCRIPTORS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+
+
+@dataclass(frozen=True)
+class _Field:
+    name: str
+    low: int
+    high: int
+    names: tuple[str, ...] = ()  # names[i] stands for low + i
+
+
+_FIELDS = (
+    _Field("minute", 0, 59),
+    _Field("hour", 0, 23),
+    _Field("day-of-month", 1, 31),
+    _Field(
+        "month", 1, 12, ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+    ),
+    _Field("day-of-week", 0, 6, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def validate_cron(schedule: str) -> str:
+    """``schedule`` itself when Argo accepts it; ``ValueError`` saying what is wrong otherwise.
+
+    Cached: a catalog repeats a handful of schedules thousands of times.
+    """
+    body = schedule.strip()
+    if body.startswith(("CRON_TZ=", "TZ=")):
+        zone, _, body = body.partition(" ")
+        _check_zone(schedule, zone.split("=", 1)[1])
+        body = body.strip()
+    if body.startswith("@"):
+        _check_descriptor(schedule, body)
+        return schedule
+    fields = body.split()
+    if len(fields) != len(_FIELDS):
+        raise ValueError(
+            f"{schedule!r} has {len(fields)} fields: Argo wants 5 "
+            f"(minute hour day-of-month month day-of-week) or a descriptor such as @hourly"
+        )
+    for text, field in zip(fields, _FIELDS, strict=True):
+        for part in text.split(","):
+            _check_part(schedule, part, field)
+    return schedule
+
+
+def _check_zone(schedule: str, zone: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{schedule!r}: unknown time zone {zone!r}") from None
+
+
+def _check_descriptor(schedule: str, body: str) -> None:
+    if body.startswith("@every "):
+        try:
+            parse_go_duration(body.removeprefix("@every ").strip())
+        except ValueError as error:
+            raise ValueError(f"{schedule!r}: @every {error}") from None
+        return
+    if body not in DESCRIPTORS:
+        raise ValueError(
+            f"{schedule!r} is not a known descriptor ({', '.join(DESCRIPTORS)}, @every <duration>)"
+        )
+
+
+def _check_part(schedule: str, part: str, field: _Field) -> None:
+    where = f"{schedule!r}: {field.name} {part!r}"
+    span, slash, step = part.partition("/")
+    if slash and (not step.isdigit() or int(step) == 0):
+        raise ValueError(f"{where}: the step must be a positive number")
+    if span in ("*", "?"):
+        return
+    bounds = span.split("-")
+    if len(bounds) > 2:
+        raise ValueError(f"{where}: too many hyphens")
+    start = _value(where, bounds[0], field)
+    end = _value(where, bounds[1], field) if len(bounds) == 2 else start
+    if start < field.low or end > field.high:
+        raise ValueError(f"{where}: outside {field.low}-{field.high}")
+    if start > end:
+        raise ValueError(f"{where}: the range starts after it ends")
+
+
+def _value(where: str, text: str, field: _Field) -> int:
+    lowered = text.lower()
+    if lowered in field.names:
+        return field.low + field.names.index(lowered)
+    if not text.isdigit():
+        raise ValueError(f"{where}: {text!r} is not a number" + (" or a name" if field.names else ""))
+    return int(text)
