@@ -1,7 +1,10 @@
 # syntax=docker/dockerfile:1
-# The steps image: the code that runs inside workflow pods (steps/, run through
-# Hera's runner: `python -m hera.workflows.runner -e steps.<module>:<function>`),
-# with vaultflow's pinned dependencies, as a non-root user.
+# The steps image: the code that runs inside workflow pods (vaultflow.steps, run
+# through Hera's runner: `python -m hera.workflows.runner -e vaultflow.steps.<module>:<function>`),
+# with vaultflow's pinned dependencies, as a non-root user. The sandbox (emulators
+# for developer machines) is not copied: vaultflow/sandbox is a link to ../sandbox,
+# which stays outside the build context's copy, so the wheel built here has no
+# emulator code (tests/test_layout.py builds the same COPY set and checks it).
 #
 # Build it with the tag the rendered templates reference by default
 # (workflows/settings.py: ghcr.io/vaultflow/vaultflow-steps:<package version>):
@@ -28,9 +31,9 @@ COPY vaultflow ./vaultflow
 COPY steps ./steps
 COPY workflows ./workflows
 COPY gitops ./gitops
-COPY sandbox ./sandbox
 RUN /opt/vaultflow/bin/pip install --no-deps -c constraints.txt . \
- && /opt/vaultflow/bin/python -c "import steps, workflows, hera.workflows.runner"
+ && cd / && /opt/vaultflow/bin/python -c "import vaultflow.steps, vaultflow.workflows, hera.workflows.runner" \
+ && ! /opt/vaultflow/bin/python -c "import vaultflow.sandbox" 2>/dev/null
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="vaultflow-steps" \
@@ -46,4 +49,4 @@ ENV PATH=/opt/vaultflow/bin:$PATH \
 WORKDIR /home/vaultflow
 USER 10001:10001
 # Argo sets the command (python -m hera.workflows.runner ...); this default only proves the image works.
-CMD ["python", "-c", "import steps, workflows; print('vaultflow steps image')"]
+CMD ["python", "-c", "import vaultflow.steps, vaultflow.workflows; print('vaultflow steps image')"]
