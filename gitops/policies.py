@@ -7,8 +7,9 @@
   (``vaultflow/smoke-test/<cluster>``), which holds no secret and exists only
   while the bootstrap pipeline's smoke test runs.
 * ``vaultflow-rotation``: what the rotation workflow may do: read and write
-  (check-and-set) the data of rotated secrets, and read their metadata to
-  learn the current version. Nothing else.
+  (check-and-set) the data of rotated secrets, read their metadata to learn
+  the current version, and patch their custom metadata to record the run.
+  Nothing else.
 * ``vaultflow-bootstrap``: what the bootstrap workflow's own identity may do
   without a root token: start and advance a root token generation, which
   also needs a quorum of unseal shares. Nothing else.
@@ -76,12 +77,17 @@ def eso_policies(catalog: Catalog, plan: Plan) -> list[VaultPolicy]:
 
 
 def rotation_policy(catalog: Catalog) -> VaultPolicy:
-    """Write access to the rotated secrets only (data for check-and-set writes, metadata to read versions)."""
+    """Write access to the rotated secrets only.
+
+    Data: read a version and write the next one (check-and-set). Metadata: read
+    the current version, and patch the custom metadata where a run records
+    itself (run id, state, versions, time: never a value).
+    """
     mount = catalog.vault.kv_mount
     stanzas = []
     for path in sorted(s.path for s in catalog.secrets if s.rotation is not None):
         stanzas.append(_stanza(kv_data_path(mount, path), ["create", "read", "update"]))
-        stanzas.append(_stanza(kv_metadata_path(mount, path), ["read"]))
+        stanzas.append(_stanza(kv_metadata_path(mount, path), ["read", "patch"]))
     return _policy(
         ROTATION_POLICY, "Rotation workflow: write (check-and-set) only the secrets that rotate.", stanzas
     )

@@ -6,7 +6,7 @@ path "secret/data/prod/app-credentials" {
 }
 
 path "secret/metadata/prod/app-credentials" {
-  capabilities = ["read"]
+  capabilities = ["read", "patch"]
 }
 
 path "secret/data/prod/cloudrun/signing-key" {
@@ -14,7 +14,7 @@ path "secret/data/prod/cloudrun/signing-key" {
 }
 
 path "secret/metadata/prod/cloudrun/signing-key" {
-  capabilities = ["read"]
+  capabilities = ["read", "patch"]
 }
 
 path "secret/data/prod/database" {
@@ -22,7 +22,7 @@ path "secret/data/prod/database" {
 }
 
 path "secret/metadata/prod/database" {
-  capabilities = ["read"]
+  capabilities = ["read", "patch"]
 }
 
 path "secret/data/prod/lambda/db-password" {
@@ -30,5 +30,5 @@ path "secret/data/prod/lambda/db-password" {
 }
 
 path "secret/metadata/prod/lambda/db-password" {
-  capabilities = ["read"]
+  capabilities = ["read", "patch"]
 }

@@ -1,0 +1,213 @@
+"""Write a rotated secret's new version to Vault: check-and-set, idempotent per run, no value returned.
+
+The new values are drawn from the catalog's generators inside this step and go
+nowhere but into Vault; static keys keep their current values. What comes out
+is a reference: the path, the version before and the version written.
+
+Retries and concurrency
+-----------------------
+Argo may run the step again after it wrote (a pod killed after the write, before
+it reported). KV v2 keeps no per-version annotations, so the run records itself
+in the secret's custom metadata (never a value) *before* writing:
+
+1. mark ``vaultflow.io/rotation-run=<run id>``, ``rotation-state=writing`` and the
+   version the run starts from (a merge PATCH, so other custom metadata stays);
+2. write the new data with check-and-set on that version;
+3. mark ``rotation-state=written``, the version written and the time.
+
+A retry with the same run id that finds ``written`` returns the recorded write
+without writing again. One that finds ``writing`` writes if the secret is still
+at the starting version, and adopts the next version if that exists (its own
+write, which landed before the pod died). A concurrent writer makes the
+check-and-set fail: the step fails naming the version it expected and the one
+it found, and leaves the metadata to the writer that won.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from vaultflow.base.errors import OperationError
+from vaultflow.gitops.catalog.model import Secret
+from vaultflow.steps.secrets.generators import generate
+from vaultflow.steps.vault.api import VaultApi, vault_errors
+
+RUN = "vaultflow.io/rotation-run"
+STATE = "vaultflow.io/rotation-state"
+BASE_VERSION = "vaultflow.io/rotation-base-version"
+VERSION = "vaultflow.io/rotation-version"
+ROTATED_AT = "vaultflow.io/rotated-at"
+
+
+class VaultWrite(BaseModel):
+    """What a rotation wrote: references only."""
+
+    path: str
+    previous_version: int
+    new_version: int
+    run_id: str
+    rotated_at: str  # RFC 3339, UTC
+    written_now: bool  # False when a retry of the same run found its write already done
+
+
+class SecretMetadata(BaseModel):
+    """The KV v2 metadata the rotation reads: the current version and the custom metadata."""
+
+    current_version: int
+    custom: dict[str, str]
+
+
+def read_metadata(vault: VaultApi, kv: str, path: str) -> SecretMetadata | None:
+    """The secret's metadata, or None when it does not exist (or every version is deleted)."""
+    import hvac.exceptions
+
+    with vault_errors(vault.address, f"read the metadata of {kv}/{path}"):
+        try:
+            data = vault.client.secrets.kv.v2.read_secret_metadata(path, mount_point=kv)["data"]
+        except hvac.exceptions.InvalidPath:
+            return None
+    return SecretMetadata(
+        current_version=int(data["current_version"]), custom=data.get("custom_metadata") or {}
+    )
+
+
+def read_version(vault: VaultApi, kv: str, path: str, version: int) -> dict[str, Any]:
+    """The data of one version of the secret (kept inside the step that asks)."""
+    with vault_errors(vault.address, f"read version {version} of {kv}/{path}"):
+        response = vault.client.secrets.kv.v2.read_secret_version(
+            path, version=version, mount_point=kv, raise_on_deleted_version=True
+        )
+    return dict(response["data"]["data"])
+
+
+def patch_custom_metadata(vault: VaultApi, kv: str, path: str, custom: dict[str, str]) -> None:
+    """Merge ``custom`` into the secret's custom metadata (JSON merge patch: other keys stay)."""
+    with vault_errors(vault.address, f"record the rotation in the metadata of {kv}/{path}"):
+        vault.client.adapter.request(
+            "PATCH",
+            f"/v1/{kv}/metadata/{path}",
+            json={"custom_metadata": custom},
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+
+
+def write_with_cas(vault: VaultApi, kv: str, path: str, data: dict[str, Any], expected: int) -> int:
+    """Write ``data`` as the version after ``expected``; a clear error when someone else wrote first."""
+    import hvac.exceptions
+
+    try:
+        with vault_errors(vault.address, f"write {kv}/{path}"):
+            try:
+                response = vault.client.secrets.kv.v2.create_or_update_secret(
+                    path, secret=data, cas=expected, mount_point=kv
+                )
+            except hvac.exceptions.InvalidRequest as error:
+                if any("check-and-set" in str(message) for message in error.errors or []):
+                    raise _CasConflict from None
+                raise
+    except _CasConflict:
+        found = read_metadata(vault, kv, path)
+        raise OperationError(
+            f"{kv}/{path} changed while rotating: expected version {expected}, found "
+            f"{found.current_version if found else 'none'} (another writer); nothing was written"
+        ) from None
+    return int(response["data"]["version"])
+
+
+class _CasConflict(Exception):
+    """Internal: the check-and-set version did not match."""
+
+
+def new_values(secret: Secret, current: dict[str, Any]) -> dict[str, Any]:
+    """Generated keys regenerated from the catalog's generators; static keys kept as they are."""
+    values: dict[str, Any] = {}
+    for field in secret.keys:
+        generated = generate(field)
+        if generated is not None:
+            values[field.name] = generated
+        elif field.name in current:
+            values[field.name] = current[field.name]
+        else:
+            raise OperationError(
+                f"{secret.path}: static key {field.name!r} has no value in Vault to keep: "
+                "set it before rotating"
+            )
+    return values
+
+
+def write_rotation(
+    vault: VaultApi, kv: str, secret: Secret, run_id: str, now: datetime | None = None
+) -> VaultWrite:
+    """Write the new version of ``secret`` for run ``run_id`` (see the module's docstring)."""
+    metadata = read_metadata(vault, kv, secret.path)
+    if metadata is None:
+        raise OperationError(f"{kv}/{secret.path} does not exist in Vault: seed it before rotating")
+    custom = metadata.custom
+    if custom.get(RUN) == run_id and custom.get(STATE) == "written":
+        return VaultWrite(
+            path=secret.path,
+            previous_version=int(custom[BASE_VERSION]),
+            new_version=int(custom[VERSION]),
+            run_id=run_id,
+            rotated_at=custom[ROTATED_AT],
+            written_now=False,
+        )
+    if custom.get(RUN) == run_id and custom.get(STATE) == "writing":
+        base = int(custom[BASE_VERSION])
+        if metadata.current_version == base + 1:  # this run's write landed before the pod died
+            return _finish(
+                vault, kv, secret.path, run_id=run_id, base=base, written=base + 1, now=now, written_now=False
+            )
+        if metadata.current_version != base:
+            raise OperationError(
+                f"{kv}/{secret.path} changed while rotating: expected version {base}, found "
+                f"{metadata.current_version} (another writer); nothing was written"
+            )
+    base = metadata.current_version
+    values = new_values(secret, read_version(vault, kv, secret.path, base))
+    patch_custom_metadata(vault, kv, secret.path, {RUN: run_id, STATE: "writing", BASE_VERSION: str(base)})
+    written = write_with_cas(vault, kv, secret.path, values, base)
+    return _finish(
+        vault, kv, secret.path, run_id=run_id, base=base, written=written, now=now, written_now=True
+    )
+
+
+def write_rollback(vault: VaultApi, kv: str, path: str, previous_version: int, rotated_version: int) -> int:
+    """Write the data of ``previous_version`` back as a new version, check-and-set on ``rotated_version``.
+
+    Rolling back is a new version, not a delete: ESO and every reader see a
+    normal change, and Vault's history keeps what happened.
+    """
+    data = read_version(vault, kv, path, previous_version)
+    return write_with_cas(vault, kv, path, data, rotated_version)
+
+
+def _finish(
+    vault: VaultApi,
+    kv: str,
+    path: str,
+    *,
+    run_id: str,
+    base: int,
+    written: int,
+    now: datetime | None,
+    written_now: bool,
+) -> VaultWrite:
+    at = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    patch_custom_metadata(
+        vault,
+        kv,
+        path,
+        {RUN: run_id, STATE: "written", BASE_VERSION: str(base), VERSION: str(written), ROTATED_AT: at},
+    )
+    return VaultWrite(
+        path=path,
+        previous_version=base,
+        new_version=written,
+        run_id=run_id,
+        rotated_at=at,
+        written_now=written_now,
+    )

@@ -1,0 +1,206 @@
+"""The rotation's Vault write: check-and-set, one version per run, static keys kept, no value out.
+
+Every test runs against a real OpenBao with a token that holds only the
+rotation policy rendered from the test's catalog, as the rotation workflow's
+identity would.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import UnsealedVault
+from vaultflow.base.errors import OperationError
+from vaultflow.gitops.catalog import parse_catalog
+from vaultflow.gitops.catalog.model import Secret
+from vaultflow.gitops.policies import rotation_policy
+from vaultflow.steps.rotation.write import (
+    BASE_VERSION,
+    RUN,
+    STATE,
+    VaultWrite,
+    patch_custom_metadata,
+    read_metadata,
+    read_version,
+    write_rollback,
+    write_rotation,
+)
+from vaultflow.steps.vault.api import VaultApi
+
+CATALOG = """\
+apiVersion: vaultflow.io/v1alpha1
+kind: SecretsCatalog
+vault: {{address: https://vault.example.com:8200}}
+gitops: {{repoUrl: https://git.example.com/gitops.git}}
+clusters: [{{name: one, kubeContext: one, argocd: {{server: https://kubernetes.default.svc}}}}]
+secrets:
+  - path: {prefix}/db
+    keys:
+      - {{name: username, generator: {{type: static}}}}
+      - {{name: password, generator: {{type: password, length: 32}}}}
+    rotation: {{schedule: "@daily"}}
+    consumers: [{{cluster: one, namespace: apps, secretName: db}}]
+  - path: {prefix}/other
+    keys: [{{name: token, generator: {{type: random, bytes: 16}}}}]
+    consumers: [{{cluster: one, namespace: apps, secretName: other}}]
+"""
+
+
+@pytest.fixture
+def rotated(unsealed_vault: UnsealedVault) -> tuple[VaultApi, Secret, dict[str, str]]:
+    """A seeded secret in its own path, and a Vault client with only the rendered rotation policy."""
+    prefix = f"rotation-test-{uuid.uuid4().hex[:8]}"
+    catalog = parse_catalog(CATALOG.format(prefix=prefix), Path("catalog.yaml")).catalog
+    root = unsealed_vault.client()
+    policy = f"{prefix}-rotation"
+    root.sys.create_or_update_policy(name=policy, policy=rotation_policy(catalog).hcl)
+    initial = {"username": "app", "password": f"initial-{uuid.uuid4().hex}"}
+    root.secrets.kv.v2.create_or_update_secret(f"{prefix}/db", secret=initial, mount_point="secret")
+    root.secrets.kv.v2.update_metadata(
+        f"{prefix}/db", custom_metadata={"owner": "team-a"}, mount_point="secret"
+    )
+    token = root.auth.token.create(policies=[policy], no_default_policy=True, ttl="10m")["auth"][
+        "client_token"
+    ]
+    return VaultApi(unsealed_vault.address, token=token), catalog.secrets[0], initial
+
+
+def test_a_rotation_writes_one_new_version_and_keeps_static_keys(
+    rotated: tuple[VaultApi, Secret, dict[str, str]],
+) -> None:
+    vault, secret, initial = rotated
+    at = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
+    written = write_rotation(vault, "secret", secret, "run-1", now=at)
+    assert (written.previous_version, written.new_version, written.written_now) == (1, 2, True)
+    assert written.rotated_at == "2026-12-01T03:00:00Z"
+    data = read_version(vault, "secret", secret.path, 2)
+    assert data["username"] == initial["username"]  # static: kept
+    assert data["password"] != initial["password"] and len(data["password"]) == 32
+    metadata = read_metadata(vault, "secret", secret.path)
+    assert metadata is not None and metadata.current_version == 2
+    assert metadata.custom["owner"] == "team-a"  # a merge patch: other custom metadata stays
+    assert metadata.custom[RUN] == "run-1" and metadata.custom[STATE] == "written"
+    assert initial["password"] not in repr(written) and data["password"] not in repr(written)
+    assert data["password"] not in str(metadata.custom)
+
+
+def test_a_retried_run_writes_nothing_more(rotated: tuple[VaultApi, Secret, dict[str, str]]) -> None:
+    vault, secret, _ = rotated
+    first = write_rotation(vault, "secret", secret, "run-1")
+    again = write_rotation(vault, "secret", secret, "run-1")
+    assert again == first.model_copy(update={"written_now": False})
+    metadata = read_metadata(vault, "secret", secret.path)
+    assert metadata is not None and metadata.current_version == 2
+    # Another run is another rotation.
+    assert write_rotation(vault, "secret", secret, "run-2").new_version == 3
+
+
+def test_a_run_that_died_after_writing_adopts_its_write(
+    rotated: tuple[VaultApi, Secret, dict[str, str]],
+) -> None:
+    """The pod was killed between the data write and the final metadata: the retry must not write again."""
+    vault, secret, _ = rotated
+    patch_custom_metadata(vault, "secret", secret.path, {RUN: "run-1", STATE: "writing", BASE_VERSION: "1"})
+    vault.client.secrets.kv.v2.create_or_update_secret(
+        secret.path, secret={"username": "app", "password": "x" * 32}, cas=1, mount_point="secret"
+    )
+    retried = write_rotation(vault, "secret", secret, "run-1")
+    assert (retried.previous_version, retried.new_version, retried.written_now) == (1, 2, False)
+    metadata = read_metadata(vault, "secret", secret.path)
+    assert metadata is not None and metadata.current_version == 2 and metadata.custom[STATE] == "written"
+
+
+def test_a_run_that_died_before_writing_writes_on_retry(
+    rotated: tuple[VaultApi, Secret, dict[str, str]],
+) -> None:
+    vault, secret, _ = rotated
+    patch_custom_metadata(vault, "secret", secret.path, {RUN: "run-1", STATE: "writing", BASE_VERSION: "1"})
+    retried = write_rotation(vault, "secret", secret, "run-1")
+    assert (retried.previous_version, retried.new_version, retried.written_now) == (1, 2, True)
+
+
+def test_two_rotations_at_once_make_exactly_one_version(
+    rotated: tuple[VaultApi, Secret, dict[str, str]],
+) -> None:
+    vault, secret, _ = rotated
+    start = threading.Barrier(2)
+    outcomes: dict[str, VaultWrite | OperationError] = {}
+
+    def rotate(run_id: str) -> None:
+        start.wait()
+        try:
+            outcomes[run_id] = write_rotation(
+                VaultApi(vault.address, token=vault.client.token), "secret", secret, run_id
+            )
+        except OperationError as error:
+            outcomes[run_id] = error
+
+    threads = [threading.Thread(target=rotate, args=(run,)) for run in ("run-a", "run-b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    metadata = read_metadata(vault, "secret", secret.path)
+    assert metadata is not None
+    wins = [run for run, outcome in outcomes.items() if isinstance(outcome, VaultWrite)]
+    losses = [outcome for outcome in outcomes.values() if isinstance(outcome, OperationError)]
+    # Either one lost the check-and-set, or they ran one after the other: never a lost update.
+    assert metadata.current_version == 1 + len(wins)
+    if losses:
+        assert len(wins) == 1 and "expected version 1, found 2" in str(losses[0])
+        assert metadata.custom[RUN] == wins[0] and metadata.custom[STATE] == "written"
+
+
+def test_a_concurrent_writer_fails_the_step_naming_both_versions(
+    rotated: tuple[VaultApi, Secret, dict[str, str]], unsealed_vault: UnsealedVault
+) -> None:
+    vault, secret, _ = rotated
+    patch_custom_metadata(vault, "secret", secret.path, {RUN: "run-1", STATE: "writing", BASE_VERSION: "1"})
+    unsealed_vault.client().secrets.kv.v2.create_or_update_secret(
+        secret.path, secret={"username": "app", "password": "by-hand"}, mount_point="secret"
+    )
+    unsealed_vault.client().secrets.kv.v2.create_or_update_secret(
+        secret.path, secret={"username": "app", "password": "by-hand-again"}, mount_point="secret"
+    )
+    with pytest.raises(OperationError, match=r"expected version 1, found 3 \(another writer\)"):
+        write_rotation(vault, "secret", secret, "run-1")
+
+
+def test_rollback_writes_the_previous_data_as_a_new_version(
+    rotated: tuple[VaultApi, Secret, dict[str, str]],
+) -> None:
+    vault, secret, initial = rotated
+    written = write_rotation(vault, "secret", secret, "run-1")
+    restored = write_rollback(vault, "secret", secret.path, written.previous_version, written.new_version)
+    assert restored == 3
+    assert read_version(vault, "secret", secret.path, 3) == initial
+    with pytest.raises(OperationError, match="expected version 2, found 3"):
+        write_rollback(vault, "secret", secret.path, written.previous_version, written.new_version)
+
+
+def test_the_rotation_identity_cannot_touch_other_secrets(
+    rotated: tuple[VaultApi, Secret, dict[str, str]], unsealed_vault: UnsealedVault
+) -> None:
+    vault, secret, _ = rotated
+    other = secret.path.replace("/db", "/other")
+    unsealed_vault.client().secrets.kv.v2.create_or_update_secret(
+        other, secret={"token": "t"}, mount_point="secret"
+    )
+    with pytest.raises(OperationError, match="denied permission"):
+        read_metadata(vault, "secret", other)
+    with pytest.raises(OperationError, match="denied permission"):
+        patch_custom_metadata(vault, "secret", other, {RUN: "x"})
+
+
+def test_a_missing_secret_is_refused(
+    rotated: tuple[VaultApi, Secret, dict[str, str]], unsealed_vault: UnsealedVault
+) -> None:
+    vault, secret, _ = rotated
+    unsealed_vault.client().secrets.kv.v2.delete_metadata_and_all_versions(secret.path, mount_point="secret")
+    with pytest.raises(OperationError, match="does not exist in Vault"):
+        write_rotation(vault, "secret", secret, "run-1")
