@@ -293,6 +293,7 @@ def external_secret(catalog: Catalog, es: PlannedExternalSecret) -> eso.External
         metadata=_meta(es.name, es.namespace, WAVE_EXTERNAL_SECRETS, es.secret.path),
         spec=eso.ExternalSecretSpec(
             refresh_interval=es.refresh_interval,
+            refresh_policy=es.refresh_policy,
             secret_store_ref=eso.StoreRef(name=catalog.vault.store_name, kind="ClusterSecretStore"),
             target=eso.Target(
                 name=es.target, creation_policy=es.creation_policy, deletion_policy=es.deletion_policy

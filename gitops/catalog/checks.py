@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from vaultflow.gitops.catalog.errors import FieldPath, format_field_path
 from vaultflow.gitops.catalog.model import Catalog, Secret
 from vaultflow.gitops.catalog.placement import Plan, PlannedExternalSecret, plan_catalog, push_location
+from vaultflow.gitops.catalog.types import duration_seconds
 
 Finding = tuple[FieldPath, str]
 
@@ -133,6 +134,14 @@ def _rotation(base: FieldPath, secret: Secret, clusters: set[str]) -> Iterator[F
             (*base, "rotation"),
             "every key is 'static': a rotation needs at least one generated key (password, random, uuid)",
         )
+    for c_index, consumer in enumerate(secret.consumers):
+        reason = unrefreshable(consumer.refresh_policy, consumer.refresh_interval)
+        if reason is not None:
+            field = "refreshPolicy" if consumer.refresh_policy == "CreatedOnce" else "refreshInterval"
+            yield (
+                (*base, "consumers", c_index, field),
+                f"a rotated secret's consumer must pick up new values, but {reason}",
+            )
     consumed = {(c.cluster, c.namespace) for c in secret.consumers}
     for w_index, workload in enumerate(secret.rotation.restart):
         here = (*base, "rotation", "restart", w_index)
@@ -144,6 +153,20 @@ def _rotation(base: FieldPath, secret: Secret, clusters: set[str]) -> Iterator[F
                 f"{workload.kind} {workload.namespace}/{workload.name} in cluster {workload.cluster!r} "
                 f"does not consume {secret.path!r}: no consumer in that namespace",
             )
+
+
+def unrefreshable(refresh_policy: str | None, refresh_interval: str) -> str | None:
+    """Why ESO would never refresh such an ExternalSecret after a rotation, or None when it would.
+
+    ESO ignores the force-sync annotation for CreatedOnce, and for Periodic with a
+    refreshInterval of 0 (pkg/controllers/externalsecret, shouldRefresh); OnChange
+    refreshes on any change of the object's metadata, the annotation included.
+    """
+    if refresh_policy == "CreatedOnce":
+        return "refreshPolicy CreatedOnce never refreshes (ESO ignores force-sync for it)"
+    if refresh_policy in (None, "Periodic") and duration_seconds(refresh_interval) == 0:
+        return "refreshInterval 0 with the Periodic policy never refreshes (ESO ignores force-sync for it)"
+    return None
 
 
 def _name_collisions(plan: Plan) -> Iterator[Finding]:

@@ -31,6 +31,7 @@ from vaultflow.gitops.catalog.types import (
 API_VERSION = "vaultflow.io/v1alpha1"
 KIND = "SecretsCatalog"
 CreationPolicy = Literal["Owner", "Orphan", "Merge", "None"]
+RefreshPolicy = Literal["Periodic", "CreatedOnce", "OnChange"]
 DeletionPolicy = Literal["Delete", "Merge", "Retain"]
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -430,6 +431,9 @@ class Consumer(CatalogModel):
     creation_policy: CreationPolicy = "Owner"
     deletion_policy: DeletionPolicy = "Retain"
     refresh_interval: GoDuration = "1h"
+    # ESO's refreshPolicy; unset means ESO's default, Periodic. CreatedOnce, and Periodic with a
+    # refreshInterval of 0, never pick up a new value: a rotated secret cannot have such a consumer.
+    refresh_policy: RefreshPolicy | None = None
     keys: Annotated[list[ConsumerKey], Field(min_length=1)] | None = None
 
     @field_validator("keys", mode="before")

@@ -21,6 +21,7 @@ from vaultflow.gitops.catalog.model import (
     CreationPolicy,
     DeletionPolicy,
     Push,
+    RefreshPolicy,
     Secret,
 )
 from vaultflow.gitops.names import k8s_name
@@ -43,6 +44,7 @@ class PlannedExternalSecret:
     keys: tuple[ConsumerKey, ...] | None  # None: every key, through dataFrom.extract
     path: FieldPath  # where it is declared, for error messages
     for_pushes: bool = False  # a push source, not a consumer of the catalog
+    refresh_policy: RefreshPolicy | None = None  # None: ESO's default (Periodic)
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,7 @@ def plan_catalog(catalog: Catalog) -> Plan:
                     creation_policy=consumer.creation_policy,
                     deletion_policy=consumer.deletion_policy,
                     refresh_interval=consumer.refresh_interval,
+                    refresh_policy=consumer.refresh_policy,
                     keys=tuple(consumer.keys) if consumer.keys is not None else None,
                     path=("secrets", s_index, "consumers", c_index),
                 )

@@ -170,6 +170,7 @@ class Target(K8sModel):
 
 class ExternalSecretSpec(K8sModel):
     refresh_interval: str
+    refresh_policy: Literal["Periodic", "CreatedOnce", "OnChange"] | None = None
     secret_store_ref: StoreRef
     target: Target
     data: list[ExternalSecretData] | None = None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
-from vaultflow.base.cron import validate_cron
+from vaultflow.base.cron import previous_run, validate_cron
 
 
 @pytest.mark.parametrize(
@@ -51,3 +53,29 @@ def test_what_argo_accepts_is_accepted(schedule: str) -> None:
 def test_what_argo_refuses_is_refused_with_the_reason(schedule: str, message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("?", r"\?")):
         validate_cron(schedule)
+
+
+NOW = datetime(2026, 12, 1, 12, 30, tzinfo=UTC)  # a Tuesday
+
+
+@pytest.mark.parametrize(
+    ("schedule", "fired"),
+    [
+        ("0 3 * * *", datetime(2026, 12, 1, 3, 0, tzinfo=UTC)),
+        ("30 12 * * *", datetime(2026, 12, 1, 12, 30, tzinfo=UTC)),  # exactly now counts
+        ("0 3 * * 0", datetime(2026, 11, 29, 3, 0, tzinfo=UTC)),  # last Sunday
+        ("@daily", datetime(2026, 12, 1, 0, 0, tzinfo=UTC)),
+        ("@hourly", datetime(2026, 12, 1, 12, 0, tzinfo=UTC)),
+        ("@every 2h", datetime(2026, 12, 1, 10, 30, tzinfo=UTC)),
+        # 03:00 in Tokyo is 18:00 UTC the day before.
+        ("CRON_TZ=Asia/Tokyo 0 3 * * *", datetime(2026, 11, 30, 18, 0, tzinfo=UTC)),
+    ],
+)
+def test_the_previous_run_of_a_schedule(schedule: str, fired: datetime) -> None:
+    assert previous_run(schedule, NOW) == fired
+
+
+def test_the_default_zone_applies_without_a_prefix() -> None:
+    assert previous_run("0 3 * * *", NOW, default_zone="America/New_York") == datetime(
+        2026, 12, 1, 8, 0, tzinfo=UTC
+    )

@@ -486,3 +486,38 @@ def test_a_negative_duration_is_refused_with_its_place() -> None:
         """
     [problem] = problems(body)
     assert "secrets[0].consumers[0].refreshInterval" in problem and "is negative" in problem
+
+
+ROTATED_WITH_CONSUMER = """\
+    secrets:
+      - path: app/api
+        keys: [{{name: token, generator: {{type: random}}}}]
+        rotation: {{schedule: "@daily"}}
+        consumers: [{{cluster: one, namespace: apps, secretName: api, {consumer}}}]
+    """
+
+
+@pytest.mark.parametrize(
+    ("consumer", "field", "reason"),
+    [
+        ("refreshPolicy: CreatedOnce", "refreshPolicy", "CreatedOnce never refreshes"),
+        ('refreshInterval: "0"', "refreshInterval", "refreshInterval 0 with the Periodic policy"),
+        ('refreshPolicy: Periodic, refreshInterval: "0s"', "refreshInterval", "refreshInterval 0"),
+    ],
+)
+def test_a_rotated_secret_refuses_consumers_eso_never_refreshes(
+    consumer: str, field: str, reason: str
+) -> None:
+    [problem] = problems(ROTATED_WITH_CONSUMER.format(consumer=consumer))
+    assert f"secrets[0].consumers[0].{field}" in problem and reason in problem
+
+
+@pytest.mark.parametrize(
+    "consumer", ["refreshPolicy: OnChange", 'refreshPolicy: OnChange, refreshInterval: "0"']
+)
+def test_on_change_consumers_pick_up_force_sync(consumer: str) -> None:
+    """ESO's OnChange refreshes whenever the object's metadata changes: the force-sync annotation does."""
+    loaded = parse(ROTATED_WITH_CONSUMER.format(consumer=consumer))
+    assert loaded.catalog.secrets[0].consumers[0].refresh_policy == "OnChange"
+    [external_secret] = loaded.plan.external_secrets
+    assert external_secret.refresh_policy == "OnChange"

@@ -171,3 +171,21 @@ def test_validate_tree_reports_crd_violations(broken: str, upstream_crds: CrdReg
     tree.files.append(RenderedFile(path + ".bad", "", bad))
     with pytest.raises(OperationError, match="nothing was written"):
         validate_tree(tree, upstream_crds)
+
+
+def test_refresh_policy_is_rendered_and_valid(tmp_path: Path, upstream_crds: CrdRegistry) -> None:
+    text = EXAMPLE.read_text().replace(
+        "refreshInterval: 15m", "refreshInterval: 15m\n        refreshPolicy: OnChange"
+    )
+    assert "refreshPolicy: OnChange" in text
+    source = tmp_path / "c.yaml"
+    source.write_text(text)
+    policies = {
+        m["metadata"]["name"]: m["spec"].get("refreshPolicy")
+        for _, m in render_catalog(load_catalog(source)).manifests()
+        if m["kind"] == "ExternalSecret"
+    }
+    assert set(policies.values()) == {"OnChange", None}  # unset stays unset: ESO's default
+    for _, manifest in render_catalog(load_catalog(source)).manifests():
+        if manifest["kind"] == "ExternalSecret":
+            assert upstream_crds.validate(manifest) == []

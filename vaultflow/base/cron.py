@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import zoneinfo
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from vaultflow.base.durations import parse_go_duration
 
@@ -112,3 +113,25 @@ def _value(where: str, text: str, field: _Field) -> int:
     if not text.isdigit():
         raise ValueError(f"{where}: {text!r} is not a number" + (" or a name" if field.names else ""))
     return int(text)
+
+
+def previous_run(schedule: str, now: datetime, default_zone: str = "UTC") -> datetime:
+    """When ``schedule`` last fired at or before ``now`` (an aware datetime), in the schedule's zone.
+
+    The zone is the schedule's ``CRON_TZ=``/``TZ=`` prefix, else ``default_zone``
+    (a CronWorkflow's ``timezone``). ``@every D`` fires every D since an origin
+    only the controller knows, so its last run is taken as ``now - D``: a secret
+    is due when D has passed since it last rotated.
+    """
+    from croniter import croniter  # lazily: only rotation planning needs it
+
+    body, zone = validate_cron(schedule).strip(), default_zone
+    if body.startswith(("CRON_TZ=", "TZ=")):
+        prefix, _, body = body.partition(" ")
+        zone, body = prefix.split("=", 1)[1], body.strip()
+    if body.startswith("@every "):
+        return now - timedelta(seconds=parse_go_duration(body.removeprefix("@every ").strip()))
+    local = now.astimezone(zoneinfo.ZoneInfo(zone))
+    fired: datetime = croniter(body, local).get_prev(datetime)
+    # croniter stops one step short when ``now`` is exactly a firing time: that firing counts.
+    return local if croniter.match(body, local) and local.second == 0 and local.microsecond == 0 else fired
