@@ -1,6 +1,9 @@
-"""Declaration-time checks of a pipeline: refuse a mistake when the module is imported, not mid-run.
+"""Checks of a pipeline declaration: refuse a mistake when the pipeline is registered, not mid-run.
 
-Three layers, each naming the pipeline and step:
+:class:`~vaultflow.workflows.registry.Registry` runs them on every pipeline it
+is given, so ``vaultflow run``, ``workflows render`` and ``workflows submit``
+refuse a wrong pipeline before anything runs. Three layers, each naming the
+pipeline and step:
 
 * the DSL's own rules (names, arguments against the step function's
   signature, schedules);
@@ -14,6 +17,7 @@ Three layers, each naming the pipeline and step:
 from __future__ import annotations
 
 import inspect
+import re
 import typing
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -23,10 +27,20 @@ from pydantic import BaseModel, SecretBytes, SecretStr
 from vaultflow.base.cron import validate_cron
 from vaultflow.base.durations import parse_argo_duration
 from vaultflow.base.errors import InputError
-from vaultflow.workflows.dsl import RESERVED_TEMPLATE_NAMES, Pipeline, Step, is_dns_label
+from vaultflow.workflows.compile import ENTRY_TEMPLATE, EXIT_TEMPLATE, workflow_template
+from vaultflow.workflows.dsl import Pipeline, Step
 from vaultflow.workflows.runner import hera_compat as hera
+from vaultflow.workflows.runner import spec
 
 _SECRET_TYPES = (SecretStr, SecretBytes)
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# The compiled template's own DAGs: a step of that name would collide with them.
+RESERVED_TEMPLATE_NAMES = frozenset({ENTRY_TEMPLATE, EXIT_TEMPLATE})
+
+
+def is_dns_label(name: str) -> bool:
+    """Kubernetes' DNS label (RFC 1123): what template, task and CronWorkflow names must be."""
+    return len(name) <= 63 and bool(_DNS_LABEL.match(name))
 
 
 def step_inputs(function: Callable[..., Any]) -> dict[str, bool]:
@@ -183,9 +197,6 @@ def _check_schedules(pipeline: Pipeline, problems: list[str]) -> None:
 
 
 def _check_compiled(pipeline: Pipeline) -> None:
-    from vaultflow.workflows.compile import workflow_template
-    from vaultflow.workflows.runner import spec
-
     try:
         spec.load(workflow_template(pipeline).to_dict())
     except InputError as error:

@@ -2,10 +2,11 @@
 
 Every step becomes its own script template (named after the step, so that
 retries and timeouts can differ between two uses of one function) that runs
-the step function through Hera's runner: ``python -m hera.workflows.runner -e
-module:function``. The entry DAG is called ``main``; an exit step is wrapped in
-a one-task DAG called ``exit-handler`` so that its arguments can use
-``{{workflow.status}}``.
+the step function through Hera's runner, started by vaultflow's entry so that
+a failed step's reason becomes its node message (:mod:`vaultflow.workflows.entry`):
+``python -m vaultflow.workflows.entry -e module:function``. The entry DAG is
+called ``main``; an exit step is wrapped in a one-task DAG called
+``exit-handler`` so that its arguments can use ``{{workflow.status}}``.
 
 Pods run as the image's non-root user with no privilege escalation and no
 capabilities; pods of succeeded steps are garbage-collected.
@@ -28,13 +29,23 @@ from hera.workflows import models as m
 from hera.workflows.script import RunnerScriptConstructor
 
 from vaultflow.base.durations import parse_argo_duration
-from vaultflow.workflows import settings
-from vaultflow.workflows.dsl import Pipeline, Retry, Schedule, Step
+from vaultflow.workflows import entry, settings
+from vaultflow.workflows.dsl import Param, Pipeline, Retry, Schedule, Step
+from vaultflow.workflows.runner.model import as_string
 
 PART_OF_LABEL = "app.kubernetes.io/part-of"
 DESCRIPTION_ANNOTATION = "workflows.argoproj.io/description"
 ENTRY_TEMPLATE = "main"
 EXIT_TEMPLATE = "exit-handler"
+
+
+class _EntryScriptConstructor(RunnerScriptConstructor):
+    """Hera's runner script, started through :mod:`vaultflow.workflows.entry` (same arguments)."""
+
+    def transform_values(self, script: Script) -> None:
+        super().transform_values(script)
+        if script.args is not None:
+            script.args = [entry.MODULE if arg == entry.HERA_RUNNER_MODULE else arg for arg in script.args]
 
 
 def _retry_strategy(retry: Retry | None) -> RetryStrategy | None:
@@ -77,7 +88,7 @@ def _script(pipeline: Pipeline, step: Step, image: str) -> Script:
     return Script(
         name=step.name,
         source=step.function,
-        constructor=RunnerScriptConstructor(),
+        constructor=_EntryScriptConstructor(),
         image=image,
         image_pull_policy="IfNotPresent",
         retry_strategy=_retry_strategy(pipeline.retry_of(step)),
@@ -86,24 +97,28 @@ def _script(pipeline: Pipeline, step: Step, image: str) -> Script:
     )
 
 
-def _argument(value: object) -> str:
-    """Argo parameters are strings; booleans are spelled as JSON spells them."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
 def _task(step: Step, template: Script) -> Task:
     return Task(
         name=step.name,
         template=template,
-        arguments={name: _argument(value) for name, value in step.args.items()},
+        arguments={name: as_string(value) for name, value in step.args.items()},
         depends=step.depends_expression(),
         when=step.when,
         with_items=list(step.items) if step.items is not None else None,
         with_param=step.over,
         continue_on=m.ContinueOn(failed=True) if step.continue_on_failure else None,
     )
+
+
+def _parameter(param: Param) -> Parameter:
+    """A workflow parameter; one without a default has no ``value``, so Argo requires it at submit.
+
+    (Hera spells an explicit ``value=None`` as the string ``'null'``, which Argo would then pass on.)
+    """
+    enum = list(param.enum) if param.enum else None
+    if param.default is None:
+        return Parameter(name=param.name, description=param.description, enum=enum)
+    return Parameter(name=param.name, value=param.default, description=param.description, enum=enum)
 
 
 def workflow_template(pipeline: Pipeline, image: str | None = None) -> WorkflowTemplate:
@@ -118,12 +133,7 @@ def workflow_template(pipeline: Pipeline, image: str | None = None) -> WorkflowT
         labels=labels,
         annotations={DESCRIPTION_ANNOTATION: pipeline.description},
         entrypoint=ENTRY_TEMPLATE,
-        arguments=[
-            Parameter(
-                name=p.name, value=p.default, description=p.description, enum=list(p.enum) if p.enum else None
-            )
-            for p in pipeline.params
-        ],
+        arguments=[_parameter(p) for p in pipeline.params],
         service_account_name=pipeline.service_account or settings.DEFAULT_SERVICE_ACCOUNT,
         automount_service_account_token=True,
         parallelism=pipeline.parallelism,
@@ -131,6 +141,7 @@ def workflow_template(pipeline: Pipeline, image: str | None = None) -> WorkflowT
         on_exit=EXIT_TEMPLATE if pipeline.on_exit is not None else None,
         security_context=_pod_security_context(),
         pod_gc=m.PodGC(strategy="OnPodSuccess"),
+        synchronization=m.Synchronization(mutexes=[m.Mutex(name=pipeline.mutex)]) if pipeline.mutex else None,
     ) as template:
         with DAG(name=ENTRY_TEMPLATE):
             for step in pipeline.steps:

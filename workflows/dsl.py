@@ -27,12 +27,16 @@ the annotated types of the step function (JSON for anything but ``str``).
 Step outputs are references (a Vault path and version, a commit SHA, a report
 path): Argo stores and shows every parameter and output, so a step whose
 inputs or outputs are typed as ``pydantic.SecretStr``/``SecretBytes`` is
-refused at declaration.
+refused.
+
+Declarations are plain data and check nothing themselves: the checks
+(:func:`vaultflow.workflows.checks.check_declaration`) compile the pipeline,
+so they run where pipelines are registered (:mod:`vaultflow.workflows.registry`),
+before anything runs, and a declaration module imports nothing but this one.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -42,9 +46,6 @@ from vaultflow.base.errors import InputError
 JsonScalar = str | int | float | bool
 ArgumentValue = str | int | float | bool
 RetryPolicy = Literal["Always", "OnFailure", "OnError", "OnTransientError"]
-
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-RESERVED_TEMPLATE_NAMES = frozenset({"main", "exit-handler"})
 
 
 def _name_of(step: Step | str) -> str:
@@ -160,7 +161,11 @@ class Schedule:
 
 @dataclass(frozen=True)
 class Pipeline:
-    """A named pipeline: compiles to a WorkflowTemplate called ``name`` (plus its CronWorkflows)."""
+    """A named pipeline: compiles to a WorkflowTemplate called ``name`` (plus its CronWorkflows).
+
+    ``mutex`` names an Argo ``synchronization`` mutex: the controller runs one
+    workflow holding it at a time and queues the others.
+    """
 
     name: str
     description: str
@@ -173,13 +178,7 @@ class Pipeline:
     default_retry: Retry = DEFAULT_RETRY
     schedules: Sequence[Schedule] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        from vaultflow.workflows.checks import (
-            check_declaration,  # the checks compile the pipeline: import cycle
-        )
-
-        check_declaration(self)
+    mutex: str | None = None
 
     def step(self, name: str) -> Step:
         for candidate in self.steps:
@@ -193,7 +192,3 @@ class Pipeline:
     def retry_of(self, step: Step) -> Retry | None:
         chosen = step.retry if step.retry is not None else self.default_retry
         return None if chosen.limit == 0 else chosen
-
-
-def is_dns_label(name: str) -> bool:
-    return len(name) <= 63 and bool(_DNS_LABEL.match(name))

@@ -3,6 +3,9 @@
 Pipelines live in modules of the :mod:`vaultflow.workflows.pipelines` package, each
 exposing ``PIPELINES`` (a sequence of :class:`~vaultflow.workflows.dsl.Pipeline`).
 Adding a pipeline is adding a module: nothing else needs to know about it.
+Every pipeline is checked (:func:`~vaultflow.workflows.checks.check_declaration`)
+as it is registered, so a wrong declaration is refused, naming the pipeline and
+step, before anything is rendered, submitted or run.
 ``VAULTFLOW_PIPELINE_MODULES`` (comma-separated module names) adds modules
 from elsewhere, for a deployment's own pipelines or for tests.
 """
@@ -16,6 +19,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from vaultflow.base.errors import InputError
+from vaultflow.workflows.checks import check_declaration
+from vaultflow.workflows.compile import cron_workflow, workflow_template
+from vaultflow.workflows.compile import documents as pipeline_documents
 from vaultflow.workflows.dsl import Pipeline
 
 EXTRA_MODULES_ENV = "VAULTFLOW_PIPELINE_MODULES"
@@ -30,6 +36,8 @@ class Registry:
             self.add(pipeline)
 
     def add(self, pipeline: Pipeline) -> None:
+        """Register a pipeline; ``InputError`` if its declaration is wrong or a name is taken."""
+        check_declaration(pipeline)
         names = [pipeline.name, *(pipeline.cron_name(s) for s in pipeline.schedules)]
         for name in names:
             if name in self._names():
@@ -72,8 +80,6 @@ class Registry:
 
     def document(self, name: str, image: str | None = None) -> dict[str, Any]:
         """The WorkflowTemplate or CronWorkflow called ``name``."""
-        from vaultflow.workflows.compile import cron_workflow, workflow_template
-
         if name in self._pipelines:
             return dict(workflow_template(self._pipelines[name], image).to_dict())
         for pipeline in self._pipelines.values():
@@ -85,14 +91,10 @@ class Registry:
 
     def documents(self, image: str | None = None) -> list[dict[str, Any]]:
         """Every WorkflowTemplate and CronWorkflow, in a stable order."""
-        from vaultflow.workflows.compile import documents
-
-        return [doc for pipeline in self for doc in documents(pipeline, image)]
+        return [doc for pipeline in self for doc in pipeline_documents(pipeline, image)]
 
     def lookup(self, name: str) -> Mapping[str, Any] | None:
         """A WorkflowTemplate by name, for resolving ``workflowTemplateRef`` (runner's ``TemplateLookup``)."""
-        from vaultflow.workflows.compile import workflow_template
-
         pipeline = self._pipelines.get(name)
         return workflow_template(pipeline).to_dict() if pipeline is not None else None
 

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from vaultflow.base.errors import InputError, OperationError
+from vaultflow.base.retry import poll_until
+from vaultflow.steps.transport import transport_cause
 
 FINISHED_PHASES = ("Succeeded", "Failed", "Error")
 DEFAULT_NAMESPACE = "argo"
@@ -108,15 +109,14 @@ def _call(conn: ArgoConnection, what: str, action: Callable[[], Any]) -> Any:
         raise OperationError(f"{what}: the Argo Server refused the credentials (check ARGO_TOKEN)") from None
     except HeraException as error:
         raise OperationError(f"{what}: the Argo Server answered {type(error).__name__}: {error}") from None
-    except requests.exceptions.SSLError:
+    except requests.exceptions.SSLError as error:
         raise OperationError(
-            f"{what}: TLS verification of {conn.url} failed"
-            " (trust its CA, or --insecure-skip-verify for a test server)"
+            f"{what}: TLS verification of {conn.url} failed ({transport_cause(error)};"
+            " trust its CA, or --insecure-skip-verify for a test server)"
         ) from None
     except requests.exceptions.RequestException as error:
-        raise OperationError(
-            f"{what}: cannot reach the Argo Server at {conn.url}: {type(error).__name__}"
-        ) from None
+        cause = transport_cause(error, host=urlsplit(conn.url).hostname or "")
+        raise OperationError(f"{what}: cannot reach the Argo Server at {conn.url} ({cause})") from None
 
 
 def upload_template(conn: ArgoConnection, document: Mapping[str, Any]) -> None:
@@ -192,10 +192,14 @@ def wait(
     timeout_seconds: float | None = None,
     on_poll: Callable[[WorkflowOutcome], None] | None = None,
 ) -> WorkflowOutcome:
-    """Poll the workflow until it Succeeded, Failed or Errored (or ``timeout_seconds`` passed)."""
+    """Poll the workflow until it Succeeded, Failed or Errored (or ``timeout_seconds`` passed).
+
+    Polls back off from a quarter of a second up to ``poll_seconds`` (with jitter): a short
+    workflow is seen finished at once, a long one is not asked every quarter second.
+    """
     service = _service(conn)
-    deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
-    while True:
+
+    def observe() -> WorkflowOutcome:
         workflow = _call(
             conn,
             f"get Workflow {workflow_name}",
@@ -213,8 +217,14 @@ def wait(
         )
         if on_poll is not None:
             on_poll(outcome)
-        if outcome.phase in FINISHED_PHASES:
-            return outcome
-        if deadline is not None and time.monotonic() > deadline:
-            raise OperationError(f"workflow {workflow_name} still {outcome.phase} after {timeout_seconds:g}s")
-        time.sleep(poll_seconds)
+        return outcome
+
+    return poll_until(
+        observe,
+        lambda outcome: outcome.phase in FINISHED_PHASES,
+        what=f"workflow {workflow_name} to finish",
+        timeout=timeout_seconds,
+        initial=min(0.25, poll_seconds),
+        maximum=poll_seconds,
+        describe=lambda outcome: outcome.phase,
+    )

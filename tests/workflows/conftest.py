@@ -9,15 +9,18 @@ from typing import Any
 import pytest
 
 from vaultflow.workflows import runner
+from vaultflow.workflows.checks import check_declaration
 from vaultflow.workflows.compile import workflow_template
 from vaultflow.workflows.dsl import NO_RETRY, Pipeline, Step
 
 
 def pipeline(name: str, steps: Sequence[Step], **options: Any) -> Pipeline:
-    """A test pipeline: no retries unless a test asks for them."""
+    """A test pipeline, checked as the registry checks it: no retries unless a test asks for them."""
     options.setdefault("description", f"test pipeline {name}")
     options.setdefault("default_retry", NO_RETRY)
-    return Pipeline(name=name, steps=steps, **options)
+    declared = Pipeline(name=name, steps=steps, **options)
+    check_declaration(declared)
+    return declared
 
 
 RunPipeline = Callable[..., runner.WorkflowResult]

@@ -18,6 +18,13 @@ PIPELINES = [
         steps=[Step("fail", s.fail), Step("after", s.echo, args={"message": "x"}, depends="fail")],
     ),
     Pipeline(
+        name="sample-refused",
+        description="fails for an expected reason, and so does its exit handler",
+        default_retry=NO_RETRY,
+        steps=[Step("unseal", s.give_up, args={"reason": "keeper file:///k.json holds no unseal shares"})],
+        on_exit=Step("report", s.refuse, args={"reason": "report target is not configured"}),
+    ),
+    Pipeline(
         name="secret-handling",
         description="generates a secret, stores it, verifies it: only references travel",
         params=[Param("store"), Param("name", default="db-password")],

@@ -16,6 +16,8 @@ from typing import Annotated
 from hera.workflows import Parameter
 from pydantic import BaseModel
 
+from vaultflow.base.errors import InputError, OperationError
+
 log = logging.getLogger(__name__)
 
 _lock = threading.Condition()
@@ -41,6 +43,16 @@ def concat(left: str, right: str) -> str:
 
 def fail(reason: str = "boom") -> None:
     raise RuntimeError(reason)
+
+
+def refuse(reason: str) -> None:
+    """An expected failure: the input was wrong."""
+    raise InputError(reason)
+
+
+def give_up(reason: str) -> None:
+    """An expected failure: a remote system said no."""
+    raise OperationError(reason)
 
 
 def touch(path: str) -> str:

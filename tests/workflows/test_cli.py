@@ -33,11 +33,19 @@ def test_run_exits_zero_when_the_workflow_succeeds(cli: typer.Typer, tmp_path: P
     assert (run_dir / "echo.log").read_text().strip() == "hi"
 
 
-def test_run_exits_one_when_the_workflow_fails(cli: typer.Typer, tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["run", "sample-fail", "--run-dir", str(tmp_path)])
+def test_run_exits_one_when_the_workflow_fails(
+    cli: typer.Typer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A narrow terminal and a long run directory: the paths a user copies must still be whole lines.
+    monkeypatch.setenv("COLUMNS", "40")
+    runs = tmp_path / ("r" * 150)
+    result = CliRunner().invoke(cli, ["run", "sample-fail", "--run-dir", str(runs)])
     assert result.exit_code == 1, result.output
     assert "Failed" in result.output and "Omitted" in result.output
-    assert "fail.log" in result.output
+    (run_dir,) = runs.iterdir()
+    lines = result.output.splitlines()
+    assert any(line.strip().endswith(str(run_dir / "fail.log")) for line in lines), result.output
+    assert any(line.strip().endswith(str(run_dir)) for line in lines), result.output
 
 
 @pytest.mark.parametrize(
@@ -47,6 +55,7 @@ def test_run_exits_one_when_the_workflow_fails(cli: typer.Typer, tmp_path: Path)
         (["run", "sample-ok", "-p", "nope=1"], "unknown parameter(s) nope"),
         (["run", "sample-ok", "-p", "message"], "must be given as key=value"),
         (["run", "sample-ok", "-p", "message=a", "-p", "message=b"], "given twice"),
+        (["run", "secret-handling"], "parameter 'store' is required (-p store=...)"),
     ],
 )
 def test_run_exits_two_on_bad_input_and_runs_nothing(
@@ -56,6 +65,16 @@ def test_run_exits_two_on_bad_input_and_runs_nothing(
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_run_refuses_a_wrong_pipeline_declaration_before_anything_runs(
+    cli: typer.Typer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VAULTFLOW_PIPELINE_MODULES", f"{SAMPLES},tests.workflows.broken_pipelines")
+    result = CliRunner().invoke(cli, ["run", "sample-ok", "--run-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2, result.output
+    assert "pipeline 'broken', step 'read'" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "runs").exists()
 
 

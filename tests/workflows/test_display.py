@@ -12,7 +12,7 @@ from tests.workflows.conftest import pipeline
 from vaultflow.workflows import runner
 from vaultflow.workflows.compile import workflow_template
 from vaultflow.workflows.dsl import Step, result
-from vaultflow.workflows.runner.display import LiveTree, summary
+from vaultflow.workflows.runner.display import LiveTree, print_summary
 
 
 def test_live_tree_and_summary(tmp_path: Path) -> None:
@@ -27,7 +27,7 @@ def test_live_tree_and_summary(tmp_path: Path) -> None:
         ],
     )
     run = runner.run(workflow_template(declared), run_root=tmp_path, observer=LiveTree(console))
-    console.print(summary(run, cwd=tmp_path))
+    print_summary(console, run, cwd=tmp_path)
     shown = terminal.getvalue()
     for expected in (
         "first",

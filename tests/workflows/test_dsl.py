@@ -1,15 +1,19 @@
-"""Declaring a pipeline refuses mistakes at import time, each named by pipeline and step."""
+"""Registering a pipeline refuses mistakes before anything runs, each named by pipeline and step.
+
+Declarations are plain data: the tests build them through ``conftest.pipeline``,
+which checks them exactly as the registry does.
+"""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.workflows import dsl_steps, sample_steps
+from tests.workflows import broken_pipelines, dsl_steps, sample_steps
 from tests.workflows.conftest import pipeline
 from vaultflow.base.errors import InputError
 from vaultflow.workflows.checks import carries_secret_type
 from vaultflow.workflows.dsl import Param, Retry, Schedule, Step, param, result
-from vaultflow.workflows.registry import Registry
+from vaultflow.workflows.registry import Registry, load_registry
 
 
 @pytest.mark.parametrize(
@@ -84,6 +88,16 @@ def test_schedules_are_checked() -> None:
             [Step("a", dsl_steps.needs, args={"path": "p"})],
             schedules=[Schedule("n", "@daily", {"target": "x"})],
         )
+
+
+def test_a_declaration_is_data_and_the_registry_refuses_it_when_wrong() -> None:
+    (broken,) = broken_pipelines.PIPELINES  # importing the module did not refuse anything
+    with pytest.raises(InputError) as refused:
+        load_registry([broken_pipelines.__name__])
+    assert "pipeline 'broken', step 'read':" in str(refused.value)
+    assert "has no parameter 'verison'" in str(refused.value)
+    with pytest.raises(InputError, match="has no parameter 'verison'"):
+        Registry([broken])
 
 
 def test_registry_refuses_duplicate_names_and_names_what_exists() -> None:

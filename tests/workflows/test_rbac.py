@@ -114,13 +114,16 @@ def test_rotation_reads_secrets_and_patches_eso_objects_and_deployments_nothing_
     }
 
 
-def test_bootstrap_gets_its_keeper_catalog_and_two_tokens_nothing_more() -> None:
+def test_bootstrap_gets_its_keeper_catalog_lock_and_two_tokens_nothing_more() -> None:
     assert _grants()["vaultflow-bootstrap"] - EXECUTOR == {
         ("argo", "", "secrets", "create", ""),
         ("argo", "", "secrets", "get", "vaultflow-vault-keeper"),
         ("argo", "", "secrets", "update", "vaultflow-vault-keeper"),
         ("argo", "", "secrets", "patch", "vaultflow-vault-keeper"),
         ("argo", "", "configmaps", "get", "vaultflow-catalog"),
+        ("argo", "coordination.k8s.io", "leases", "create", ""),
+        ("argo", "coordination.k8s.io", "leases", "get", "vaultflow-vault-bootstrap"),
+        ("argo", "coordination.k8s.io", "leases", "update", "vaultflow-vault-bootstrap"),
         ("vault-system", "", "serviceaccounts/token", "create", "vault-token-reviewer"),
         ("external-secrets-system", "", "serviceaccounts/token", "create", "external-secrets"),
     }

@@ -88,6 +88,15 @@ def test_stale_generated_files_are_removed_and_others_kept(tmp_path: Path, defau
     assert (folder / "hand-written.yaml").exists()
 
 
+def test_a_parameter_without_default_has_no_value_in_the_template(default_image: str) -> None:
+    """Argo starts a run with a template's ``value``: a required parameter must not have one."""
+    template = load_registry().document("vault-bootstrap")
+    parameters = {p["name"]: p for p in template["spec"]["arguments"]["parameters"]}
+    assert "value" not in parameters["vault-addresses"]
+    assert parameters["keeper"]["value"] == "kubernetes://argo/vaultflow-vault-keeper"
+    assert parameters["pgp-keys"]["value"] == ""  # an empty default is a default
+
+
 def test_templates_committed_for_argo_cd_are_up_to_date(tmp_path: Path, default_image: str) -> None:
     """argocd-apps/workflows/templates is what Argo CD deploys: it must match the code."""
     render(load_registry(), tmp_path)

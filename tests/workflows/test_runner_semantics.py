@@ -67,7 +67,9 @@ def test_dependants_of_a_failed_task_are_not_run_and_the_workflow_fails(
         "independent": Phase.SUCCEEDED,
     }
     assert not marker.exists()
-    assert run.node("a").message == "Error (exit code 1)"
+    assert run.node("a").message == (
+        "main: Error (exit code 1): unexpected RuntimeError (the traceback is in the step's log)"
+    )
     assert "a" in run.message
 
 

@@ -127,3 +127,15 @@ def test_connection_settings_follow_the_argo_cli() -> None:
     with pytest.raises(InputError, match="ARGO_SERVER"):
         argo.connection(environ={})
     assert not argo.connection(environ={"ARGO_SERVER": "h:1", "ARGO_INSECURE_SKIP_VERIFY": "true"}).verify_tls
+
+
+def test_an_unreachable_argo_server_names_the_cause(
+    cli: typer.Typer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vaultflow.sandbox.openbao import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("ARGO_SERVER", url)
+    code, output = _submit(cli, "sample-ok", "--wait")
+    assert code == 1
+    assert f"cannot reach the Argo Server at {url}/ (connection refused)" in " ".join(output.split())

@@ -48,6 +48,9 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # typer 0.29's Rich help prints every flag's type (`--quiet <bool>`) as if the flag took a
+    # value; its plain help (click's formatter, kept for every command and group below) does not.
+    rich_markup_mode=None,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

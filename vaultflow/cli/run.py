@@ -32,7 +32,7 @@ def run(
     from vaultflow.workflows import runner
     from vaultflow.workflows.parameters import parse_assignments
     from vaultflow.workflows.registry import load_registry
-    from vaultflow.workflows.runner.display import LiveTree, summary
+    from vaultflow.workflows.runner.display import LiveTree, print_summary
 
     parameters = parse_assignments(parameter)
     registry = load_registry()
@@ -40,5 +40,5 @@ def run(
     console = Console()
     observer = LiveTree(console) if console.is_terminal and not quiet else None
     result = runner.run(spec, parameters, run_root=run_dir, observer=observer)
-    console.print(summary(result))
+    print_summary(console, result)
     raise typer.Exit(0 if result.succeeded else 1)

@@ -1,5 +1,5 @@
-"""``vault-bootstrap``: initialise, keep the keys safe, unseal every replica, configure as code,
-smoke-test, create the catalog's missing secrets, revoke root.
+"""``vault-bootstrap``: one run at a time, initialise, keep the keys safe, unseal every replica,
+configure as code, smoke-test, create the catalog's missing secrets, revoke root.
 
 Re-runnable: on a configured Vault it unseals what is sealed, regenerates a
 root token through the bootstrap identity, finds nothing to configure,
@@ -9,12 +9,14 @@ a reference.
 """
 
 from vaultflow.steps.secrets import seed
-from vaultflow.steps.vault import configure, init, root_token, smoke, status, unseal
-from vaultflow.workflows.dsl import Param, Pipeline, Retry, Step, output, param
+from vaultflow.steps.vault import configure, init, lock, root_token, smoke, status, unseal
+from vaultflow.workflows.dsl import WORKFLOW_NAME, Param, Pipeline, Retry, Step, param
 
 VAULT = {"addresses": param("vault-addresses"), "ca_cert": param("ca-cert")}
 KEEPER = {**VAULT, "keeper": param("keeper")}
 CATALOG = {**KEEPER, "catalog": param("catalog")}
+# The lock outlives the pipeline's timeout (30m) and its exit handler, so that only a crashed run frees it.
+LOCK_DURATION = "45m"
 # A step that *fails* (exit code != 0) failed for a reason retrying will not change (an empty
 # keeper, a denied policy, a replica that never answered: the steps already retry connecting
 # for about 30 s). Argo retries only *errors*: a pod evicted or lost with its node.
@@ -24,6 +26,7 @@ PIPELINES = [
     Pipeline(
         name="vault-bootstrap",
         description="Initialise, unseal, configure and smoke-test Vault from the catalog; revoke root.",
+        mutex="vaultflow-vault-bootstrap",
         service_account="vaultflow-bootstrap",
         timeout="30m",
         default_retry=INFRASTRUCTURE,
@@ -33,6 +36,11 @@ PIPELINES = [
             ),
             Param(
                 "keeper", default="kubernetes://argo/vaultflow-vault-keeper", description="Where shares live."
+            ),
+            Param(
+                "fallback-keeper",
+                default="",
+                description="Second keeper for the shares if the keeper cannot be written after init (empty: none).",
             ),
             Param(
                 "catalog",
@@ -56,22 +64,35 @@ PIPELINES = [
                 enum=["true", "false"],
                 description="Sandbox only: fill static keys of missing secrets with visible placeholders.",
             ),
+            Param("lock-wait", default="10m", description="How long to wait for another bootstrap to finish."),
         ],
         steps=[
-            Step("status", status.check_status, args=VAULT),
+            Step(
+                "lock",
+                lock.lock_bootstrap,
+                args={
+                    "catalog": param("catalog"),
+                    "holder": WORKFLOW_NAME,
+                    "wait": param("lock-wait"),
+                    "duration": LOCK_DURATION,
+                },
+            ),
+            Step("status", status.check_status, args=VAULT, depends="lock"),
+            # Always: a no-op on an initialised Vault with a full keeper, and where a re-run copies the
+            # material from the fallback keeper into the keeper.
             Step(
                 "init",
                 init.init_vault,
                 args={
                     **KEEPER,
+                    "fallback_keeper": param("fallback-keeper"),
                     "shares": param("shares"),
                     "threshold": param("threshold"),
                     "pgp_keys": param("pgp-keys"),
                 },
                 depends="status",
-                when=f"{output('status', 'initialized')} == false",
             ),
-            Step("unseal", unseal.unseal_vault, args=KEEPER, depends="init.Succeeded || init.Skipped"),
+            Step("unseal", unseal.unseal_vault, args=KEEPER, depends="init"),
             Step("root-token", root_token.ensure_root_token, args=CATALOG, depends="unseal"),
             Step(
                 "configure",
@@ -87,6 +108,7 @@ PIPELINES = [
                 depends="smoke-test",
             ),
         ],
-        on_exit=Step("revoke-root", root_token.revoke_root_token, args=KEEPER),
+        # Only the lock's holder revokes root (once the bootstrap identity is proven), then unlocks.
+        on_exit=Step("revoke-root", lock.finish_bootstrap, args={**CATALOG, "holder": WORKFLOW_NAME}),
     )
 ]

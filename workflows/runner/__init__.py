@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from vaultflow.workflows.runner.engine import Engine, RunOptions, workflow_parameters
+from vaultflow.workflows.runner.model import TemplateLookup, WorkflowSpec
 from vaultflow.workflows.runner.nodes import Node, NodeType, Phase
 from vaultflow.workflows.runner.result import RunObserver, RunState, WorkflowResult
-from vaultflow.workflows.runner.spec import TemplateLookup, WorkflowSpec, load
+from vaultflow.workflows.runner.spec import load
 
 __all__ = [
     "Node",

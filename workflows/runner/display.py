@@ -3,15 +3,16 @@
 The live tree is for terminals only; the summary table is printed in every
 case. Outputs shown are the step outputs, which by vaultflow's contract are
 references (a Vault path and version, a commit SHA, a report path), never
-secret values. Failure details stay in the step's log file, whose path is
-shown instead: a step's exception text is its own business, not the terminal's.
+secret values. A failed step shows its node message, as Argo's does; the rest
+(its output, a traceback) stays in the step's log file, whose path is printed
+below the table, whole, for the user to open.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -122,8 +123,8 @@ def _depth(state: RunState, node: Node) -> int:
     return depth
 
 
-def summary(result: WorkflowResult, cwd: Path | None = None) -> RenderableType:
-    """The final table: task, phase, duration, outputs; and where the logs are."""
+def summary_table(result: WorkflowResult) -> Table:
+    """The final table: task, phase, duration, and outputs (or why a task did not succeed)."""
     state = result.state
     table = Table(title=f"{state.name}: {state.phase.value}", title_justify="left")
     for column in ("task", "phase", "duration", "outputs"):
@@ -132,22 +133,33 @@ def summary(result: WorkflowResult, cwd: Path | None = None) -> RenderableType:
         if node.parent_id is None and node.type is NodeType.DAG:
             continue
         icon, style = _STYLE[node.phase]
-        detail = _outputs(node) if node.phase is Phase.SUCCEEDED else node.message
-        if node.phase.failed_or_error and node.log_path is not None:
-            detail = f"{detail}; log: {_relative(node.log_path, cwd)}".lstrip("; ")
         indent = "  " * max(0, _depth(state, node) - 1)
         attempts = f" ({len(node.attempts)} attempts)" if len(node.attempts) > 1 else ""
         table.add_row(
             f"{indent}{node.display_name}",
             Text(f"{icon} {node.phase.value}{attempts}", style=style),
             _seconds(node.duration),
-            detail,
+            _outputs(node) if node.phase is Phase.SUCCEEDED else node.message,
         )
-    lines: list[RenderableType] = [table]
+    return table
+
+
+def print_summary(console: Console, result: WorkflowResult, cwd: Path | None = None) -> None:
+    """Print the table, the workflow's message, then the log files of failed steps and the run directory.
+
+    The paths are printed after the table, each on a line of its own that is
+    never wrapped or cropped (``soft_wrap``), whatever the terminal's width: a
+    path a user must copy is never folded.
+    """
+    state = result.state
+    console.print(summary_table(result))
     if state.message:
-        lines.append(Text(state.message, style="red" if not result.succeeded else ""))
-    lines.append(Text(f"logs: {_relative(state.run_dir, cwd)}", style="dim"))
-    return Group(*lines)
+        console.print(Text(state.message, style="red" if not result.succeeded else ""))
+    for node in state.nodes.values():
+        if node.phase.failed_or_error and node.log_path is not None:
+            line = Text.assemble(("log of ", "dim"), node.display_name, ": ", _relative(node.log_path, cwd))
+            console.print(line, soft_wrap=True)
+    console.print(Text.assemble(("logs: ", "dim"), _relative(state.run_dir, cwd)), soft_wrap=True)
 
 
 def _relative(path: Path, cwd: Path | None) -> str:

@@ -25,7 +25,6 @@ import queue
 import re
 import secrets
 import sys
-import threading
 import time
 import traceback
 import uuid
@@ -33,17 +32,19 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from vaultflow.base.durations import parse_argo_duration
 from vaultflow.base.errors import InputError
-from vaultflow.workflows.runner import capture, templating, when
+from vaultflow.workflows import entry
+from vaultflow.workflows.runner import capture, retry, templating, when
 from vaultflow.workflows.runner import depends as dep
+from vaultflow.workflows.runner.dag_phase import assess_dag
 from vaultflow.workflows.runner.invoke import load_step
+from vaultflow.workflows.runner.items import aggregate_item, item_scope, task_items
+from vaultflow.workflows.runner.model import TaskSpec, TemplateSpec, WorkflowSpec
 from vaultflow.workflows.runner.nodes import Attempt, Node, NodeType, Phase
 from vaultflow.workflows.runner.references import ancestors
 from vaultflow.workflows.runner.result import RunObserver, RunState, WorkflowResult, write_status
-from vaultflow.workflows.runner.spec import TaskSpec, TemplateSpec, WorkflowSpec
+from vaultflow.workflows.runner.workers import Workers
 
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' generateName suffix alphabet
 _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._():,=-]+")
@@ -110,41 +111,6 @@ def _input_scope(template: TemplateSpec, inputs: Mapping[str, str]) -> dict[str,
     return scope
 
 
-class _JsonNumber(str):
-    """A JSON number kept as written, so ``{{item}}`` prints it the way Argo does."""
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, _JsonNumber):
-        return json.loads(value)
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return value
-
-
-def _item_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, int | float):
-        return str(value)
-    return json.dumps(_plain(value), sort_keys=True, separators=(",", ":"))
-
-
-def _item_scope(item: Any) -> tuple[dict[str, str], str]:
-    """Variables for one item and its label in the node name (``task(0:label)``)."""
-    if isinstance(item, dict):
-        scope = {f"item.{key}": _item_text(value) for key, value in item.items()}
-        scope["item"] = _item_text(item)
-        label = ",".join(sorted(f"{key}:{_item_text(value)}" for key, value in item.items()))
-        return scope, label
-    text = _item_text(item)
-    return {"item": text}, text
-
-
 def _node_id(workflow_name: str, node_name: str) -> str:
     """Argo's node id: ``<workflow>-<fnv32a(node name)>``; the root node's id is the workflow name."""
     if node_name == workflow_name:
@@ -200,6 +166,17 @@ class _AttemptDone:
     exit_code: int
     stdout: str
     parameters: dict[str, str]
+    termination_message: str = ""
+
+
+def _failed_container_message(exit_code: int, termination_message: str) -> str:
+    """Argo's node message for a failed main container (``inferFailedReason`` in ``operator.go``).
+
+    ``Error`` is the reason the kubelet gives a container that exited non-zero;
+    the termination message, when the step wrote one, follows it.
+    """
+    message = f"main: Error (exit code {exit_code})"
+    return f"{message}: {termination_message}" if termination_message else message
 
 
 class Engine:
@@ -246,7 +223,7 @@ class Engine:
         self._pods: dict[str, _PodRun] = {}
         self._exit_node: Node | None = None
         self._changed = True
-        self._workers = _Workers()
+        self._workers = Workers()
 
     # -- public ------------------------------------------------------------------------------
 
@@ -393,7 +370,7 @@ class Engine:
             self._dag_runs.append(self._new_dag_run(node, template, scope, owner))
             return
         try:
-            limit = self._retry_limit(template, scope)
+            limit = retry.retry_limit(template.retry, lambda text: templating.substitute(text, scope))
             deadline = self._template_deadline(template, scope)
         except (ValueError, templating.UnresolvedVariable) as error:
             self._fulfil(node, Phase.ERROR, str(error))
@@ -403,17 +380,6 @@ class Engine:
         pod = _PodRun(node, template, inputs, owner, limit, deadline)
         self._pods[node.id] = pod
         self._pods_waiting.append(pod)
-
-    @staticmethod
-    def _retry_limit(template: TemplateSpec, scope: Mapping[str, str]) -> int | None:
-        if template.retry is None:
-            return 0
-        if template.retry.limit is None:
-            return None  # Argo: a retryStrategy without limit retries until something else stops it
-        text = templating.substitute(str(template.retry.limit), scope)
-        if not text.strip().isdigit():
-            raise ValueError(f"retryStrategy.limit {text!r} is not a whole number")
-        return int(text)
 
     @staticmethod
     def _template_deadline(template: TemplateSpec, scope: Mapping[str, str]) -> float | None:
@@ -533,7 +499,7 @@ class Engine:
                 template = self._spec.templates[run.template.task(name).template]
                 if template.kind == "script":
                     scope[f"{prefix}.outputs.result"] = json.dumps(
-                        [_aggregate_item(c.result) for c in children if c.result is not None],
+                        [aggregate_item(c.result) for c in children if c.result is not None],
                         separators=(",", ":"),
                         sort_keys=True,
                     )
@@ -564,7 +530,7 @@ class Engine:
             condition = (
                 templating.substitute(task.when, scope, allow_unresolved=task.expands) if task.when else None
             )
-            items = self._items(task, scope)
+            items = task_items(task, scope)
         except (templating.UnresolvedVariable, ValueError) as error:
             node = self._new_node(node_name, task.name, NodeType.SKIPPED, task.template, run.node)
             run.task_nodes[task.name] = node
@@ -584,35 +550,17 @@ class Engine:
         group.phase, group.started_at = Phase.RUNNING, time.time()
         run.task_nodes[task.name] = group
         for index, item in enumerate(items):
-            item_scope, label = _item_scope(item)
+            variables, label = item_scope(item)
             display = f"{task.name}({index}:{label})"
             child = self._new_node(f"{run.node.name}.{display}", display, node_type, task.template, group)
             try:
-                item_arguments = {n: templating.substitute(v, item_scope) for n, v in arguments.items()}
-                item_condition = templating.substitute(condition, item_scope) if condition else None
+                item_arguments = {n: templating.substitute(v, variables) for n, v in arguments.items()}
+                item_condition = templating.substitute(condition, variables) if condition else None
             except templating.UnresolvedVariable as error:
                 self._fulfil(child, Phase.ERROR, str(error))
                 continue
             self._run_if(run, child, template, item_arguments, item_condition)
         self._update_group(group)
-
-    @staticmethod
-    def _items(task: TaskSpec, scope: Mapping[str, str]) -> list[Any] | None:
-        if task.with_items is not None:
-            return [
-                templating.substitute(item, scope, allow_unresolved=True) if isinstance(item, str) else item
-                for item in task.with_items
-            ]
-        if task.with_param is None:
-            return None
-        text = templating.substitute(task.with_param, scope)
-        try:
-            items = json.loads(text, parse_float=_JsonNumber, parse_int=_JsonNumber)
-        except json.JSONDecodeError:
-            items = None
-        if not isinstance(items, list):
-            raise ValueError(f"withParam value could not be parsed as a JSON list: {text.strip()[:200]}")
-        return items
 
     def _run_if(
         self,
@@ -673,7 +621,7 @@ class Engine:
         ):
             phase, message = Phase.FAILED, "Step exceeded its deadline"
         else:
-            phase, message = _assess_dag(run, self.state.nodes)
+            phase, message = assess_dag(run.template, run.task_nodes, run.leaves, self.state.nodes)
         if phase is Phase.SUCCEEDED and run.template.outputs:
             scope = self._task_scope(run, set(run.task_nodes))
             try:
@@ -723,6 +671,9 @@ class Engine:
         outputs_dir = self.state.run_dir / ".outputs" / f"{log_path.stem}.{attempt.number}"
         events = self._events
 
+        termination_log = outputs_dir / "termination-log"  # the pod's /dev/termination-log
+        through_entry = pod.template.runner_module == entry.MODULE
+
         def execute() -> None:
             sink = capture.StepSink(log_path)
             exit_code, parameters = 1, {}
@@ -732,11 +683,18 @@ class Engine:
                 try:
                     outcome = step.call(pod.inputs, outputs_dir)
                     exit_code, parameters = outcome.exit_code, outcome.parameters
+                except Exception as error:
+                    if through_entry:  # as vaultflow's entry reports it in the pod
+                        termination_log.parent.mkdir(parents=True, exist_ok=True)
+                        exit_code = entry.report_failure(error, termination_log)
+                    else:  # as Python reports it under Hera's runner alone
+                        traceback.print_exc()
                 except BaseException:
                     traceback.print_exc()
             stdout = sink.stdout()
             sink.close()
-            events.put(_AttemptDone(pod, token, exit_code, stdout, parameters))
+            message = entry.read_termination_message(termination_log) if exit_code != 0 else ""
+            events.put(_AttemptDone(pod, token, exit_code, stdout, parameters, message))
 
         self._workers.submit(execute)
 
@@ -750,7 +708,8 @@ class Engine:
         attempt.finished_at = time.time()
         pod.node.result = done.stdout.removesuffix("\n")[-_MAX_RESULT_BYTES:]
         if done.exit_code != 0:
-            attempt.phase, attempt.message = Phase.FAILED, f"Error (exit code {done.exit_code})"
+            attempt.phase = Phase.FAILED
+            attempt.message = _failed_container_message(done.exit_code, done.termination_message)
             self._after_failure(pod, Phase.FAILED, attempt.message)
             return
         missing = []
@@ -806,46 +765,18 @@ class Engine:
 
     def _retry_decision(self, pod: _PodRun, phase: Phase) -> float | str:
         """Seconds to wait before the next attempt, or the reason (possibly empty) not to retry."""
-        retry = pod.template.retry
-        if retry is None or self._deadline_exceeded:
-            return ""
-        retry_on = {
-            "Always": (Phase.FAILED, Phase.ERROR),
-            "OnFailure": (Phase.FAILED,),
-            "OnError": (Phase.ERROR,),
-            "OnTransientError": (),  # a step's own failure is never a transient Kubernetes error
-        }[retry.policy]
-        if phase not in retry_on:
+        strategy = pod.template.retry
+        if strategy is None or self._deadline_exceeded or not retry.retries_on(strategy.policy, phase):
             return ""
         if pod.limit is not None and len(pod.node.attempts) > pod.limit:
-            return "No more retries left"
-        return self._backoff(pod)
-
-    def _backoff(self, pod: _PodRun) -> float | str:
-        """Argo's backoff: ``duration * factor**(attempts-1)``, capped, within ``maxDuration``."""
-        backoff = pod.template.retry.backoff if pod.template.retry is not None else None
-        if backoff is None or backoff.duration is None:
-            return 0.0
-        attempts = len(pod.node.attempts)
+            return retry.NO_RETRIES_LEFT
         scope = {**self._global_scope, **_input_scope(pod.template, pod.inputs)}
-
-        def seconds(value: str | int) -> float:
-            return parse_argo_duration(templating.substitute(str(value), scope))
-
-        wait = seconds(backoff.duration)
-        factor = int(templating.substitute(str(backoff.factor), scope)) if backoff.factor is not None else 0
-        if factor > 0:
-            wait *= factor ** (attempts - 1)
-        if backoff.cap is not None:
-            wait = min(wait, seconds(backoff.cap))
-        if backoff.max_duration is not None and pod.first_started_monotonic is not None:
-            max_deadline = pod.first_started_monotonic + seconds(backoff.max_duration)
-            now = time.monotonic()
-            if now > max_deadline:
-                return "Max duration limit exceeded"
-            if now + wait > max_deadline:
-                return "Backoff would exceed max duration limit"
-        return wait
+        backoff = retry.resolve_backoff(strategy.backoff, lambda text: templating.substitute(text, scope))
+        first_started = pod.first_started_monotonic
+        now = time.monotonic()
+        return retry.next_wait(
+            backoff, len(pod.node.attempts), now if first_started is None else first_started, now
+        )
 
     # -- deadlines and interruption ----------------------------------------------------------
 
@@ -881,97 +812,3 @@ class Engine:
                 pod.node.attempts[-1].finished_at = time.time()
             self._fulfil(pod.node, Phase.FAILED, message)
             self._child_fulfilled(pod.node, pod.owner)
-
-
-def _aggregate_item(result: str) -> Any:
-    """Argo aggregates item results as maps when they parse as a JSON object, else as strings."""
-    try:
-        value = json.loads(result)
-    except json.JSONDecodeError:
-        return result
-    return value if isinstance(value, dict) else result
-
-
-def _assess_dag(run: _DagRun, nodes: Mapping[str, Node]) -> tuple[Phase, str]:
-    """Argo's assessDAGPhase: a DAG fails if a target's branch failed.
-
-    An omitted or skipped task inherits the phase of its branch (preferring a
-    failure), so a failure stays visible through the tasks it prevented from
-    running, unless a task that handled it (``depends: A.Failed``) completed.
-    """
-    memo: dict[str, list[Phase]] = {}
-
-    def inherited(name: str) -> Phase:
-        incoming = [
-            phase for dependency in run.template.task(name).dependencies for phase in branch(dependency)
-        ]
-        return next((phase for phase in incoming if phase.failed_or_error), Phase.SUCCEEDED)
-
-    def branch(name: str) -> list[Phase]:
-        if name not in memo:
-            node = run.task_nodes[name]
-            own = node.phase if node.phase.completed else inherited(name)
-            if node.type is NodeType.TASK_GROUP:
-                children = [nodes[child].phase for child in node.children]
-                memo[name] = [phase if phase.completed else own for phase in children] or [own]
-            else:
-                memo[name] = [own]
-        return memo[name]
-
-    failed: list[str] = []
-    result = Phase.SUCCEEDED
-    for name in run.leaves:
-        node = run.task_nodes[name]
-        phase = node.phase if node.phase.completed else inherited(name)
-        task = run.template.task(name)
-        tolerated = (phase is Phase.FAILED and task.continue_on.failed) or (
-            phase is Phase.ERROR and task.continue_on.error
-        )
-        if phase.failed_or_error and not tolerated:
-            failed.append(name)
-            if result is Phase.SUCCEEDED:
-                result = phase
-    if result is Phase.SUCCEEDED:
-        return result, ""
-    culprits = [n.display_name for n in run.task_nodes.values() if n.phase.failed_or_error]
-    return result, f"failed: {', '.join(culprits or failed)}"
-
-
-class _Workers:
-    """Daemon worker threads, reused when idle; a thread stuck in an abandoned step is simply replaced.
-
-    The coordinator bounds how many attempts run at once; this pool only
-    makes sure a thread is available for each of them.
-    """
-
-    def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._idle = 0
-        self._threads = 0
-
-    def submit(self, job: Callable[[], None]) -> None:
-        with self._lock:
-            spawn = self._idle == 0
-            if spawn:
-                self._threads += 1
-            else:
-                self._idle -= 1
-        self._jobs.put(job)
-        if spawn:
-            threading.Thread(target=self._work, name="vaultflow-step", daemon=True).start()
-
-    def _work(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            job()
-            with self._lock:
-                self._idle += 1
-
-    def shutdown(self) -> None:
-        with self._lock:
-            count = self._threads
-        for _ in range(count):
-            self._jobs.put(None)

@@ -15,16 +15,16 @@ import re
 from collections.abc import Callable, Mapping
 
 from vaultflow.workflows.runner import templating, when
-from vaultflow.workflows.runner.spec import (
+from vaultflow.workflows.runner.model import (
     WORKFLOW_STATUS,
     WORKFLOW_VARIABLES,
     ParameterSpec,
-    Problems,
     TaskSpec,
     TemplateSpec,
     WorkflowSpec,
     as_string,
 )
+from vaultflow.workflows.runner.problems import Problems
 
 
 def ancestors(template: TemplateSpec, task_name: str) -> set[str]:

@@ -5,6 +5,10 @@ Input is what Argo would receive: a Hera ``Workflow`` / ``WorkflowTemplate`` /
 ``WorkflowTemplate`` (``workflowTemplateRef``) and a ``CronWorkflow`` are
 resolved the way Argo resolves them.
 
+The result is the plain data of :mod:`vaultflow.workflows.runner.model`; the
+checks of which variables may be used where live in
+:mod:`vaultflow.workflows.runner.references`.
+
 Validation is strict and complete: every field is either *supported* (the
 runner implements Argo's semantics for it), *pod-only* (it shapes the pod on a
 cluster and has no meaning in-process, so it is accepted and ignored), or
@@ -17,29 +21,41 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import yaml
 
 from vaultflow.base.durations import parse_argo_duration
 from vaultflow.base.errors import InputError
+from vaultflow.workflows import entry
 from vaultflow.workflows.runner import depends as dep
 from vaultflow.workflows.runner import templating
 from vaultflow.workflows.runner.invoke import StepDefinitionError, load_step
+from vaultflow.workflows.runner.model import (
+    BackoffSpec,
+    OutputParameterSpec,
+    ParameterSpec,
+    RetrySpec,
+    TaskSpec,
+    TemplateLookup,
+    TemplateSpec,
+    WorkflowSpec,
+    as_string,
+)
+from vaultflow.workflows.runner.problems import Problems
+from vaultflow.workflows.runner.references import check_references
 
 JsonObject = dict[str, Any]
-TemplateLookup = Callable[[str], Mapping[str, Any] | None]
 
 RETRY_POLICIES = ("Always", "OnFailure", "OnError", "OnTransientError")
-WORKFLOW_VARIABLES = ("workflow.name", "workflow.namespace", "workflow.uid", "workflow.serviceAccountName")
-WORKFLOW_STATUS = "workflow.status"
 _TASK_NAME = re.compile(r"^[a-zA-Z0-9][-a-zA-Z0-9]*$")
-_RUNNER_ARGS = ("-m", "hera.workflows.runner", "-e")
+# Hera's runner, started as Hera writes it or through vaultflow's entry (which runs it unchanged).
+_RUNNER_MODULES = (entry.HERA_RUNNER_MODULE, entry.MODULE)
 
 # Fields with no in-process meaning: they shape pods and cluster bookkeeping only.
 _POD_ONLY_SPEC = {
+    "synchronization",  # the controller's queue between workflows; one local run is one workflow
     "securityContext",
     "podGC",
     "ttlStrategy",
@@ -103,95 +119,6 @@ _TASK_FIELDS = {
     "description",
 }
 _PARAMETER_FIELDS = {"name", "value", "default", "enum", "description"}
-
-
-@dataclass(frozen=True)
-class ParameterSpec:
-    """A declared input parameter (``value`` wins over ``default``; a passed argument wins over both)."""
-
-    name: str
-    value: str | None = None
-    default: str | None = None
-    enum: tuple[str, ...] | None = None
-
-
-@dataclass(frozen=True)
-class OutputParameterSpec:
-    name: str
-    default: str | None = None
-    from_parameter: str | None = None  # DAG templates: valueFrom.parameter
-
-
-@dataclass(frozen=True)
-class BackoffSpec:
-    duration: str | int | None = None
-    factor: str | int | None = None
-    max_duration: str | int | None = None
-    cap: str | int | None = None
-
-
-@dataclass(frozen=True)
-class RetrySpec:
-    limit: str | int | None
-    policy: str
-    backoff: BackoffSpec | None
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    name: str
-    template: str
-    arguments: tuple[tuple[str, str], ...] = ()
-    depends: dep.Expr | None = None
-    when: str | None = None
-    with_items: tuple[Any, ...] | None = None
-    with_param: str | None = None
-    continue_on: dep.ContinueOn = field(default_factory=dep.ContinueOn)
-
-    @property
-    def expands(self) -> bool:
-        return self.with_items is not None or self.with_param is not None
-
-    @property
-    def dependencies(self) -> list[str]:
-        return dep.task_names(self.depends) if self.depends is not None else []
-
-
-@dataclass(frozen=True)
-class TemplateSpec:
-    name: str
-    kind: Literal["dag", "script"]
-    inputs: tuple[ParameterSpec, ...] = ()
-    outputs: tuple[OutputParameterSpec, ...] = ()
-    retry: RetrySpec | None = None
-    active_deadline_seconds: str | int | None = None
-    parallelism: int | None = None
-    tasks: tuple[TaskSpec, ...] = ()
-    entrypoint: str | None = None  # script templates: module:function
-
-    def task(self, name: str) -> TaskSpec:
-        return next(task for task in self.tasks if task.name == name)
-
-
-@dataclass(frozen=True)
-class WorkflowSpec:
-    """A workflow ready to run: resolved, validated, with Argo's defaults made explicit."""
-
-    kind: str
-    name: str
-    generate_name: str
-    namespace: str
-    entrypoint: str
-    arguments: tuple[ParameterSpec, ...]
-    templates: Mapping[str, TemplateSpec]
-    parallelism: int | None = None
-    active_deadline_seconds: int | None = None
-    on_exit: str | None = None
-    service_account: str | None = None
-    step_packages: tuple[str, ...] = field(default=())
-
-    def argument(self, name: str) -> ParameterSpec | None:
-        return next((p for p in self.arguments if p.name == name), None)
 
 
 # --- reading documents ----------------------------------------------------------------------
@@ -260,23 +187,6 @@ def resolve(document: Mapping[str, Any], lookup: TemplateLookup | None = None) -
 # --- validation -----------------------------------------------------------------------------
 
 
-class Problems:
-    def __init__(self, subject: str) -> None:
-        self.subject = subject
-        self.items: list[str] = []
-
-    def add(self, where: str, message: str) -> None:
-        self.items.append(f"{where}: {message}" if where else message)
-
-    def raise_if_any(self) -> None:
-        if not self.items:
-            return
-        shown = self.items[:20]
-        more = f"\n  ... and {len(self.items) - 20} more" if len(self.items) > 20 else ""
-        lines = "\n  ".join(shown)
-        raise InputError(f"{self.subject} cannot run locally:\n  {lines}{more}")
-
-
 def _unknown_fields(
     problems: Problems, where: str, obj: Mapping[str, Any], supported: set[str], pod_only: Iterable[str] = ()
 ) -> None:
@@ -284,12 +194,6 @@ def _unknown_fields(
     for key in obj:
         if key not in allowed:
             problems.add(where, f"field {key!r} is not supported by the local runner")
-
-
-def as_string(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def _parameters(problems: Problems, where: str, raw: Any, *, fields: set[str]) -> tuple[ParameterSpec, ...]:
@@ -410,21 +314,24 @@ def _retry(problems: Problems, where: str, raw: Any) -> RetrySpec | None:
     return RetrySpec(limit=limit, policy=str(policy), backoff=backoff)
 
 
-def _script_entrypoint(problems: Problems, where: str, script: Mapping[str, Any]) -> str | None:
+def _script_entrypoint(problems: Problems, where: str, script: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The runner module and the ``module:function`` of a Hera runner script, or None if it is not one."""
     _unknown_fields(problems, where, script, _SCRIPT_FIELDS, _POD_ONLY_SCRIPT)
     command = script.get("command") or []
     args = list(script.get("args") or [])
     runner_call = (
         len(command) == 1
         and str(command[0]).rsplit("/", 1)[-1].startswith("python")
-        and tuple(args[:3]) == _RUNNER_ARGS
         and len(args) == 4
+        and args[0] == "-m"
+        and args[1] in _RUNNER_MODULES
+        and args[2] == "-e"
     )
     if not runner_call:
         problems.add(
             where,
             "only Hera runner scripts (command [python],"
-            " args [-m, hera.workflows.runner, -e, module:function]) run locally",
+            f" args [-m, {' or '.join(_RUNNER_MODULES)}, -e, module:function]) run locally",
         )
         return None
     if str(script.get("source", "")).strip() != "{{inputs.parameters}}":
@@ -444,7 +351,7 @@ def _script_entrypoint(problems: Problems, where: str, script: Mapping[str, Any]
     except StepDefinitionError as error:
         problems.add(f"{where}.args", str(error))
         return None
-    return entrypoint
+    return str(args[1]), entrypoint
 
 
 def _continue_on(problems: Problems, where: str, raw: Any) -> dep.ContinueOn:
@@ -537,13 +444,21 @@ def _template(problems: Problems, index: int, raw: Any) -> TemplateSpec | None:
         "parallelism": parallelism if isinstance(parallelism, int) else None,
     }
     if kind == "script":
-        if not isinstance(raw["script"], Mapping):
-            problems.add(f"{where}.script", "must be a mapping")
-            return None
-        return TemplateSpec(
-            **common, entrypoint=_script_entrypoint(problems, f"{where}.script", raw["script"])
-        )
+        return _script_template(problems, where, raw["script"], common)
     return _dag_template(problems, where, raw["dag"], common)
+
+
+def _script_template(
+    problems: Problems, where: str, script: Any, common: dict[str, Any]
+) -> TemplateSpec | None:
+    if not isinstance(script, Mapping):
+        problems.add(f"{where}.script", "must be a mapping")
+        return None
+    runner_call = _script_entrypoint(problems, f"{where}.script", script)
+    if runner_call is None:
+        return TemplateSpec(**common)
+    runner_module, entrypoint = runner_call
+    return TemplateSpec(**common, entrypoint=entrypoint, runner_module=runner_module)
 
 
 def _dag_template(problems: Problems, where: str, dag: Any, common: dict[str, Any]) -> TemplateSpec | None:
@@ -690,8 +605,6 @@ def load(workflow: Any, lookup: TemplateLookup | None = None) -> WorkflowSpec:
             )
         ),
     )
-    from vaultflow.workflows.runner.references import check_references
-
     check_references(problems, spec)
     problems.raise_if_any()
     return spec
