@@ -54,9 +54,10 @@ class VaultWrite(BaseModel):
 
 
 class SecretMetadata(BaseModel):
-    """The KV v2 metadata the rotation reads: the current version and the custom metadata."""
+    """The KV v2 metadata the rotation reads: versions, creation time and the custom metadata."""
 
     current_version: int
+    created_time: str  # RFC 3339, when the secret (its first version) was created
     custom: dict[str, str]
 
 
@@ -70,7 +71,9 @@ def read_metadata(vault: VaultApi, kv: str, path: str) -> SecretMetadata | None:
         except hvac.exceptions.InvalidPath:
             return None
     return SecretMetadata(
-        current_version=int(data["current_version"]), custom=data.get("custom_metadata") or {}
+        current_version=int(data["current_version"]),
+        created_time=data["created_time"],
+        custom=data.get("custom_metadata") or {},
     )
 
 

@@ -1,0 +1,117 @@
+"""Plan a rotation: which secrets rotate now, refused before anything is written when one cannot.
+
+A secret is *due* when its catalog schedule says a run should have happened
+since it last rotated: the time the rotation recorded in Vault's custom
+metadata, or, for a secret never rotated, the time it was created (seeding
+gave it a fresh value). Named paths rotate whether due or not.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel
+
+from vaultflow.base.cron import previous_run
+from vaultflow.base.errors import InputError
+from vaultflow.gitops.catalog.checks import unrefreshable
+from vaultflow.gitops.catalog.model import Catalog, Secret
+from vaultflow.steps.rotation.write import ROTATED_AT, read_metadata
+from vaultflow.steps.vault.api import VaultApi
+
+_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)")
+
+
+class PlannedRotation(BaseModel):
+    """One secret to rotate: a reference, never a value."""
+
+    path: str
+    version: int  # the current version when planned
+    why: Literal["requested", "due"]
+    last_rotated_at: str | None  # RFC 3339; None when it never rotated
+
+
+class RotationPlan(BaseModel):
+    run_id: str
+    secrets: list[PlannedRotation]
+    not_due: list[str]  # rotated secrets whose schedule has not fired since their last rotation
+
+
+def parse_time(text: str) -> datetime:
+    """An RFC 3339 time as Vault writes it (nanoseconds, ``Z``), which ``fromisoformat`` cannot read."""
+    match = _RFC3339.fullmatch(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not an RFC 3339 time")
+    seconds, fraction, zone = match.groups()
+    return datetime.fromisoformat(seconds + (fraction or "")[:7] + ("+00:00" if zone == "Z" else zone))
+
+
+def refusals(catalog: Catalog, paths: Sequence[str]) -> list[str]:
+    """Why each named path cannot rotate (empty when all can); the catalog alone decides these."""
+    by_path = {secret.path: secret for secret in catalog.secrets}
+    problems = []
+    for path in paths:
+        secret = by_path.get(path)
+        if secret is None:
+            problems.append(f"{path}: not in the catalog")
+        elif secret.rotation is None:
+            problems.append(f"{path}: has no rotation in the catalog (add rotation.schedule to rotate it)")
+        elif not secret.generated_keys():
+            problems.append(f"{path}: every key is static, there is nothing to generate")
+        else:
+            problems.extend(
+                f"{path}: consumer {c.cluster}/{c.namespace}/{c.secret_name} cannot pick up a new value: "
+                f"{reason}"
+                for c in secret.consumers
+                if (reason := unrefreshable(c.refresh_policy, c.refresh_interval)) is not None
+            )
+    return problems
+
+
+def plan_rotation(
+    vault: VaultApi,
+    catalog: Catalog,
+    *,
+    paths: Sequence[str],
+    all_due: bool,
+    run_id: str,
+    now: datetime,
+) -> RotationPlan:
+    """The secrets to rotate in run ``run_id``; InputError listing every refusal, before any write."""
+    if not paths and not all_due:
+        raise InputError("name the secrets to rotate (their catalog paths), or ask for --all-due")
+    rotated = [secret for secret in catalog.secrets if secret.rotation is not None]
+    candidates = list(dict.fromkeys([*paths, *([s.path for s in rotated] if all_due else [])]))
+    problems = refusals(catalog, candidates)
+    if problems:
+        raise InputError("nothing was rotated:\n" + "\n".join(problems))
+    by_path = {secret.path: secret for secret in catalog.secrets}
+    planned, not_due, missing = [], [], []
+    kv = catalog.vault.kv_mount
+    for path in candidates:
+        metadata = read_metadata(vault, kv, path)
+        if metadata is None:
+            missing.append(f"{path}: does not exist in Vault ({kv}/{path}); seed it first")
+            continue
+        last = metadata.custom.get(ROTATED_AT)
+        if path in paths:
+            why: Literal["requested", "due"] = "requested"
+        elif _is_due(by_path[path], last or metadata.created_time, now):
+            why = "due"
+        else:
+            not_due.append(path)
+            continue
+        planned.append(
+            PlannedRotation(path=path, version=metadata.current_version, why=why, last_rotated_at=last)
+        )
+    if missing:
+        raise InputError("nothing was rotated:\n" + "\n".join(missing))
+    return RotationPlan(run_id=run_id, secrets=planned, not_due=not_due)
+
+
+def _is_due(secret: Secret, since: str, now: datetime) -> bool:
+    assert secret.rotation is not None
+    return previous_run(secret.rotation.schedule, now) > parse_time(since)
