@@ -1,0 +1,138 @@
+"""A rotation's Kubernetes targets through the ESO emulator: written, force-synced, verified by content.
+
+This is the rotation's proof end to end at the level of one cluster: the real
+OpenBao holds the versions, the ESO emulator (ESO's semantics) refreshes the
+ExternalSecrets when annotated, and the verify step reads the Secrets back
+with the real client, one LIST per namespace per round.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from tests.sandbox_eso.conftest import STORE, VAULT_ADDRESS, EsoStack, external_secret
+from vaultflow.gitops.catalog import parse_catalog
+from vaultflow.gitops.catalog.model import Catalog
+from vaultflow.gitops.catalog.placement import plan_catalog
+from vaultflow.steps.rotation.discover import discover_consumers
+from vaultflow.steps.rotation.force_sync import force_sync
+from vaultflow.steps.rotation.plan import parse_time
+from vaultflow.steps.rotation.verify import expected_data, verify_kubernetes_targets
+from vaultflow.steps.rotation.write import read_version, write_rotation
+from vaultflow.steps.vault.api import VaultApi
+
+CATALOG = """\
+apiVersion: vaultflow.io/v1alpha1
+kind: SecretsCatalog
+vault: {{address: "{address}", storeName: {store}}}
+gitops: {{repoUrl: https://git.example.com/gitops.git}}
+clusters: [{{name: test, kubeContext: test, argocd: {{server: https://kubernetes.default.svc}}}}]
+secrets:
+  - path: {path}
+    keys:
+      - {{name: username, generator: {{type: static}}}}
+      - {{name: password, generator: {{type: password, length: 24}}}}
+    rotation: {{schedule: "@daily", verifyTimeout: 30s}}
+"""
+
+
+def catalog_for(path: str) -> Catalog:
+    text = CATALOG.format(address=VAULT_ADDRESS, store=STORE, path=path)
+    return parse_catalog(text, Path("catalog.yaml")).catalog
+
+
+def test_a_rotation_reaches_every_secret_and_says_how_long_each_took(
+    eso: EsoStack, namespace: str, vault_path: str
+) -> None:
+    old = f"old-{uuid.uuid4().hex}"
+    eso.vault.secrets.kv.v2.create_or_update_secret(
+        vault_path, secret={"username": "app", "password": old}, mount_point="secret"
+    )
+    eso.create(namespace, external_secret("whole", dataFrom=[{"extract": {"key": vault_path}}]))
+    eso.create(
+        namespace,
+        external_secret(
+            "one-key",
+            target={"name": "password-only"},
+            data=[
+                {"secretKey": "pw", "remoteRef": {"key": f"secret/data/{vault_path}", "property": "password"}}
+            ],
+        ),
+    )
+    eso.create(namespace, external_secret("not-annotated", dataFrom=[{"extract": {"key": vault_path}}]))
+    for name in ("whole", "one-key", "not-annotated"):
+        eso.wait_ready(namespace, "ExternalSecret", name)
+
+    catalog = catalog_for(vault_path)
+    consumers = discover_consumers(catalog, plan_catalog(catalog), [vault_path], {"test": eso.api})[
+        vault_path
+    ]
+    assert {c.name for c in consumers.external_secrets} == {"whole", "one-key", "not-annotated"}
+    assert all(c.source == "discovered" for c in consumers.external_secrets)
+
+    # refreshTime has whole seconds: write in a later second than the last refresh, so that
+    # "refreshed since the write" can only mean a refresh that followed it.
+    refreshed = parse_time(eso.get(namespace, "ExternalSecret", "not-annotated")["status"]["refreshTime"])
+    while datetime.now(UTC) < refreshed + timedelta(seconds=1):
+        time.sleep(0.05)
+    root = VaultApi(eso.vault.url, token=eso.vault.token)
+    written = write_rotation(root, "secret", catalog.secrets[0], "run-1")
+    written_at = datetime.strptime(written.rotated_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    new = read_version(root, "secret", vault_path, written.new_version)
+    for consumer in consumers.external_secrets:
+        if consumer.name != "not-annotated":
+            force_sync(
+                eso.api,
+                cluster="test",
+                kind="ExternalSecret",
+                namespace=namespace,
+                name=consumer.name,
+                run_id="run-1",
+            )
+    results = verify_kubernetes_targets(
+        {"test": eso.api},
+        [(c, expected_data(c, new), None) for c in consumers.external_secrets],
+        written_at=written_at,
+        timeout=8,
+    )
+    by_name = {r.name: r for r in results}
+    assert by_name["whole"].phase == "Verified" and by_name["password-only"].phase == "Verified"
+    assert all(r.seconds is not None and r.seconds >= 0 for r in results if r.phase == "Verified")
+    assert eso.secret_data(namespace, "password-only") == {"pw": new["password"].encode()}
+    # Its refreshInterval is 1h and nobody annotated it: it still holds the old value, and says why.
+    stale = by_name["not-annotated"]
+    assert stale.phase == "TimedOut" and "has not refreshed since the write" in stale.message
+    report = json.dumps([r.model_dump() for r in results])
+    assert old not in report and new["password"] not in report
+
+
+def test_a_secret_that_never_gets_the_new_value_is_named_with_esos_reason(
+    eso: EsoStack, namespace: str, vault_path: str
+) -> None:
+    eso.vault.secrets.kv.v2.create_or_update_secret(
+        vault_path, secret={"username": "app", "password": "p"}, mount_point="secret"
+    )
+    eso.create(namespace, external_secret("db", dataFrom=[{"extract": {"key": vault_path}}]))
+    eso.wait_ready(namespace, "ExternalSecret", "db")
+    catalog = catalog_for(vault_path)
+    [consumer] = discover_consumers(catalog, plan_catalog(catalog), [vault_path], {"test": eso.api})[
+        vault_path
+    ].external_secrets
+    root = VaultApi(eso.vault.url, token=eso.vault.token)
+    written = write_rotation(root, "secret", catalog.secrets[0], "run-1")
+    new = read_version(root, "secret", vault_path, written.new_version)
+    # ESO cannot read Vault any more: the policy of its role no longer grants the path.
+    eso.vault.secrets.kv.v2.delete_metadata_and_all_versions(vault_path, mount_point="secret")
+    force_sync(eso.api, cluster="test", kind="ExternalSecret", namespace=namespace, name="db", run_id="run-1")
+    [result] = verify_kubernetes_targets(
+        {"test": eso.api},
+        [(consumer, expected_data(consumer, new), None)],
+        written_at=datetime.now(UTC),
+        timeout=4,
+    )
+    assert result.phase == "TimedOut"
+    assert "is not Ready (SecretSyncedError" in result.message
