@@ -1,11 +1,19 @@
-"""A keeper in AWS Secrets Manager."""
+"""A keeper in AWS Secrets Manager.
+
+Creating is two calls, ``CreateSecret`` without a value and ``PutSecretValue``,
+so that the reservation exercises the very call that later stores the
+material (they are separate IAM actions). A secret without a current value
+(created, never written: a run that stopped in between) reads as empty.
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from vaultflow.base.errors import OperationError
-from vaultflow.steps.keeper.base import Keeper, KeeperConflict, UnsealMaterial
+from vaultflow.steps.keeper.base import Keeper, KeeperConflict
 
 
 class AwsSecretsManagerKeeper(Keeper):
@@ -18,49 +26,58 @@ class AwsSecretsManagerKeeper(Keeper):
     def location(self) -> str:
         return f"AWS Secrets Manager secret {self.name}" + (f" ({self.region})" if self.region else "")
 
+    @contextlib.contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            yield
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", type(error).__name__)
+            raise OperationError(f"{self.location}: cannot {action} ({code})") from None
+        except BotoCoreError as error:
+            raise OperationError(f"{self.location}: cannot {action} ({type(error).__name__})") from None
+
     def _sm(self) -> Any:
         if self._client is None:
             import boto3
 
-            self._client = boto3.client("secretsmanager", region_name=self.region)
+            with self._errors("open a client"):
+                self._client = boto3.client("secretsmanager", region_name=self.region)
         return self._client
 
-    def _fail(self, action: str, error: Exception) -> OperationError:
-        code = getattr(error, "response", {}).get("Error", {}).get("Code", type(error).__name__)
-        return OperationError(f"{self.location}: cannot {action} ({code})")
+    def _read(self) -> str | None:
+        from botocore.exceptions import ClientError
 
-    def load(self) -> UnsealMaterial | None:
-        from botocore.exceptions import BotoCoreError, ClientError
+        with self._errors("read it"):
+            try:
+                value = self._sm().get_secret_value(SecretId=self.name)
+            except ClientError as error:
+                if error.response["Error"]["Code"] == "ResourceNotFoundException":
+                    return None  # no secret, or a secret without a current value
+                raise
+        return str(value["SecretString"])
 
-        try:
-            value = self._sm().get_secret_value(SecretId=self.name)
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ResourceNotFoundException":
-                return None
-            raise self._fail("read", error) from None
-        except BotoCoreError as error:
-            raise self._fail("read", error) from None
-        return UnsealMaterial.from_json(value["SecretString"], self.location)
+    def _create(self, text: str) -> None:
+        from botocore.exceptions import ClientError
 
-    def check_writable(self) -> None:
-        self.load()  # reachable, authenticated and allowed to read: enough to know where we stand
-
-    def _write(self, material: UnsealMaterial, *, create: bool) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            if create:
+        with self._errors("create it"):
+            try:
                 self._sm().create_secret(
                     Name=self.name,
-                    SecretString=material.to_json(),
                     Description="Vault unseal material, written by vaultflow bootstrap",
                     Tags=[{"Key": "managed-by", "Value": "vaultflow"}],
                 )
-            else:
-                self._sm().put_secret_value(SecretId=self.name, SecretString=material.to_json())
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ResourceExistsException":
-                raise KeeperConflict(f"{self.location} already exists: refusing to overwrite it") from None
-            raise self._fail("write", error) from None
-        except BotoCoreError as error:
-            raise self._fail("write", error) from None
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "ResourceExistsException":
+                    raise
+                if self._read() is not None:
+                    raise KeeperConflict(
+                        f"{self.location} already exists: refusing to overwrite it"
+                    ) from None
+                # created by a run that stopped before writing a value: empty, ours to write
+        self._update(text)
+
+    def _update(self, text: str) -> None:
+        with self._errors("write it"):
+            self._sm().put_secret_value(SecretId=self.name, SecretString=text)

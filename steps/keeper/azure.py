@@ -1,11 +1,18 @@
-"""A keeper in Azure Key Vault."""
+"""A keeper in Azure Key Vault.
+
+Key Vault has no create-if-absent: creating checks that nothing is there just
+before. A deleted secret stays recoverable (soft delete) and blocks its name
+until it is recovered or purged; that is said in the message.
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from vaultflow.base.errors import OperationError
-from vaultflow.steps.keeper.base import Keeper, KeeperConflict, UnsealMaterial
+from vaultflow.steps.keeper.base import Keeper, KeeperConflict
 
 
 class AzureKeyVaultKeeper(Keeper):
@@ -18,6 +25,20 @@ class AzureKeyVaultKeeper(Keeper):
     def location(self) -> str:
         return f"Azure Key Vault secret {self.name} in {self.vault_url}"
 
+    @contextlib.contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        from azure.core.exceptions import AzureError, ResourceExistsError
+
+        try:
+            yield
+        except ResourceExistsError:
+            raise OperationError(
+                f"{self.location}: cannot {action}: a deleted secret of that name is still recoverable "
+                "(recover or purge it first)"
+            ) from None
+        except AzureError as error:
+            raise OperationError(f"{self.location}: cannot {action} ({type(error).__name__})") from None
+
     def _kv(self) -> Any:
         if self._client is None:
             from azure.identity import DefaultAzureCredential
@@ -26,27 +47,21 @@ class AzureKeyVaultKeeper(Keeper):
             self._client = SecretClient(vault_url=self.vault_url, credential=DefaultAzureCredential())
         return self._client
 
-    def load(self) -> UnsealMaterial | None:
-        from azure.core.exceptions import AzureError, ResourceNotFoundError
+    def _read(self) -> str | None:
+        from azure.core.exceptions import ResourceNotFoundError
 
-        try:
-            secret = self._kv().get_secret(self.name)
-        except ResourceNotFoundError:
-            return None
-        except AzureError as error:
-            raise OperationError(f"{self.location}: cannot read ({type(error).__name__})") from None
-        return UnsealMaterial.from_json(secret.value or "", self.location)
+        with self._errors("read it"):
+            try:
+                secret = self._kv().get_secret(self.name)
+            except ResourceNotFoundError:
+                return None
+        return str(secret.value or "")
 
-    def check_writable(self) -> None:
-        self.load()
-
-    def _write(self, material: UnsealMaterial, *, create: bool) -> None:
-        from azure.core.exceptions import AzureError
-
-        # Key Vault has no create-if-absent; store_new() checked emptiness just before.
-        if create and self.load() is not None:
+    def _create(self, text: str) -> None:
+        if self._read() is not None:
             raise KeeperConflict(f"{self.location} already exists: refusing to overwrite it")
-        try:
-            self._kv().set_secret(self.name, material.to_json(), tags={"managed-by": "vaultflow"})
-        except AzureError as error:
-            raise OperationError(f"{self.location}: cannot write ({type(error).__name__})") from None
+        self._update(text)
+
+    def _update(self, text: str) -> None:
+        with self._errors("write it"):
+            self._kv().set_secret(self.name, text, tags={"managed-by": "vaultflow"})

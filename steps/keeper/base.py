@@ -1,17 +1,46 @@
-"""What a keeper stores, and the contract every keeper honours."""
+"""What a keeper stores, and the contract every keeper honours.
+
+A keeper is in one of three states:
+
+* **empty**: nothing there;
+* **reserved**: a placeholder written *before* Vault is initialised, create-only,
+  and then rewritten the way the material will be written. It holds no secret;
+  it proves, by writing, that the keeper can be created and updated, so that a
+  conflict or a denial shows up while Vault holds nothing yet;
+* **full**: the unseal material (and, while a bootstrap runs, a root token).
+
+Init reserves, initialises, then fills (retrying, see ``WritePolicy``); material
+is never overwritten by a fill or a reservation.
+"""
 
 from __future__ import annotations
 
 import abc
+import datetime
 import json
+import os
+import secrets
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vaultflow.base.errors import OperationError
+from vaultflow.base.retry import backoff
+
+RESERVATION_KIND: Literal["vaultflow-keeper-reservation"] = "vaultflow-keeper-reservation"
+RESERVED_PROCEDURE = "docs/operations.md, 'Vault initialised, the keeper only reserved'"
+WRITE_TIMEOUT_ENV = "VAULTFLOW_KEEPER_WRITE_TIMEOUT"
 
 
 class KeeperConflict(OperationError):
-    """The keeper already holds material and would be overwritten."""
+    """The keeper already holds material (or was changed by someone else) and would be overwritten."""
+
+
+class KeeperReserved(OperationError):
+    """The keeper holds only a reservation: the run that made it never stored unseal material."""
 
 
 class UnsealMaterial(BaseModel):
@@ -51,8 +80,55 @@ class UnsealMaterial(BaseModel):
         return self.model_copy(update={"root_token": token})
 
 
+class Reservation(BaseModel):
+    """The placeholder a keeper holds between reservation and init: who reserved it and when, no secret."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["vaultflow-keeper-reservation"] = RESERVATION_KIND
+    reservation: str  # a random id, only to tell two reservations apart
+    reserved_at: str  # UTC, ISO 8601
+
+    @classmethod
+    def new(cls) -> Reservation:
+        now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+        return cls(reservation=secrets.token_hex(8), reserved_at=now.isoformat())
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(), sort_keys=True)
+
+
+Content = UnsealMaterial | Reservation
+
+
+def parse_content(text: str, where: str) -> Content:
+    """What a keeper's stored text is; never echoes it (it may hold the shares)."""
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        raise OperationError(f"{where}: keeper content is not valid unseal material") from None
+    if isinstance(raw, dict) and raw.get("kind") == RESERVATION_KIND:
+        try:
+            return Reservation.model_validate(raw)
+        except ValidationError:
+            raise OperationError(f"{where}: keeper content is not a valid reservation") from None
+    return UnsealMaterial.from_json(text, where)
+
+
+def reserved_message(location: str, reservation: Reservation) -> str:
+    return (
+        f"{location} is reserved (since {reservation.reserved_at}) but holds no unseal material: "
+        "the bootstrap run that reserved it stopped before storing the material. "
+        f"If Vault is initialised, follow {RESERVED_PROCEDURE}"
+    )
+
+
 class Keeper(abc.ABC):
-    """Where unseal material lives. Implementations must be safe to call again after a crash."""
+    """Where unseal material lives. Implementations must be safe to call again after a crash.
+
+    Implementations read and write text; this class decides what may be
+    written over what.
+    """
 
     @property
     @abc.abstractmethod
@@ -60,26 +136,118 @@ class Keeper(abc.ABC):
         """Where the material is, for messages (never the material itself)."""
 
     @abc.abstractmethod
+    def _read(self) -> str | None:
+        """The stored text, or None when there is none (absent, or a secret without a readable version)."""
+
+    @abc.abstractmethod
+    def _create(self, text: str) -> None:
+        """Store ``text`` where nothing is; raise ``KeeperConflict`` if something already is."""
+
+    @abc.abstractmethod
+    def _update(self, text: str) -> None:
+        """Replace what ``_read`` last saw with ``text`` (with compare-and-set where the backend has it)."""
+
+    def _check_access(self) -> None:
+        """Raise if the caller may not create and update the keeper (where the backend can be asked)."""
+        return
+
+    def content(self) -> Content | None:
+        text = self._read()
+        return None if text is None else parse_content(text, self.location)
+
     def load(self) -> UnsealMaterial | None:
-        """The stored material, or None when the keeper is empty."""
+        """The stored material, or None when the keeper is empty; a bare reservation is an error."""
+        current = self.content()
+        if isinstance(current, Reservation):
+            raise KeeperReserved(reserved_message(self.location, current))
+        return current
 
-    @abc.abstractmethod
-    def _write(self, material: UnsealMaterial, *, create: bool) -> None:
-        """Store ``material``; with ``create`` the keeper must be empty (fail rather than overwrite)."""
+    def reserve(self) -> Reservation:
+        """Before init: write a placeholder create-only, then rewrite it as ``fill`` will.
 
-    @abc.abstractmethod
-    def check_writable(self) -> None:
-        """Raise unless a later ``store`` can succeed: checked *before* Vault is initialised."""
-
-    def store_new(self, material: UnsealMaterial) -> None:
-        """Store material for a freshly initialised Vault; never overwrite existing material."""
-        if self.load() is not None:
+        Both writes happen while Vault holds nothing, so a keeper that cannot be
+        written, or holds something already, stops the run before init. A
+        reservation left by a run that stopped before init is taken over.
+        """
+        self._check_access()
+        current = self.content()
+        if isinstance(current, UnsealMaterial):
             raise KeeperConflict(f"{self.location} already holds unseal material: refusing to overwrite it")
-        self._write(material, create=True)
+        reservation = Reservation.new()
+        if current is None:
+            self._create(reservation.to_json())
+        self._update(reservation.to_json())
+        return reservation
+
+    def fill(self, material: UnsealMaterial) -> None:
+        """Store material for a freshly initialised Vault: over the reservation (or where it was, if it
+        vanished), never over material."""
+        current = self.content()
+        if isinstance(current, UnsealMaterial):
+            raise KeeperConflict(f"{self.location} already holds unseal material: refusing to overwrite it")
+        if current is None:
+            self._create(material.to_json())
+        else:
+            self._update(material.to_json())
 
     def set_root_token(self, token: str | None) -> None:
         """Keep (or, with None, forget) the root token beside the shares."""
         material = self.load()
         if material is None:
             raise OperationError(f"{self.location} holds no unseal material")
-        self._write(material.with_root_token(token), create=False)
+        self._update(material.with_root_token(token).to_json())
+
+
+@dataclass(frozen=True)
+class WritePolicy:
+    """How long a keeper write that must not be lost is retried: the shares of a Vault initialised a
+    moment ago exist nowhere else. Exponential backoff, from ``first_wait`` up to ``max_wait``, for at
+    least two attempts and ``timeout`` seconds (``$VAULTFLOW_KEEPER_WRITE_TIMEOUT``, default 5 minutes:
+    long enough for an operator to fix a permission while the step waits). The waits are jittered
+    (``vaultflow.base.retry.backoff``)."""
+
+    timeout: float = 300.0
+    first_wait: float = 0.5
+    max_wait: float = 30.0
+
+    @classmethod
+    def from_env(cls) -> WritePolicy:
+        value = os.environ.get(WRITE_TIMEOUT_ENV, "")
+        try:
+            return cls(timeout=float(value)) if value else cls()
+        except ValueError:
+            raise OperationError(
+                f"${WRITE_TIMEOUT_ENV} must be a number of seconds (got {value!r})"
+            ) from None
+
+
+def write_retrying(keeper: Keeper, write: str, action: Callable[[], None], policy: WritePolicy) -> None:
+    """Run ``action`` until it succeeds, retrying every failure but a conflict (which retrying cannot
+    change); each failed attempt is reported on stderr (messages never hold a value)."""
+    import tenacity
+
+    def report(state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        print(
+            f"{keeper.location}: could not {write} (attempt {state.attempt_number}: {error}); "
+            f"retrying in {wait:.1f}s",
+            file=sys.stderr,
+        )
+
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_delay(policy.timeout) & tenacity.stop_after_attempt(2),
+        wait=backoff(policy.first_wait, policy.max_wait),
+        retry=tenacity.retry_if_exception(
+            lambda error: isinstance(error, OperationError) and not isinstance(error, KeeperConflict)
+        ),
+        before_sleep=report,
+        reraise=True,
+    )
+    try:
+        retrying(action)
+    except KeeperConflict:
+        raise
+    except OperationError as error:
+        attempts = retrying.statistics.get("attempt_number", 1)
+        raise OperationError(f"{error} (gave up after {attempts} attempts)") from None

@@ -1,11 +1,19 @@
-"""A keeper in GCP Secret Manager: each write adds a version; the latest is the material."""
+"""A keeper in GCP Secret Manager: each write adds a version; the latest is the content.
+
+Creating is two calls (create the secret, add a version), with no way to make
+them one: a secret without versions, left by a run that stopped in between,
+reads as empty and is filled by the next run instead of blocking it forever.
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from vaultflow.base.errors import OperationError
-from vaultflow.steps.keeper.base import Keeper, KeeperConflict, UnsealMaterial
+from vaultflow.steps.keeper.base import Keeper, KeeperConflict
+from vaultflow.steps.transport import transport_cause
 
 
 class GcpSecretManagerKeeper(Keeper):
@@ -22,39 +30,63 @@ class GcpSecretManagerKeeper(Keeper):
     def _name(self) -> str:
         return f"projects/{self.project}/secrets/{self.secret_id}"
 
+    @contextlib.contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """API errors, and what the transports raise before an API answers (REST: requests; both:
+        google-auth for missing credentials)."""
+        import google.auth.exceptions
+        import requests
+        from google.api_core import exceptions
+
+        try:
+            yield
+        except exceptions.GoogleAPIError as error:
+            raise OperationError(f"{self.location}: cannot {action} ({type(error).__name__})") from None
+        except google.auth.exceptions.GoogleAuthError as error:
+            raise OperationError(
+                f"{self.location}: cannot {action} (no usable credentials: {type(error).__name__})"
+            ) from None
+        except requests.exceptions.RequestException as error:
+            raise OperationError(
+                f"{self.location}: cannot {action} (Secret Manager unreachable: {transport_cause(error)})"
+            ) from None
+
     def _sm(self) -> Any:
         if self._client is None:
             from google.cloud import secretmanager
 
-            self._client = secretmanager.SecretManagerServiceClient()
+            with self._errors("open a client"):
+                self._client = secretmanager.SecretManagerServiceClient()
         return self._client
 
-    def load(self) -> UnsealMaterial | None:
+    def _read(self) -> str | None:
         from google.api_core import exceptions
 
-        try:
-            response = self._sm().access_secret_version(name=f"{self._name}/versions/latest")
-        except exceptions.NotFound:
-            return None
-        except exceptions.GoogleAPIError as error:
-            raise OperationError(f"{self.location}: cannot read ({type(error).__name__})") from None
-        return UnsealMaterial.from_json(response.payload.data.decode(), self.location)
+        with self._errors("read it"):
+            try:
+                response = self._sm().access_secret_version(name=f"{self._name}/versions/latest")
+            except exceptions.NotFound:
+                return None  # no secret, or a secret without versions
+            return str(response.payload.data.decode())
 
-    def check_writable(self) -> None:
-        self.load()
-
-    def _write(self, material: UnsealMaterial, *, create: bool) -> None:
+    def _create(self, text: str) -> None:
         from google.api_core import exceptions
 
-        try:
-            if create:
+        with self._errors("create it"):
+            try:
                 self._sm().create_secret(
                     parent=f"projects/{self.project}",
                     secret_id=self.secret_id,
                     secret={"replication": {"automatic": {}}, "labels": {"managed-by": "vaultflow"}},
                 )
-            self._sm().add_secret_version(parent=self._name, payload={"data": material.to_json().encode()})
-        except exceptions.AlreadyExists:
-            raise KeeperConflict(f"{self.location} already exists: refusing to overwrite it") from None
-        except exceptions.GoogleAPIError as error:
-            raise OperationError(f"{self.location}: cannot write ({type(error).__name__})") from None
+            except exceptions.Conflict:  # AlreadyExists over gRPC; over REST a 409 is a plain Conflict
+                if self._read() is not None:
+                    raise KeeperConflict(
+                        f"{self.location} already exists: refusing to overwrite it"
+                    ) from None
+                # a secret without versions (a create whose first version never landed): ours to fill
+        self._update(text)
+
+    def _update(self, text: str) -> None:
+        with self._errors("write it"):
+            self._sm().add_secret_version(parent=self._name, payload={"data": text.encode()})

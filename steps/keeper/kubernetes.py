@@ -1,19 +1,27 @@
 """A keeper in a Kubernetes Secret: the in-cluster default.
 
 The Secret lives in the bootstrap workflow's own namespace; RBAC lets only
-that workflow's service account read it. Updates carry the resourceVersion
-read just before, so two concurrent runs cannot silently overwrite each other.
+that workflow's service account read it (argocd-apps/workflows/rbac/bootstrap.yaml:
+create Secrets, get and update this one). Before anything is written the keeper
+asks the API server (SelfSubjectAccessReview, what ``kubectl auth can-i`` asks)
+whether the caller may do those three things, so a missing grant is named
+before Vault is initialised. Updates carry the resourceVersion of the read just
+before, so two concurrent runs cannot silently overwrite each other.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from vaultflow.base.errors import OperationError
-from vaultflow.steps.keeper.base import Keeper, KeeperConflict, UnsealMaterial
+from vaultflow.steps.keeper.base import Keeper, KeeperConflict
+from vaultflow.steps.kube.errors import kube_errors
 
 DATA_KEY = "unseal.json"
+RBAC_FILE = "argocd-apps/workflows/rbac/bootstrap.yaml"
 
 
 class KubernetesSecretKeeper(Keeper):
@@ -22,6 +30,7 @@ class KubernetesSecretKeeper(Keeper):
         self.name = name
         self.context = context
         self._api = api
+        self._seen: Any = None  # the Secret as last read or written: what an update replaces
 
     @property
     def location(self) -> str:
@@ -35,61 +44,83 @@ class KubernetesSecretKeeper(Keeper):
             self._api = core_v1(self.context)
         return self._api
 
-    def _read(self) -> Any | None:
+    @contextlib.contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """A 409 is someone else's write (never overwritten); anything else, one clear message."""
         from kubernetes.client.exceptions import ApiException
 
-        try:
-            return self._core().read_namespaced_secret(self.name, self.namespace)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise OperationError(f"{self.location}: cannot read ({error.status} {error.reason})") from None
+        with kube_errors(self.location, action):
+            try:
+                yield
+            except ApiException as error:
+                if error.status == 409:
+                    raise KeeperConflict(
+                        f"{self.location} was created or changed by someone else meanwhile: "
+                        "refusing to overwrite it"
+                    ) from None
+                raise
 
-    def load(self) -> UnsealMaterial | None:
-        secret = self._read()
-        if secret is None:
-            return None
-        encoded = (secret.data or {}).get(DATA_KEY)
+    def _check_access(self) -> None:
+        from kubernetes import client
+
+        authorization = client.AuthorizationV1Api(self._core().api_client)
+        checks = [("create", ""), ("get", self.name), ("update", self.name)]
+        denied = []
+        with self._errors("check its permissions"):
+            for verb, name in checks:
+                review = authorization.create_self_subject_access_review(
+                    client.V1SelfSubjectAccessReview(
+                        spec=client.V1SelfSubjectAccessReviewSpec(
+                            resource_attributes=client.V1ResourceAttributes(
+                                namespace=self.namespace, verb=verb, resource="secrets", name=name or None
+                            )
+                        )
+                    )
+                )
+                if not review.status.allowed:
+                    denied.append(f"{verb} secrets" + (f"/{name}" if name else ""))
+        if denied:
+            raise OperationError(
+                f"{self.location}: this identity may not {', '.join(denied)} in namespace {self.namespace} "
+                f"(SelfSubjectAccessReview); grant it ({RBAC_FILE}) before initialising"
+            )
+
+    def _read(self) -> str | None:
+        from kubernetes.client.exceptions import ApiException
+
+        with self._errors("read it"):
+            try:
+                self._seen = self._core().read_namespaced_secret(self.name, self.namespace)
+            except ApiException as error:
+                if error.status != 404:
+                    raise
+                self._seen = None
+                return None
+        encoded = (self._seen.data or {}).get(DATA_KEY)
         if encoded is None:
             raise OperationError(f"{self.location} exists but has no {DATA_KEY!r} key")
-        return UnsealMaterial.from_json(base64.b64decode(encoded).decode(), self.location)
+        return base64.b64decode(encoded).decode()
 
-    def check_writable(self) -> None:
-        from kubernetes.client.exceptions import ApiException
+    @staticmethod
+    def _data(text: str) -> dict[str, str]:
+        return {DATA_KEY: base64.b64encode(text.encode()).decode()}
 
-        try:
-            self._core().read_namespace(self.namespace)
-        except ApiException as error:
-            raise OperationError(
-                f"{self.location}: namespace {self.namespace} is not usable ({error.status} {error.reason})"
-            ) from None
-
-    def _write(self, material: UnsealMaterial, *, create: bool) -> None:
+    def _create(self, text: str) -> None:
         from kubernetes import client
-        from kubernetes.client.exceptions import ApiException
 
-        data = {DATA_KEY: base64.b64encode(material.to_json().encode()).decode()}
-        try:
-            if create:
-                body = client.V1Secret(
-                    metadata=client.V1ObjectMeta(
-                        name=self.name,
-                        namespace=self.namespace,
-                        labels={"app.kubernetes.io/managed-by": "vaultflow"},
-                    ),
-                    type="Opaque",
-                    data=data,
-                )
-                self._core().create_namespaced_secret(self.namespace, body)
-                return
-            current = self._read()
-            if current is None:
-                raise OperationError(f"{self.location} disappeared while it was being updated")
-            current.data = data
-            self._core().replace_namespaced_secret(self.name, self.namespace, current)
-        except ApiException as error:
-            if error.status == 409:
-                raise KeeperConflict(
-                    f"{self.location} was written by someone else: refusing to overwrite"
-                ) from None
-            raise OperationError(f"{self.location}: cannot write ({error.status} {error.reason})") from None
+        body = client.V1Secret(
+            metadata=client.V1ObjectMeta(
+                name=self.name, namespace=self.namespace, labels={"app.kubernetes.io/managed-by": "vaultflow"}
+            ),
+            type="Opaque",
+            data=self._data(text),
+        )
+        with self._errors("create it"):
+            self._seen = self._core().create_namespaced_secret(self.namespace, body)
+
+    def _update(self, text: str) -> None:
+        if self._seen is None:
+            raise OperationError(f"{self.location} disappeared while it was being updated")
+        self._seen.data = self._data(text)
+        with self._errors("update it"):
+            self._seen = self._core().replace_namespaced_secret(self.name, self.namespace, self._seen)

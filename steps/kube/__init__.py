@@ -22,7 +22,7 @@ def api_client(context: str | None = None) -> Any:
                 pass
         # $KUBECONFIG is read now: the client itself reads it once, at import time.
         return config.new_client_from_config(config_file=os.environ.get("KUBECONFIG"), context=context)
-    except (ConfigException, FileNotFoundError, ValueError) as error:
+    except (ConfigException, OSError, ValueError) as error:  # OSError: a missing file, a directory
         where = f"context {context!r}" if context else "the current context"
         raise OperationError(f"cannot reach Kubernetes ({where}): {error}") from None
 

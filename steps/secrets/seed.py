@@ -3,6 +3,7 @@ static keys from whoever owns them. Never overwrites: every write is check-and-s
 so a secret created meanwhile by someone else is kept, and a re-run creates nothing.
 """
 
+import sys
 from collections.abc import Callable
 
 from pydantic import BaseModel
@@ -21,6 +22,7 @@ class SeededSecret(BaseModel):
     created: bool
     version: int
     keys: list[str]
+    created_meanwhile: bool = False  # someone else created it between our read and our write: theirs is kept
 
 
 class SeedResult(BaseModel):
@@ -30,28 +32,51 @@ class SeedResult(BaseModel):
     needs_human: list[str]  # "path:key" of static keys without a value: set them with `bao kv put`
 
 
+def _current_version(vault: VaultApi, kv: str, path: str) -> int | None:
+    """The secret's current version, or None when it does not exist."""
+    import hvac.exceptions
+
+    with vault_errors(vault.address, f"read the metadata of {kv}/{path}"):
+        try:
+            metadata = vault.client.secrets.kv.v2.read_secret_metadata(path, mount_point=kv)
+        except hvac.exceptions.InvalidPath:
+            return None
+    return int(metadata["data"]["current_version"])
+
+
+def _create(vault: VaultApi, kv: str, path: str, values: dict[str, str]) -> int | None:
+    """Write version 1 with check-and-set 0; None when the secret exists by then (a concurrent creator)."""
+    import hvac.exceptions
+
+    with vault_errors(vault.address, f"create {kv}/{path}"):
+        try:
+            response = vault.client.secrets.kv.v2.create_or_update_secret(
+                path, secret=values, cas=0, mount_point=kv
+            )
+        except hvac.exceptions.InvalidRequest as error:
+            if not any("check-and-set" in str(e) for e in error.errors or []):
+                raise
+            return None
+    return int(response["data"]["version"])
+
+
 def seed_missing_secrets(vault: VaultApi, catalog: Catalog, static_value: StaticValue) -> SeedResult:
     """Create every catalog secret that is absent, when every key has a value.
 
     Generated keys are generated; static keys ask ``static_value``. A secret
     with a static key nobody can fill is left for a human (and listed): a
-    half-written secret would sync a Kubernetes Secret with a key missing.
+    half-written secret would sync a Kubernetes Secret with a key missing. A
+    secret someone else creates while this runs keeps their value (the write is
+    check-and-set 0), and the result says so.
     """
-    import hvac.exceptions
-
     kv = catalog.vault.kv_mount
     results = []
     needs_human: list[str] = []
     for secret in catalog.secrets:
-        with vault_errors(vault.address, f"read the metadata of {kv}/{secret.path}"):
-            try:
-                metadata = vault.client.secrets.kv.v2.read_secret_metadata(secret.path, mount_point=kv)
-            except hvac.exceptions.InvalidPath:
-                metadata = None
-        if metadata is not None:
-            version = int(metadata["data"]["current_version"])
+        existing = _current_version(vault, kv, secret.path)
+        if existing is not None:
             results.append(
-                SeededSecret(path=secret.path, created=False, version=version, keys=secret.key_names())
+                SeededSecret(path=secret.path, created=False, version=existing, keys=secret.key_names())
             )
             continue
         values: dict[str, str] = {}
@@ -65,12 +90,25 @@ def seed_missing_secrets(vault: VaultApi, catalog: Catalog, static_value: Static
                 values[field.name] = value
         if len(values) < len(secret.keys):
             continue
-        with vault_errors(vault.address, f"create {kv}/{secret.path}"):
-            response = vault.client.secrets.kv.v2.create_or_update_secret(
-                secret.path, secret=values, cas=0, mount_point=kv
+        created = _create(vault, kv, secret.path, values)
+        if created is None:
+            theirs = _current_version(vault, kv, secret.path) or 0
+            print(
+                f"{kv}/{secret.path} was created by someone else while seed ran: their version {theirs} "
+                "is kept, nothing was written",
+                file=sys.stderr,
             )
-        version = int(response["data"]["version"])
-        results.append(SeededSecret(path=secret.path, created=True, version=version, keys=secret.key_names()))
+            results.append(
+                SeededSecret(
+                    path=secret.path,
+                    created=False,
+                    version=theirs,
+                    keys=secret.key_names(),
+                    created_meanwhile=True,
+                )
+            )
+            continue
+        results.append(SeededSecret(path=secret.path, created=True, version=created, keys=secret.key_names()))
     return SeedResult(secrets=results, needs_human=needs_human)
 
 

@@ -1,23 +1,45 @@
-"""Step *init*: initialise Vault once, straight into the keeper.
+"""Step *init*: initialise Vault once, straight into the keeper, and never lose what init returns.
 
 The shares and the root token go from Vault's response into the keeper and
 nowhere else: not stdout, not a log, not the step's output (which Argo shows).
+
+Order: **reserve** the keeper (a placeholder written create-only and rewritten,
+see ``vaultflow.steps.keeper.base``), so a keeper that cannot be written or
+already holds something stops the run while Vault holds nothing; **initialise**;
+**fill** the reservation, retrying with backoff (``WritePolicy``). If the keeper
+still cannot be written, the material goes to the fallback keeper (reserved
+before init as well); without one, the step fails with the emergency procedure
+(docs/operations.md).
+
 Never initialise twice, never overwrite a keeper:
 
 * Vault initialised and the keeper holds material: nothing to do.
-* Vault initialised and the keeper is empty: stop. The material is somewhere
-  else (or lost); guessing would be worse than asking a human.
-* Vault not initialised and the keeper holds material: stop. The keeper
-  belongs to another Vault (or this one lost its storage).
+* Vault initialised, the keeper empty or only reserved, and the fallback holds
+  material: copy it into the keeper (a run whose keeper write failed; re-run
+  once the keeper is fixed).
+* Vault initialised, nothing anywhere: stop. The material is somewhere else (or
+  lost); guessing would be worse than asking a human.
+* Vault not initialised and a keeper holds material: stop. The keeper belongs
+  to another Vault (or this one lost its storage).
 
-The keeper is checked writable *before* initialising, so that a keeper that
-cannot be written cannot lose freshly generated shares.
+The step runs on every bootstrap (a no-op on an initialised Vault with a full
+keeper), so that a re-run can do the copy above.
 """
+
+import sys
 
 from pydantic import BaseModel
 
 from vaultflow.base.errors import InputError, OperationError
-from vaultflow.steps.keeper import UnsealMaterial, open_keeper
+from vaultflow.steps.keeper import (
+    RESERVED_PROCEDURE,
+    Keeper,
+    Reservation,
+    UnsealMaterial,
+    WritePolicy,
+    open_keeper,
+    write_retrying,
+)
 from vaultflow.steps.vault.api import VaultApi
 from vaultflow.steps.vault.status import parse_addresses
 
@@ -27,18 +49,21 @@ class InitResult(BaseModel):
     keeper: str
     shares: int
     threshold: int
+    copied_from: str | None = None  # the fallback keeper the material was copied from, on a recovery
 
 
 def init_vault(
     addresses: str,
     keeper: str,
     *,
+    fallback_keeper: str = "",
     shares: int = 5,
     threshold: int = 3,
     pgp_keys: str = "",
     ca_cert: str = "",
 ) -> InitResult:
-    """Initialise the leader (first address) if needed; the material goes to ``keeper`` only.
+    """Initialise the leader (first address) if needed; the material goes to ``keeper`` only
+    (or, if it cannot be written, to ``fallback_keeper``).
 
     ``pgp_keys``: comma-separated base64 PGP public keys, one per share (optional).
     """
@@ -47,32 +72,127 @@ def init_vault(
         raise InputError(f"threshold {threshold} must be between 1 and the number of shares ({shares})")
     if pgp and len(pgp) != shares:
         raise InputError(f"{len(pgp)} PGP keys given for {shares} shares: give one per share")
+    if fallback_keeper and fallback_keeper == keeper:
+        raise InputError("the fallback keeper must be another place than the keeper")
     leader = VaultApi(parse_addresses(addresses)[0], ca_cert=ca_cert or None)
     store = open_keeper(keeper)
+    fallback = open_keeper(fallback_keeper) if fallback_keeper else None
+    return initialise(
+        leader,
+        store,
+        fallback,
+        shares=shares,
+        threshold=threshold,
+        pgp_keys=pgp,
+        policy=WritePolicy.from_env(),
+    )
+
+
+def initialise(
+    leader: VaultApi,
+    store: Keeper,
+    fallback: Keeper | None,
+    *,
+    shares: int,
+    threshold: int,
+    pgp_keys: list[str],
+    policy: WritePolicy,
+) -> InitResult:
+    """``init_vault`` with its keepers and Vault client opened (what the tests drive directly)."""
     status = leader.seal_status()
-    existing = store.load()
+    held = store.content()
     if status.initialized:
-        if existing is None:
-            raise OperationError(
-                f"Vault at {leader.address} is already initialised but {store.location} is empty: "
-                "refusing to continue (restore the keeper from backup; "
-                "never re-initialise a Vault that holds data)"
+        if isinstance(held, UnsealMaterial):
+            return InitResult(
+                initialized_now=False,
+                keeper=store.location,
+                shares=len(held.shares),
+                threshold=held.threshold,
             )
+        return _recover(leader, store, held, fallback, policy)
+    for keeper in (store, fallback):
+        if keeper is not None and isinstance(keeper.content(), UnsealMaterial):
+            raise OperationError(
+                f"{keeper.location} already holds unseal material but Vault at {leader.address} "
+                "is not initialised: the keeper belongs to another Vault (or this one lost its storage); "
+                "refusing to overwrite it"
+            )
+    store.reserve()
+    if fallback is not None:
+        fallback.reserve()
+    keys, root_token = leader.initialize(shares, threshold, pgp_keys)
+    material = UnsealMaterial(
+        shares=keys, threshold=threshold, pgp_encrypted=bool(pgp_keys), root_token=root_token
+    )
+    _keep(leader, store, fallback, material, policy)
+    return InitResult(initialized_now=True, keeper=store.location, shares=shares, threshold=threshold)
+
+
+def _keep(
+    leader: VaultApi, store: Keeper, fallback: Keeper | None, material: UnsealMaterial, policy: WritePolicy
+) -> None:
+    """Fill the keeper; failing that, the fallback. The material exists nowhere else."""
+    try:
+        write_retrying(store, "store the unseal material", lambda: store.fill(material), policy)
+        return
+    except OperationError as error:
+        failure = str(error)
+    if fallback is None:
+        raise OperationError(
+            f"Vault at {leader.address} was initialised just now, but its unseal material could not be "
+            f"stored: {failure}. No fallback keeper was given, so the material is lost; Vault holds no "
+            f"data yet. Follow {RESERVED_PROCEDURE}"
+        )
+    try:
+        write_retrying(fallback, "store the unseal material", lambda: fallback.fill(material), policy)
+    except OperationError as fallback_error:
+        raise OperationError(
+            f"Vault at {leader.address} was initialised just now, but its unseal material could be "
+            f"stored neither in the keeper ({failure}) nor in the fallback ({fallback_error}); "
+            f"Vault holds no data yet. Follow {RESERVED_PROCEDURE}"
+        ) from None
+    raise OperationError(
+        f"Vault at {leader.address} was initialised just now and {failure}; the unseal material is safe "
+        f"in the fallback, {fallback.location}. Make {store.location} writable and re-run the pipeline "
+        "with the same keeper and fallback-keeper: init copies the material over"
+    )
+
+
+def _recover(
+    leader: VaultApi,
+    store: Keeper,
+    held: Reservation | None,
+    fallback: Keeper | None,
+    policy: WritePolicy,
+) -> InitResult:
+    """Vault is initialised but the keeper holds no material: copy it from the fallback, or stop."""
+    rescued = fallback.content() if fallback is not None else None
+    if fallback is not None and isinstance(rescued, UnsealMaterial):
+        write_retrying(
+            store, "copy the unseal material from the fallback", lambda: store.fill(rescued), policy
+        )
+        print(
+            f"copied the unseal material from {fallback.location} into {store.location}; "
+            "the fallback still holds a copy: delete it once the keeper is backed up",
+            file=sys.stderr,
+        )
         return InitResult(
             initialized_now=False,
             keeper=store.location,
-            shares=len(existing.shares),
-            threshold=existing.threshold,
+            shares=len(rescued.shares),
+            threshold=rescued.threshold,
+            copied_from=fallback.location,
         )
-    if existing is not None:
+    elsewhere = f" and {fallback.location} holds none either" if fallback is not None else ""
+    if held is not None:
         raise OperationError(
-            f"{store.location} already holds unseal material but Vault at {leader.address} "
-            "is not initialised: the keeper belongs to another Vault (or this one lost its storage); "
-            "refusing to overwrite it"
+            f"Vault at {leader.address} is initialised but {store.location} holds only the reservation "
+            f"made before init (since {held.reserved_at}){elsewhere}: the run that initialised Vault "
+            f"could not store its unseal material. Follow {RESERVED_PROCEDURE} "
+            "(never re-initialise a Vault that holds data)"
         )
-    store.check_writable()
-    keys, root_token = leader.initialize(shares, threshold, pgp)
-    store.store_new(
-        UnsealMaterial(shares=keys, threshold=threshold, pgp_encrypted=bool(pgp), root_token=root_token)
+    raise OperationError(
+        f"Vault at {leader.address} is already initialised but {store.location} is empty{elsewhere}: "
+        "refusing to continue (restore the keeper from backup; "
+        "never re-initialise a Vault that holds data)"
     )
-    return InitResult(initialized_now=True, keeper=store.location, shares=shares, threshold=threshold)

@@ -5,20 +5,34 @@ The first run uses the root token that init put in the keeper. Later runs
 authenticated ``sys/generate-root-token`` endpoints, which need a token of the
 ``vaultflow-bootstrap`` role (Kubernetes auth: the bootstrap workflow's own
 service account) *and* a quorum of unseal shares from the keeper; neither
-alone yields root. The token goes into the keeper, never into an output, and
-revoke-root (the pipeline's exit handler, so it runs even after a failure)
-revokes it and removes it from the keeper.
+alone yields root. The token goes into the keeper, never into an output.
+
+revoke-root (the pipeline's exit handler, so it also runs after a failure)
+revokes the kept root token only once the bootstrap identity has been proven
+to log in and to be allowed to generate root: revoking the only root token of a
+Vault whose bootstrap role does not exist yet (a run that failed before
+*configure*) would leave no identity able to generate another, and every
+re-run would fail. Otherwise the root token stays in the keeper, and the step
+says why; the next run uses it.
 """
+
+import sys
 
 from pydantic import BaseModel
 
 from vaultflow.base.errors import OperationError
 from vaultflow.gitops.catalog.model import Catalog
 from vaultflow.steps.catalog_source import load_catalog_source
-from vaultflow.steps.keeper import UnsealMaterial, open_keeper
-from vaultflow.steps.vault.api import VaultApi
+from vaultflow.steps.keeper import UnsealMaterial, WritePolicy, open_keeper, write_retrying
+from vaultflow.steps.vault.api import VaultApi, vault_errors
 from vaultflow.steps.vault.login import kubernetes_login, service_account_token
 from vaultflow.steps.vault.status import parse_addresses
+
+# What generating a root token takes (VaultApi.generate_root_token): start/cancel an attempt, submit shares.
+GENERATE_ROOT_PATHS = {
+    "sys/generate-root-token/attempt": ("update", "delete"),
+    "sys/generate-root-token/update": ("update",),
+}
 
 
 class RootTokenResult(BaseModel):
@@ -29,6 +43,7 @@ class RootTokenResult(BaseModel):
 class RevokeResult(BaseModel):
     revoked: bool
     keeper: str
+    kept_because: str = ""  # why a working root token was left in the keeper ("" when none was)
 
 
 class BootstrapIdentity(BaseModel):
@@ -55,6 +70,9 @@ class BootstrapIdentity(BaseModel):
         namespace, _, name = self.service_account.partition("/")
         return service_account_token(namespace=namespace, name=name, context=self.kube_context)
 
+    def login(self, leader: VaultApi) -> VaultApi:
+        return kubernetes_login(leader, mount=self.auth_mount, role=self.role, jwt=self.jwt())
+
 
 def _material(keeper_uri: str) -> tuple[UnsealMaterial, str]:
     store = open_keeper(keeper_uri)
@@ -70,6 +88,8 @@ def ensure_root_token(
     """Make the keeper hold a working root token, generating one if the kept one is gone.
 
     Generating one logs in as the catalog's bootstrap identity (see ``BootstrapIdentity``).
+    A generated token that cannot be kept is revoked at once: a root token nobody holds
+    must not stay valid.
     """
     leader = VaultApi(parse_addresses(addresses)[0], ca_cert=ca_cert or None)
     material, location = _material(keeper)
@@ -83,9 +103,15 @@ def ensure_root_token(
             "that could generate one"
         )
     identity = BootstrapIdentity.from_catalog(load_catalog_source(catalog).catalog)
-    bootstrap = kubernetes_login(leader, mount=identity.auth_mount, role=identity.role, jwt=identity.jwt())
-    token = bootstrap.generate_root_token(material.shares[: material.threshold])
-    open_keeper(keeper).set_root_token(token)
+    token = identity.login(leader).generate_root_token(material.shares[: material.threshold])
+    store = open_keeper(keeper)
+    try:
+        write_retrying(
+            store, "keep the new root token", lambda: store.set_root_token(token), WritePolicy.from_env()
+        )
+    except OperationError:
+        leader.with_token(token).revoke_self()
+        raise
     return RootTokenResult(source="generated", keeper=location)
 
 
@@ -97,18 +123,70 @@ def root_client(addresses: str, keeper: str, ca_cert: str = "") -> VaultApi:
     return VaultApi(parse_addresses(addresses)[0], token=material.root_token, ca_cert=ca_cert or None)
 
 
-def revoke_root_token(addresses: str, keeper: str, *, ca_cert: str = "") -> RevokeResult:
-    """Revoke the kept root token (if it still works) and forget it. The pipeline's exit handler:
-    it runs after success and failure alike, so an empty keeper is simply nothing to revoke."""
+def _missing_capabilities(client: VaultApi) -> list[str]:
+    """``path:capability`` pairs of ``GENERATE_ROOT_PATHS`` the client's token does not have."""
+    with vault_errors(client.address, "read its own capabilities"):
+        response = client.client.adapter.post(
+            "/v1/sys/capabilities-self", json={"paths": sorted(GENERATE_ROOT_PATHS)}
+        )
+    granted = response.get("data", response)
+    missing = []
+    for path, needed in sorted(GENERATE_ROOT_PATHS.items()):
+        have = set(granted.get(path) or [])
+        if "root" not in have:
+            missing += [f"{path}:{capability}" for capability in needed if capability not in have]
+    return missing
+
+
+def bootstrap_identity_problem(leader: VaultApi, catalog: str) -> str:
+    """Why the catalog's bootstrap identity could not generate a root token ("" when it could):
+    it must log in, and its token must be allowed the generate-root paths."""
+    if not catalog:
+        return "no catalog names the bootstrap identity"
+    try:
+        identity = BootstrapIdentity.from_catalog(load_catalog_source(catalog).catalog)
+        bootstrap = identity.login(leader)
+    except OperationError as error:
+        return f"the bootstrap identity cannot log in: {error}"
+    try:
+        missing = _missing_capabilities(bootstrap)
+    finally:
+        bootstrap.revoke_self()  # the proof is done; its token is not needed
+    if missing:
+        return f"the bootstrap identity may not generate a root token (missing {', '.join(missing)})"
+    return ""
+
+
+def revoke_root_token(addresses: str, keeper: str, *, catalog: str = "", ca_cert: str = "") -> RevokeResult:
+    """Revoke the kept root token and forget it, once the bootstrap identity is proven able to generate
+    another (``bootstrap_identity_problem``); otherwise keep it and say why. A keeper that holds no
+    material (empty, or only reserved: init failed) has nothing to revoke."""
     store = open_keeper(keeper)
-    material, location = store.load(), store.location
-    revoked = False
-    if material is None:
+    location = store.location
+    material = store.content()
+    if not isinstance(material, UnsealMaterial) or not material.root_token:
         return RevokeResult(revoked=False, keeper=location)
-    if material.root_token:
-        client = VaultApi(parse_addresses(addresses)[0], token=material.root_token, ca_cert=ca_cert or None)
-        if client.token_works():
-            client.revoke_self()
-            revoked = True
-        open_keeper(keeper).set_root_token(None)
-    return RevokeResult(revoked=revoked, keeper=location)
+    leader = VaultApi(parse_addresses(addresses)[0], ca_cert=ca_cert or None)
+    root = leader.with_token(material.root_token)
+    try:
+        works = root.token_works()
+    except OperationError as error:
+        return _kept(location, f"cannot check it ({error})")
+    if not works:
+        store.set_root_token(None)  # revoked or expired already: nothing to keep
+        return RevokeResult(revoked=False, keeper=location)
+    problem = bootstrap_identity_problem(leader, catalog)
+    if problem:
+        return _kept(location, problem)
+    root.revoke_self()
+    store.set_root_token(None)
+    return RevokeResult(revoked=True, keeper=location)
+
+
+def _kept(location: str, reason: str) -> RevokeResult:
+    print(
+        f"kept the root token in {location}: {reason}. Revoking it now could leave no way to generate "
+        "another; the next run of the pipeline uses it and revokes it once the bootstrap identity works",
+        file=sys.stderr,
+    )
+    return RevokeResult(revoked=False, keeper=location, kept_because=reason)

@@ -2,7 +2,8 @@
 
 init -> unseal -> root token -> configure -> smoke-test -> revoke-root, then a
 re-run that must regenerate root through the bootstrap identity, change
-nothing and revoke again.
+nothing and revoke again. And a run that fails before configure: revoke-root
+must keep the only root token, or no identity could ever generate another.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 from vaultflow.base.errors import OperationError
 from vaultflow.gitops.catalog import load_catalog
 from vaultflow.sandbox import lifecycle
+from vaultflow.sandbox.openbao import OpenBaoServer, audit_stanza
 from vaultflow.sandbox.platform import install_platform_accounts
 from vaultflow.sandbox.state import SandboxState
 from vaultflow.steps.keeper import open_keeper
@@ -79,14 +81,15 @@ def test_full_bootstrap_then_a_rerun_that_changes_nothing(
     root_token = material.root_token
     root = hvac.Client(url=address, token=root_token)
     for path in ("prod/database", "argocd/admin", "shared/stripe", "prod/payroll"):
-        root.secrets.kv.v2.create_or_update_secret(path, secret={"value": f"v-{path}"}, mount_point="secret")
+        kv_write = root.secrets.kv.v2.create_or_update_secret  # configure requires check-and-set
+        kv_write(path, secret={"value": f"v-{path}"}, cas=0, mount_point="secret")
 
     smoke = smoke_test(address, keeper, str(EXAMPLE))
     outputs.append(smoke.model_dump_json())
     assert [c.cluster for c in smoke.clusters] == ["prod-eu", "prod-us"]
     assert all(c.passed for c in smoke.clusters)
 
-    revoked = revoke_root_token(address, keeper)
+    revoked = revoke_root_token(address, keeper, catalog=str(EXAMPLE))
     outputs.append(revoked.model_dump_json())
     assert revoked.revoked
     with pytest.raises(hvac.exceptions.Forbidden):
@@ -109,7 +112,7 @@ def test_full_bootstrap_then_a_rerun_that_changes_nothing(
     rerun = configure_vault(address, keeper, str(EXAMPLE), audit_file=str(tmp_path / "audit.log"))
     assert rerun.changes == []
     assert all(c.passed for c in smoke_test(address, keeper, str(EXAMPLE)).clusters)
-    assert revoke_root_token(address, keeper).revoked
+    assert revoke_root_token(address, keeper, catalog=str(EXAMPLE)).revoked
 
     # Nothing that was returned (what Argo would store and show) holds a share or a token.
     text = json.dumps(outputs)
@@ -123,3 +126,54 @@ def test_without_root_and_without_identity_the_step_says_what_is_missing(
     keeper = (tmp_path / "empty.json").as_uri()
     with pytest.raises(OperationError, match="is empty"):
         ensure_root_token(sandbox.vault_addr, keeper)
+
+
+def test_a_run_failing_before_configure_keeps_root_and_the_rerun_converges(
+    sandbox: SandboxState, kubeconfig: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Revoking root before the bootstrap role exists would strand Vault: every re-run would fail with
+    ``invalid role name "vaultflow-bootstrap"`` (or no auth mount at all)."""
+    server = OpenBaoServer(tmp_path / "vault", extra_hcl=audit_stanza(tmp_path / "vault" / "audit.log"))
+    server.start()
+    try:
+        address, keeper = server.address, (tmp_path / "unseal.json").as_uri()
+        audit = str(tmp_path / "audit.log")
+        init_vault(address, keeper, shares=3, threshold=2)
+        unseal_vault(address, keeper)
+        assert ensure_root_token(address, keeper, catalog=str(EXAMPLE)).source == "keeper"
+        with monkeypatch.context() as broken:
+            broken.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
+            with pytest.raises(OperationError, match="cannot reach Kubernetes"):
+                configure_vault(address, keeper, str(EXAMPLE), audit_file=audit)  # the run fails here
+
+        kept = revoke_root_token(address, keeper, catalog=str(EXAMPLE))  # its exit handler
+        assert not kept.revoked and "the bootstrap identity cannot log in" in kept.kept_because
+        material = open_keeper(keeper).load()
+        assert material is not None and material.root_token
+        assert VaultApi(address, token=material.root_token).token_works()
+
+        # The re-run uses the kept token, configures, and only then revokes it.
+        assert ensure_root_token(address, keeper, catalog=str(EXAMPLE)).source == "keeper"
+        assert configure_vault(address, keeper, str(EXAMPLE), audit_file=audit).changes
+        assert revoke_root_token(address, keeper, catalog=str(EXAMPLE)).revoked
+        assert not VaultApi(address, token=material.root_token).token_works()
+
+        # And from then on root is regenerated through the bootstrap identity.
+        assert ensure_root_token(address, keeper, catalog=str(EXAMPLE)).source == "generated"
+        assert configure_vault(address, keeper, str(EXAMPLE), audit_file=audit).changes == []
+        assert revoke_root_token(address, keeper, catalog=str(EXAMPLE)).revoked
+    finally:
+        server.stop()
+
+
+def test_revoke_without_a_catalog_keeps_root(sandbox: SandboxState, kubeconfig: None, tmp_path: Path) -> None:
+    server = OpenBaoServer(tmp_path / "vault")
+    server.start()
+    try:
+        keeper = (tmp_path / "unseal.json").as_uri()
+        init_vault(server.address, keeper, shares=1, threshold=1)
+        unseal_vault(server.address, keeper)
+        result = revoke_root_token(server.address, keeper)
+        assert not result.revoked and result.kept_because == "no catalog names the bootstrap identity"
+    finally:
+        server.stop()

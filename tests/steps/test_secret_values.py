@@ -5,11 +5,13 @@ import string
 import uuid
 from pathlib import Path
 
+import hvac.exceptions
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import UnsealedVault
+from vaultflow.base.retry import poll_until
 from vaultflow.gitops.catalog import load_catalog
 from vaultflow.gitops.catalog.model import PasswordGenerator, RandomGenerator, SecretField
 from vaultflow.steps.secrets.generators import generate, password, random_bytes
@@ -95,3 +97,37 @@ def test_seeding_creates_missing_secrets_once_and_never_overwrites(unsealed_vaul
     )
     stripe = kv.read_secret_version("shared/stripe", mount_point=mount, raise_on_deleted_version=True)
     assert stripe["data"]["data"] == {"api-key": "set-by-a-human"}
+
+
+def test_a_secret_created_by_someone_else_during_seeding_keeps_their_value(
+    unsealed_vault: UnsealedVault,
+) -> None:
+    """Between seed's read (absent) and its check-and-set-0 write, another writer creates the secret:
+    theirs is kept, and the step says so instead of failing."""
+    mount = f"seed-{uuid.uuid4().hex[:8]}"
+    unsealed_vault.client().sys.enable_secrets_engine("kv", path=mount, options={"version": "2"})
+    example = load_catalog(EXAMPLE).catalog
+    catalog = example.model_copy(update={"vault": example.vault.model_copy(update={"kv_mount": mount})})
+    kv = unsealed_vault.client().secrets.kv.v2
+    poll_until(  # a new KV v2 mount upgrades its storage for a moment before it serves requests
+        lambda: kv.read_configuration(mount_point=mount),
+        lambda _: True,
+        what=f"the new mount {mount}/",
+        timeout=30,
+        transient=(hvac.exceptions.VaultError,),
+    )
+    theirs = {"username": "theirs", "password": "theirs"}
+
+    def static(path: str, key: str) -> str:
+        if path == "prod/database":  # asked after seed found it absent: the other writer is faster
+            kv.create_or_update_secret(path, secret=theirs, cas=0, mount_point=mount)
+        return f"sandbox-{key}"
+
+    vault = VaultApi(unsealed_vault.address, token=unsealed_vault.root_token)
+    result = seed_missing_secrets(vault, catalog, static)
+    (database,) = [s for s in result.secrets if s.path == "prod/database"]
+    assert (database.created, database.created_meanwhile, database.version) == (False, True, 1)
+    read = kv.read_secret_version("prod/database", mount_point=mount, raise_on_deleted_version=True)
+    assert read["data"]["data"] == theirs
+    assert [s.path for s in result.secrets if s.created_meanwhile] == ["prod/database"]
+    assert all(s.created for s in result.secrets if s.path != "prod/database")

@@ -12,7 +12,7 @@ import pytest
 
 from vaultflow.base.errors import InputError, OperationError
 from vaultflow.sandbox.openbao import OpenBaoServer
-from vaultflow.steps.keeper import UnsealMaterial, open_keeper
+from vaultflow.steps.keeper import Reservation, UnsealMaterial, open_keeper
 from vaultflow.steps.vault.api import VaultApi
 from vaultflow.steps.vault.init import init_vault
 from vaultflow.steps.vault.status import vault_status
@@ -77,9 +77,55 @@ def test_a_keeper_of_another_vault_is_never_overwritten(fresh_openbao: StartServ
 
 def test_unwritable_keeper_is_refused_before_initialising(fresh_openbao: StartServer, tmp_path: Path) -> None:
     server = fresh_openbao()
-    with pytest.raises(OperationError, match="does not exist"):
+    with pytest.raises(OperationError, match=r"cannot create it \(No such file or directory\)"):
         init_vault(server.address, (tmp_path / "missing-dir" / "k.json").as_uri())
     assert not vault_status(server.address).initialized
+
+
+def test_a_dangling_symlink_at_the_keeper_stops_the_run_before_init(
+    fresh_openbao: StartServer, tmp_path: Path
+) -> None:
+    """It reads as empty and its directory is writable, but create-only cannot write through it: the
+    reservation finds out while Vault holds nothing (it used to be found after init, shares lost)."""
+    server = fresh_openbao()
+    (tmp_path / "unseal.json").symlink_to(tmp_path / "elsewhere" / "unseal.json")
+    with pytest.raises(OperationError, match=r"is a symlink to .*, which does not exist"):
+        init_vault(server.address, keeper_uri(tmp_path))
+    assert not vault_status(server.address).initialized
+
+
+def test_a_directory_at_the_keeper_path_stops_the_run_before_init(
+    fresh_openbao: StartServer, tmp_path: Path
+) -> None:
+    server = fresh_openbao()
+    (tmp_path / "unseal.json").mkdir()
+    with pytest.raises(OperationError, match="the path is a directory"):
+        init_vault(server.address, keeper_uri(tmp_path))
+    assert not vault_status(server.address).initialized
+
+
+def test_a_reservation_left_by_a_run_that_stopped_before_init_is_taken_over(
+    fresh_openbao: StartServer, tmp_path: Path
+) -> None:
+    server = fresh_openbao()
+    stale = Reservation.new()
+    path = tmp_path / "unseal.json"
+    path.write_text(stale.to_json())
+    path.chmod(0o600)
+    assert init_vault(server.address, keeper_uri(tmp_path), shares=1, threshold=1).initialized_now
+    assert material(tmp_path).root_token
+
+
+def test_a_fallback_holding_material_while_vault_is_uninitialised_stops_before_init(
+    fresh_openbao: StartServer, tmp_path: Path
+) -> None:
+    first, second = fresh_openbao("first"), fresh_openbao("second")
+    fallback = (tmp_path / "fallback.json").as_uri()
+    init_vault(first.address, fallback, shares=1, threshold=1)
+    with pytest.raises(OperationError, match=r"fallback\.json already holds unseal material"):
+        init_vault(second.address, keeper_uri(tmp_path), fallback_keeper=fallback)
+    assert not vault_status(second.address).initialized
+    assert not (tmp_path / "unseal.json").exists()
 
 
 def test_bad_parameters_are_input_errors(tmp_path: Path) -> None:
@@ -87,6 +133,8 @@ def test_bad_parameters_are_input_errors(tmp_path: Path) -> None:
         init_vault("http://127.0.0.1:1", keeper_uri(tmp_path), shares=3, threshold=4)
     with pytest.raises(InputError, match="not understood"):
         init_vault("http://127.0.0.1:1", "s3://bucket/key")
+    with pytest.raises(InputError, match="fallback keeper must be another place"):
+        init_vault("http://127.0.0.1:1", keeper_uri(tmp_path), fallback_keeper=keeper_uri(tmp_path))
 
 
 def test_unreachable_vault_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

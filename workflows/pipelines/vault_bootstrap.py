@@ -40,7 +40,7 @@ PIPELINES = [
             Param(
                 "fallback-keeper",
                 default="",
-                description="Second keeper for the shares if the keeper cannot be written after init (empty: none).",
+                description="A second keeper for the shares if the keeper fails after init (empty: none).",
             ),
             Param(
                 "catalog",
@@ -64,7 +64,9 @@ PIPELINES = [
                 enum=["true", "false"],
                 description="Sandbox only: fill static keys of missing secrets with visible placeholders.",
             ),
-            Param("lock-wait", default="10m", description="How long to wait for another bootstrap to finish."),
+            Param(
+                "lock-wait", default="10m", description="How long to wait for another bootstrap to finish."
+            ),
         ],
         steps=[
             Step(

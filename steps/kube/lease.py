@@ -1,0 +1,213 @@
+"""A lock that outlives a crashed pod: a Kubernetes Lease (``coordination.k8s.io/v1``).
+
+The record is client-go's leader-election record (``tools/leaderelection/resourcelock/leaselock.go``):
+``holderIdentity``, ``leaseDurationSeconds``, ``acquireTime``, ``renewTime`` and
+``leaseTransitions``. As in ``tools/leaderelection/leaderelection.go``:
+
+* the holder renews by rewriting ``renewTime``; anyone else may take the lease
+  over once ``renewTime + leaseDurationSeconds`` has passed (or the holder
+  released it), counting a transition;
+* every write carries the resourceVersion of the read just before, so of two
+  contenders exactly one wins; the loser (a 409) reads again;
+* release empties ``holderIdentity`` and shortens the duration to one second.
+
+One difference: client-go times expiry from when *it* first observed the
+record (immune to clock skew, but a newcomer always waits a full duration);
+here expiry is ``renewTime + leaseDurationSeconds`` on the local clock, so the
+lease of a run that crashed long ago is free at once. Node clocks are assumed
+synchronised (NTP), as Kubernetes itself assumes for certificates and tokens.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from vaultflow.base.errors import OperationError
+from vaultflow.steps.kube.errors import kube_errors
+
+POLL_SECONDS = 2.0  # client-go's RetryPeriod for its own components
+
+
+class LeaseHeld(OperationError):
+    """Someone else holds the lease (the message names them and when it expires)."""
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+@dataclass(frozen=True)
+class LeaseRecord:
+    """Who holds a lease, and until when."""
+
+    holder: str
+    renewed: datetime.datetime | None
+    duration_seconds: int
+
+    @property
+    def expires(self) -> datetime.datetime | None:
+        if self.renewed is None:
+            return None
+        return self.renewed + datetime.timedelta(seconds=self.duration_seconds)
+
+    def held_at(self, moment: datetime.datetime) -> bool:
+        expires = self.expires
+        return bool(self.holder) and expires is not None and expires > moment
+
+
+class LeaseLock:
+    """Lease ``namespace/name`` held as ``holder`` for ``duration_seconds`` after each renewal."""
+
+    def __init__(
+        self,
+        namespace: str,
+        name: str,
+        holder: str,
+        *,
+        duration_seconds: int,
+        context: str | None = None,
+        api: Any = None,
+    ) -> None:
+        if not holder:
+            raise OperationError(f"Lease {namespace}/{name}: a holder identity is required")
+        self.namespace = namespace
+        self.name = name
+        self.holder = holder
+        self.duration_seconds = duration_seconds
+        self.context = context
+        self._api = api
+
+    @property
+    def location(self) -> str:
+        where = f" (context {self.context})" if self.context else ""
+        return f"Lease {self.namespace}/{self.name}{where}"
+
+    def _coordination(self) -> Any:
+        if self._api is None:
+            from kubernetes import client
+
+            from vaultflow.steps.kube import api_client
+
+            self._api = client.CoordinationV1Api(api_client(self.context))
+        return self._api
+
+    @staticmethod
+    def _record(lease: Any) -> LeaseRecord:
+        spec = lease.spec
+        return LeaseRecord(
+            holder=spec.holder_identity or "",
+            renewed=spec.renew_time,
+            duration_seconds=int(spec.lease_duration_seconds or 0),
+        )
+
+    def _read(self) -> Any | None:
+        from kubernetes.client.exceptions import ApiException
+
+        with kube_errors(self.location, "read it"):
+            try:
+                return self._coordination().read_namespaced_lease(self.name, self.namespace)
+            except ApiException as error:
+                if error.status == 404:
+                    return None
+                raise
+
+    def current(self) -> LeaseRecord | None:
+        """The lease's record as stored (None when there is no Lease)."""
+        lease = self._read()
+        return None if lease is None else self._record(lease)
+
+    def held_by_me(self) -> bool:
+        record = self.current()
+        return record is not None and record.holder == self.holder and record.held_at(_now())
+
+    def _write(self, lease: Any | None, now: datetime.datetime) -> bool:
+        """Create or replace the record with ourselves as holder; False when another write won."""
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        coordination = self._coordination()
+        with kube_errors(self.location, "write it"):
+            try:
+                if lease is None:
+                    spec = client.V1LeaseSpec(
+                        holder_identity=self.holder,
+                        lease_duration_seconds=self.duration_seconds,
+                        acquire_time=now,
+                        renew_time=now,
+                        lease_transitions=0,
+                    )
+                    body = client.V1Lease(
+                        metadata=client.V1ObjectMeta(
+                            name=self.name,
+                            namespace=self.namespace,
+                            labels={"app.kubernetes.io/managed-by": "vaultflow"},
+                        ),
+                        spec=spec,
+                    )
+                    coordination.create_namespaced_lease(self.namespace, body)
+                    return True
+                spec = lease.spec
+                if spec.holder_identity != self.holder:
+                    spec.acquire_time = now
+                    spec.lease_transitions = int(spec.lease_transitions or 0) + (
+                        1 if spec.holder_identity else 0
+                    )
+                    spec.holder_identity = self.holder
+                spec.renew_time = now
+                spec.lease_duration_seconds = self.duration_seconds
+                coordination.replace_namespaced_lease(self.name, self.namespace, lease)
+                return True
+            except ApiException as error:
+                if error.status == 409:  # someone else created or changed it since our read
+                    return False
+                raise
+
+    def try_acquire(self) -> LeaseRecord | None:
+        """Take (or, as its holder, renew) the lease: None on success, else the other holder's record."""
+        while True:
+            lease, now = self._read(), _now()
+            if lease is not None:
+                record = self._record(lease)
+                if record.holder != self.holder and record.held_at(now):
+                    return record
+            if self._write(lease, now):
+                return None
+
+    def acquire(self, wait_seconds: float) -> None:
+        """Take the lease, waiting up to ``wait_seconds`` for its holder to release it or let it expire."""
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            other = self.try_acquire()
+            if other is None:
+                return
+            if time.monotonic() >= deadline:
+                expires = other.expires.isoformat(timespec="seconds") if other.expires else "never"
+                raise LeaseHeld(
+                    f"{self.location} is held by {other.holder} until {expires} unless it renews it: "
+                    f"another run holds the lock (waited {wait_seconds:.0f}s). If {other.holder} no longer "
+                    "runs, the lease frees itself at that time, or delete it "
+                    f"(kubectl -n {self.namespace} delete lease {self.name})"
+                )
+            time.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+
+    def release(self) -> bool:
+        """Give the lease up if we hold it (client-go's release); False when someone else does."""
+        from kubernetes.client.exceptions import ApiException
+
+        while True:
+            lease = self._read()
+            if lease is None or self._record(lease).holder != self.holder:
+                return False
+            lease.spec.holder_identity = None
+            lease.spec.lease_duration_seconds = 1
+            lease.spec.renew_time = _now()
+            with kube_errors(self.location, "release it"):
+                try:
+                    self._coordination().replace_namespaced_lease(self.name, self.namespace, lease)
+                    return True
+                except ApiException as error:
+                    if error.status != 409:
+                        raise

@@ -1,0 +1,102 @@
+"""Steps *lock* and the exit handler *revoke-root*: one bootstrap at a time.
+
+Two bootstraps against one Vault would configure at once, and each would
+revoke root under the other. The first step takes a Kubernetes Lease
+(``vaultflow.steps.kube.lease``) in the bootstrap service account's namespace
+of the catalog's workflows cluster (``argo`` in the cluster where Argo
+Workflows runs); a second run waits for it (``lock-wait``), then fails naming
+the holder. The lease lasts ``duration`` after it is taken, longer than the
+pipeline's timeout plus its exit handler, so a run whose pods crash (or whose
+workflow is deleted) frees it by itself; a retried lock step of the same run
+renews it. In Argo the WorkflowTemplate also carries a ``synchronization``
+mutex, which queues a second workflow before any pod starts; the lease also
+covers runs that bypass it (the local runner, a copy of the template).
+
+The exit handler acts only for the lock's holder: a run that never got the
+lock must not revoke the root token the running one is using.
+"""
+
+import sys
+
+from pydantic import BaseModel
+
+from vaultflow.base.durations import parse_argo_duration
+from vaultflow.base.errors import InputError
+from vaultflow.steps.catalog_source import load_catalog_source
+from vaultflow.steps.kube.lease import LeaseLock
+from vaultflow.steps.vault.root_token import revoke_root_token
+
+LEASE_NAME = "vaultflow-vault-bootstrap"
+
+
+class LockResult(BaseModel):
+    lease: str
+    holder: str
+    expires: str  # UTC, ISO 8601
+
+
+class FinishResult(BaseModel):
+    """What the exit handler did. ``lock_held`` false: another run holds the lock; nothing was touched."""
+
+    lock_held: bool
+    revoked: bool = False
+    keeper: str = ""
+    kept_because: str = ""
+
+
+def _seconds(value: str, what: str) -> float:
+    try:
+        return parse_argo_duration(value)
+    except ValueError as error:
+        raise InputError(f"{what}: {error}") from None
+
+
+def bootstrap_lease(catalog: str, holder: str, duration: str = "45m") -> LeaseLock:
+    """The lease of the catalog's bootstrap: in the bootstrap service account's namespace, in the
+    workflows cluster (in-cluster, or its kubeconfig context)."""
+    model = load_catalog_source(catalog).catalog
+    cluster = model.workflows_cluster()
+    account = model.vault.kubernetes_auth.bootstrap_service_account
+    return LeaseLock(
+        account.namespace,
+        LEASE_NAME,
+        holder,
+        duration_seconds=int(_seconds(duration, "lock duration")),
+        context=None if cluster.in_cluster else cluster.kube_context,
+    )
+
+
+def lock_bootstrap(catalog: str, holder: str, *, wait: str = "10m", duration: str = "45m") -> LockResult:
+    """The pipeline's first step: take the bootstrap lease as ``holder`` (the workflow's name),
+    waiting up to ``wait`` for another run to finish."""
+    lease = bootstrap_lease(catalog, holder, duration)
+    lease.acquire(_seconds(wait, "lock-wait"))
+    record = lease.current()
+    expires = record.expires if record is not None else None
+    return LockResult(
+        lease=lease.location,
+        holder=holder,
+        expires=expires.isoformat(timespec="seconds") if expires else "",
+    )
+
+
+def finish_bootstrap(
+    addresses: str, keeper: str, catalog: str, holder: str, *, ca_cert: str = ""
+) -> FinishResult:
+    """The exit handler (after success and failure alike): as the lock's holder, revoke root if the
+    bootstrap identity can generate another (``revoke_root_token``), then release the lock."""
+    lease = bootstrap_lease(catalog, holder)
+    if not lease.held_by_me():
+        print(
+            f"{lease.location} is not held by {holder}: another run holds the lock, or this one never got "
+            "it; leaving the root token and the lock alone",
+            file=sys.stderr,
+        )
+        return FinishResult(lock_held=False)
+    try:
+        revoke = revoke_root_token(addresses, keeper, catalog=catalog, ca_cert=ca_cert)
+    finally:
+        lease.release()
+    return FinishResult(
+        lock_held=True, revoked=revoke.revoked, keeper=revoke.keeper, kept_because=revoke.kept_because
+    )
