@@ -42,12 +42,13 @@ from vaultflow.steps.rotation.discover import ESO_GROUP, ConsumingExternalSecret
 
 DATA_HASH = "reconcile.external-secrets.io/data-hash"
 Phase = Literal["Verified", "Failed", "TimedOut"]
+TargetKind = Literal["KubernetesSecret", "AwsSecretsManager", "GcpSecretManager", "AzureKeyVault"]
 
 
 class TargetResult(BaseModel):
     """One target's outcome, as the rotation report shows it (no value, no digest of one)."""
 
-    kind: Literal["KubernetesSecret", "AwsSecretsManager", "GcpSecretManager", "AzureKeyVault"]
+    kind: TargetKind
     cluster: str | None
     namespace: str | None
     name: str

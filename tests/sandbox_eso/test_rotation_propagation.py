@@ -11,13 +11,24 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.sandbox_eso.conftest import STORE, VAULT_ADDRESS, EsoStack, external_secret
+import boto3
+import pytest
+from azure.keyvault.secrets import SecretClient
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import secretmanager
+
+from tests.sandbox_eso.conftest import AZURE_VAULT, STORE, VAULT_ADDRESS, EsoStack, external_secret
+from tests.sandbox_eso.test_pushsecret import push_secret, stores
 from vaultflow.gitops.catalog import parse_catalog
 from vaultflow.gitops.catalog.model import Catalog
 from vaultflow.gitops.catalog.placement import plan_catalog
+from vaultflow.sandbox.azure.credential import StaticTokenCredential
+from vaultflow.sandbox.faults import Fault
+from vaultflow.steps.rotation.clouds import CloudReaders, verify_cloud_targets
 from vaultflow.steps.rotation.discover import discover_consumers
 from vaultflow.steps.rotation.force_sync import force_sync
 from vaultflow.steps.rotation.plan import parse_time
@@ -136,3 +147,121 @@ def test_a_secret_that_never_gets_the_new_value_is_named_with_esos_reason(
     )
     assert result.phase == "TimedOut"
     assert "is not Ready (SecretSyncedError" in result.message
+
+
+@pytest.fixture(scope="module")
+def readers(eso: EsoStack) -> Iterator[CloudReaders]:
+    """The verify step's cloud readers, with real SDK clients pointed at moto and the emulators."""
+    aws = boto3.client(
+        "secretsmanager",
+        region_name="eu-west-1",
+        endpoint_url=eso.aws_endpoint,
+        aws_access_key_id="sandbox",
+        aws_secret_access_key="sandbox",
+    )
+    gcp = secretmanager.SecretManagerServiceClient(
+        transport="rest", client_options={"api_endpoint": eso.gcp.url}, credentials=AnonymousCredentials()
+    )
+    vault = eso.azure.vault(AZURE_VAULT)
+    with SecretClient(
+        vault.url, StaticTokenCredential(), connection_verify=eso.ca_file, verify_challenge_resource=False
+    ) as azure:
+        yield CloudReaders(aws=lambda region: aws, gcp=lambda project: gcp, azure=lambda url: azure)
+
+
+def test_pushed_cloud_secrets_follow_once_their_source_is_verified(
+    eso: EsoStack, namespace: str, vault_path: str, readers: CloudReaders
+) -> None:
+    """PushSecrets are annotated only once their source holds the new value; then each cloud is checked."""
+    stores(eso, namespace)
+    old = f"old-{uuid.uuid4().hex}"
+    eso.vault.secrets.kv.v2.create_or_update_secret(
+        vault_path, secret={"username": "app", "password": old}, mount_point="secret"
+    )
+    eso.create(namespace, external_secret("db", dataFrom=[{"extract": {"key": vault_path}}]))
+    eso.wait_ready(namespace, "ExternalSecret", "db")
+    remote = vault_path.replace("/", "-")
+    eso.create(namespace, push_secret("to-aws", "db", "aws", f"rot/{remote}"))
+    whole = push_secret("to-gcp", "db", "gcp", remote)
+    del whole["spec"]["data"][0]["match"]["secretKey"]  # the whole Secret, as JSON
+    eso.create(namespace, whole)
+    eso.create(namespace, push_secret("to-azure", "db", "azure", remote))
+    for name in ("to-aws", "to-gcp", "to-azure"):
+        eso.wait_ready(namespace, "PushSecret", name)
+
+    catalog = catalog_for(vault_path)
+    consumers = discover_consumers(catalog, plan_catalog(catalog), [vault_path], {"test": eso.api})[
+        vault_path
+    ]
+    assert {p.name for p in consumers.push_secrets} == {"to-aws", "to-gcp", "to-azure"}
+    root = VaultApi(eso.vault.url, token=eso.vault.token)
+    written = write_rotation(root, "secret", catalog.secrets[0], "run-1")
+    written_at = datetime.now(UTC) - timedelta(seconds=1)
+    new = read_version(root, "secret", vault_path, written.new_version)
+    [target] = consumers.external_secrets
+    annotated: list[str] = []
+
+    def annotate_pushes(verified: object) -> None:
+        for push in consumers.push_secrets:
+            force_sync(
+                eso.api,
+                cluster="test",
+                kind="PushSecret",
+                namespace=namespace,
+                name=push.name,
+                run_id="run-1",
+            )
+            annotated.append(push.name)
+
+    # Nothing is annotated before the source holds the new value: a PushSecret does not watch it.
+    force_sync(eso.api, cluster="test", kind="ExternalSecret", namespace=namespace, name="db", run_id="run-1")
+    [k8s] = verify_kubernetes_targets(
+        {"test": eso.api},
+        [(target, expected_data(target, new), None)],
+        written_at=written_at,
+        timeout=10,
+        on_verified=annotate_pushes,
+    )
+    assert k8s.phase == "Verified" and sorted(annotated) == ["to-aws", "to-azure", "to-gcp"]
+    source_data = expected_data(target, new)
+    results = verify_cloud_targets(
+        [(push, source_data) for push in consumers.push_secrets], readers, written_at=written_at, timeout=10
+    )
+    assert {(r.kind, r.phase) for r in results} == {
+        ("AwsSecretsManager", "Verified"),
+        ("GcpSecretManager", "Verified"),
+        ("AzureKeyVault", "Verified"),
+    }
+    report = json.dumps([r.model_dump() for r in [k8s, *results]])
+    assert new["password"] not in report and old not in report
+
+
+def test_a_cloud_that_is_down_times_out_named(
+    eso: EsoStack, namespace: str, vault_path: str, readers: CloudReaders
+) -> None:
+    stores(eso, namespace)
+    eso.vault.secrets.kv.v2.create_or_update_secret(
+        vault_path, secret={"username": "app", "password": "old"}, mount_point="secret"
+    )
+    eso.create(namespace, external_secret("db", dataFrom=[{"extract": {"key": vault_path}}]))
+    eso.wait_ready(namespace, "ExternalSecret", "db")
+    eso.create(namespace, push_secret("to-aws", "db", "aws", f"rot/{vault_path.replace('/', '-')}"))
+    eso.wait_ready(namespace, "PushSecret", "to-aws")
+    catalog = catalog_for(vault_path)
+    consumers = discover_consumers(catalog, plan_catalog(catalog), [vault_path], {"test": eso.api})[
+        vault_path
+    ]
+    root = VaultApi(eso.vault.url, token=eso.vault.token)
+    written = write_rotation(root, "secret", catalog.secrets[0], "run-1")
+    new = read_version(root, "secret", vault_path, written.new_version)
+    eso.faults.set("aws", Fault(down=True))
+    [push] = consumers.push_secrets
+    force_sync(eso.api, cluster="test", kind="PushSecret", namespace=namespace, name="to-aws", run_id="run-1")
+    [result] = verify_cloud_targets(
+        [(push, expected_data(consumers.external_secrets[0], new))],
+        readers,
+        written_at=datetime.now(UTC),
+        timeout=3,
+    )
+    assert result.phase == "TimedOut" and "current version holds another value" in result.message
+    assert result.name.startswith("rot/") and result.cloud == "aws:eu-west-1"

@@ -1,0 +1,227 @@
+"""Prove that every cloud secret pushed from a rotated Secret holds the new value.
+
+A PushSecret copies keys of a Kubernetes Secret into a cloud secret manager;
+once that Secret is verified and the PushSecret annotated, each remote secret's
+*current* version must hold what ESO pushes: AWS Secrets Manager's
+``AWSCURRENT``, GCP Secret Manager's ``latest``, Azure Key Vault's latest
+version. What ESO pushes (pkg/controllers/pushsecret and each provider's
+PushSecret): one key's bytes, or, without ``secretKey``, the whole Secret as a
+JSON object of strings; with ``remoteRef.property`` the value sits under that
+property of a JSON document. Comparison is by digest inside the step, and a
+whole-Secret JSON is compared as parsed JSON, so formatting does not matter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from vaultflow.base.errors import OperationError
+from vaultflow.base.retry import poll_until
+from vaultflow.steps.rotation.discover import CloudStore, ConsumingPushSecret, PushedKey
+from vaultflow.steps.rotation.verify import Phase, TargetKind, TargetResult
+
+
+def pushed_value(key: PushedKey, source: Mapping[str, bytes]) -> bytes | None:
+    """What ESO writes to the remote secret for ``key``, from the source Secret's data (None: key absent)."""
+    if key.secret_key is None:
+        return json.dumps({k: v.decode() for k, v in sorted(source.items())}).encode()
+    return source.get(key.secret_key)
+
+
+def holds(remote: bytes, expected: bytes, key: PushedKey) -> bool:
+    """Whether the remote secret's current value carries ``expected`` where ESO puts it."""
+    if key.property is not None:
+        try:
+            document = json.loads(remote)
+        except ValueError:
+            return False
+        value = document.get(key.property) if isinstance(document, dict) else None
+        actual = value.encode() if isinstance(value, str) else json.dumps(value).encode()
+        return hmac.compare_digest(actual, expected)
+    if key.secret_key is None:
+        try:
+            return bool(json.loads(remote) == json.loads(expected))
+        except ValueError:
+            return False
+    return hmac.compare_digest(remote, expected)
+
+
+@dataclass
+class CloudReaders:
+    """Reads a remote secret's current value, one SDK client per cloud location, built on first use.
+
+    The SDKs take their endpoints and credentials from the environment as in a
+    pod (AWS_ENDPOINT_URL, workload identity, ...); tests and the sandbox pass
+    ready clients instead, built against the emulators.
+    """
+
+    aws: Callable[[str], Any] | None = None  # region -> boto3 secretsmanager client
+    gcp: Callable[[str], Any] | None = None  # project -> SecretManagerServiceClient
+    azure: Callable[[str], Any] | None = None  # vault URL -> SecretClient
+    _made: dict[tuple[str, str], Any] = field(default_factory=dict)
+
+    def current(self, store: CloudStore, remote_key: str) -> bytes | None:
+        """The current value of ``remote_key`` in ``store``'s cloud, None when it has none."""
+        client = self._client(store)
+        where = f"{store.provider} secret {remote_key!r} ({store.location})"
+        try:
+            if store.provider == "aws":
+                return _aws_current(client, remote_key)
+            if store.provider == "gcp":
+                return _gcp_current(client, store.location, remote_key)
+            return _azure_current(client, remote_key)
+        except OperationError:
+            raise
+        except Exception as error:  # each SDK has its own error tree; the message is what matters here
+            raise OperationError(f"{where}: cannot read it ({type(error).__name__}: {error})") from None
+
+    def _client(self, store: CloudStore) -> Any:
+        key = (store.provider, store.location)
+        if key not in self._made:
+            factory = {
+                "aws": self.aws or _aws_client,
+                "gcp": self.gcp or _gcp_client,
+                "azure": self.azure or _azure_client,
+            }
+            self._made[key] = factory[store.provider](store.location)
+        return self._made[key]
+
+
+def _aws_client(region: str) -> Any:
+    import boto3
+
+    return boto3.client("secretsmanager", region_name=region or None)
+
+
+def _gcp_client(project: str) -> Any:
+    from google.cloud import secretmanager
+
+    return secretmanager.SecretManagerServiceClient()
+
+
+def _azure_client(vault_url: str) -> Any:
+    from azure.identity import DefaultAzureCredential
+    from azure.keyvault.secrets import SecretClient
+
+    return SecretClient(vault_url=vault_url, credential=DefaultAzureCredential())
+
+
+def _aws_current(client: Any, name: str) -> bytes | None:
+    from botocore.exceptions import ClientError
+
+    try:
+        value = client.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ResourceNotFoundException":
+            return None
+        raise
+    if "SecretString" in value:
+        return str(value["SecretString"]).encode()
+    return bytes(value.get("SecretBinary") or b"")
+
+
+def _gcp_current(client: Any, project: str, name: str) -> bytes | None:
+    from google.api_core import exceptions
+
+    try:
+        response = client.access_secret_version(name=f"projects/{project}/secrets/{name}/versions/latest")
+    except exceptions.NotFound:
+        return None
+    return bytes(response.payload.data)
+
+
+def _azure_current(client: Any, name: str) -> bytes | None:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        secret = client.get_secret(name)
+    except ResourceNotFoundError:
+        return None
+    return str(secret.value or "").encode()
+
+
+_KIND: dict[str, TargetKind] = {
+    "aws": "AwsSecretsManager",
+    "gcp": "GcpSecretManager",
+    "azure": "AzureKeyVault",
+}
+
+
+@dataclass
+class _Remote:
+    push: ConsumingPushSecret
+    store: CloudStore
+    key: PushedKey
+    expected: bytes | None
+    seen: str = "not looked at yet"
+    result: TargetResult | None = None
+
+
+def verify_cloud_targets(
+    pushes: Iterable[tuple[ConsumingPushSecret, Mapping[str, bytes]]],
+    readers: CloudReaders,
+    *,
+    written_at: datetime,
+    timeout: float,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> list[TargetResult]:
+    """Wait until every remote secret of ``pushes`` holds what ESO pushes from its (verified) source data."""
+    remotes = [
+        _Remote(push, store, key, pushed_value(key, source))
+        for push, source in pushes
+        for store in push.stores
+        for key in push.keys
+    ]
+
+    def round_() -> int:
+        for remote in (r for r in remotes if r.result is None):
+            if remote.expected is None:
+                remote.result = _cloud_result(
+                    remote, "Failed", None, f"source Secret has no key {remote.key.secret_key!r}"
+                )
+                continue
+            try:
+                current = readers.current(remote.store, remote.key.remote_key)
+            except OperationError as error:
+                remote.seen = str(error)
+                continue
+            if current is not None and holds(current, remote.expected, remote.key):
+                seconds = (now() - written_at).total_seconds()
+                remote.result = _cloud_result(
+                    remote, "Verified", seconds, "current version holds the new value"
+                )
+            else:
+                remote.seen = (
+                    "no current version" if current is None else "current version holds another value"
+                )
+        return sum(1 for r in remotes if r.result is None)
+
+    with contextlib.suppress(OperationError):  # what is still open is named below
+        poll_until(
+            round_, lambda left: left == 0, what="the pushed cloud secrets", timeout=timeout, describe=str
+        )
+    return [
+        r.result or _cloud_result(r, "TimedOut", None, f"not verified within {timeout:g}s: {r.seen}")
+        for r in remotes
+    ]
+
+
+def _cloud_result(remote: _Remote, phase: Phase, seconds: float | None, message: str) -> TargetResult:
+    return TargetResult(
+        kind=_KIND[remote.store.provider],
+        cluster=remote.push.cluster,
+        namespace=remote.push.namespace,
+        name=remote.key.remote_key,
+        cloud=f"{remote.store.provider}:{remote.store.location}",
+        source=remote.push.source,
+        phase=phase,
+        seconds=None if seconds is None else round(seconds, 3),
+        indirect=False,
+        message=f"PushSecret {remote.push.namespace}/{remote.push.name}: {message}",
+    )
