@@ -1,4 +1,4 @@
-"""The ESO emulator for one cluster: watches, a work queue, workers, the three reconcilers.
+"""The ESO emulator for one cluster: watches, a work queue and workers per controller, the reconcilers.
 
     controller = EsoController(cluster, environment).start()
 
@@ -11,28 +11,36 @@ What triggers a reconcile, as in ESO (controller-runtime predicates):
   deleted: the ExternalSecrets targeting it (drift is repaired at once);
 * a SecretStore or ClusterSecretStore created or changed; every store again
   after its ``refreshInterval`` (default 5 minutes);
-* a failed reconcile: retried with exponential backoff (5 ms doubling).
+* a failed reconcile (or ``Requeue``): retried with ESO's rate limiter (1 s
+  doubling to 7 min, and at most 10 a second after a burst of 100).
 
-Several workers drain one queue; a key is never reconciled twice at once.
+As in ESO, each controller (ExternalSecret, PushSecret, SecretStore,
+ClusterSecretStore) has its own queue, its own rate limiter and
+``concurrent`` workers (ESO's ``--concurrent``, default 1: one object of a
+kind at a time); a key is never reconciled twice at once
+(``cmd/controller/root.go``, ``pkg/controllers/common/common.go``).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import urllib3
 
+from vaultflow.sandbox.eso.clusterexternalsecret import KIND as CLUSTER_EXTERNAL_SECRET
+from vaultflow.sandbox.eso.clusterexternalsecret import ClusterExternalSecretController
 from vaultflow.sandbox.eso.environment import EsoEnvironment
 from vaultflow.sandbox.eso.externalsecret import ExternalSecretReconciler
-from vaultflow.sandbox.eso.kube import ESO_ALPHA_API, ESO_API, KubeAccess, OwnerIndex
+from vaultflow.sandbox.eso.kube import ESO_ALPHA_API, ESO_API, FieldOwners, KubeAccess, OwnerIndex
 from vaultflow.sandbox.eso.pushsecret import PushSecretReconciler
 from vaultflow.sandbox.eso.stores import CLUSTER_STORE, STORE, StoreResolver, ready_condition
 from vaultflow.sandbox.kube import KubeCluster
 from vaultflow.sandbox.kube.errors import ApiError
 from vaultflow.sandbox.kube.store import Event, ObjectStore
-from vaultflow.sandbox.workqueue import DONE, Result, Workers, WorkQueue
+from vaultflow.sandbox.workqueue import DONE, EsoRateLimiter, Result, Workers, WorkQueue
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +51,13 @@ EXTERNAL_SECRET, PUSH_SECRET = "ExternalSecret", "PushSecret"
 _MANAGED_LABEL = "reconcile.external-secrets.io/managed"
 
 
-def _spec_changed(previous: JsonObject | None, current: JsonObject) -> bool:
-    """controller-runtime's update predicates for ESO's kinds (status-only writes are ignored)."""
+def _spec_changed(kind: str, previous: JsonObject | None, current: JsonObject) -> bool:
+    """ESO's update predicates (status-only writes are ignored).
+
+    ExternalSecrets (``shouldEnqueueExternalSecretUpdate``) and the stores here:
+    generation, labels, annotations, finalizers, deletion. PushSecrets
+    (``shouldReconcilePushSecretUpdate``): the same without finalizers.
+    """
     if previous is None:
         return True
     old, new = previous["metadata"], current["metadata"]
@@ -52,33 +65,57 @@ def _spec_changed(previous: JsonObject | None, current: JsonObject) -> bool:
         old.get("generation") != new.get("generation")
         or old.get("labels") != new.get("labels")
         or old.get("annotations") != new.get("annotations")
-        or old.get("finalizers") != new.get("finalizers")
+        or (kind != PUSH_SECRET and old.get("finalizers") != new.get("finalizers"))
         or bool(old.get("deletionTimestamp")) != bool(new.get("deletionTimestamp"))
     )
 
 
+class _Loop:
+    """One of ESO's controllers: a work queue with ESO's rate limiter and its workers."""
+
+    def __init__(self, name: str, reconcile: Callable[[Key], Result], concurrent: int) -> None:
+        self.queue: WorkQueue[Key] = WorkQueue(EsoRateLimiter())
+        self.workers = Workers(name, self.queue, reconcile, count=concurrent)
+
+
 class EsoController:
-    """ESO installed in ``cluster``."""
+    """ESO installed in ``cluster``.
+
+    ``concurrent`` is ESO's ``--concurrent`` (workers per controller);
+    ``vault_token_cache`` its ``--enable-vault-token-cache``.
+    """
 
     def __init__(
         self,
         cluster: KubeCluster,
         environment: EsoEnvironment,
         *,
-        workers: int = 4,
+        concurrent: int = 1,
+        vault_token_cache: bool = False,
         store_requeue: float = 300.0,
     ) -> None:
+        if concurrent < 1:
+            raise ValueError(f"concurrent must be at least 1, not {concurrent}")
         self.cluster = cluster
         self.environment = environment
-        self._http = urllib3.PoolManager(num_pools=16, maxsize=max(workers, 4))
+        self.concurrent = concurrent
+        self._http = urllib3.PoolManager(num_pools=16, maxsize=max(concurrent * 4, 4))
         self.kube = KubeAccess(cluster, self._http)
-        self.stores = StoreResolver(self.kube, environment, self._http)
+        self.stores = StoreResolver(self.kube, environment, self._http, vault_token_cache=vault_token_cache)
         self.owned = OwnerIndex()
-        self.external_secrets = ExternalSecretReconciler(self.kube, self.stores, self.owned)
+        self.field_owners = FieldOwners()
+        self.external_secrets = ExternalSecretReconciler(
+            self.kube, self.stores, self.owned, self.field_owners
+        )
         self.push_secrets = PushSecretReconciler(self.kube, self.stores)
+        self.cluster_external_secrets = ClusterExternalSecretController(
+            self.kube, lambda name: self.enqueue((CLUSTER_EXTERNAL_SECRET, "", name))
+        )
         self.store_requeue = store_requeue
-        self.queue: WorkQueue[Key] = WorkQueue()
-        self._workers = Workers(f"eso-{cluster.name}", self.queue, self._reconcile, count=workers)
+        self._loops = {
+            kind: _Loop(f"eso-{cluster.name}-{kind.lower()}", self._reconcile, concurrent)
+            for kind in (EXTERNAL_SECRET, PUSH_SECRET, STORE, CLUSTER_STORE, CLUSTER_EXTERNAL_SECRET)
+        }
         self._kinds = {
             cluster.type_of(ESO_API, EXTERNAL_SECRET).storage_key: EXTERNAL_SECRET,
             cluster.type_of(ESO_ALPHA_API, PUSH_SECRET).storage_key: PUSH_SECRET,
@@ -100,26 +137,41 @@ class EsoController:
             for entry in self.cluster.store.list(rtype, None).entries:
                 self._index_target(kind, None, entry.obj)
                 metadata = entry.obj["metadata"]
-                self.queue.add((kind, metadata.get("namespace", ""), metadata["name"]))
-        self._workers.start()
+                self.enqueue((kind, metadata.get("namespace", ""), metadata["name"]))
+        self.cluster_external_secrets.resync()
+        for loop in self._loops.values():
+            loop.workers.start()
         log.info("ESO emulator watches cluster %s", self.cluster.name)
         return self
 
     def stop(self) -> None:
-        self._workers.stop()
+        for loop in self._loops.values():
+            loop.workers.stop()
         self._http.clear()
+
+    def enqueue(self, key: Key) -> None:
+        """A watch event for ``key``: into its controller's queue (not rate-limited, as informers add)."""
+        self._loops[key[0]].queue.add(key)
+
+    def queue_of(self, kind: str) -> WorkQueue[Key]:
+        return self._loops[kind].queue
+
+    @property
+    def queued(self) -> int:
+        return sum(len(loop.queue) for loop in self._loops.values())
 
     @property
     def reconciles(self) -> int:
-        return self._workers.reconciles
+        return sum(loop.workers.reconciles for loop in self._loops.values())
 
     @property
     def errors(self) -> int:
-        return self._workers.errors
+        return sum(loop.workers.errors for loop in self._loops.values())
 
     # ------------------------------------------------------------ events (run under the store's lock)
 
     def _on_event(self, _: ObjectStore, event: Event) -> None:
+        self.cluster_external_secrets.on_event(event)  # its own For/Owns/Watches mapping
         storage_key = event.rtype.storage_key
         if storage_key == self._secrets_key:
             self._on_secret(event)
@@ -129,9 +181,11 @@ class EsoController:
             return
         obj = event.entry.obj
         self._index_target(kind, event.previous, None if event.type == "DELETED" else obj)
-        if event.type == "DELETED" or (event.type == "MODIFIED" and not _spec_changed(event.previous, obj)):
+        if event.type == "DELETED" or (
+            event.type == "MODIFIED" and not _spec_changed(kind, event.previous, obj)
+        ):
             return
-        self.queue.add((kind, obj["metadata"].get("namespace", ""), obj["metadata"]["name"]))
+        self.enqueue((kind, obj["metadata"].get("namespace", ""), obj["metadata"]["name"]))
 
     def _index_target(self, kind: str, previous: JsonObject | None, current: JsonObject | None) -> None:
         """ExternalSecrets by (namespace, target Secret name): who to wake when a Secret changes."""
@@ -152,6 +206,7 @@ class EsoController:
     def _on_secret(self, event: Event) -> None:
         obj = event.entry.obj
         self.owned.observe(event.previous, None if event.type == "DELETED" else obj)
+        self.field_owners.observe(event.previous, None if event.type == "DELETED" else obj)
         labelled = [o for o in (obj, event.previous) if o is not None]
         if not any((o["metadata"].get("labels") or {}).get(_MANAGED_LABEL) == "true" for o in labelled):
             return
@@ -159,7 +214,7 @@ class EsoController:
         with self._targets_lock:
             names = sorted(self._targets.get((namespace, obj["metadata"]["name"]), ()))
         for name in names:
-            self.queue.add((EXTERNAL_SECRET, namespace, name))
+            self.enqueue((EXTERNAL_SECRET, namespace, name))
 
     # ------------------------------------------------------------ reconciling
 
@@ -169,6 +224,8 @@ class EsoController:
             return self.external_secrets.reconcile(namespace, name)
         if kind == PUSH_SECRET:
             return self.push_secrets.reconcile(namespace, name)
+        if kind == CLUSTER_EXTERNAL_SECRET:
+            return self.cluster_external_secrets.reconcile(name)
         return self._reconcile_store(kind, namespace, name)
 
     def _reconcile_store(self, kind: str, namespace: str, name: str) -> Result:

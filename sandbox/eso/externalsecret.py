@@ -10,25 +10,29 @@ For ``external-secrets.io/v1`` ExternalSecrets targeting a Secret:
    change forces a refresh), the ``refreshInterval`` has not passed and the
    Secret is intact (managed label, data hash matching its data);
 3. otherwise ``data[]`` (``remoteRef`` with ``property``/``version``,
-   ``decodingStrategy``) and ``dataFrom[].extract`` are read from the store's
-   provider; an error is ``Ready=False`` / ``SecretSyncedError`` ("could not get
-   secret data from provider", the error itself in a Warning event) and a retry
-   with backoff;
+   ``decodingStrategy``) and ``dataFrom[].extract`` (keys converted with
+   ``conversionStrategy``, empty ones dropped, then decoded: see
+   ``vaultflow.sandbox.eso.transform``) are read from the store's provider
+   through one client manager, closed at the end; an error is ``Ready=False``
+   / ``SecretSyncedError`` ("could not get secret data from provider", the
+   error itself in a Warning event) and a retry with backoff;
 4. the Secret is written per ``creationPolicy``: ``Owner`` (created, a
    controller owner reference, the ``created-by`` label, orphans of a renamed
    target deleted), ``Orphan`` (created, not owned), ``Merge`` (only into an
-   existing Secret, else ``SecretMissing``), ``None`` (nothing written); the
-   ExternalSecret's labels and annotations are copied onto it, with the
+   existing Secret, else ``SecretMissing``), ``None`` (nothing written); what
+   this ExternalSecret's field manager wrote before (``FieldOwners``) is
+   removed, then its labels and annotations are copied onto it, with the
    ``reconcile.external-secrets.io/managed`` label and the ``data-hash``
-   annotation; a Secret owned by another ExternalSecret is refused;
+   annotation; an existing Secret of an ``immutable`` target is left as it is;
+   a Secret owned by another ExternalSecret is refused;
 5. with no data at all, ``deletionPolicy`` decides: ``Delete`` removes the
    Secret (``SecretDeleted``), ``Retain`` keeps it, ``Merge`` writes as usual;
 6. ``Ready=True`` / ``SecretSynced``, ``refreshTime``,
    ``syncedResourceVersion``, ``binding``; requeued when the interval ends.
 
 Not emulated (refused with a message naming the field): ``target.template``,
-``dataFrom.find``/``rewrite``, generators (``sourceRef``), conversion
-strategies other than ``Default``; Secrets only (no generic targets).
+``dataFrom.find``/``rewrite``, generators (``sourceRef``); Secrets only (no
+generic targets).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ import copy
 import time
 from typing import Any
 
-from vaultflow.sandbox.eso import gohash
+from vaultflow.sandbox.eso import gohash, transform
 from vaultflow.sandbox.eso.conditions import (
     interval,
     new_condition,
@@ -47,15 +51,16 @@ from vaultflow.sandbox.eso.conditions import (
     set_condition,
     should_refresh,
 )
-from vaultflow.sandbox.eso.kube import ESO_API, KubeAccess, OwnerIndex
+from vaultflow.sandbox.eso.kube import ESO_API, Field, FieldOwners, KubeAccess, OwnerIndex
 from vaultflow.sandbox.eso.providers.base import NoSecretError, ProviderError, RemoteRef, SecretsClient
-from vaultflow.sandbox.eso.stores import StoreRef, StoreResolver
+from vaultflow.sandbox.eso.stores import ClientManager, StoreRef, StoreResolver
 from vaultflow.sandbox.kube.errors import ApiError
 from vaultflow.sandbox.workqueue import DONE, Result
 
 JsonObject = dict[str, Any]
 
 FINALIZER = "externalsecrets.external-secrets.io/externalsecret-cleanup"
+FIELD_MANAGER = "externalsecrets.external-secrets.io/"  # fqdnFor: + the ExternalSecret's name
 LABEL_MANAGED = "reconcile.external-secrets.io/managed"
 LABEL_OWNER = "reconcile.external-secrets.io/created-by"
 ANNOTATION_DATA_HASH = "reconcile.external-secrets.io/data-hash"
@@ -84,24 +89,6 @@ class _Final(Exception):
         self.condition_message = condition_message
 
 
-def _decode(strategy: str, value: bytes) -> bytes:
-    if strategy in ("", "None"):
-        return value
-    try:
-        if strategy == "Base64":
-            return base64.b64decode(value, validate=True)
-        if strategy == "Base64URL":
-            return base64.urlsafe_b64decode(value + b"=" * (-len(value) % 4))
-        if strategy == "Auto":
-            try:
-                return base64.b64decode(value, validate=True)
-            except ValueError:
-                return value
-    except ValueError as error:
-        raise ProviderError(f"error applying decoding strategy {strategy} to data: {error}") from None
-    raise ProviderError(f"decoding strategy {strategy} is not supported")
-
-
 def _check_supported(spec: JsonObject) -> None:
     target = spec.get("target") or {}
     unsupported = []
@@ -113,8 +100,6 @@ def _check_supported(spec: JsonObject) -> None:
         for field in ("find", "rewrite", "sourceRef"):
             if entry.get(field):
                 unsupported.append(f"spec.dataFrom[{index}].{field}")
-        if (entry.get("extract") or {}).get("conversionStrategy", "Default") != "Default":
-            unsupported.append(f"spec.dataFrom[{index}].extract.conversionStrategy")
     for index, entry in enumerate(spec.get("data") or []):
         if entry.get("sourceRef"):
             unsupported.append(f"spec.data[{index}].sourceRef")
@@ -123,10 +108,13 @@ def _check_supported(spec: JsonObject) -> None:
 
 
 class ExternalSecretReconciler:
-    def __init__(self, kube: KubeAccess, stores: StoreResolver, owned: OwnerIndex) -> None:
+    def __init__(
+        self, kube: KubeAccess, stores: StoreResolver, owned: OwnerIndex, field_owners: FieldOwners
+    ) -> None:
         self.kube = kube
         self.stores = stores
         self.owned = owned
+        self.field_owners = field_owners
         self.rtype = kube.type_of(ESO_API, "ExternalSecret")
 
     def reconcile(self, namespace: str, name: str) -> Result:
@@ -209,15 +197,17 @@ class ExternalSecretReconciler:
         return self._requeue_after_refresh(refresh)
 
     def _provider_data(self, es: JsonObject, deletion: str) -> dict[str, bytes]:
+        """ESO's ``GetProviderSecretData``: one client manager, closed (Vault: token revoked) at the end."""
+        with self.stores.manager(floodgate=True) as manager:
+            return self._read_provider(es, deletion, manager)
+
+    def _read_provider(self, es: JsonObject, deletion: str, manager: ClientManager) -> dict[str, bytes]:
         spec = es.get("spec") or {}
         namespace = es["metadata"]["namespace"]
         store_ref = StoreRef.from_spec(spec.get("secretStoreRef"))
-        clients: list[SecretsClient] = []
 
-        def client_of() -> SecretsClient:  # one store lookup per reconcile, as ESO's client manager does
-            if not clients:
-                clients.append(self.stores.client_for(store_ref, namespace))
-            return clients[0]
+        def client_of() -> SecretsClient:
+            return manager.get(store_ref, namespace)
 
         data: dict[str, bytes] = {}
         for index, entry in enumerate(spec.get("dataFrom") or []):
@@ -225,9 +215,7 @@ class ExternalSecretReconciler:
             if not extract:
                 continue
             try:
-                values = client_of().get_secret_map(RemoteRef.from_spec(extract))
-                strategy = str(extract.get("decodingStrategy") or "None")
-                values = {key: _decode(strategy, value) for key, value in values.items()}
+                values = _extracted(extract, client_of().get_secret_map(RemoteRef.from_spec(extract)))
             except NoSecretError as error:
                 if deletion != "Retain":
                     self.kube.record_event(
@@ -248,10 +236,14 @@ class ExternalSecretReconciler:
         for index, entry in enumerate(spec.get("data") or []):
             remote = entry.get("remoteRef") or {}
             try:
-                value = _decode(
-                    str(remote.get("decodingStrategy") or "None"),
-                    client_of().get_secret(RemoteRef.from_spec(remote)),
-                )
+                value = client_of().get_secret(RemoteRef.from_spec(remote))
+                strategy = str(remote.get("decodingStrategy") or "None")
+                try:
+                    value = transform.decode(strategy, value)
+                except transform.DecodeError as error:
+                    raise ProviderError(
+                        f"error applying decoding strategy {strategy} to data: {error}"
+                    ) from None
             except NoSecretError as error:
                 if deletion != "Retain":
                     self.kube.record_event(
@@ -274,22 +266,35 @@ class ExternalSecretReconciler:
 
     # ------------------------------------------------------------ the Secret
 
-    def _mutate(self, es: JsonObject, secret: JsonObject, data: dict[str, bytes], creation: str) -> None:
+    def _mutate(
+        self, es: JsonObject, secret: JsonObject, data: dict[str, bytes], creation: str, owned: set[Field]
+    ) -> None:
+        """ESO's ``mutationFunc``: an existing Secret of an ``immutable`` target keeps its data and metadata.
+
+        Otherwise what this ExternalSecret's field manager owns (``owned``: labels,
+        annotations, data keys it wrote) is removed first, so what it no longer
+        produces goes; then ``ApplyTemplate`` without a template: the
+        ExternalSecret's labels and annotations, and the data (Merge and
+        CreateOrMerge keep the other keys).
+        """
         metadata = secret["metadata"]
         labels = metadata.setdefault("labels", {})
         annotations = metadata.setdefault("annotations", {})
-        labels.update(es["metadata"].get("labels") or {})
-        annotations.update(es["metadata"].get("annotations") or {})
-        target = (es.get("spec") or {}).get("target") or {}
-        current = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
-        merged = current if creation in ("Merge", "CreateOrMerge") else {}
-        merged.update(data)
-        if target.get("immutable"):
+        immutable = bool(((es.get("spec") or {}).get("target") or {}).get("immutable"))
+        if immutable:
             secret["immutable"] = True
+        current = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
+        if not metadata.get("uid") or not immutable:
+            for kind, key in owned:
+                {"labels": labels, "annotations": annotations, "data": current}[kind].pop(key, None)
+            labels.update(es["metadata"].get("labels") or {})
+            annotations.update(es["metadata"].get("annotations") or {})
+            current = current if creation in ("Merge", "CreateOrMerge") else {}
+            current.update(data)
+            secret["data"] = {key: base64.b64encode(value).decode() for key, value in current.items()}
         self._ownership(es, secret, creation)
         labels[LABEL_MANAGED] = "true"
-        annotations[ANNOTATION_DATA_HASH] = gohash.data_hash(merged)
-        secret["data"] = {key: base64.b64encode(value).decode() for key, value in merged.items()}
+        annotations[ANNOTATION_DATA_HASH] = gohash.data_hash(current)
 
     def _ownership(self, es: JsonObject, secret: JsonObject, creation: str) -> None:
         metadata = secret["metadata"]
@@ -340,7 +345,9 @@ class ExternalSecretReconciler:
         data: dict[str, bytes],
         creation: str,
     ) -> None:
+        """ESO's ``createSecret``/``updateSecret``, written as this ExternalSecret's field manager."""
         namespace = es["metadata"]["namespace"]
+        manager = FIELD_MANAGER + es["metadata"]["name"]
         if existing is None:
             secret: JsonObject = {
                 "apiVersion": "v1",
@@ -349,20 +356,36 @@ class ExternalSecretReconciler:
                 "type": "Opaque",
                 "data": {},
             }
-            self._mutate(es, secret, data, creation)
-            self.kube.store.create(self.kube.secrets, namespace, secret)
+            self._mutate(es, secret, data, creation, set())
+            with self.field_owners.writing(manager):
+                self.kube.store.create(self.kube.secrets, namespace, secret)
             self.kube.record_event(es, "Normal", "Created", "secret created")
             return
         updated = copy.deepcopy(existing)
-        self._mutate(es, updated, data, creation)
+        owned = self.field_owners.owned(str(existing["metadata"].get("uid", "")), manager)
+        self._mutate(es, updated, data, creation, owned)
         if updated == existing:
             return
-        if existing.get("immutable") and (
-            updated.get("data") != existing.get("data") or updated.get("type") != existing.get("type")
-        ):
-            raise _Final(MSG_IMMUTABLE, f"unable to update secret {secret_name}: secret is immutable")
-        self.kube.store.update(self.kube.secrets, namespace, secret_name, updated)
+        with self.field_owners.writing(manager):
+            if existing.get("immutable"):
+                self._update_immutable(es, secret_name, existing, updated)
+            self.kube.store.update(self.kube.secrets, namespace, secret_name, updated)
         self.kube.record_event(es, "Normal", "Updated", "secret updated")
+
+    def _update_immutable(self, es: JsonObject, name: str, existing: JsonObject, updated: JsonObject) -> None:
+        """An immutable Secret: its metadata is updated; any other change is ``ErrSecretImmutable``.
+
+        As in ESO, the Secret is then written again with the resourceVersion it
+        was read with, which conflicts after a metadata update: the reconcile
+        ends with ``Requeue`` and the next one finds nothing to change.
+        """
+        with_metadata = {**copy.deepcopy(existing), "metadata": copy.deepcopy(updated["metadata"])}
+        if with_metadata != existing:
+            self.kube.store.update(
+                self.kube.secrets, es["metadata"]["namespace"], name, copy.deepcopy(with_metadata)
+            )
+        if with_metadata != updated:
+            raise _Final(MSG_IMMUTABLE, f"unable to update secret {name}: secret is immutable")
 
     def _delete_orphans(self, es: JsonObject, secret_name: str) -> None:
         """Secrets this ExternalSecret created under an earlier target name."""
@@ -442,6 +465,26 @@ class ExternalSecretReconciler:
         if elapsed < 0:
             return Result(requeue=True)
         return Result(requeue_after=refresh - elapsed) if elapsed < refresh else Result(requeue=True)
+
+
+def _extracted(extract: JsonObject, values: dict[str, bytes]) -> dict[str, bytes]:
+    """``handleExtractSecrets`` after the read: convert the keys, validate them, then decode the values."""
+    conversion = str(extract.get("conversionStrategy") or "Default")
+    decoding = str(extract.get("decodingStrategy") or "None")
+    try:
+        values = transform.convert_keys(conversion, values)
+    except transform.DecodeError as error:
+        raise ProviderError(f"error applying conversion strategy {conversion} to keys: {error}") from None
+    try:
+        transform.validate_keys(values)
+    except transform.DecodeError as error:
+        raise ProviderError(
+            f"invalid secret keys (TIP: use rewrite or conversionStrategy to change keys): {error}"
+        ) from None
+    try:
+        return transform.decode_map(decoding, values)
+    except transform.DecodeError as error:
+        raise ProviderError(f"error applying decoding strategy {decoding} to data: {error}") from None
 
 
 def _secret_valid(secret: JsonObject | None, es: JsonObject) -> bool:

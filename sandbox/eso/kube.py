@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import urllib3
@@ -22,6 +24,7 @@ from vaultflow.sandbox.kube.resources import ResourceType
 from vaultflow.sandbox.kube.strategies import now_rfc3339
 
 JsonObject = dict[str, Any]
+Field = tuple[str, str]  # ("labels" | "annotations" | "data", key)
 
 ESO_API = "external-secrets.io/v1"
 ESO_ALPHA_API = "external-secrets.io/v1alpha1"
@@ -171,6 +174,71 @@ class OwnerIndex:
     def names(self, namespace: str, label: str) -> set[str]:
         with self._lock:
             return set(self._names.get((namespace, label), ()))
+
+
+class FieldOwners:
+    """The part of a Secret's ``metadata.managedFields`` ESO reads: the labels, annotations and data
+    keys each field manager owns (ESO's ``getManagedFieldKeys`` with manager
+    ``externalsecrets.external-secrets.io/<name>``).
+
+    The Kubernetes emulator keeps no ``managedFields``, so ownership is kept here, fed from the
+    Secret watch with the API server's rules for updates (structured-merge-diff ``Updater.Update``):
+    a manager owns the fields its writes add or change; a field another writer changes or removes
+    is no longer owned; a removed field is owned by nobody. ESO's writes are made inside
+    ``writing(manager)`` (the watch hook runs in the writing thread). The record lives as long as
+    the controller: what an earlier ESO process owned is not known after a restart.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owned: dict[str, dict[str, set[Field]]] = {}  # Secret uid -> manager -> fields
+        self._local = threading.local()
+
+    @contextmanager
+    def writing(self, manager: str) -> Iterator[None]:
+        self._local.manager = manager
+        try:
+            yield
+        finally:
+            self._local.manager = None
+
+    def observe(self, previous: JsonObject | None, current: JsonObject | None) -> None:
+        if current is None:
+            if previous is not None:
+                with self._lock:
+                    self._owned.pop(previous["metadata"].get("uid", ""), None)
+            return
+        before, after = _fields(previous), _fields(current)
+        changed = {field for field, value in after.items() if before.get(field) != value}
+        removed = set(before) - set(after)
+        if not changed and not removed:
+            return
+        writer = getattr(self._local, "manager", None)
+        with self._lock:
+            owners = self._owned.setdefault(current["metadata"].get("uid", ""), {})
+            for manager in list(owners):
+                if manager != writer:
+                    owners[manager] = owners[manager] - (changed | removed)
+            if writer is not None:
+                owners[writer] = (owners.get(writer, set()) - removed) | changed
+
+    def owned(self, uid: str, manager: str) -> set[Field]:
+        with self._lock:
+            return set(self._owned.get(uid, {}).get(manager, ()))
+
+
+def _fields(secret: JsonObject | None) -> dict[Field, Any]:
+    if secret is None:
+        return {}
+    metadata = secret.get("metadata") or {}
+    fields: dict[Field, Any] = {}
+    for kind, values in (
+        ("labels", metadata.get("labels")),
+        ("annotations", metadata.get("annotations")),
+        ("data", secret.get("data")),
+    ):
+        fields.update({(kind, key): value for key, value in (values or {}).items()})
+    return fields
 
 
 def _count_up(event: JsonObject, now: str) -> JsonObject:

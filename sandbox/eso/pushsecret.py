@@ -3,16 +3,25 @@
 * The source is ``spec.selector.secret.name`` (or a label ``selector``);
   each ``spec.data[].match`` pushes one key (or the whole Secret as JSON when
   ``secretKey`` is empty) to ``remoteRef.remoteKey`` (``property`` merges into
-  a JSON value) in every store of ``secretStoreRefs``.
+  a JSON value) in every store of ``secretStoreRefs`` (by ``name``, or every
+  store matching a ``labelSelector``; stores being deleted or of another
+  ``controller`` class are left out). A store need not be Ready: PushSecrets
+  have no flood gate.
 * ``updatePolicy: Replace`` (default) writes when the value differs;
   ``IfNotExists`` leaves an existing remote secret alone.
 * ``deletionPolicy: Delete`` keeps a finalizer
-  (``pushsecret.externalsecrets.io/finalizer``) and deletes from the providers
-  what it pushed when an entry goes away or the PushSecret is deleted;
-  ``None`` (default) never deletes remotely.
+  (``pushsecret.externalsecrets.io/finalizer``; adding it ends the reconcile
+  with ``Requeue``, so the first push waits for ESO's 1 s backoff) and
+  deletes from the providers what it pushed when an entry goes away, when the
+  PushSecret is deleted, or when the source Secret is gone (then
+  ``syncedPushSecrets`` is cleared and ``Ready=False`` says ``SourceDeleted``,
+  "source secret deleted; provider secrets cleaned up"); ``None`` (default)
+  never deletes remotely.
 * As in ESO, a PushSecret does **not** watch its source Secret: a changed
   Secret is pushed at the next ``refreshInterval`` (default ``1h``) or when
-  the PushSecret changes (a ``force-sync`` annotation, say).
+  the PushSecret changes (generation, labels or annotations: a ``force-sync``
+  annotation, say; that holds with ``refreshInterval: 0`` too). Otherwise it
+  is requeued ``refreshInterval`` after its last refresh, plus 5 s.
 * Status: ``Ready`` condition with reason ``Synced`` ("PushSecret synced
   successfully") or ``Errored`` (the error; also a Warning event),
   ``syncedPushSecrets`` (``"<Kind>/<store>" -> {remoteKey[/property] -> data}``),
@@ -30,18 +39,11 @@ import time
 from typing import Any
 
 from vaultflow.sandbox.eso import gohash
-from vaultflow.sandbox.eso.conditions import (
-    interval,
-    new_condition,
-    parse_time,
-    rfc3339,
-    set_condition,
-    should_refresh,
-)
+from vaultflow.sandbox.eso.conditions import interval, new_condition, parse_time, rfc3339, set_condition
 from vaultflow.sandbox.eso.externalsecret import ReconcileError
 from vaultflow.sandbox.eso.kube import ESO_ALPHA_API, KubeAccess
 from vaultflow.sandbox.eso.providers.base import ProviderError, PushData
-from vaultflow.sandbox.eso.stores import StoreRef, StoreResolver
+from vaultflow.sandbox.eso.stores import CLUSTER_STORE, STORE, ClientManager, StoreRef, StoreResolver
 from vaultflow.sandbox.kube.errors import ApiError
 from vaultflow.sandbox.kube.selectors import parse_label_selector
 from vaultflow.sandbox.workqueue import DONE, Result
@@ -51,13 +53,23 @@ SyncedMap = dict[str, dict[str, JsonObject]]
 
 FINALIZER = "pushsecret.externalsecrets.io/finalizer"
 SYNCED = "PushSecret synced successfully"
+SOURCE_DELETED = "source secret deleted; provider secrets cleaned up"
 
 
 def _merge_state(new: SyncedMap, old: SyncedMap) -> SyncedMap:
+    """ESO's ``mergeSecretState``: ``new`` with every entry of ``old`` inserted (``old`` wins a clash)."""
     out = copy.deepcopy(new)
     for store, entries in old.items():
-        out.setdefault(store, {}).update({k: v for k, v in entries.items() if k not in out[store]})
+        out.setdefault(store, {}).update(copy.deepcopy(entries))
     return out
+
+
+def _set_synced(status: JsonObject, state: SyncedMap) -> None:
+    """``syncedPushSecrets`` is ``omitempty``: an empty map leaves the status."""
+    if state:
+        status["syncedPushSecrets"] = state
+    else:
+        status.pop("syncedPushSecrets", None)
 
 
 def _check_supported(spec: JsonObject) -> None:
@@ -85,6 +97,25 @@ def _selector_text(selector: JsonObject) -> str:
     return ",".join(parts)
 
 
+def _should_refresh(ps: JsonObject, refresh: float, now: float) -> bool:
+    """The PushSecret's own ``shouldRefresh``: a changed object first, then ``refreshInterval: 0``."""
+    status = ps.get("status") or {}
+    if (status.get("syncedResourceVersion") or "") != gohash.resource_version(ps["metadata"]):
+        return True
+    if refresh == 0 and status.get("syncedResourceVersion"):
+        return False
+    refreshed = parse_time(status.get("refreshTime"))
+    return refreshed is None or refreshed + refresh < now
+
+
+class _Failed(Exception):
+    """A reconcile that marked the PushSecret failed (status and event done); ESO returns the error."""
+
+
+class _SourceMissing(Exception):
+    """The named source Secret does not exist (``apierrors.IsNotFound``)."""
+
+
 class PushSecretReconciler:
     def __init__(self, kube: KubeAccess, stores: StoreResolver) -> None:
         self.kube = kube
@@ -92,54 +123,85 @@ class PushSecretReconciler:
         self.rtype = kube.type_of(ESO_ALPHA_API, "PushSecret")
 
     def reconcile(self, namespace: str, name: str) -> Result:
+        """ESO's ``Reconcile``: one client manager for the whole reconcile, without the flood gate."""
         ps = self.kube.get(self.rtype, namespace, name)
         if ps is None:
             return DONE
+        status: JsonObject = copy.deepcopy(ps.get("status") or {})
+        with self.stores.manager(floodgate=False) as manager:
+            try:
+                return self._reconcile(ps, status, manager)
+            except _Failed as error:
+                raise ReconcileError(str(error)) from None
+            finally:
+                self._write_status(ps, status)  # ESO patches the status when the reconcile returns
+
+    def _reconcile(self, ps: JsonObject, status: JsonObject, manager: ClientManager) -> Result:
         spec = ps.get("spec") or {}
-        deleting = bool(ps["metadata"].get("deletionTimestamp"))
+        deleting = bool(ps["metadata"].get("deletionTimestamp"))  # without our finalizer ESO goes on
         finalizers = ps["metadata"].get("finalizers") or []
-        if str(spec.get("deletionPolicy") or "None") == "Delete":
-            if deleting:
-                if FINALIZER in finalizers:
-                    self._delete_remote(ps, {})
-                    self._set_finalizer(ps, present=False)
-                return DONE
-            if FINALIZER not in finalizers:
-                ps = self._set_finalizer(ps, present=True)
-        elif FINALIZER in finalizers:
-            ps = self._set_finalizer(ps, present=False)
-        if deleting:
+        policy = str(spec.get("deletionPolicy") or "None")
+        if policy == "Delete" and not deleting and FINALIZER not in finalizers:
+            self._set_finalizer(ps, present=True)
+            return Result(requeue=True)  # rate-limited: the first push waits for the 1 s backoff
+        if policy == "Delete" and deleting and FINALIZER in finalizers:
+            self._delete_or_fail(ps, status, {}, manager, "Failed to Delete Secrets from Provider")
+            self._set_finalizer(ps, present=False)
             return DONE
+        if policy == "None" and FINALIZER in finalizers:
+            ps = self._set_finalizer(ps, present=False)
         refresh = interval(spec)
         now = time.time()
-        if not should_refresh(ps, refresh, now):
-            refreshed = parse_time((ps.get("status") or {}).get("refreshTime")) or now
-            return Result(requeue_after=max(refresh - (now - refreshed), 0) + 5)
-        status: JsonObject = copy.deepcopy(ps.get("status") or {})
+        if not _should_refresh(ps, refresh, now):
+            refreshed = parse_time(status.get("refreshTime"))
+            since = now - refreshed if refreshed is not None else 0.0
+            return Result(requeue_after=refresh - since + 5)  # not positive: no requeue
         try:
-            synced = self._push(ps, status)
-        except (ProviderError, ApiError) as error:
-            self._write_status(ps, status)
-            raise ReconcileError(str(error)) from None
+            _check_supported(spec)
+        except ProviderError as error:
+            raise self._fail(ps, status, str(error)) from None
+        try:
+            sources = self._sources(ps)
+        except _SourceMissing:
+            if policy == "Delete" and status.get("syncedPushSecrets"):
+                self._source_deleted(ps, status, manager)
+                return DONE
+            raise self._fail(ps, status, "could not get source secret") from None
+        except ProviderError:
+            raise self._fail(ps, status, "could not get source secret") from None
+        try:
+            refs = self._store_refs(ps)
+        except ProviderError as error:
+            raise self._fail(ps, status, str(error)) from None
+        if not refs:
+            return DONE
+        synced = self._push(ps, status, sources, refs, manager)
         message = SYNCED + (
             ". Existing secrets in providers unchanged." if spec.get("updatePolicy") == "IfNotExists" else ""
         )
         set_condition(status, new_condition("Ready", "True", "Synced", message, now))
-        status["syncedPushSecrets"] = synced
+        _set_synced(status, synced)
         status["refreshTime"] = rfc3339(now)
         status["syncedResourceVersion"] = gohash.resource_version(ps["metadata"])
         self.kube.record_event(ps, "Normal", "Synced", message)
-        self._write_status(ps, status)
         return Result(requeue_after=refresh) if refresh > 0 else DONE
 
     def _fail(
         self, ps: JsonObject, status: JsonObject, message: str, state: SyncedMap | None = None
-    ) -> ProviderError:
+    ) -> _Failed:
+        """ESO's ``markAsFailed``: ``Ready=False``/``Errored``, the state when given, a Warning event."""
         set_condition(status, new_condition("Ready", "False", "Errored", message, time.time()))
         if state is not None:
-            status["syncedPushSecrets"] = state
+            _set_synced(status, state)
         self.kube.record_event(ps, "Warning", "Errored", message)
-        return ProviderError(message)
+        return _Failed(message)
+
+    def _source_deleted(self, ps: JsonObject, status: JsonObject, manager: ClientManager) -> None:
+        """``handleSourceSecretDeleted``: everything pushed is deleted, the state cleared, and it says so."""
+        self._delete_or_fail(ps, status, {}, manager, "failed to cleanup provider secrets")
+        _set_synced(status, {})
+        set_condition(status, new_condition("Ready", "False", "SourceDeleted", SOURCE_DELETED, time.time()))
+        self.kube.record_event(ps, "Normal", "SourceDeleted", SOURCE_DELETED)
 
     def _sources(self, ps: JsonObject) -> list[dict[str, bytes]]:
         namespace = ps["metadata"]["namespace"]
@@ -147,7 +209,7 @@ class PushSecretReconciler:
         if selector.get("name"):
             secret = self.kube.get(self.kube.secrets, namespace, str(selector["name"]))
             if secret is None:
-                raise ProviderError(f'secrets "{selector["name"]}" not found')
+                raise _SourceMissing(selector["name"])
             secrets = [secret]
         elif selector.get("selector"):
             listed = self.kube.store.list(
@@ -158,41 +220,57 @@ class PushSecretReconciler:
             raise ProviderError("no secret selector provided")
         return [{k: base64.b64decode(v) for k, v in (s.get("data") or {}).items()} for s in secrets]
 
-    def _push(self, ps: JsonObject, status: JsonObject) -> SyncedMap:
-        spec = ps.get("spec") or {}
+    def _store_refs(self, ps: JsonObject) -> list[StoreRef]:
+        """``GetSecretStores`` (names, label selectors) less stores being deleted or of another class."""
         namespace = ps["metadata"]["namespace"]
+        found: dict[StoreRef, JsonObject] = {}
+        for spec in (ps.get("spec") or {}).get("secretStoreRefs") or []:
+            ref = StoreRef.from_spec(spec)
+            selector = spec.get("labelSelector")
+            if selector is None:
+                if not ref.name:
+                    raise ProviderError("refStore Name must be provided")
+                found[ref] = self.stores.get_store(ref, namespace)
+                continue
+            cluster = ref.kind == CLUSTER_STORE
+            rtype = self.stores.cluster_store_type if cluster else self.stores.store_type
+            listed = self.kube.store.list(
+                rtype, None if cluster else namespace, parse_label_selector(_selector_text(selector))
+            )
+            for entry in listed.entries:
+                found[StoreRef(CLUSTER_STORE if cluster else STORE, entry.obj["metadata"]["name"])] = (
+                    entry.obj
+                )
+        return [
+            ref
+            for ref, store in found.items()
+            if not store["metadata"].get("deletionTimestamp")
+            and not (store.get("spec") or {}).get("controller")
+        ]
+
+    def _push(
+        self,
+        ps: JsonObject,
+        status: JsonObject,
+        sources: list[dict[str, bytes]],
+        refs: list[StoreRef],
+        manager: ClientManager,
+    ) -> SyncedMap:
+        spec = ps.get("spec") or {}
         previous: SyncedMap = copy.deepcopy(status.get("syncedPushSecrets") or {})
-        try:
-            _check_supported(spec)
-        except ProviderError as error:
-            raise self._fail(ps, status, str(error)) from None
-        try:
-            sources = self._sources(ps)
-        except ProviderError as error:
-            self.kube.record_event(ps, "Warning", "Errored", str(error))
-            raise self._fail(ps, status, "could not get source secret") from None
-        refs = [StoreRef.from_spec(ref) for ref in spec.get("secretStoreRefs") or []]
-        for ref in refs:
-            try:
-                self.stores.get_store(ref, namespace)
-            except ProviderError as error:
-                raise self._fail(ps, status, str(error)) from None
         entries = [PushData.from_spec(entry) for entry in spec.get("data") or []]
         all_synced: SyncedMap = {}
         for data in sources:
             synced: SyncedMap = {}
             try:
                 for ref in refs:
-                    self._push_to_store(ps, ref, data, entries, synced)
+                    self._push_to_store(ps, ref, data, entries=entries, synced=synced, manager=manager)
             except ProviderError as error:
                 raise self._fail(
                     ps, status, f"set secret failed: {error}", _merge_state(synced, previous)
                 ) from None
             if str(spec.get("deletionPolicy") or "None") == "Delete":
-                try:
-                    self._delete_remote(ps, synced)
-                except ProviderError as error:
-                    raise self._fail(ps, status, f"Failed to Delete Secrets from Provider: {error}") from None
+                self._delete_or_fail(ps, status, synced, manager, "Failed to Delete Secrets from Provider")
             all_synced = _merge_state(all_synced, synced)
         return all_synced
 
@@ -201,14 +279,16 @@ class PushSecretReconciler:
         ps: JsonObject,
         ref: StoreRef,
         data: dict[str, bytes],
+        *,
         entries: list[PushData],
         synced: SyncedMap,
+        manager: ClientManager,
     ) -> None:
         namespace = ps["metadata"]["namespace"]
         store_key = f"{ref.kind}/{ref.name}"
         synced[store_key] = {}
         try:
-            client = self.stores.client_for(ref, namespace)
+            client = manager.get(ref, namespace)
         except ProviderError as error:
             raise ProviderError(f"could not get secrets client for store {ref.name}: {error}") from None
         if_not_exists = (ps.get("spec") or {}).get("updatePolicy") == "IfNotExists"
@@ -231,15 +311,41 @@ class PushSecretReconciler:
                 ) from None
             synced[store_key][entry.status_key] = entry.raw
 
-    def _delete_remote(self, ps: JsonObject, keep: SyncedMap) -> None:
-        """Delete what the status says was pushed and ``keep`` no longer has."""
+    def _delete_or_fail(
+        self, ps: JsonObject, status: JsonObject, keep: SyncedMap, manager: ClientManager, what: str
+    ) -> None:
+        state, error = self._delete_remote(ps, keep, manager)
+        if error is not None:
+            raise self._fail(ps, status, f"{what}: {error}", state)
+
+    def _delete_remote(
+        self, ps: JsonObject, keep: SyncedMap, manager: ClientManager
+    ) -> tuple[SyncedMap, ProviderError | None]:
+        """``DeleteSecretFromProviders``: delete what the status says was pushed and ``keep`` lacks.
+
+        Returns the state left (what could not be deleted is still in it) and the error, if any.
+        """
         namespace = ps["metadata"]["namespace"]
-        for store_key, entries in ((ps.get("status") or {}).get("syncedPushSecrets") or {}).items():
+        old: SyncedMap = (ps.get("status") or {}).get("syncedPushSecrets") or {}
+        out = _merge_state(keep, old)
+        for store_key, entries in old.items():
             kind, _, name = store_key.partition("/")
-            client = self.stores.client_for(StoreRef(kind, name), namespace)
+            try:
+                client = manager.get(StoreRef(kind, name), namespace)
+            except ProviderError as error:
+                return out, ProviderError(f"could not get secrets client for store {store_key}: {error}")
             for status_key, raw in entries.items():
-                if status_key not in keep.get(store_key, {}):
+                if store_key in keep and status_key in keep[store_key]:
+                    continue
+                try:
                     client.delete_secret(PushData.from_spec(raw))
+                except ProviderError as error:
+                    return out, error
+                if store_key in keep:
+                    out[store_key].pop(status_key, None)
+            if store_key not in keep:
+                out.pop(store_key, None)
+        return out, None
 
     def _set_finalizer(self, ps: JsonObject, *, present: bool) -> JsonObject:
         def change(document: JsonObject) -> JsonObject:

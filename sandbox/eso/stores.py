@@ -1,26 +1,35 @@
 """SecretStores and ClusterSecretStores: finding them, building their provider clients, marking them Ready.
 
-This is ESO's client manager and SecretStore controller in one place:
+This is ESO's client manager and SecretStore controller in one place
+(``pkg/controllers/secretstore/client_manager.go``, ``common.go``):
 
-* ``client_for`` resolves an ExternalSecret's or PushSecret's store reference
-  (``could not get SecretStore "x", ...`` when it is missing), refuses a store
-  that is not Ready (``ClusterSecretStore "x" is not ready``) or whose
-  ``spec.conditions`` exclude the namespace, and returns the provider client;
-* ``reconcile`` validates a store the way ESO's store controller does (build
-  the client, ``Validate()``) and writes ``status.conditions`` (``Ready``,
-  ``Valid``/``InvalidProviderConfig``) and ``status.capabilities``.
+* a reconcile opens a ``ClientManager`` (``manager()``) and closes it when it
+  is done; ``get`` resolves an ExternalSecret's or PushSecret's store
+  reference (``could not get SecretStore "x", ...`` when it is missing),
+  refuses a ClusterSecretStore whose ``spec.conditions`` exclude the
+  namespace and, for ExternalSecrets only (ESO's flood gate; PushSecrets and
+  the store controller pass ``floodgate=False``), a store that is not Ready
+  (``ClusterSecretStore "x" is not ready``), and returns the provider client;
+  one client per provider type per reconcile, closed with the manager;
+* ``validate`` validates a store the way ESO's store controller does (build
+  the client, ``Validate()``) and returns the ``Ready`` condition
+  (``Valid``/``InvalidProviderConfig``).
 
-Credentials are read from the referenced Secrets on every use, as ESO reads
-them; a client is reused only while the store and its credentials are
-unchanged (building one costs a login or an SDK client).
+Credentials are read from the referenced Secrets whenever a client is built,
+as ESO reads them. A Vault client is built (and logs in) for every reconcile,
+unless the token cache is on (see ``vaultflow.sandbox.eso.providers.vault``);
+a cloud client is reused while the store and its credentials are unchanged
+(ESO builds a new SDK client, which no pipeline can tell apart).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,13 +37,15 @@ import urllib3
 
 from vaultflow.sandbox.eso.environment import EsoEnvironment
 from vaultflow.sandbox.eso.kube import ESO_API, KubeAccess
-from vaultflow.sandbox.eso.providers.aws import AwsCredentials, AwsSecretsManagerProvider
+from vaultflow.sandbox.eso.providers.aws import AwsCredentials, AwsSecretsManagerProvider, DeleteOptions
 from vaultflow.sandbox.eso.providers.azure import AzureKeyVaultProvider
 from vaultflow.sandbox.eso.providers.base import ClientError, JsonObject, ProviderError, SecretsClient
 from vaultflow.sandbox.eso.providers.gcp import GcpSecretManagerProvider
 from vaultflow.sandbox.eso.providers.vault import VaultProvider, check_ca, decode_ca_bundle
 from vaultflow.sandbox.kube.strategies import now_rfc3339
 from vaultflow.sandbox.routes import RouteMissing
+
+log = logging.getLogger(__name__)
 
 CLUSTER_STORE = "ClusterSecretStore"
 STORE = "SecretStore"
@@ -87,14 +98,82 @@ def _fingerprint(*values: bytes | str) -> str:
     return digest.hexdigest()
 
 
-class StoreResolver:
-    """The stores of one cluster and the provider clients built from them."""
+class ClientManager:
+    """ESO's ``secretstore.Manager``: the provider clients of one reconcile, closed when it ends.
 
-    def __init__(self, kube: KubeAccess, environment: EsoEnvironment, http: urllib3.PoolManager) -> None:
+    It keeps one client per provider type; a request for another store of the
+    same type closes the one it has and builds the other, as ESO's does.
+    """
+
+    def __init__(self, resolver: StoreResolver, *, floodgate: bool) -> None:
+        self._resolver = resolver
+        self._floodgate = floodgate
+        self._clients: dict[str, tuple[tuple[Any, ...], SecretsClient]] = {}
+
+    def get(self, ref: StoreRef, namespace: str) -> SecretsClient:
+        """``Manager.Get``: the client an ExternalSecret or PushSecret in ``namespace`` uses via ``ref``."""
+        store = self._resolver.get_store(ref, namespace)
+        if (store.get("spec") or {}).get("controller"):
+            raise ProviderError("can not reference unmanaged store")
+        if ref.kind == CLUSTER_STORE:
+            _check_conditions(store, namespace, self._resolver.kube)
+        if self._floodgate:
+            _assert_usable(store)
+        return self.get_from_store(store, namespace)
+
+    def get_from_store(self, store: JsonObject, namespace: str) -> SecretsClient:
+        """``Manager.GetFromStore``: the client built for ``store`` in this reconcile, else a new one."""
+        provider = next(iter((store.get("spec") or {}).get("provider") or {}), "")
+        metadata = store["metadata"]
+        identity = (
+            store.get("kind"),
+            metadata.get("namespace", ""),
+            metadata["name"],
+            metadata.get("generation"),
+        )
+        held = self._clients.pop(provider, None)
+        if held is not None:
+            if held[0] == identity:
+                self._clients[provider] = held
+                return held[1]
+            _close(held[1])
+        client = self._resolver.new_client(store, namespace)
+        self._clients[provider] = (identity, client)
+        return client
+
+    def close(self) -> None:
+        while self._clients:
+            _, (_, client) = self._clients.popitem()
+            _close(client)
+
+
+def _close(client: SecretsClient) -> None:
+    try:
+        client.close()
+    except ProviderError as error:  # ESO ignores what closing a client returns
+        log.debug("closing a provider client: %s", error)
+
+
+class StoreResolver:
+    """The stores of one cluster and the provider clients built from them.
+
+    ``vault_token_cache`` is ESO's ``--enable-vault-token-cache``.
+    """
+
+    def __init__(
+        self,
+        kube: KubeAccess,
+        environment: EsoEnvironment,
+        http: urllib3.PoolManager,
+        *,
+        vault_token_cache: bool = False,
+    ) -> None:
         self.kube = kube
         self.environment = environment
+        self.vault_token_cache = vault_token_cache
         self._http = http
         self._clients: dict[Hashable, SecretsClient] = {}
+        self._vault_clients: dict[tuple[str, str, str], tuple[str, VaultProvider]] = {}
         self._lock = threading.Lock()
         self.store_type = kube.type_of(ESO_API, STORE)
         self.cluster_store_type = kube.type_of(ESO_API, CLUSTER_STORE)
@@ -120,25 +199,28 @@ class StoreResolver:
             )
         return store
 
-    def client_for(self, ref: StoreRef, namespace: str) -> SecretsClient:
-        """The client an ExternalSecret or PushSecret in ``namespace`` uses through ``ref``."""
-        store = self.get_store(ref, namespace)
-        _assert_usable(store)
-        if ref.kind == CLUSTER_STORE:
-            _check_conditions(store, namespace, self.kube)
-        return self.client_from_store(store, namespace)
+    @contextmanager
+    def manager(self, *, floodgate: bool) -> Iterator[ClientManager]:
+        """A ``ClientManager`` for one reconcile; its clients are closed when the block ends."""
+        manager = ClientManager(self, floodgate=floodgate)
+        try:
+            yield manager
+        finally:
+            manager.close()
 
-    def client_from_store(self, store: JsonObject, use_namespace: str) -> SecretsClient:
+    def new_client(self, store: JsonObject, use_namespace: str) -> SecretsClient:
+        """The provider's ``NewClient``: a client for ``store`` used from ``use_namespace``."""
         kind = str(store.get("kind", STORE))
         referent = _Referent(self.kube, kind, store["metadata"].get("namespace", ""), use_namespace)
         provider = (store.get("spec") or {}).get("provider") or {}
         if len(provider) != 1:
             raise ProviderError("a store must configure exactly one provider")
         ((provider_name, settings),) = provider.items()
+        if provider_name == "vault":
+            return self._vault_client(store, use_namespace, self._vault(settings or {}, referent))
         builders: dict[
             str, Callable[[JsonObject, _Referent], tuple[Hashable, Callable[[], SecretsClient]]]
         ] = {
-            "vault": self._vault,
             "aws": self._aws,
             "gcpsm": self._gcp,
             "azurekv": self._azure,
@@ -157,9 +239,43 @@ class StoreResolver:
                 client = self._clients.setdefault(key, client)
         return client
 
+    def _vault_client(self, store: JsonObject, use_namespace: str, built: VaultProvider) -> VaultProvider:
+        """ESO's ``getVaultClient`` and ``initClient``: a new client that logs in, or the cached one.
+
+        The cache (``--enable-vault-token-cache``, never for ``tokenSecretRef``)
+        is keyed by the store (per consumer namespace for a referent
+        ClusterSecretStore) and valid for one store ``resourceVersion``; a
+        changed store evicts the client, revoking its token.
+        """
+        metadata = store["metadata"]
+        kind = str(store.get("kind", STORE))
+        referent = kind == CLUSTER_STORE and _referent_auth((store.get("spec") or {}).get("provider") or {})
+        if referent and not use_namespace:
+            return built  # ESO skips the login when a referent store is validated without a namespace
+        client = built
+        if self.vault_token_cache and not built.static_token:
+            key = (metadata["name"], use_namespace if referent else metadata.get("namespace", ""), kind)
+            version = str(metadata.get("resourceVersion", ""))
+            evicted = None
+            with self._lock:
+                cached = self._vault_clients.get(key)
+                if cached is not None and cached[0] == version:
+                    client = cached[1]
+                else:
+                    evicted = cached[1] if cached is not None else None
+                    self._vault_clients[key] = (version, built)
+            if evicted is not None:
+                try:
+                    evicted.revoke_if_valid()
+                except ProviderError as error:
+                    log.info("unable to revoke cached token on eviction: %s", error)
+        client.set_auth()
+        return client
+
     # ------------------------------------------------------------ providers
 
-    def _vault(self, spec: JsonObject, referent: _Referent) -> tuple[Hashable, Callable[[], SecretsClient]]:
+    def _vault(self, spec: JsonObject, referent: _Referent) -> VaultProvider:
+        """A new, not yet logged-in Vault client; the credentials are read when it logs in (``setAuth``)."""
         server = str(spec.get("server", ""))
         try:
             address = self.environment.routes.resolve_vault(server)
@@ -174,62 +290,60 @@ class StoreResolver:
             self._check_ca_provider(ca_provider, referent)
         auth = spec.get("auth") or {}
         kubernetes = auth.get("kubernetes")
-        identity: tuple[Any, ...]
+        login: Callable[[VaultProvider], str]
         if kubernetes is not None:
-            mount_path = str(kubernetes.get("mountPath") or "kubernetes")
-            role = str(kubernetes.get("role", ""))
-            account = kubernetes.get("serviceAccountRef")
-            token_secret = kubernetes.get("secretRef")
-            if account:
-                namespace = referent.namespace_of(account)
-                audiences = [str(a) for a in account.get("audiences") or []]
-
-                def jwt() -> str:
-                    return self.kube.token_request(namespace, str(account["name"]), audiences)
-
-                identity = ("kubernetes", mount_path, role, namespace, account["name"], tuple(audiences))
-            elif token_secret:
-                static_jwt = referent.secret(
-                    {"key": "token", **token_secret}, "auth.kubernetes.secretRef"
-                ).decode()
-
-                def jwt() -> str:
-                    return static_jwt
-
-                identity = ("kubernetes-secret", mount_path, role, _fingerprint(static_jwt))
-            else:
-                raise ProviderError(
-                    "cannot read the in-cluster service account token: ESO does not run in a pod here"
-                )
-
-            def login(provider: VaultProvider) -> tuple[str, float]:
-                return provider.kubernetes_login(mount_path, role, jwt())
-
+            login = self._kubernetes_login(kubernetes, referent)
         elif auth.get("tokenSecretRef"):
-            token = referent.secret(auth["tokenSecretRef"], "auth.tokenSecretRef").decode().strip()
-            identity = ("token", _fingerprint(token))
+            token_ref = auth["tokenSecretRef"]
 
-            def login(provider: VaultProvider) -> tuple[str, float]:
-                return token, 3600.0
+            def login(_: VaultProvider) -> str:
+                return referent.secret(token_ref, "auth.tokenSecretRef").decode().strip()
 
         else:
             raise ProviderError(
                 "the sandbox's ESO logs into Vault with auth.kubernetes or auth.tokenSecretRef only"
             )
-        key = ("vault", address, mount, version, spec.get("namespace"), identity)
+        return VaultProvider(
+            address=address,
+            mount=str(mount) if mount is not None else None,
+            version=version,
+            login=login,
+            faults=self.environment.faults,
+            http=self._http,
+            vault_namespace=str(spec.get("namespace") or ""),
+            static_token=kubernetes is None,
+            token_cache=self.vault_token_cache,
+        )
 
-        def build() -> SecretsClient:
-            return VaultProvider(
-                address=address,
-                mount=str(mount) if mount is not None else None,
-                version=version,
-                login=login,
-                faults=self.environment.faults,
-                http=self._http,
-                vault_namespace=str(spec.get("namespace") or ""),
+    def _kubernetes_login(
+        self, kubernetes: JsonObject, referent: _Referent
+    ) -> Callable[[VaultProvider], str]:
+        """``setKubernetesAuthToken``: a TokenRequest (or the ``secretRef`` JWT), then the login."""
+        mount_path = str(kubernetes.get("mountPath") or "kubernetes")
+        role = str(kubernetes.get("role", ""))
+        account = kubernetes.get("serviceAccountRef")
+        token_secret = kubernetes.get("secretRef")
+        if account:
+            namespace = referent.namespace_of(account)
+            audiences = [str(a) for a in account.get("audiences") or []]
+
+            def jwt() -> str:
+                return self.kube.token_request(namespace, str(account["name"]), audiences)
+
+        elif token_secret:
+
+            def jwt() -> str:
+                return referent.secret({"key": "token", **token_secret}, "auth.kubernetes.secretRef").decode()
+
+        else:
+            raise ProviderError(
+                "cannot read the in-cluster service account token: ESO does not run in a pod here"
             )
 
-        return key, build
+        def login(provider: VaultProvider) -> str:
+            return provider.kubernetes_login(mount_path, role, jwt())
+
+        return login
 
     def _check_ca_provider(self, ca_provider: JsonObject, referent: _Referent) -> None:
         name, key = str(ca_provider.get("name", "")), str(ca_provider.get("key", ""))
@@ -265,7 +379,9 @@ class StoreResolver:
             str(spec.get("role") or ""),
             str(spec.get("prefix") or ""),
         )
-        key = ("aws", endpoint, region, role, prefix, _fingerprint(*map(str, vars(credentials).values())))
+        delete_options = DeleteOptions.from_spec(spec.get("secretsManager"))
+        credentials_digest = _fingerprint(*map(str, vars(credentials).values()))
+        key = ("aws", endpoint, region, role, prefix, delete_options, credentials_digest)
 
         def build() -> SecretsClient:
             return AwsSecretsManagerProvider(
@@ -274,6 +390,7 @@ class StoreResolver:
                 credentials=credentials,
                 role=role,
                 prefix=prefix,
+                delete_options=delete_options,
                 faults=self.environment.faults,
             )
 
@@ -336,24 +453,25 @@ class StoreResolver:
     # ------------------------------------------------------------ the store controller
 
     def validate(self, store: JsonObject) -> tuple[str, str, str]:
-        """(status, reason, message) of the store's ``Ready`` condition; raises nothing."""
+        """(status, reason, message) of the store's ``Ready`` condition (ESO's ``validateStore``)."""
         kind = str(store.get("kind", STORE))
         provider = (store.get("spec") or {}).get("provider") or {}
         if kind == CLUSTER_STORE and _referent_auth(provider):
             return "True", "ValidationUnknown", "could not determine validation status"
-        try:
-            client = self.client_from_store(store, store["metadata"].get("namespace", ""))
-        except ProviderError as error:
-            self.kube.record_event(store, "Warning", "InvalidProviderConfig", str(error))
-            return "False", "InvalidProviderConfig", "unable to create client"
-        try:
-            client.validate()
-        except ClientError as error:
-            self.kube.record_event(store, "Warning", "InvalidProviderConfig", str(error))
-            return "False", "InvalidProviderConfig", "unable to create client"
-        except ProviderError as error:
-            self.kube.record_event(store, "Warning", "InvalidProviderConfig", str(error))
-            return "False", "InvalidProviderConfig", "unable to validate store"
+        with self.manager(floodgate=False) as manager:
+            try:
+                client = manager.get_from_store(store, store["metadata"].get("namespace", ""))
+            except ProviderError as error:
+                self.kube.record_event(store, "Warning", "InvalidProviderConfig", str(error))
+                return "False", "InvalidProviderConfig", "unable to create client"
+            try:
+                client.validate()
+            except ClientError as error:
+                self.kube.record_event(store, "Warning", "InvalidProviderConfig", str(error))
+                return "False", "InvalidProviderConfig", "unable to create client"
+            except ProviderError as error:
+                self.kube.record_event(store, "Warning", "InvalidProviderConfig", str(error))
+                return "False", "InvalidProviderConfig", "unable to validate store"
         return "True", "Valid", "store validated"
 
 

@@ -254,7 +254,7 @@ def eso(
             azure_vaults=lambda: {v.name: v.url for v in azure.vaults},
             ca_file=str(ca_file),
         )
-        controller = EsoController(cluster, EsoEnvironment(routes, faults, clouds), workers=4).start()
+        controller = EsoController(cluster, EsoEnvironment(routes, faults, clouds)).start()
         _vault_store(custom, STORE)
         stack = EsoStack(
             cluster, api, core, custom, root, faults, routes, controller, clouds.aws, gcp, azure, str(ca_file)

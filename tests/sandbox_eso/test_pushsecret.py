@@ -187,10 +187,11 @@ def test_a_push_secret_lands_in_every_cloud_and_follows_the_source(
     assert {"Key": "managed-by", "Value": "external-secrets"} in described["Tags"]
     assert gcp.get_secret(name=f"projects/{PROJECT}/secrets/{key}").labels["managed-by"] == "external-secrets"
     assert azure.get_secret(key).properties.tags == {"managed-by": "external-secrets"}
-    pushed = eso.get(namespace, PS, "to-gcp")["status"]
-    assert pushed["syncedPushSecrets"] == {
-        "SecretStore/gcp": {key: {"match": {"secretKey": "password", "remoteRef": {"remoteKey": key}}}}
-    }
+    to_gcp = eso.get(namespace, PS, "to-gcp")
+    pushed = to_gcp["status"]
+    # the spec's entry as stored (with the CRD's defaults, when the API server applies them)
+    assert pushed["syncedPushSecrets"] == {"SecretStore/gcp": {key: to_gcp["spec"]["data"][0]}}
+    assert to_gcp["spec"]["data"][0]["match"] == {"secretKey": "password", "remoteRef": {"remoteKey": key}}
     assert pushed["conditions"][0]["reason"] == "Synced"
     assert pushed["conditions"][0]["message"] == "PushSecret synced successfully"
 

@@ -10,7 +10,12 @@ As ESO's provider does it:
   external-secrets"); with it, a new version is put only when the value differs;
 * ``property`` merges the value into the secret's JSON (sjson);
 * ``role`` is assumed through STS before any call; static credentials come
-  from the store's ``auth.secretRef`` Secret, as ESO users do outside AWS.
+  from the store's ``auth.secretRef`` Secret, as ESO users do outside AWS;
+* deleting (``deletionPolicy: Delete``) honours the store's ``secretsManager``
+  settings: ``forceDeleteWithoutRecovery`` deletes at once,
+  ``recoveryWindowInDays`` (7 to 30, not with the former) schedules the
+  deletion; without either AWS waits 30 days, and a secret scheduled for
+  deletion refuses a new push (``GetSecretValue`` fails) until it is gone.
 
 The endpoint is the sandbox's moto (ESO itself would take it from
 ``AWS_SECRETSMANAGER_ENDPOINT``).
@@ -40,6 +45,37 @@ INITIAL_VERSION = "00000000-0000-0000-0000-000000000001"
 
 
 @dataclass(frozen=True)
+class DeleteOptions:
+    """The store's ``spec.provider.aws.secretsManager`` (``esv1.SecretsManager``)."""
+
+    force_delete_without_recovery: bool = False
+    recovery_window_in_days: int = 0
+
+    @classmethod
+    def from_spec(cls, spec: JsonObject | None) -> DeleteOptions:
+        spec = spec or {}
+        return cls(bool(spec.get("forceDeleteWithoutRecovery")), int(spec.get("recoveryWindowInDays") or 0))
+
+    def arguments(self) -> JsonObject:
+        """``DeleteSecretInput`` fields, validated as ESO's ``awsutil.ValidateDeleteSecretInput`` does."""
+        window = self.recovery_window_in_days
+        if window and not 7 <= window <= 30:
+            raise ProviderError(
+                "invalid DeleteSecretInput: RecoveryWindowInDays must be between 7 and 30 days"
+            )
+        if window and self.force_delete_without_recovery:
+            raise ProviderError(
+                "invalid DeleteSecretInput: ForceDeleteWithoutRecovery conflicts with RecoveryWindowInDays"
+            )
+        arguments: JsonObject = {}
+        if self.force_delete_without_recovery:
+            arguments["ForceDeleteWithoutRecovery"] = True
+        if window:
+            arguments["RecoveryWindowInDays"] = window
+        return arguments
+
+
+@dataclass(frozen=True)
 class AwsCredentials:
     access_key_id: str
     secret_access_key: str
@@ -62,6 +98,7 @@ class AwsSecretsManagerProvider(WriteOnly):
         credentials: AwsCredentials,
         role: str = "",
         prefix: str = "",
+        delete_options: DeleteOptions | None = None,
         faults: FaultInjector,
     ) -> None:
         self.endpoint = endpoint
@@ -69,6 +106,7 @@ class AwsSecretsManagerProvider(WriteOnly):
         self._credentials = credentials
         self._role = role
         self._prefix = prefix
+        self._delete_options = delete_options or DeleteOptions()
         self._faults = faults
         self._client: Any = None
         self._lock = threading.Lock()
@@ -140,11 +178,11 @@ class AwsSecretsManagerProvider(WriteOnly):
         tags = {tag["Key"]: tag["Value"] for tag in described.get("Tags") or []}
         if tags.get(MANAGED_BY[0]) != MANAGED_BY[1]:
             raise ProviderError("secret not managed by external-secrets")
-        self._patch_tags(name, tags, spec)
         current = None
-        if described.get("VersionIdsToStages"):
+        if described.get("VersionIdsToStages"):  # fails for a secret scheduled for deletion
             current = self._call("get_secret_value", SecretId=name)
         final = _new_value(value, push.prop, current)
+        self._patch_tags(name, tags, spec)
         if current is not None and (current.get("SecretBinary") == final or _string_equals(current, final)):
             return
         arguments: JsonObject = {
@@ -198,7 +236,7 @@ class AwsSecretsManagerProvider(WriteOnly):
         tags = {tag["Key"]: tag["Value"] for tag in described.get("Tags") or []}
         if tags.get(MANAGED_BY[0]) != MANAGED_BY[1]:
             return
-        self._call("delete_secret", SecretId=current["ARN"])
+        self._call("delete_secret", SecretId=current["ARN"], **self._delete_options.arguments())
 
 
 class _AwsApiError(ProviderError):

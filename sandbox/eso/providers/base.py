@@ -86,11 +86,22 @@ class SecretsClient(Protocol):
 
     def delete_secret(self, push: PushData) -> None: ...
 
+    def close(self) -> None:
+        """ESO's ``SecretsClient.Close``: the end of the reconcile that built the client."""
+
 
 class WriteOnly:
-    """Mixin for the cloud providers: the sandbox pushes to clouds, ExternalSecrets read from Vault."""
+    """Mixin for the cloud providers: the sandbox pushes to clouds, ExternalSecrets read from Vault.
+
+    ESO builds a cloud SDK client per reconcile; the sandbox keeps one per
+    store and credentials (nothing a pipeline can tell apart), so ``close``
+    leaves it open.
+    """
 
     name = "provider"
+
+    def close(self) -> None:
+        return None
 
     def get_secret(self, ref: RemoteRef) -> bytes:
         raise ProviderError(

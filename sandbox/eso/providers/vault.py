@@ -6,8 +6,18 @@
 * the Kubernetes auth method logs in with a TokenRequest token of the store's
   ``serviceAccountRef`` (for a ClusterSecretStore, in the account's namespace),
   600 s, the account's ``audiences``; OpenBao reviews it with the cluster, so
-  its roles and policies are enforced for real. The Vault token is reused
-  until 80 % of its TTL (ESO's ``--experimental-enable-vault-token-cache``);
+  its roles and policies are enforced for real;
+* the token's life is ESO's (``providers/v1/vault/provider.go``, ``auth.go``,
+  ``client.go``): a client is built for every reconcile that reaches Vault and
+  logs in at once (``setAuth``); when the reconcile ends it is closed, and
+  closing revokes its token (``revoke-self``, after a ``lookup-self`` says it
+  is still valid) unless it came from ``tokenSecretRef``. With ESO's
+  ``--enable-vault-token-cache`` the client is kept per store (and store
+  ``resourceVersion``; a changed store evicts it and revokes its token) and
+  ``setAuth`` looks the token up first: it is reused unless the lookup fails,
+  it is a batch token, or it has under 60 s left, and then it logs in again.
+  So a changed role policy, a revoked token or a reset OpenBao are seen at the
+  next reconcile;
 * a 404 is ``NoSecretError`` ("Secret does not exist"), anything else the Go
   client's ``Error making API request.`` message, wrapped as ESO wraps it.
 
@@ -20,10 +30,11 @@ sandbox's OpenBao speaks plain HTTP on loopback.
 from __future__ import annotations
 
 import base64
+import datetime
 import json
+import logging
 import ssl
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -48,7 +59,10 @@ from vaultflow.sandbox.eso.providers.base import (
 )
 from vaultflow.sandbox.faults import FaultInjector, InjectedFault
 
-Login = Callable[["VaultProvider"], tuple[str, float]]
+log = logging.getLogger(__name__)
+
+Login = Callable[["VaultProvider"], str]
+MIN_TOKEN_TTL = 60  # checkToken: an expiring token with less left counts as expired
 
 
 def build_path(key: str, mount: str | None, version: str) -> str:
@@ -89,7 +103,7 @@ def check_ca(pem: str) -> None:
 
 
 class VaultProvider:
-    """One store's Vault client."""
+    """One Vault client as ESO builds it for a store (``static_token``: from ``tokenSecretRef``)."""
 
     name = "vault"
 
@@ -103,16 +117,20 @@ class VaultProvider:
         faults: FaultInjector,
         http: urllib3.PoolManager,
         vault_namespace: str = "",
+        static_token: bool = False,
+        token_cache: bool = False,
     ) -> None:
         self.address = address.rstrip("/")
         self.mount = mount
         self.version = version
+        self.static_token = static_token
         self._login = login
         self._faults = faults
         self._http = http
         self._vault_namespace = vault_namespace
-        self._token: str | None = None
-        self._token_renew_at = 0.0
+        self._token_cache = token_cache
+        self._token = ""
+        self._token_expiry: datetime.datetime | None = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------ HTTP
@@ -148,35 +166,107 @@ class VaultProvider:
             parsed = None
         return VaultResponse(response.status, parsed)
 
-    def token(self) -> str:
-        """A valid Vault token, logging in when there is none or it is near its end."""
-        with self._lock:
-            if self._token is None or time.monotonic() >= self._token_renew_at:
-                try:
-                    token, ttl = self._login(self)
-                except ClientError:
-                    raise
-                except ProviderError as error:
-                    raise ClientError(str(error)) from None
-                self._token = token
-                self._token_renew_at = time.monotonic() + max(ttl * 0.8, 1.0)
-            return self._token
+    # ------------------------------------------------------------ the token's life
 
-    def kubernetes_login(self, mount_path: str, role: str, jwt: str) -> tuple[str, float]:
+    def set_auth(self) -> None:
+        """ESO's ``setAuth``: keep a token that ``lookup-self`` vouches for, otherwise log in.
+
+        A fresh client has no token and logs in at once; only a cached one
+        (``--enable-vault-token-cache``) has a token to look up.
+        """
+        with self._lock:
+            exists, expiry = False, None
+            if self._token:
+                try:
+                    exists, expiry = self._check_token()
+                except ProviderError:
+                    exists = False  # a failed lookup (revoked, unknown, server reset): log in again
+            self._token_expiry = expiry
+            if exists and (expiry is None or expiry > _now()):
+                return
+            try:
+                self._token = self._login(self)
+            except ClientError:
+                raise
+            except ProviderError as error:
+                raise ClientError(str(error)) from None
+
+    def token(self) -> str:
+        if not self._token:
+            raise ClientError("cannot initialize Vault client: no valid auth method specified")
+        return self._token
+
+    def _check_token(self) -> tuple[bool, datetime.datetime | None]:
+        """ESO's ``checkToken``: does the token exist, and until when (None: it does not expire)."""
+        response = self.request("GET", "auth/token/lookup-self", token=self._token)
+        if response.status != 200 or not isinstance(response.body, dict):
+            raise ProviderError(response_error("GET", f"{self.address}/v1/auth/token/lookup-self", response))
+        data = response.body.get("data")
+        if not isinstance(data, dict):
+            raise ProviderError("no response nor error for token lookup")
+        if "type" not in data:
+            raise ProviderError("could not assert token type")
+        if data["type"] == "batch":
+            return False, None
+        if "ttl" not in data:
+            raise ProviderError("no TTL found in response")
+        try:
+            ttl = int(str(data["ttl"]))
+        except ValueError:
+            raise ProviderError(f"invalid token TTL: {data['ttl']}") from None
+        if "expire_time" not in data:
+            raise ProviderError("no expiration time found in response")
+        expire_time = data["expire_time"]
+        if ttl < MIN_TOKEN_TTL and expire_time is not None:
+            return False, None
+        if expire_time is None:
+            return True, None
+        try:
+            return True, datetime.datetime.fromisoformat(str(expire_time))
+        except ValueError:
+            raise ProviderError(f"invalid token expiration time: {expire_time}") from None
+
+    def revoke_if_valid(self) -> None:
+        """ESO's ``revokeTokenIfValid``: ``revoke-self`` when ``lookup-self`` says the token is valid."""
+        with self._lock:
+            try:
+                valid, _ = self._check_token()
+            except ProviderError as error:
+                raise ProviderError(f"error while revoking token: {error}") from None
+            if not valid:
+                return
+            response = self.request("PUT", "auth/token/revoke-self", token=self._token)
+            if response.status not in (200, 204):
+                url = f"{self.address}/v1/auth/token/revoke-self"
+                raise ProviderError(f"error while revoking token: {response_error('PUT', url, response)}")
+            self._token = ""
+
+    def close(self) -> None:
+        """ESO's ``Close``: without the token cache a token it logged in for is revoked (errors ignored)."""
+        if self._token_cache or self.static_token or not self._token:
+            return
+        try:
+            self.revoke_if_valid()
+        except ProviderError as error:
+            log.debug("vault client close: %s", error)
+
+    def kubernetes_login(self, mount_path: str, role: str, jwt: str) -> str:
         path = f"auth/{mount_path}/login"
         response = self.request("POST", path, body={"role": role, "jwt": jwt})
         if response.status != 200 or not isinstance(response.body, dict) or not response.body.get("auth"):
             raise ProviderError(response_error("PUT", f"{self.address}/v1/{path}", response))
-        auth = response.body["auth"]
-        return str(auth["client_token"]), float(str(auth.get("lease_duration") or 3600))
+        return str(response.body["auth"]["client_token"])
 
     # ------------------------------------------------------------ reading
 
     def validate(self) -> None:
-        token = self.token()
-        response = self.request("GET", "auth/token/lookup-self", token=token)
-        if response.status != 200:
-            raise ProviderError(response_error("GET", f"{self.address}/v1/auth/token/lookup-self", response))
+        """ESO's ``Validate``: a token whose expiry is known to lie ahead is enough, else a lookup."""
+        if self._token_expiry is not None and self._token_expiry > _now():
+            return
+        try:
+            self._check_token()
+        except ProviderError as error:
+            raise ProviderError(f"invalid vault credentials: {error}") from None
 
     def read(self, key: str, version: str = "") -> dict[str, Any]:
         data_path = build_path(key, self.mount, self.version)
@@ -234,6 +324,10 @@ class VaultProvider:
 
     def delete_secret(self, push: PushData) -> None:
         raise ProviderError("deleting from Vault is not emulated by the sandbox")
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
 
 
 def decode_ca_bundle(encoded: str) -> str:
