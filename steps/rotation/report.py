@@ -1,0 +1,120 @@
+"""The rotation report: per secret and per target, what happened and how long it took.
+
+Its JSON shape is documented in docs/rotation.md and is a contract: tools read
+it. It holds references and timings only: no value, and no digest of one (a
+human-set value can be brute-forced from an unkeyed hash).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+from vaultflow.steps.rotation.verify import TargetResult
+
+Outcome = Literal["Rotated", "RolledBack", "Failed", "Skipped"]
+
+
+class _Camel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class ReportTarget(_Camel):
+    kind: Literal["KubernetesSecret", "AwsSecretsManager", "GcpSecretManager", "AzureKeyVault"]
+    cluster: str | None
+    namespace: str | None
+    name: str
+    cloud: str | None
+    source: Literal["catalog", "discovered"]
+    phase: Literal["Verified", "Failed", "TimedOut"]
+    seconds: float | None
+    indirect: bool
+    message: str
+
+    @classmethod
+    def of(cls, result: TargetResult) -> ReportTarget:
+        return cls.model_validate(result.model_dump())
+
+
+class ReportSecret(_Camel):
+    path: str
+    previous_version: int
+    new_version: int | None
+    outcome: Outcome
+    targets: list[ReportTarget]
+
+
+class RotationReport(_Camel):
+    run_id: str
+    secrets: list[ReportSecret]
+
+    def failed(self) -> bool:
+        """True when any secret did not end Rotated or Skipped (a rollback is still a failed rotation)."""
+        return any(secret.outcome in ("Failed", "RolledBack") for secret in self.secrets)
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json", by_alias=True), indent=2, sort_keys=False) + "\n"
+
+    def to_markdown(self) -> str:
+        lines = [f"# Rotation {self.run_id}", ""]
+        for secret in self.secrets:
+            versions = (
+                f"v{secret.previous_version} → v{secret.new_version}" if secret.new_version else "not written"
+            )
+            lines += [f"## `{secret.path}`: {secret.outcome} ({versions})", ""]
+            if not secret.targets:
+                lines += ["No targets.", ""]
+                continue
+            lines += ["| target | where | phase | seconds | note |", "| --- | --- | --- | --- | --- |"]
+            lines += [
+                f"| {target.kind} `{target.name}` | {_where(target)} | {target.phase} | {_seconds(target)} "
+                f"| {_escape(_note(target))} |"
+                for target in secret.targets
+            ]
+            lines.append("")
+        return "\n".join(lines)
+
+    def to_table(self) -> object:
+        """A rich ``Table`` (returned as object so that rich is imported only by who prints it)."""
+        from rich.table import Table
+
+        table = Table(title=f"rotation {self.run_id}")
+        for column in ("secret", "outcome", "target", "where", "phase", "seconds", "note"):
+            table.add_column(column, overflow="fold")
+        for secret in self.secrets:
+            for index, target in enumerate(secret.targets or [None]):
+                first = index == 0
+                table.add_row(
+                    secret.path if first else "",
+                    secret.outcome if first else "",
+                    f"{target.kind} {target.name}" if target else "-",
+                    _where(target) if target else "",
+                    target.phase if target else "",
+                    _seconds(target) if target else "",
+                    _note(target) if target else "",
+                )
+        return table
+
+
+def _where(target: ReportTarget) -> str:
+    if target.cloud:
+        return f"{target.cloud} (pushed from {target.cluster}/{target.namespace})"
+    return f"{target.cluster}/{target.namespace}"
+
+
+def _seconds(target: ReportTarget) -> str:
+    return "-" if target.seconds is None else f"{target.seconds:.1f}"
+
+
+def _note(target: ReportTarget) -> str:
+    notes = [target.source] + (["indirect"] if target.indirect else [])
+    if target.phase != "Verified":
+        notes.append(target.message)
+    return ", ".join(notes)
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
