@@ -6,12 +6,16 @@ catalogs (30,000 manifests: most of the render). Manifests are simple data
 YAML directly. Strings are written plain only when they are unambiguous to
 every YAML 1.1 and 1.2 reader (Go's yaml included, which reads ``y``/``n`` as
 booleans); anything else is double-quoted, JSON-style, which YAML reads back
-exactly. The round trip ``safe_load(emit(x)) == x`` is property-tested.
+exactly. Floats are spelled so that YAML 1.1 (PyYAML) and 1.2 readers both
+resolve them as floats: JSON's ``1e+20``, ``Infinity`` and ``NaN`` are strings
+to PyYAML. The round trip ``safe_load(emit(x)) == x`` is property-tested
+(strings, floats with NaN and infinities, nested data).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -43,9 +47,28 @@ def scalar(value: Any) -> str:
         if _PLAIN.fullmatch(value) and not value.endswith(":") and value.lower() not in _RESERVED:
             return value
         return _NOT_PRINTABLE.sub(_escape, json.dumps(value, ensure_ascii=False))
-    if value is None or isinstance(value, bool | int | float) or value in ({}, []):
-        return json.dumps(value)  # null, true, false, numbers, {} and [] are spelled alike in JSON
+    if isinstance(value, float):
+        return _float(value)
+    if value is None or isinstance(value, bool | int) or value in ({}, []):
+        return json.dumps(value)  # null, true, false, integers, {} and [] are spelled alike in JSON
     raise TypeError(f"cannot emit {type(value).__name__} as YAML")
+
+
+def _float(value: float) -> str:
+    """A float as YAML 1.1's float pattern wants it: a dot in the mantissa, a signed exponent.
+
+    ``repr`` is the shortest text that reads back as the same double and always
+    signs its exponent; ``1e+20`` only lacks the dot PyYAML's resolver requires.
+    """
+    if math.isnan(value):
+        return ".nan"
+    if math.isinf(value):
+        return ".inf" if value > 0 else "-.inf"
+    text = repr(value)
+    mantissa, exponent_mark, exponent = text.partition("e")
+    if "." not in mantissa:
+        mantissa += ".0"
+    return f"{mantissa}{exponent_mark}{exponent}"
 
 
 def _mapping(mapping: dict[str, Any], indent: int, lines: list[str]) -> None:

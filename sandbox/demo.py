@@ -14,13 +14,21 @@ Stages so far:
    static keys, which humans own, get visible sandbox placeholders here);
 5. render the catalog and commit the tree to the sandbox's GitOps repository;
 6. Argo CD syncs the commit into the clusters, ESO makes every ExternalSecret Ready and pushes
-   to the clouds; shown as hashes and digests, never values.
+   to the clouds; shown as ESO's data-hash and keyed fingerprints, never values.
+
+Run it again after ``task sandbox:down`` and it carries on where the sandbox stopped: the same
+Vault comes back initialised and sealed, the bootstrap pipeline unseals it with the keeper's
+shares, nothing is re-created, and the GitOps repository has nothing new to commit.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
 import os
+import secrets
+import shlex
 import subprocess
 import sys
 from collections import Counter
@@ -38,8 +46,8 @@ from vaultflow.gitops.git_delivery import Delivery, deliver
 from vaultflow.gitops.render import application_name, render_catalog
 from vaultflow.sandbox import lifecycle
 from vaultflow.sandbox.catalog_wiring import azure_vault_names, register_app_of_apps, wire_catalog
+from vaultflow.sandbox.layout import SandboxPaths
 from vaultflow.sandbox.observe import (
-    applications,
     external_secrets,
     pushed_values,
     wait_for,
@@ -50,14 +58,31 @@ from vaultflow.sandbox.state import SandboxState
 from vaultflow.steps.secrets.seed import SeedResult
 from vaultflow.workflows import runner
 from vaultflow.workflows.registry import load_registry
-from vaultflow.workflows.runner.display import summary
+from vaultflow.workflows.runner.display import print_summary
 
 console = Console(width=max(Console().width, 130))  # the status tables need the room
+DEFAULT_DIR = Path(".sandbox")
 T = TypeVar("T")
 
 
 def _stage(number: int, title: str) -> None:
     console.rule(f"[bold]{number}. {title}")
+
+
+class Fingerprints:
+    """How the demo shows that values are equal without showing them: HMAC-SHA256 under a key made
+    for this run and never written anywhere.
+
+    An unkeyed digest of a secret is as good as the secret for anyone who can guess it (hash the
+    candidates and compare); a keyed one says only "these two are the same" within one run.
+    """
+
+    def __init__(self) -> None:
+        self._key = secrets.token_bytes(32)
+
+    def of(self, data: bytes | str) -> str:
+        message = data.encode() if isinstance(data, str) else data
+        return "hmac:" + hmac.new(self._key, message, hashlib.sha256).hexdigest()[:16]
 
 
 def ensure_bare_repo(path: Path) -> str:
@@ -86,9 +111,15 @@ def sandbox_stage(loaded: LoadedCatalog, sandbox_dir: Path) -> SandboxState:
     names = [cluster.name for cluster in loaded.catalog.clusters]
     result = lifecycle.up(sandbox_dir, cluster_names=names, azure_vaults=azure_vault_names(loaded.catalog))
     install_platform_accounts(result.state, loaded.catalog)
-    for line in wire_catalog(result.state, loaded, repo_url=ensure_bare_repo(sandbox_dir / "gitops.git")):
+    repo_url = ensure_bare_repo(SandboxPaths(Path(result.state.directory)).gitops_repo)
+    for line in wire_catalog(result.state, loaded, repo_url=repo_url):
         console.print(f"[dim]{line}[/dim]")
-    console.print("sandbox started" if result.started else "sandbox already running: unchanged")
+    for line in result.repaired:
+        console.print(f"[yellow]{line}[/yellow]")
+    if result.resumed:
+        console.print("sandbox started again on its kept state: the same Vault, initialised and sealed")
+    else:
+        console.print("sandbox started" if result.started else "sandbox already running: unchanged")
     print_status(lifecycle.status(sandbox_dir))
     return result.state
 
@@ -98,17 +129,18 @@ def bootstrap_stage(loaded: LoadedCatalog, state: SandboxState) -> SeedResult:
     os.environ["KUBECONFIG"] = state.kubeconfig  # steps reach the emulated clusters like kubectl would
     registry = load_registry()
     spec = runner.load(registry.document("vault-bootstrap"), lookup=registry.lookup)
-    keeper = (Path(state.directory) / "vault-keeper.json").as_uri()
+    paths = SandboxPaths(Path(state.directory))
+    keeper = paths.keeper.as_uri()
     parameters = {
         "vault-addresses": ",".join(node.address for node in state.vault),
         "keeper": keeper,
         "catalog": str(loaded.source),
         "seed-placeholders": "true",  # the sandbox has no human to set static keys
     }
-    result = runner.run(spec, parameters, run_root=Path(state.directory) / "runs")
-    console.print(summary(result))
+    result = runner.run(spec, parameters, run_root=paths.runs)
+    print_summary(console, result)
     if not result.succeeded:
-        raise OperationError(f"vault-bootstrap failed: see the step logs in {state.directory}/runs")
+        raise OperationError(f"vault-bootstrap failed: see the step logs in {paths.runs}")
     console.print(f"unseal shares are in {keeper} (mode 0600); the root token was revoked")
     return SeedResult.model_validate_json(result.node("seed").result or "{}")
 
@@ -127,7 +159,7 @@ def seed_stage(seeded: SeedResult) -> None:
 
 def render_and_commit_stage(loaded: LoadedCatalog, sandbox_dir: Path) -> tuple[str, Delivery]:
     _stage(5, "Render ESO resources and commit them to the GitOps repository")
-    repo_url = ensure_bare_repo(sandbox_dir / "gitops.git")
+    repo_url = ensure_bare_repo(SandboxPaths(sandbox_dir.resolve()).gitops_repo)
     tree = render_catalog(loaded, repo_url=repo_url)
     gitops = loaded.catalog.gitops
     delivery = deliver(tree, repo_url=repo_url, path=gitops.path, branch=gitops.revision)
@@ -151,11 +183,15 @@ def render_and_commit_stage(loaded: LoadedCatalog, sandbox_dir: Path) -> tuple[s
     return repo_url, delivery
 
 
-def sync_stage(loaded: LoadedCatalog, state: SandboxState, repo_url: str, delivery: Delivery) -> None:
+def sync_stage(
+    loaded: LoadedCatalog, state: SandboxState, repo_url: str, delivery: Delivery, fingerprints: Fingerprints
+) -> None:
     _stage(6, "Argo CD syncs the commit; ESO pulls from Vault and pushes to the clouds")
     root_app = register_app_of_apps(state, loaded, repo_url)
     names = [root_app, *(application_name(cluster) for cluster in loaded.catalog.clusters)]
-    revision = delivery.commit or _deployed_revision(state, names[1])
+    revision = delivery.commit or branch_head(
+        SandboxPaths(Path(state.directory)).gitops_repo, delivery.branch
+    )
     synced = wait_for_applications(state, revision, names)
     apps = Table(title="Argo CD Applications (management cluster)")
     for column in ("application", "sync", "health", "revision"):
@@ -178,11 +214,12 @@ def sync_stage(loaded: LoadedCatalog, state: SandboxState, repo_url: str, delive
 
     pushed = wait_for(lambda: _when_all(pushed_values(state, loaded), "digest"), timeout=60,
                       what="every pushed value present in its cloud")  # fmt: skip
-    pushes_table = Table(title="Pushed to the clouds (emulated)")
-    for column in ("cloud", "provider", "remote key", "value digest"):
+    pushes_table = Table(title="Pushed to the clouds (emulated); equal fingerprints: equal values (this run)")
+    for column in ("cloud", "provider", "remote key", "value fingerprint"):
         pushes_table.add_column(column)
     for value in pushed:
-        pushes_table.add_row(value.cloud, value.provider, value.remote_key, (value.digest or "-")[:23])
+        shown = fingerprints.of(value.digest) if value.digest else "-"
+        pushes_table.add_row(value.cloud, value.provider, value.remote_key, shown)
     console.print(pushes_table)
 
 
@@ -191,18 +228,36 @@ def _when_all(items: list[T], attribute: str) -> list[T] | None:
     return items if items and all(getattr(item, attribute) for item in items) else None
 
 
-def _deployed_revision(state: SandboxState, application: str) -> str:
-    """Nothing was committed this run: the revision the Applications already follow."""
-    for app in applications(state):
-        if app.name == application and app.revision:
-            return app.revision
-    raise OperationError(f"Application {application} has no revision yet")
+def branch_head(repo: Path, branch: str) -> str:
+    """The commit ``branch`` points at in the bare repository: what Argo CD syncs when nothing was
+    committed this run (the Applications may not have synced it yet, after a restart for one)."""
+    found = subprocess.run(
+        ["git", "--git-dir", str(repo), "rev-parse", "--verify", f"refs/heads/{branch}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if found.returncode != 0:
+        raise OperationError(f"{repo} has no branch {branch}: {found.stderr.strip()}")
+    return found.stdout.strip()
+
+
+def closing_hint(sandbox_dir: Path) -> str:
+    """How to explore and stop the sandbox the demo ran in, naming its directory."""
+    quoted = shlex.quote(str(sandbox_dir))
+    task_dir = "" if sandbox_dir == DEFAULT_DIR else f" SANDBOX_DIR={quoted}"
+    return (
+        f"The sandbox keeps running in {sandbox_dir}: explore it with "
+        f'`eval "$(vaultflow sandbox env --dir {quoted})"`; '
+        f"stop it with `task sandbox:down{task_dir}` (its state is kept for the next `task demo`; "
+        f"`vaultflow sandbox down --purge --dir {quoted}` removes it)."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vaultflow.sandbox.demo", description=__doc__)
     parser.add_argument("--catalog", type=Path, default=Path("examples/catalog.yaml"))
-    parser.add_argument("--dir", type=Path, default=Path(".sandbox"), help="sandbox state directory")
+    parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="sandbox state directory")
     args = parser.parse_args(argv)
     console.print(
         Panel(
@@ -216,15 +271,12 @@ def main(argv: list[str] | None = None) -> int:
         state = sandbox_stage(loaded, args.dir)
         seed_stage(bootstrap_stage(loaded, state))
         repo_url, delivery = render_and_commit_stage(loaded, args.dir)
-        sync_stage(loaded, state, repo_url, delivery)
+        sync_stage(loaded, state, repo_url, delivery, Fingerprints())
     except VaultflowError as error:
         console.print(f"[red]error:[/red] {error}")
         return error.exit_code
     console.rule("[green]demo finished")
-    console.print(
-        f"The sandbox keeps running in {args.dir}: explore it with "
-        f'`eval "$(vaultflow sandbox env --dir {args.dir})"`; stop it with `task sandbox:down`.'
-    )
+    console.print(closing_hint(args.dir))
     return 0
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,11 +54,15 @@ class ServiceEmulators:
 
     @classmethod
     def start(
-        cls, paths: SandboxPaths, spec: SandboxSpec, clusters: list[KubeCluster], aws_endpoint: str
+        cls,
+        paths: SandboxPaths,
+        spec: SandboxSpec,
+        clusters: list[KubeCluster],
+        aws_endpoint: str,
+        prepare: Callable[[ServiceEmulators], None] | None = None,
     ) -> ServiceEmulators:
-        authority = CertificateAuthority("vaultflow sandbox CA")
-        paths.tls.mkdir(parents=True, exist_ok=True)
-        paths.ca_file.write_text(authority.certificate_pem)
+        """``prepare`` runs before any controller: a restarted sandbox restores its routes and clouds."""
+        authority = CertificateAuthority.kept_in(paths.ca_file, paths.ca_key, "vaultflow sandbox CA")
         gcp = GcpSecretManagerEmulator().start()
         log.info("GCP Secret Manager emulator listens on %s", gcp.url)
         azure = AzureKeyVaultEmulator(authority)
@@ -75,8 +80,15 @@ class ServiceEmulators:
         )
         environment = EsoEnvironment(routes, faults, clouds)
         services = cls(gcp, azure, routes, faults)
+        if prepare is not None:
+            prepare(services)
         for cluster in clusters:
-            services.eso[cluster.name] = EsoController(cluster, environment).start()
+            services.eso[cluster.name] = EsoController(
+                cluster,
+                environment,
+                concurrent=spec.eso_concurrent,
+                vault_token_cache=spec.eso_vault_token_cache,
+            ).start()
         services.argocd = ArgoCdController(by_name[spec.management_cluster], by_name, routes).start()
         log.info("Argo CD emulator watches Applications in %s", spec.management_cluster)
         services.admin = HttpServer(
@@ -100,7 +112,7 @@ class ServiceEmulators:
                 "cluster": name,
                 "reconciles": controller.reconciles,
                 "errors": controller.errors,
-                "queued": len(controller.queue),
+                "queued": controller.queued,
             }
             for name, controller in sorted(self.eso.items())
         ]

@@ -1,4 +1,10 @@
-"""Where things live inside a sandbox directory (one place, so ``down`` removes exactly them)."""
+"""Where things live inside a sandbox directory (one place, so ``down --purge`` removes exactly them).
+
+``down`` stops the processes and keeps every file here, as ``minikube stop``
+keeps a cluster: OpenBao's raft data, each cluster's objects and keys, the
+keeper, the runs' logs and the GitOps repository, so that ``up`` brings the
+same platform back. ``down --purge`` removes what ``kept()`` lists.
+"""
 
 from __future__ import annotations
 
@@ -67,6 +73,41 @@ class SandboxPaths:
         return self.root / "argo-runs"
 
     @property
+    def keeper(self) -> Path:
+        """The keeper of unseal shares of the demo and ``vault:init`` (a ``file://`` keeper, mode 0600)."""
+        return self.root / "vault-keeper.json"
+
+    @property
+    def runs(self) -> Path:
+        """Where pipelines the demo and ``vault:init`` run locally write their step logs."""
+        return self.root / "runs"
+
+    @property
+    def gitops_repo(self) -> Path:
+        """The sandbox's GitOps remote (a bare repository the demo creates)."""
+        return self.root / "gitops.git"
+
+    @property
+    def clouds(self) -> Path:
+        """What the emulated clouds hold, kept across a restart (mode 0600: secret values)."""
+        return self.root / "clouds.json"
+
+    @property
+    def routes(self) -> Path:
+        """The admin API's route tables, kept across a restart."""
+        return self.root / "routes.json"
+
+    @property
+    def restart_request(self) -> Path:
+        """Which OpenBao nodes ``up``/``restart`` asks the supervisor to restart (then SIGHUP)."""
+        return self.run / "restart-request.json"
+
+    @property
+    def restart_done(self) -> Path:
+        """The supervisor's answer to a restart request."""
+        return self.run / "restart-done.json"
+
+    @property
     def lock(self) -> Path:
         return self.root / ".lock"
 
@@ -95,11 +136,20 @@ class SandboxPaths:
     def cluster_ca(self, name: str) -> Path:
         return self.clusters / name / "ca.crt"
 
+    def cluster_snapshot(self, name: str) -> Path:
+        """The cluster's objects, keys and port, saved by the supervisor (mode 0600: holds Secrets)."""
+        return self.clusters / name / "state.json"
+
+    @property
+    def ca_key(self) -> Path:
+        """The sandbox CA's key (mode 0600), kept so a restarted sandbox keeps its CA."""
+        return self.tls / "ca.key"
+
     def pid_files(self) -> list[Path]:
         return sorted(self.run.glob("*.pid")) if self.run.is_dir() else []
 
-    def created(self) -> list[Path]:
-        """Everything ``up`` may have created, in removal order (``.lock`` last)."""
+    def kept(self) -> list[Path]:
+        """Everything a sandbox directory holds, in removal order (``.lock`` last): what a purge removes."""
         return [
             self.state,
             self.spec,
@@ -109,9 +159,16 @@ class SandboxPaths:
             self.openbao,
             self.clusters,
             self.tls,
+            self.routes,
+            self.clouds,
+            self.keeper,
+            self.runs,
+            self.argo_runs,
+            self.gitops_repo,
             self.gitignore,
             self.lock,
         ]
 
-    def has_runtime_files(self) -> bool:
+    def has_state(self) -> bool:
+        """True when the directory holds a sandbox, running or stopped."""
         return any(path.exists() for path in (self.state, self.spec, self.run, self.openbao, self.kubeconfig))

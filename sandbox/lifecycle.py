@@ -1,14 +1,20 @@
-"""Start, inspect and stop a sandbox: the Python API behind ``vaultflow sandbox ...``.
+"""Start, inspect, repair and stop a sandbox: the Python API behind ``vaultflow sandbox ...``.
 
     state = up(Path(".sandbox"), clusters=2).state   # idempotent for the same options
     state.vault_addr, state.kubeconfig, state.aws_endpoint
-    down(Path(".sandbox"))                           # stops only what up started
+    restart_vault(Path(".sandbox"), node="node-1")   # one OpenBao node, on its data
+    down(Path(".sandbox"))                           # stops what up started, keeps the state
+    down(Path(".sandbox"), purge=True)               # ... and removes it
 
 ``up`` spawns ``python -m vaultflow.sandbox.supervisor`` in its own session (it outlives
-the command) and waits for it to record the endpoints. Each way a directory
-can be unusable has one message: a port that is taken, pid files left by a
-sandbox that died, a directory another running sandbox owns, another
-``vaultflow sandbox`` command working on it right now.
+the command) and waits for it to record the endpoints. Like ``minikube stop``/``start``,
+``down`` keeps every piece of state (OpenBao's raft data, the clusters' objects and keys,
+the keeper, runs and GitOps repository) and ``up`` brings the same platform back: the
+same Vault, initialised and sealed, on the same ports where it can. ``up`` also repairs
+what died: an OpenBao node of a running sandbox is restarted on its data, the leftovers
+of a supervisor that crashed are stopped and the sandbox started again. Each way a
+directory can be unusable has one message: a port that is taken, a directory that holds
+a sandbox of other options, another ``vaultflow sandbox`` command working on it right now.
 """
 
 from __future__ import annotations
@@ -19,14 +25,17 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from vaultflow.base.errors import InputError, OperationError
 from vaultflow.sandbox.crd_sources import resolve_crd_source
@@ -46,6 +55,7 @@ from vaultflow.sandbox.state import (
     SandboxSpec,
     SandboxState,
     dump,
+    read_spec,
     read_state,
     write_json_atomically,
 )
@@ -58,13 +68,16 @@ _REPO_ROOT = Path(__file__).resolve().parent.parent
 @dataclass(frozen=True)
 class UpResult:
     state: SandboxState
-    started: bool  # False: the same sandbox was already running, nothing changed
+    started: bool  # False: the same sandbox was already running
+    resumed: bool = False  # started on the state a previous run kept (the same Vault, clusters, ...)
+    repaired: tuple[str, ...] = ()  # what up restarted or cleaned up on the way, one line each
 
 
 @dataclass(frozen=True)
 class DownResult:
     stopped: list[str] = field(default_factory=list)
     found: bool = True
+    purged: bool = False
 
 
 @dataclass(frozen=True)
@@ -158,7 +171,7 @@ def _exclusive(paths: SandboxPaths) -> Iterator[None]:
         os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
-        if locked and not paths.has_runtime_files() and not paths.logs.exists():
+        if locked and not paths.has_state() and not paths.logs.exists():
             paths.lock.unlink(missing_ok=True)
         os.close(descriptor)
         if created:
@@ -179,26 +192,33 @@ def _running_supervisor(paths: SandboxPaths) -> int | None:
     return None
 
 
-def _refuse_stale(paths: SandboxPaths) -> None:
-    """Leftovers of a sandbox that stopped without ``down``: say which, and how to clean up."""
-    cleanup = f"run `vaultflow sandbox down --dir {paths.root}` to clean up, then `up` again"
-    pid_files = sorted(
-        paths.pid_files(), key=lambda path: path != paths.supervisor_pid
-    )  # the supervisor's first
-    for pid_file in pid_files:
+@dataclass(frozen=True)
+class _Leftovers:
+    stopped: list[str]  # "openbao-node-1 (pid N)"
+    stale: list[str]  # pid files of processes that are gone
+
+
+def _stop_leftovers(paths: SandboxPaths) -> _Leftovers:
+    """What a sandbox that stopped without ``down`` left: stop its processes, remove its pid files.
+
+    A process is stopped only when its command line proves it is this sandbox's
+    (a reused pid is left alone).
+    """
+    leftovers = _Leftovers([], [])
+    for pid_file in sorted(paths.pid_files(), key=lambda path: path != paths.supervisor_pid):
         pid = read_pid(pid_file)
         if pid is not None and process_matches(pid, _pid_file_marker(paths, pid_file)):
-            raise InputError(
-                f"{paths.root}: {pid_file.stem} (pid {pid}) still runs from a sandbox "
-                f"whose supervisor is gone; {cleanup}"
-            )
-        running = "is not running" if pid is None or not process_alive(pid) else "is not a sandbox process"
-        raise InputError(
-            f"stale pid file {pid_file} (process {pid} {running}): the sandbox in {paths.root} stopped "
-            f"without `down`; {cleanup}"
-        )
-    if paths.has_runtime_files():
-        raise InputError(f"{paths.root} holds files of a sandbox that is not running; {cleanup}")
+            stop_process(pid)
+            leftovers.stopped.append(f"{pid_file.stem} (pid {pid})")
+        else:
+            leftovers.stale.append(f"{pid_file.name} (process {pid} is not running)")
+        pid_file.unlink(missing_ok=True)
+    return leftovers
+
+
+def _repair_lines(leftovers: _Leftovers) -> list[str]:
+    lines = [f"stopped {entry}, left running by a supervisor that is gone" for entry in leftovers.stopped]
+    return lines + [f"removed the stale pid file {entry}" for entry in leftovers.stale]
 
 
 def up(
@@ -211,6 +231,8 @@ def up(
     crds: Path | None = None,
     builtin_crds: bool = False,
     azure_vaults: Sequence[str] | None = None,
+    eso_concurrent: int = 1,
+    eso_vault_token_cache: bool = False,
     timeout: float = START_TIMEOUT,
 ) -> UpResult:
     """Start a sandbox in ``directory``, or return the one already running there with these options.
@@ -225,6 +247,8 @@ def up(
         raise InputError(f"--vault-replicas must be at least 1 (got {vault_replicas})")
     if vault_port and not 1024 <= vault_port <= 65535:
         raise InputError(f"--vault-port must be between 1024 and 65535 (got {vault_port})")
+    if eso_concurrent < 1:
+        raise InputError(f"--eso-concurrent must be at least 1 (got {eso_concurrent})")
     source = resolve_crd_source(crds, builtin=builtin_crds)
     spec = SandboxSpec(
         workload_clusters=names,
@@ -234,31 +258,132 @@ def up(
         crd_dir=str(source.directory),
         crd_upstream=source.upstream,
         azure_vaults=vaults,
+        eso_concurrent=eso_concurrent,
+        eso_vault_token_cache=eso_vault_token_cache,
     )
-    root = _check_directory(directory)
+    return _up(_check_directory(directory), spec, timeout)
+
+
+def kept_spec(directory: Path = DEFAULT_DIR) -> SandboxSpec | None:
+    """The options of the sandbox in ``directory`` (running or stopped), None when it holds none."""
+    paths = SandboxPaths(_check_directory(directory))
+    return read_spec(paths.root) if paths.spec.is_file() else None
+
+
+def resume(directory: Path = DEFAULT_DIR, *, timeout: float = START_TIMEOUT) -> UpResult:
+    """``up`` with the options the sandbox in ``directory`` was started with (``vaultflow sandbox up``
+    without options on a directory that holds one)."""
+    spec = kept_spec(directory)
+    if spec is None:
+        raise InputError(
+            f"{directory} holds no sandbox to start again; start one with `vaultflow sandbox up`"
+        )
+    return _up(_check_directory(directory), spec, timeout)
+
+
+def _up(root: Path, spec: SandboxSpec, timeout: float) -> UpResult:
     paths = SandboxPaths(root)
     with _exclusive(paths):
         running = _running_supervisor(paths)
         if running is not None:
-            state = read_state(root)
-            if state is not None and state.spec == spec:
-                return UpResult(state, started=False)
-            described = state.spec.describe() if state is not None else "still starting"
+            return _running(paths, running, spec)
+        repaired = _repair_lines(_stop_leftovers(paths))
+        kept = read_spec(root) if paths.spec.is_file() else None
+        if kept is not None and kept != spec:
             raise InputError(
-                f"{root} is owned by a running sandbox (pid {running}; {described}) "
-                "started with other options; "
-                f"run `vaultflow sandbox down --dir {root}` first or choose another --dir"
+                f"{root} holds a stopped sandbox started with other options ({kept.describe()}); "
+                f"start it with those options (or `vaultflow sandbox up --dir {root}` without any), "
+                f"or remove it first with `vaultflow sandbox down --purge --dir {root}`"
             )
-        _refuse_stale(paths)
-        if vault_port and not port_is_free(vault_port):
+        if spec.vault_port and not port_is_free(spec.vault_port):
             raise InputError(
-                f"port {vault_port} on 127.0.0.1 is already in use; "
+                f"port {spec.vault_port} on 127.0.0.1 is already in use; "
                 "choose another --vault-port or stop what listens there"
             )
-        return UpResult(_start(paths, spec, timeout), started=True)
+        resumed = kept is not None
+        state = _start(paths, spec, timeout, fresh=not resumed)
+        return UpResult(state, started=True, resumed=resumed, repaired=tuple(repaired))
 
 
-def _start(paths: SandboxPaths, spec: SandboxSpec, timeout: float) -> SandboxState:
+def _running(paths: SandboxPaths, supervisor: int, spec: SandboxSpec) -> UpResult:
+    """``up`` on a running sandbox: the same options change nothing but restart what died."""
+    state = read_state(paths.root)
+    if state is None or state.spec != spec:
+        described = state.spec.describe() if state is not None else "still starting"
+        raise InputError(
+            f"{paths.root} is owned by a running sandbox (pid {supervisor}; {described}) "
+            "started with other options; "
+            f"run `vaultflow sandbox down --dir {paths.root}` first or choose another --dir"
+        )
+    dead = [node.node_id for node in state.vault if not process_alive(node.pid)]
+    if not dead:
+        return UpResult(state, started=False)
+    state = _request_restart(paths, supervisor, dead)
+    repaired = tuple(
+        f"restarted OpenBao {node_id} on its data (it had stopped; now sealed)" for node_id in dead
+    )
+    return UpResult(state, started=False, repaired=repaired)
+
+
+RESTART_TIMEOUT = 90.0
+
+
+def _request_restart(paths: SandboxPaths, supervisor: int, node_ids: list[str]) -> SandboxState:
+    """Ask the supervisor (which owns the OpenBao processes) to restart ``node_ids``, wait for its answer."""
+    request_id = uuid.uuid4().hex
+    paths.restart_done.unlink(missing_ok=True)
+    write_json_atomically(paths.restart_request, json.dumps({"id": request_id, "nodes": node_ids}) + "\n")
+    os.kill(supervisor, signal.SIGHUP)
+    deadline = time.monotonic() + RESTART_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            answer = json.loads(paths.restart_done.read_text())
+        except (FileNotFoundError, ValueError):
+            answer = {}
+        if answer.get("id") == request_id:
+            paths.restart_done.unlink(missing_ok=True)
+            if answer.get("error"):
+                raise OperationError(f"restarting OpenBao {', '.join(node_ids)}: {answer['error']}")
+            state = read_state(paths.root)
+            assert state is not None
+            return state
+        if not process_alive(supervisor):
+            raise OperationError(
+                f"the sandbox supervisor (pid {supervisor}) stopped; see {paths.supervisor_log}"
+            )
+        time.sleep(0.1)
+    raise OperationError(
+        f"OpenBao {', '.join(node_ids)} did not restart within {RESTART_TIMEOUT:.0f}s; "
+        f"see {paths.supervisor_log}"
+    )
+
+
+@dataclass(frozen=True)
+class RestartResult:
+    state: SandboxState
+    restarted: tuple[str, ...]
+
+
+def restart_vault(directory: Path = DEFAULT_DIR, *, node: str | None = None) -> RestartResult:
+    """Restart one OpenBao node (or every node) of the running sandbox on its data and ports.
+
+    The node comes back sealed, as a restarted Vault pod does: unseal it with the
+    keeper's shares (the bootstrap pipeline does).
+    """
+    root = directory.resolve()
+    paths = SandboxPaths(root)
+    with _exclusive(paths):
+        state = load_state(directory)
+        known = [n.node_id for n in state.vault]
+        if node is not None and node not in known:
+            raise InputError(f"--node {node}: the sandbox's OpenBao nodes are {', '.join(known)}")
+        targets = [node] if node is not None else known
+        return RestartResult(_request_restart(paths, state.supervisor_pid, targets), tuple(targets))
+
+
+def _start(paths: SandboxPaths, spec: SandboxSpec, timeout: float, *, fresh: bool) -> SandboxState:
+    """Spawn the supervisor and wait for its state; a failed fresh start leaves only its log behind,
+    a failed restart leaves the kept state as it was."""
     for folder in (paths.run, paths.logs):
         folder.mkdir(parents=True, exist_ok=True)
     paths.gitignore.write_text("# a vaultflow sandbox: local runtime state, never commit it\n*\n")
@@ -285,11 +410,13 @@ def _start(paths: SandboxPaths, spec: SandboxSpec, timeout: float) -> SandboxSta
             return state
         if process.poll() is not None:
             error = _start_error(paths, process.returncode)
-            _remove_created(paths, keep_logs=True)
+            if fresh:
+                _remove(paths, keep_logs=True)
             raise error
         time.sleep(0.1)
     stop_process(process.pid, timeout=30)
-    _remove_created(paths, keep_logs=True)
+    if fresh:
+        _remove(paths, keep_logs=True)
     raise OperationError(f"the sandbox did not start within {timeout:.0f}s; see {paths.supervisor_log}")
 
 
@@ -302,34 +429,34 @@ def _start_error(paths: SandboxPaths, code: int) -> InputError | OperationError:
     return InputError(message) if recorded.get("kind") == "input" else OperationError(message)
 
 
-def down(directory: Path = DEFAULT_DIR) -> DownResult:
-    """Stop every process ``up`` started in ``directory`` and remove the files it created."""
+def down(directory: Path = DEFAULT_DIR, *, purge: bool = False) -> DownResult:
+    """Stop every process ``up`` started in ``directory``; keep its state unless ``purge``.
+
+    Without ``purge`` every file stays (OpenBao's raft data, the clusters' objects
+    and keys, the keeper, runs, GitOps repository, logs) and ``up`` brings the same
+    sandbox back; with it, everything a sandbox keeps in the directory is removed
+    (the user's own files there stay).
+    """
     root = _check_directory(directory)
     paths = SandboxPaths(root)
-    if not root.is_dir() or not (paths.has_runtime_files() or paths.pid_files()):
+    if not root.is_dir() or not (paths.has_state() or paths.pid_files()):
         return DownResult(found=False)
     stopped: list[str] = []
     with _exclusive(paths):
         state = read_state(root) if paths.state.is_file() else None
         supervisor = _running_supervisor(paths)
         if supervisor is not None:
-            stop_process(supervisor, timeout=30)
+            stop_process(supervisor, timeout=30)  # it saves the clusters, then stops OpenBao
             stopped.append(f"supervisor (pid {supervisor})")
-        for pid_file in paths.pid_files():
-            pid = read_pid(pid_file)
-            if (
-                pid is not None
-                and pid_file != paths.supervisor_pid
-                and process_matches(pid, _pid_file_marker(paths, pid_file))
-            ):
-                stop_process(pid)
-                stopped.append(f"{pid_file.stem} (pid {pid})")
-        if state is not None:
+        stopped += _stop_leftovers(paths).stopped
+        if state is not None and stopped:
             _wait_ports_closed(state.ports())
-        _remove_created(paths)
-    with contextlib.suppress(OSError):
-        root.rmdir()  # only when empty: the user's own files stay
-    return DownResult(stopped=stopped)
+        if purge:
+            _remove(paths)
+    if purge:
+        with contextlib.suppress(OSError):
+            root.rmdir()  # only when empty: the user's own files stay
+    return DownResult(stopped=stopped, purged=purge)
 
 
 def _wait_ports_closed(ports: list[int], timeout: float = 10.0) -> None:
@@ -342,8 +469,8 @@ def _wait_ports_closed(ports: list[int], timeout: float = 10.0) -> None:
     raise OperationError(f"ports {', '.join(map(str, listening))} still listen after the sandbox stopped")
 
 
-def _remove_created(paths: SandboxPaths, *, keep_logs: bool = False) -> None:
-    for path in paths.created():
+def _remove(paths: SandboxPaths, *, keep_logs: bool = False) -> None:
+    for path in paths.kept():
         if keep_logs and path in (paths.logs, paths.gitignore):
             continue
         if path.is_dir():
@@ -358,6 +485,11 @@ def load_state(directory: Path = DEFAULT_DIR) -> SandboxState:
     paths = SandboxPaths(root)
     state = read_state(root)
     if state is None or _running_supervisor(paths) != state.supervisor_pid:
+        if paths.spec.is_file():
+            raise OperationError(
+                f"the sandbox in {root} is stopped (its state is kept); "
+                f"start it again with `vaultflow sandbox up --dir {directory}`"
+            )
         raise OperationError(
             f"no sandbox is running in {root}; start one with `vaultflow sandbox up --dir {directory}`"
         )
@@ -448,7 +580,7 @@ def _service_components(state: SandboxState) -> list[ComponentStatus]:
         return [*components, failure]
     for report in controllers:
         name = "eso (emulator)" if report["controller"] == "external-secrets" else "argocd (emulator)"
-        condition = f"running: {report['reconciles']} reconciles, {report['queued']} queued"
+        condition = _controller_condition(report)
         components.append(
             ComponentStatus(name, report["cluster"], state.admin_endpoint, None, condition, True)
         )
@@ -459,6 +591,15 @@ def _service_components(state: SandboxState) -> list[ComponentStatus]:
         for source, target in sorted(table.items()):
             components.append(ComponentStatus("route (sandbox)", kind, source, None, f"-> {target}", True))
     return components
+
+
+def _controller_condition(report: dict[str, Any]) -> str:
+    """``running: N reconciles, N queued[, N scheduled]``: queued is what waits to be worked on now;
+    requeues scheduled for later (each ExternalSecret's next refresh) are counted apart when reported."""
+    condition = f"running: {report['reconciles']} reconciles, {report['queued']} queued"
+    if "scheduled" in report:
+        condition += f", {report['scheduled']} scheduled"
+    return condition
 
 
 def environment(state: SandboxState) -> dict[str, str]:

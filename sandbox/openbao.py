@@ -7,7 +7,9 @@ the listener is bound to 127.0.0.1 inside the sandbox.
 ``raft_cluster`` plans several such servers that find each other through
 ``retry_join``: like a Helm-deployed HA Vault, every node starts sealed and
 uninitialised; bootstrap initialises one, and each other node joins the raft
-cluster when it is unsealed with the same key shares.
+cluster when it is unsealed with the same key shares. A node restarted on its
+data (``restart``, or a sandbox brought back by ``up``) is initialised and
+sealed, as a restarted Vault pod is.
 """
 
 from __future__ import annotations
@@ -116,6 +118,7 @@ class OpenBaoServer:
 
     def launch(self) -> None:
         """Start the process without waiting (``wait_ready`` waits); lets several nodes boot at once."""
+        self.data_dir = self.data_dir.absolute()  # the process runs in it (see ``raft_cluster``)
         self.write_config()
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
@@ -125,6 +128,7 @@ class OpenBaoServer:
             stdin=subprocess.DEVNULL,
             env={**os.environ, "BAO_LOG_LEVEL": "info"},
             start_new_session=True,
+            cwd=self.data_dir,
         )
         log.close()
 
@@ -159,6 +163,14 @@ class OpenBaoServer:
     def pid(self) -> int | None:
         return self.process.pid if self.process is not None else None
 
+    def restart(self, timeout: float = 60.0) -> None:
+        """Stop the process if it still runs, start it on the same data and ports, wait until it answers.
+
+        It comes back sealed, as a restarted Vault pod does.
+        """
+        self.stop()
+        self.start(timeout)
+
     def stop(self, timeout: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None:
             return
@@ -170,25 +182,38 @@ class OpenBaoServer:
             self.process.wait(timeout)
 
 
-def raft_cluster(root: Path, replicas: int, *, first_port: int = 0) -> list[OpenBaoServer]:
+def raft_cluster(
+    root: Path, replicas: int, *, first_port: int = 0, ports: Sequence[tuple[int, int]] = ()
+) -> list[OpenBaoServer]:
     """``replicas`` nodes under ``root/node-N``, each told to join the others (not started).
 
     ``first_port`` fixes the API port of node-1 (the node bootstrap talks to);
-    every other port is a free one.
+    every other port is a free one. ``ports`` gives every node's (API, cluster)
+    port instead: a restarted sandbox binds its nodes' ports again, since raft
+    peers know each other by their addresses.
     """
     if replicas < 1:
         raise InputError(f"--vault-replicas must be at least 1 (got {replicas})")
-    ports = [first_port or free_port()] + [free_port() for _ in range(replicas - 1)]
-    addresses = [f"http://127.0.0.1:{port}" for port in ports]
+    if ports and len(ports) != replicas:
+        raise ValueError(f"{len(ports)} port pairs for {replicas} OpenBao nodes")
+    planned = list(ports) or [
+        ((first_port or free_port()) if index == 0 else free_port(), free_port()) for index in range(replicas)
+    ]
+    addresses = [f"http://127.0.0.1:{port}" for port, _ in planned]
     return [
         OpenBaoServer(
             data_dir=root / f"node-{index + 1}",
             node_id=f"node-{index + 1}",
             port=port,
+            cluster_port=cluster_port,
             retry_join=tuple(a for a in addresses if a != addresses[index]) if replicas > 1 else (),
-            extra_hcl=audit_stanza(root / f"node-{index + 1}" / "audit.log"),
+            # One path on every node, as every Vault pod writes /vault/audit/audit.log on its own volume,
+            # relative here so that each node (run in its data_dir) writes its own file: OpenBao keeps the
+            # declared audit table in raft, and a standby that becomes active refuses a file_path that
+            # differs from it (it stays standby: no failover when the active node dies).
+            extra_hcl=audit_stanza(Path("audit.log")),
         )
-        for index, port in enumerate(ports)
+        for index, (port, cluster_port) in enumerate(planned)
     ]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
 import ssl
 import tempfile
 from dataclasses import dataclass
@@ -60,6 +61,34 @@ class ServerCertificate:
 
 class CertificateAuthority:
     """A self-signed CA (ECDSA P-256: fast to generate, accepted everywhere)."""
+
+    @classmethod
+    def from_pem(cls, certificate_pem: str, key_pem: str) -> CertificateAuthority:
+        """The CA ``certificate_pem`` and ``key_pem`` saved (a sandbox that restarts keeps its CAs)."""
+        key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ValueError("a sandbox CA key must be an EC key")
+        authority = cls.__new__(cls)
+        authority._key = key
+        authority._certificate = x509.load_pem_x509_certificate(certificate_pem.encode())
+        return authority
+
+    @classmethod
+    def kept_in(cls, certificate_file: Path, key_file: Path, common_name: str) -> CertificateAuthority:
+        """The CA saved in the two files, or a new one saved there (the key with mode 0600)."""
+        if certificate_file.is_file() and key_file.is_file():
+            return cls.from_pem(certificate_file.read_text(), key_file.read_text())
+        authority = cls(common_name)
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(authority.key_pem)
+        certificate_file.write_text(authority.certificate_pem)
+        return authority
+
+    @property
+    def key_pem(self) -> str:
+        return _pem_key(self._key)
 
     def __init__(self, common_name: str = "vaultflow sandbox CA") -> None:
         self._key = ec.generate_private_key(ec.SECP256R1())

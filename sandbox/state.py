@@ -36,6 +36,8 @@ class SandboxSpec(BaseModel):
     crd_dir: str
     crd_upstream: bool
     azure_vaults: tuple[str, ...] = DEFAULT_AZURE_VAULTS
+    eso_concurrent: int = 1  # ESO's --concurrent: workers per ESO controller
+    eso_vault_token_cache: bool = False  # ESO's --enable-vault-token-cache
 
     @property
     def cluster_names(self) -> tuple[str, ...]:

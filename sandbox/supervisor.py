@@ -8,6 +8,20 @@ stops the whole sandbox. It reads the request from ``DIR/spec.json`` and, once
 every component answers, writes the endpoints to ``DIR/sandbox.json``; ``up``
 waits for that file. A failure during start is written to
 ``DIR/run/supervisor-error.json`` so ``up`` can repeat the one clear message.
+
+A sandbox comes back the way it was stopped, as a real platform does
+(``minikube stop``/``start``): OpenBao starts on its raft data (initialised and
+sealed), each cluster from the objects, keys and port saved in
+``DIR/clusters/<name>/state.json`` (written every few seconds when something
+changed, and at stop), the admin API's routes from ``DIR/routes.json``, the
+emulated clouds' secrets from ``DIR/clouds.json`` (``vaultflow.sandbox.persistence``), and
+every port recorded in the previous ``sandbox.json`` that matters to someone
+else is bound again: OpenBao's (raft peers know each other by them) and the
+clusters' (a Vault ``kubernetes`` auth mount reviews tokens at that URL).
+
+SIGHUP asks it to restart the OpenBao nodes named in ``DIR/run/restart-request.json``
+on their data (``vaultflow sandbox restart vault``, and ``up`` for a node that died);
+it answers in ``DIR/run/restart-done.json`` and records the new pids.
 """
 
 from __future__ import annotations
@@ -28,9 +42,11 @@ from vaultflow.sandbox import layout
 from vaultflow.sandbox.crd_sources import CrdSource, load_crds
 from vaultflow.sandbox.emulators import ServiceEmulators
 from vaultflow.sandbox.kube import KubeCluster
+from vaultflow.sandbox.kube.persistence import load_cluster, save_cluster, saved_port
 from vaultflow.sandbox.kubeconfig import ClusterAccess, write_kubeconfig
-from vaultflow.sandbox.openbao import OpenBaoServer, raft_cluster
-from vaultflow.sandbox.processes import write_pid
+from vaultflow.sandbox.openbao import OpenBaoServer, free_port, raft_cluster
+from vaultflow.sandbox.persistence import restore_clouds, save_clouds
+from vaultflow.sandbox.processes import port_is_free, write_pid
 from vaultflow.sandbox.state import (
     ClusterEndpoint,
     SandboxSpec,
@@ -38,10 +54,21 @@ from vaultflow.sandbox.state import (
     VaultNode,
     dump,
     read_spec,
+    read_state,
     write_json_atomically,
 )
 
 log = logging.getLogger("vaultflow.sandbox.supervisor")
+
+SAVE_INTERVAL = 5.0  # seconds between checks whether a cluster or the routes changed and must be saved
+CLOUD_SAVE_INTERVAL = 30.0  # reading every cloud secret back costs more; at stop they are saved anyway
+# SDK loggers that log every request's headers at INFO (azure-core's HttpLoggingPolicy): the ESO
+# emulator's pushes through the real Azure SDK would fill the supervisor log with them.
+NOISY_LOGGERS = ("werkzeug", "azure.core.pipeline.policies.http_logging_policy")
+
+
+def _port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
 
 
 class Supervisor:
@@ -54,14 +81,29 @@ class Supervisor:
         self.vault: list[OpenBaoServer] = []
         self.clusters: list[KubeCluster] = []
         self._moto: Any = None
+        self._aws_endpoint = ""
+        self._endpoints: list[ClusterEndpoint] = []
+        self._started_at = ""
         self.services: ServiceEmulators | None = None
+        self.ready = False
+        self._saved_versions: dict[str, int] = {}
+        self._saved_routes: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------ start
 
     def start(self) -> SandboxState:
-        self._launch_openbao()  # boots in its own processes while the emulators start here
-        aws_endpoint = self._start_moto()
+        previous = read_state(self.directory)  # the endpoints of the last run, if the sandbox ran before
+        self._launch_openbao(previous)  # boots in its own processes while the emulators start here
+        self._aws_endpoint = self._start_moto()
         crds = load_crds(CrdSource(Path(self.spec.crd_dir), self.spec.crd_upstream))
-        endpoints = [self._start_cluster(name, crds) for name in self.spec.cluster_names]
-        self.services = services = ServiceEmulators.start(self.paths, self.spec, self.clusters, aws_endpoint)
+        self._endpoints = [self._start_cluster(name, crds) for name in self.spec.cluster_names]
+        self.services = ServiceEmulators.start(
+            self.paths,
+            self.spec,
+            self.clusters,
+            self._aws_endpoint,
+            prepare=lambda services: self._restore(services, previous),
+        )
         self._wait_openbao()
         write_kubeconfig(
             self.paths.kubeconfig,
@@ -71,13 +113,22 @@ class Supervisor:
             ],
             current=self.spec.workload_clusters[0],
         )
+        self._started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.ready = True
+        self.save()
+        return self.state()
+
+    def state(self) -> SandboxState:
+        """What ``sandbox.json`` records: every endpoint and pid, no secret."""
+        services = self.services
+        assert services is not None
         return SandboxState(
             directory=str(self.directory),
             spec=self.spec,
             supervisor_pid=os.getpid(),
-            started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            started_at=self._started_at,
             kubeconfig=str(self.paths.kubeconfig),
-            clusters=endpoints,
+            clusters=self._endpoints,
             vault=[
                 VaultNode(
                     node_id=server.node_id,
@@ -88,7 +139,7 @@ class Supervisor:
                 )
                 for server in self.vault
             ],
-            aws_endpoint=aws_endpoint,
+            aws_endpoint=self._aws_endpoint,
             crd_source=CrdSource(Path(self.spec.crd_dir), self.spec.crd_upstream).describe(),
             gcp_endpoint=services.gcp.url,
             azure_vaults=services.azure_vaults,
@@ -98,8 +149,38 @@ class Supervisor:
             argo_token_file=str(self.paths.argo_token),
         )
 
-    def _launch_openbao(self) -> None:
-        nodes = raft_cluster(self.paths.openbao, self.spec.vault_replicas, first_port=self.spec.vault_port)
+    def _openbao_ports(self, previous: SandboxState | None) -> list[tuple[int, int]]:
+        """The (API, cluster) ports of the last run, when the nodes are to bind them again.
+
+        A single node may move (raft needs no peer address; clients read the new
+        one from ``sandbox.json``); raft peers cannot, so a taken port is refused.
+        """
+        if previous is None or len(previous.vault) != self.spec.vault_replicas:
+            return []
+        ports = [(_port(node.address), _port(node.cluster_address)) for node in previous.vault]
+        taken = [
+            (node.node_id, port) for node, pair in zip(previous.vault, ports, strict=True) for port in pair
+        ]
+        taken = [(node_id, port) for node_id, port in taken if not port_is_free(port)]
+        if not taken:
+            return ports
+        node_id, port = taken[0]
+        if self.spec.vault_replicas == 1 and not self.spec.vault_port:
+            log.warning("port %s of OpenBao %s is taken now: it moves to another port", port, node_id)
+            return [(free_port(), free_port())]
+        raise InputError(
+            f"port {port} on 127.0.0.1 (OpenBao {node_id} of this sandbox) is in use: the raft peers "
+            f"know each other by it; stop what listens there, or start over with "
+            f"`vaultflow sandbox down --purge --dir {self.directory}`"
+        )
+
+    def _launch_openbao(self, previous: SandboxState | None) -> None:
+        nodes = raft_cluster(
+            self.paths.openbao,
+            self.spec.vault_replicas,
+            first_port=self.spec.vault_port,
+            ports=self._openbao_ports(previous),
+        )
         for server in nodes:
             self.vault.append(server)
             server.launch()
@@ -108,7 +189,7 @@ class Supervisor:
     def _wait_openbao(self) -> None:
         for server in self.vault:
             server.wait_ready(timeout=60)
-            log.info("OpenBao %s listens on %s (sealed, uninitialised)", server.node_id, server.address)
+            log.info("OpenBao %s listens on %s", server.node_id, server.address)
 
     def _start_moto(self) -> str:
         from moto.server import ThreadedMotoServer  # heavy; only the supervisor needs it
@@ -119,8 +200,29 @@ class Supervisor:
         log.info("moto (AWS Secrets Manager, KMS) listens on http://%s:%s", host, port)
         return f"http://{host}:{port}"
 
+    def _cluster(self, name: str) -> KubeCluster:
+        """The cluster as the last run left it (same objects, keys and port), or a new one."""
+        snapshot = self.paths.cluster_snapshot(name)
+        if not snapshot.is_file():
+            return KubeCluster(name)
+        try:
+            port = saved_port(snapshot)
+            cluster = load_cluster(snapshot)
+        except ValueError as error:
+            raise InputError(
+                f"{error}; start over with `vaultflow sandbox down --purge --dir {self.directory}`"
+            ) from None
+        if not port_is_free(port):
+            raise InputError(
+                f"port {port} on 127.0.0.1 (cluster {name} of this sandbox) is in use: Vault reviews the "
+                f"cluster's tokens at that address; stop what listens there, or start over with "
+                f"`vaultflow sandbox down --purge --dir {self.directory}`"
+            )
+        log.info("cluster %s restored from %s", name, snapshot)
+        return cluster
+
     def _start_cluster(self, name: str, crds: list[dict[str, Any]]) -> ClusterEndpoint:
-        cluster = KubeCluster(name).start()
+        cluster = self._cluster(name).start()
         self.clusters.append(cluster)
         cluster.register_crds(crds)
         ca_file = self.paths.cluster_ca(name)
@@ -130,9 +232,86 @@ class Supervisor:
         log.info("Kubernetes API emulator %s (%s) listens on %s", name, role, cluster.url)
         return ClusterEndpoint(name=name, role=role, url=cluster.url, ca_file=str(ca_file))
 
+    def _restore(self, services: ServiceEmulators, previous: SandboxState | None) -> None:
+        """Before any controller runs: the routes set before the restart, and what the clouds held."""
+        self._restore_routes(services, previous)
+        try:
+            restore_clouds(services, self._aws_endpoint, self.spec.azure_vaults, self.paths.clouds)
+        except (ValueError, KeyError) as error:
+            raise InputError(
+                f"{self.paths.clouds}: unreadable cloud state ({error}); start over with "
+                f"`vaultflow sandbox down --purge --dir {self.directory}`"
+            ) from None
+
+    def _restore_routes(self, services: ServiceEmulators, previous: SandboxState | None) -> None:
+        """A route to an OpenBao node that moved follows it."""
+        if not self.paths.routes.is_file():
+            return
+        moved = {}
+        if previous is not None:
+            moved = {old.address: new.address for old, new in zip(previous.vault, self.vault, strict=False)}
+        tables: dict[str, dict[str, str]] = json.loads(self.paths.routes.read_text())
+        for kind, table in tables.items():
+            for source, target in table.items():
+                try:
+                    services.routes.set(kind, source, moved.get(target, target))
+                except ValueError as error:
+                    log.warning("route %s %s -> %s not restored: %s", kind, source, target, error)
+
+    # ------------------------------------------------------------ while running
+
+    def save(self, *, clouds: bool = False) -> None:
+        """Write each cluster that changed since the last save, the routes and, with ``clouds``, what the
+        emulated clouds hold: what a restart restores."""
+        if not self.ready:
+            return  # a sandbox that failed to start must not overwrite what the last run saved
+        for cluster in self.clusters:
+            version = cluster.store.resource_version
+            if self._saved_versions.get(cluster.name) != version:
+                save_cluster(cluster, self.paths.cluster_snapshot(cluster.name))
+                self._saved_versions[cluster.name] = version
+        if self.services is not None:
+            routes = self.services.routes.to_json()
+            if routes != self._saved_routes:
+                write_json_atomically(self.paths.routes, json.dumps(routes, indent=2) + "\n")
+                self._saved_routes = routes
+            if clouds:
+                save_clouds(self.services, self._aws_endpoint, self.spec.azure_vaults, self.paths.clouds)
+
+    def restart_requested(self) -> None:
+        """Restart the OpenBao nodes ``restart-request.json`` names; answer in ``restart-done.json``."""
+        try:
+            request = json.loads(self.paths.restart_request.read_text())
+        except (OSError, ValueError):
+            return
+        self.paths.restart_request.unlink(missing_ok=True)
+        error = ""
+        try:
+            self.restart_vault(list(request.get("nodes") or []))
+        except VaultflowError as failure:
+            error = str(failure)
+        write_json_atomically(
+            self.paths.restart_done, json.dumps({"id": request.get("id", ""), "error": error}) + "\n"
+        )
+
+    def restart_vault(self, node_ids: list[str]) -> None:
+        """Restart the named nodes on their data and ports; they come back sealed."""
+        servers = [server for server in self.vault if server.node_id in node_ids]
+        for server in servers:
+            log.info("restarting OpenBao %s on its data in %s", server.node_id, server.data_dir)
+            server.restart()
+            write_pid(self.paths.openbao_pid(server.node_id), server.pid or 0)
+            log.info(
+                "OpenBao %s listens on %s again (pid %s, sealed)", server.node_id, server.address, server.pid
+            )
+        write_json_atomically(self.paths.state, dump(self.state()))
+
+    # ------------------------------------------------------------ stop
+
     def stop(self) -> None:
         if self.services is not None:
-            self.services.stop()  # controllers first: they write into the clusters
+            self.services.stop()  # controllers first: they write into the clusters and clouds
+        self.save(clouds=True)
         for cluster in self.clusters:
             cluster.stop()
         if self._moto is not None:
@@ -152,10 +331,25 @@ def _write_error(paths: layout.SandboxPaths, error: BaseException) -> None:
     write_json_atomically(paths.supervisor_error, json.dumps({"kind": kind, "message": message}))
 
 
+def _serve(supervisor: Supervisor, stop_requested: threading.Event, restart: threading.Event) -> None:
+    """Until asked to stop: restart what is asked for, save what changed (a crash loses little)."""
+    last_save = last_clouds = time.monotonic()
+    while not stop_requested.wait(0.2):
+        if restart.is_set():
+            restart.clear()
+            supervisor.restart_requested()
+        now = time.monotonic()
+        if now - last_save >= SAVE_INTERVAL:
+            clouds = now - last_clouds >= CLOUD_SAVE_INTERVAL
+            supervisor.save(clouds=clouds)
+            last_save, last_clouds = now, now if clouds else last_clouds
+
+
 def run(directory: Path) -> int:
     paths = layout.SandboxPaths(directory)
     write_pid(paths.supervisor_pid, os.getpid())
     stop_requested = threading.Event()
+    restart = threading.Event()
     ready = threading.Event()
 
     def request_stop(signum: int, _: Any) -> None:
@@ -166,6 +360,7 @@ def run(directory: Path) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGHUP, lambda signum, _: restart.set())
     supervisor: Supervisor | None = None
     try:
         supervisor = Supervisor(directory, read_spec(directory))
@@ -173,8 +368,7 @@ def run(directory: Path) -> int:
         write_json_atomically(paths.state, dump(state))
         ready.set()
         log.info("sandbox ready in %s", directory)
-        while not stop_requested.wait(1.0):
-            pass
+        _serve(supervisor, stop_requested, restart)
         return 0
     except Exception as error:
         if not isinstance(error, VaultflowError):
@@ -191,14 +385,20 @@ def run(directory: Path) -> int:
         log.info("stopped")
 
 
+def configure_logging() -> None:
+    """INFO for the sandbox's own loggers; WARNING for SDKs that log each request's headers at INFO."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vaultflow.sandbox.supervisor", description=__doc__)
     parser.add_argument("--dir", required=True, type=Path, help="the sandbox directory (holds spec.json)")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    configure_logging()
     return run(args.dir.resolve())
 
 

@@ -198,7 +198,11 @@ class PushMatch(K8sModel):
 
 
 class PushData(K8sModel):
+    """``conversionStrategy`` is the CRD's default, rendered: the API server fills it into these list
+    items, and Argo CD's diff replaces lists whole, so leaving it out is OutOfSync forever."""
+
     match: PushMatch
+    conversion_strategy: Literal["None", "ReverseUnicode"] = "None"
 
 
 class SecretName(K8sModel):

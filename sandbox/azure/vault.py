@@ -19,7 +19,7 @@ import re
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 JsonObject = dict[str, Any]
@@ -144,6 +144,28 @@ class KeyVaultStore:
         self._lock = threading.Lock()
         self._secrets: dict[str, _Secret] = {}
         self._deleted: dict[str, _Deleted] = {}
+
+    def snapshot(self) -> JsonObject:
+        """Every secret (with its versions) and every soft-deleted one, as JSON: what a restart restores."""
+        with self._lock:
+            return {
+                "secrets": [asdict(secret) for secret in self._secrets.values()],
+                "deleted": [asdict(deleted) for deleted in self._deleted.values()],
+            }
+
+    def restore(self, saved: JsonObject) -> None:
+        """Replace the vault's content with what ``snapshot`` returned."""
+
+        def secret(item: JsonObject) -> _Secret:
+            return _Secret(item["name"], [_Version(**version) for version in item["versions"]])
+
+        secrets = {item["name"]: secret(item) for item in saved["secrets"]}
+        deleted = {
+            item["secret"]["name"]: _Deleted(secret(item["secret"]), item["deleted"])
+            for item in saved["deleted"]
+        }
+        with self._lock:
+            self._secrets, self._deleted = secrets, deleted
 
     # ------------------------------------------------------------ shapes
 

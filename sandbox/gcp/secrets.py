@@ -23,7 +23,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from vaultflow.sandbox.gcp.crc32c import crc32c
@@ -214,12 +214,39 @@ def _filter(expression: str) -> Callable[[_Secret], bool]:
     return lambda secret: all(check(secret) for check in checks)
 
 
+def _dump_version(version: _Version) -> JsonObject:
+    payload = version.payload
+    return {**asdict(version), "payload": None if payload is None else base64.b64encode(payload).decode()}
+
+
+def _load_version(item: JsonObject) -> _Version:
+    payload = item["payload"]
+    return _Version(**{**item, "payload": None if payload is None else base64.b64decode(payload)})
+
+
 class SecretManagerStore:
     """Every project's secrets, thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._secrets: dict[str, _Secret] = {}
+
+    def snapshot(self) -> list[JsonObject]:
+        """Every secret with its versions as JSON (payloads base64): what a sandbox restart restores."""
+        with self._lock:
+            return [
+                {**asdict(secret), "versions": [_dump_version(v) for v in secret.versions]}
+                for secret in self._secrets.values()
+            ]
+
+    def restore(self, secrets: list[JsonObject]) -> None:
+        """Replace every secret with those ``snapshot`` returned (what the cloud kept meanwhile)."""
+        loaded = {
+            item["name"]: _Secret(**{**item, "versions": [_load_version(v) for v in item["versions"]]})
+            for item in secrets
+        }
+        with self._lock:
+            self._secrets = loaded
 
     # ------------------------------------------------------------ secrets
 

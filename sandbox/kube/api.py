@@ -8,6 +8,8 @@ create, update, patch, delete and deletecollection. Every request but the
 anonymous endpoints must carry a bearer token: the cluster's admin token from
 the kubeconfig, or a service-account token the cluster issued. There is no
 RBAC: an authenticated caller may do everything (docs/sandbox.md).
+TokenRequest, TokenReview and that authentication are ``authn.py``'s; the patch
+flavours are ``patch.py``'s: this module only routes.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from __future__ import annotations
 import hmac
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from vaultflow.sandbox.http import Request, Response, Router
 from vaultflow.sandbox.kube import errors
+from vaultflow.sandbox.kube.access_review import AccessReviewer, caller
+from vaultflow.sandbox.kube.authn import ServiceAccountAuthn
 from vaultflow.sandbox.kube.errors import ApiError, FieldCause, JsonObject
 from vaultflow.sandbox.kube.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from vaultflow.sandbox.kube.resources import ResourceType, discovery_entry, subresource_entries
@@ -32,21 +35,13 @@ from vaultflow.sandbox.kube.selectors import (
     parse_label_selector,
 )
 from vaultflow.sandbox.kube.store import Entry, ObjectStore, Preconditions, encode
-from vaultflow.sandbox.kube.strategies import SERVICE_ACCOUNT_TOKEN_TYPE, secret_data
-from vaultflow.sandbox.kube.tokens import (
-    MIN_EXPIRATION_SECONDS,
-    InvalidToken,
-    ObjectRef,
-    TokenClaims,
-    TokenIssuer,
-)
+from vaultflow.sandbox.kube.tokens import TokenIssuer
 
 KUBERNETES_VERSION = ("1", "33")
 _ANONYMOUS_PATHS = frozenset(
     {"/version", "/healthz", "/livez", "/readyz", "/.well-known/openid-configuration", "/openid/v1/jwks"}
 )
 _NAMESPACE_SUBRESOURCES = frozenset({"status", "finalize"})
-_MAX_EXPIRATION_SECONDS = 2**32
 _WATCH_DEFAULT_TIMEOUT = 1800.0
 
 
@@ -58,34 +53,6 @@ class _Target:
     namespace: str | None
     name: str
     subresource: str
-
-
-@dataclass(frozen=True)
-class ReviewResult:
-    """The outcome of a TokenReview."""
-
-    authenticated: bool
-    claims: TokenClaims | None = None
-    audiences: tuple[str, ...] = ()
-    error: str = ""
-
-    def status(self) -> JsonObject:
-        if not self.authenticated or self.claims is None:
-            return {"authenticated": False, "error": self.error}
-        claims = self.claims
-        return {
-            "authenticated": True,
-            "user": {
-                "username": claims.username,
-                "uid": claims.service_account_uid,
-                "groups": [
-                    "system:serviceaccounts",
-                    f"system:serviceaccounts:{claims.namespace}",
-                    "system:authenticated",
-                ],
-            },
-            "audiences": list(self.audiences),
-        }
 
 
 def _no_such_resource() -> ApiError:
@@ -112,6 +79,11 @@ class KubeApi:
     ) -> None:
         self.store = store
         self.issuer = issuer
+        self.authn = ServiceAccountAuthn(store, issuer)
+        self._reviews: dict[tuple[str, str], Callable[[Request], JsonObject]] = {
+            ("authentication.k8s.io", "tokenreviews"): lambda r: self.authn.token_review(self._body(r)),
+            ("authorization.k8s.io", "selfsubjectaccessreviews"): self._self_subject_access_review,
+        }
         self._admin_tokens = admin_tokens
         self._address = address
         self.stopped = threading.Event()
@@ -155,7 +127,7 @@ class KubeApi:
         token = token.strip()
         if any(hmac.compare_digest(token, admin) for admin in self._admin_tokens):
             return
-        if not self.review(token, ()).authenticated:
+        if not self.authn.review(token, ()).authenticated:
             raise errors.unauthorized()
 
     # ------------------------------------------------------------ discovery
@@ -265,10 +237,11 @@ class KubeApi:
     def _resource(self, request: Request) -> Response:
         target = self._target(request)
         method = request.method
-        if target.rtype.storage_key == ("authentication.k8s.io", "tokenreviews"):
+        review = self._reviews.get(target.rtype.storage_key)
+        if review is not None:  # create-only kinds: the answer is the reviewed object
             if method != "POST" or target.name:
                 raise errors.method_not_allowed()
-            return self._token_review(request)
+            return Response.json(review(request), 201)
         if not target.name:
             if method in ("GET", "HEAD"):
                 return (
@@ -286,12 +259,18 @@ class KubeApi:
         if target.subresource == "token":
             if method != "POST":
                 raise errors.method_not_allowed()
-            return self._token_request(request, target)
+            body = self._body(request) or {}
+            return Response.json(self.authn.token_request(target.namespace or "", target.name, body), 201)
         handlers = {"GET": self._get, "PUT": self._update, "PATCH": self._patch, "DELETE": self._delete}
         handler = handlers.get(method)
         if handler is None or (target.subresource and method == "DELETE"):
             raise errors.method_not_allowed()
         return handler(request, target)
+
+    def _self_subject_access_review(self, request: Request) -> JsonObject:
+        return AccessReviewer(self.store).self_subject_access_review(
+            caller(self.authn, request.header("authorization")), self._body(request)
+        )
 
     def _encoded(self, rtype: ResourceType, entry: Entry) -> bytes:
         """The object as the requested version sees it (custom resources may be stored under another)."""
@@ -419,7 +398,7 @@ class KubeApi:
             try:
                 result: JsonObject = apply(current, patch)
             except PatchError as error:
-                raise errors.unprocessable(str(error)) from None
+                raise error.api_error() from None
             return result
 
         entry = self.store.patch(
@@ -479,167 +458,6 @@ class KubeApi:
                 if error.code != 404:
                     raise
         return Response.json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
-
-    # ------------------------------------------------------------ tokens
-
-    def _token_request(self, request: Request, target: _Target) -> Response:
-        namespace = target.namespace or ""
-        account = self.store.get(target.rtype, namespace, target.name).obj
-        body = self._body(request) or {}
-        spec = body.get("spec") or {} if isinstance(body, dict) else {}
-        expiration = spec.get("expirationSeconds") or 3600
-        if not isinstance(expiration, int) or expiration < MIN_EXPIRATION_SECONDS:
-            raise errors.invalid(
-                "TokenRequest",
-                target.name,
-                [
-                    FieldCause(
-                        "spec.expirationSeconds",
-                        f"Invalid value: {expiration}: may not specify a duration less than 10 minutes",
-                    )
-                ],
-                "authentication.k8s.io",
-            )
-        if expiration > _MAX_EXPIRATION_SECONDS:
-            raise errors.invalid(
-                "TokenRequest",
-                target.name,
-                [
-                    FieldCause(
-                        "spec.expirationSeconds",
-                        f"Invalid value: {expiration}: may not specify a duration larger than 2^32 seconds",
-                    )
-                ],
-                "authentication.k8s.io",
-            )
-        bound = self._bound_object(namespace, spec.get("boundObjectRef"))
-        token, expires_at = self.issuer.issue(
-            namespace=namespace,
-            service_account=target.name,
-            service_account_uid=account["metadata"]["uid"],
-            audiences=list(spec.get("audiences") or []),
-            expiration_seconds=expiration,
-            bound_object=bound,
-        )
-        return Response.json(
-            {
-                "kind": "TokenRequest",
-                "apiVersion": "authentication.k8s.io/v1",
-                "metadata": {"name": target.name, "namespace": namespace, "creationTimestamp": None},
-                "spec": {
-                    "audiences": list(spec.get("audiences") or self.issuer.api_audiences),
-                    "expirationSeconds": expiration,
-                    "boundObjectRef": spec.get("boundObjectRef"),
-                },
-                "status": {
-                    "token": token,
-                    "expirationTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires_at)),
-                },
-            },
-            201,
-        )
-
-    def _bound_object(self, namespace: str, ref: Any) -> ObjectRef | None:
-        if not ref:
-            return None
-        kind = ref.get("kind", "")
-        plural = {"Pod": "pods", "Secret": "secrets"}.get(kind)
-        if plural is None:
-            raise errors.bad_request(
-                f'cannot bind token to object of type {kind!r}: only "Pod" and "Secret" are supported'
-            )
-        rtype = self.store.catalog.lookup("", "v1", plural)
-        assert rtype is not None
-        obj = self.store.get(rtype, namespace, ref.get("name", "")).obj
-        if ref.get("uid") and ref["uid"] != obj["metadata"]["uid"]:
-            raise errors.conflict(
-                plural, ref.get("name", ""), why="the UID in the bound object reference does not match"
-            )
-        return ObjectRef(kind, obj["metadata"]["name"], obj["metadata"]["uid"])
-
-    def _token_review(self, request: Request) -> Response:
-        body = self._body(request)
-        if not isinstance(body, dict) or not isinstance(body.get("spec"), dict):
-            raise errors.bad_request("a TokenReview needs a spec")
-        spec = body["spec"]
-        result = self.review(str(spec.get("token", "")), tuple(spec.get("audiences") or ()))
-        return Response.json(
-            {
-                "kind": "TokenReview",
-                "apiVersion": "authentication.k8s.io/v1",
-                "metadata": {"creationTimestamp": None},
-                "spec": spec,
-                "status": result.status(),
-            },
-            201,
-        )
-
-    def review(self, token: str, audiences: tuple[str, ...]) -> ReviewResult:
-        """What TokenReview answers for ``token`` (also how API requests are authenticated)."""
-        try:
-            claims = self.issuer.verify(token)
-        except InvalidToken as error:
-            return ReviewResult(False, error=f"[invalid bearer token, {error}]")
-        wanted = audiences or self.issuer.api_audiences
-        token_audiences = claims.audiences or self.issuer.api_audiences
-        accepted = tuple(a for a in wanted if a in token_audiences)
-        if not accepted:
-            return ReviewResult(
-                False,
-                error=(
-                    f"[invalid bearer token, token audiences {list(token_audiences)} "
-                    f"is invalid for the target audiences {list(wanted)}]"
-                ),
-            )
-        problem = self._still_valid(claims, token)
-        if problem:
-            return ReviewResult(False, error=f"[invalid bearer token, {problem}]")
-        return ReviewResult(True, claims, accepted)
-
-    def _still_valid(self, claims: TokenClaims, token: str) -> str:
-        """A token dies with its service account, and with the object it is bound to ("" when valid)."""
-        try:
-            account = self.store.get(
-                self._core("serviceaccounts"), claims.namespace, claims.service_account
-            ).obj
-        except ApiError:
-            return f'serviceaccounts "{claims.service_account}" not found'
-        uid = account["metadata"]["uid"]
-        if uid != claims.service_account_uid:
-            return f"service account UID ({uid}) does not match claim ({claims.service_account_uid})"
-        if claims.legacy_secret:
-            return self._legacy_secret_problem(claims, token)
-        if claims.bound_object is not None:
-            return self._bound_object_problem(claims.namespace, claims.bound_object)
-        return ""
-
-    def _core(self, plural: str) -> ResourceType:
-        rtype = self.store.catalog.lookup("", "v1", plural)
-        assert rtype is not None, plural
-        return rtype
-
-    def _legacy_secret_problem(self, claims: TokenClaims, token: str) -> str:
-        """A legacy token is valid while its ``service-account-token`` Secret holds it."""
-        try:
-            secret = self.store.get(self._core("secrets"), claims.namespace, claims.legacy_secret).obj
-        except ApiError:
-            return f'secrets "{claims.legacy_secret}" not found'
-        if (
-            secret.get("type") != SERVICE_ACCOUNT_TOKEN_TYPE
-            or secret_data(secret).get("token") != token.encode()
-        ):
-            return "token does not match the service-account token secret"
-        return ""
-
-    def _bound_object_problem(self, namespace: str, bound: ObjectRef) -> str:
-        rtype = self._core("pods" if bound.kind == "Pod" else "secrets")
-        try:
-            obj = self.store.get(rtype, namespace, bound.name).obj
-        except ApiError:
-            return f'{rtype.plural} "{bound.name}" not found'
-        if obj["metadata"]["uid"] != bound.uid:
-            return f"the UID of {rtype.plural} {bound.name!r} does not match the token"
-        return ""
 
 
 def _truthy(value: str) -> bool:

@@ -42,11 +42,15 @@ class KubeCluster:
         port: int = 0,
         admin_token: str | None = None,
         event_log_size: int = EVENT_LOG_SIZE,
+        certificate_authority: CertificateAuthority | None = None,
+        issuer: TokenIssuer | None = None,
     ) -> None:
         self.name = name
         self.admin_token = admin_token or secrets.token_urlsafe(32)
-        self.certificate_authority = CertificateAuthority(f"vaultflow sandbox cluster {name}")
-        self.issuer = TokenIssuer()
+        self.certificate_authority = certificate_authority or CertificateAuthority(
+            f"vaultflow sandbox cluster {name}"
+        )
+        self.issuer = issuer or TokenIssuer()
         self.catalog = ResourceCatalog()
         self._schemas = CustomResourceSchemas()
         custom = CustomResourceStrategy(self._schemas)

@@ -4,8 +4,9 @@ A real cluster runs kube-controller-manager and the apiextensions controllers;
 the emulator runs, synchronously after each write, the part of them a pipeline
 sees through the API:
 
-* CRD registration: a new CRD's kinds are served (and validated against its
-  schemas) at once; deleting it deletes its custom resources;
+* CRD registration: a new CRD's kinds are served (defaulted and validated by
+  its schemas) at once; a changed CRD's defaults apply to objects already
+  stored; deleting it deletes its custom resources;
 * the service-account controller: every namespace gets a ``default`` ServiceAccount;
 * the token controller: a ``kubernetes.io/service-account-token`` Secret gets a
   long-lived token, ``ca.crt`` and ``namespace``;
@@ -61,7 +62,11 @@ class CrdController:
         except InputError:
             log.warning("CRD %s has a schema that cannot be translated; its kinds are not served", name)
             return
-        self._catalog.set_crd(name, types_from_crd(crd))
+        served = types_from_crd(crd)
+        self._catalog.set_crd(name, served)
+        if name in self._registered:  # changed schemas: stored objects are read with the new defaults
+            for rtype in {t.storage_key: t for t in served}.values():  # one bucket for every version
+                store.redecode(rtype)
         self._registered[name] = generation
 
 

@@ -94,6 +94,18 @@ def invalid(kind: str, name: str, causes: list[FieldCause], group: str = "") -> 
     return ApiError(422, "Invalid", message, name, group, kind, causes)
 
 
+def namespace_terminating(resource: str, name: str, group: str, namespace: str) -> ApiError:
+    """403 from the NamespaceLifecycle admission plugin: no new content in a terminating namespace."""
+    message = (
+        f'{_qualified(resource, group)} "{name}" is forbidden: unable to create new content in namespace '
+        f"{namespace} because it is being terminated"
+    )
+    cause = FieldCause(
+        "metadata.namespace", f"namespace {namespace} is being terminated", "NamespaceTerminating"
+    )
+    return ApiError(403, "Forbidden", message, name, group, resource, [cause])
+
+
 def bad_request(message: str) -> ApiError:
     return ApiError(400, "BadRequest", message)
 

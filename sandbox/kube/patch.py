@@ -1,7 +1,9 @@
 """The three PATCH flavours kube-apiserver accepts for JSON bodies.
 
 * ``application/merge-patch+json``: RFC 7386 (null deletes, objects merge, lists replace).
-* ``application/json-patch+json``: RFC 6902 operations on JSON pointers.
+* ``application/json-patch+json``: RFC 6902 operations on JSON pointers, applied by
+  the ``jsonpatch`` library; only the failures are shaped here, as kube-apiserver
+  reports them.
 * ``application/strategic-merge-patch+json``: Kubernetes' strategic merge, for
   built-in kinds only. Lists that Kubernetes merges by key (containers by
   ``name``, ``env`` by ``name``, ``ownerReferences`` by ``uid``, ...) merge by
@@ -12,7 +14,8 @@
 
 Every function returns a new document and never mutates its inputs (the
 result may share untouched sub-objects with the target, so the store patches a
-private copy); an inapplicable patch raises ``PatchError`` (the API answers 422).
+private copy); an inapplicable patch raises ``PatchError``, whose
+``api_error()`` is the Status kube-apiserver answers.
 """
 
 from __future__ import annotations
@@ -20,9 +23,39 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import jsonpatch
+import jsonpointer
+
+from vaultflow.sandbox.kube.errors import ApiError
+
+# What kube-apiserver's errors.NewGenericServerResponse says for a 422 whose cause it does not
+# pass on (handlers/patch.go answers a JSON patch that does not apply with it, isUnexpectedResponse
+# false): the operation's own message stays on the server.
+_NOT_APPLIED = "the server rejected our request due to an error in our request"
+
 
 class PatchError(ValueError):
-    """The patch cannot be applied to the document."""
+    """The patch cannot be applied to the document; ``code`` is the HTTP status kube-apiserver answers.
+
+    400: the body does not decode as that kind of patch; 413: too many
+    operations; 422: a JSON patch operation does not apply; 500: a strategic
+    merge patch the merge code refuses (kube-apiserver passes those errors on
+    unwrapped, handlers/patch.go ``interpretStrategicMergePatchError``).
+    """
+
+    def __init__(self, message: str, *, code: int = 422) -> None:
+        super().__init__(message)
+        self.code = code
+
+    def api_error(self) -> ApiError:
+        """The Status body of the answer (the 422's message is kube-apiserver's generic one)."""
+        if self.code == 400:
+            return ApiError(400, "BadRequest", str(self))
+        if self.code == 413:
+            return ApiError(413, "RequestEntityTooLarge", f"Request entity too large: {self}")
+        if self.code == 500:
+            return ApiError(500, "", str(self))  # ErrorToAPIStatus: a plain error has no reason
+        return ApiError(422, "Invalid", _NOT_APPLIED)
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -40,143 +73,69 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 # ---------------------------------------------------------------- JSON patch
 
-
-def _pointer(path: str) -> list[str]:
-    if path == "":
-        return []
-    if not path.startswith("/"):
-        raise PatchError(f"JSON pointer must start with '/': {path!r}")
-    return [part.replace("~1", "/").replace("~0", "~") for part in path[1:].split("/")]
+# kube-apiserver refuses a JSON patch with more operations than this with a 413
+# (staging/src/k8s.io/apiserver/pkg/endpoints/handlers/patch.go, maxJSONPatchOperations).
+MAX_JSON_PATCH_OPERATIONS = 10000
 
 
-def _index(container: list[Any], token: str, *, for_insert: bool) -> int:
-    if token == "-" and for_insert:
-        return len(container)
-    if not token.isdigit() or (len(token) > 1 and token.startswith("0")):
-        raise PatchError(f"invalid array index {token!r}")
-    index = int(token)
-    limit = len(container) if for_insert else len(container) - 1
-    if index > limit:
-        raise PatchError(f"array index {index} out of bounds")
-    return index
+def _invalid_operation(operation: dict[str, Any], op: str) -> str:
+    """What is missing from an operation the library refused to build."""
+    if op not in jsonpatch.JsonPatch.operations:
+        return f"Unexpected kind: {op}"
+    if "path" not in operation:
+        return "operation missing path field: missing value"
+    if op in ("move", "copy") and "from" not in operation:
+        return "operation, missing from field: missing value"
+    return f"{op} operation at {operation['path']} has no 'value'"
 
 
-def _parent(doc: Any, tokens: list[str], path: str) -> Any:
-    node = doc
-    for token in tokens[:-1]:
-        if isinstance(node, dict):
-            if token not in node:
-                raise PatchError(f"doc is missing path: {path}")
-            node = node[token]
-        elif isinstance(node, list):
-            node = node[_index(node, token, for_insert=False)]
-        else:
-            raise PatchError(f"doc is missing path: {path}")
-    return node
+def _operation_failure(operation: dict[str, Any], error: Exception) -> PatchError:
+    """Why one operation did not apply, worded like evanphx/json-patch (v4), which kube-apiserver runs.
 
-
-def _get(doc: Any, path: str) -> Any:
-    tokens = _pointer(path)
-    if not tokens:
-        return doc
-    parent = _parent(doc, tokens, path)
-    last = tokens[-1]
-    if isinstance(parent, dict):
-        if last not in parent:
-            raise PatchError(f"doc is missing path: {path}")
-        return parent[last]
-    if isinstance(parent, list):
-        return parent[_index(parent, last, for_insert=False)]
-    raise PatchError(f"doc is missing path: {path}")
-
-
-def _add(doc: Any, path: str, value: Any) -> Any:
-    tokens = _pointer(path)
-    if not tokens:
-        return value
-    parent = _parent(doc, tokens, path)
-    last = tokens[-1]
-    if isinstance(parent, dict):
-        parent[last] = value
-    elif isinstance(parent, list):
-        parent.insert(_index(parent, last, for_insert=True), value)
-    else:
-        raise PatchError(f"doc is missing path: {path}")
-    return doc
-
-
-def _remove(doc: Any, path: str) -> Any:
-    tokens = _pointer(path)
-    if not tokens:
-        raise PatchError("cannot remove the whole document")
-    parent = _parent(doc, tokens, path)
-    last = tokens[-1]
-    if isinstance(parent, dict):
-        if last not in parent:
-            raise PatchError(f"remove operation does not apply: doc is missing path: {path}")
-        del parent[last]
-    elif isinstance(parent, list):
-        del parent[_index(parent, last, for_insert=False)]
-    else:
-        raise PatchError(f"doc is missing path: {path}")
-    return doc
-
-
-def _op_add(doc: Any, operation: dict[str, Any]) -> Any:
-    return _add(doc, operation["path"], copy.deepcopy(operation["value"]))
-
-
-def _op_remove(doc: Any, operation: dict[str, Any]) -> Any:
-    return _remove(doc, operation["path"])
-
-
-def _op_replace(doc: Any, operation: dict[str, Any]) -> Any:
-    path = operation["path"]
-    _get(doc, path)  # must exist
-    if not path:
-        return copy.deepcopy(operation["value"])
-    return _add(_remove(doc, path), path, copy.deepcopy(operation["value"]))
-
-
-def _op_move_or_copy(doc: Any, operation: dict[str, Any]) -> Any:
-    if "from" not in operation:
-        raise PatchError(f"{operation['op']} operation at {operation['path']} has no 'from'")
-    value = copy.deepcopy(_get(doc, operation["from"]))
-    if operation["op"] == "move":
-        doc = _remove(doc, operation["from"])
-    return _add(doc, operation["path"], value)
-
-
-def _op_test(doc: Any, operation: dict[str, Any]) -> Any:
-    if _get(doc, operation["path"]) != operation["value"]:
-        raise PatchError(f"testing value {operation['path']} failed: test failed")
-    return doc
-
-
-_OPERATIONS = {
-    "add": _op_add,
-    "remove": _op_remove,
-    "replace": _op_replace,
-    "move": _op_move_or_copy,
-    "copy": _op_move_or_copy,
-    "test": _op_test,
-}
+    The message names the operation and its pointers only, never a value: the
+    library's own messages quote the document (which may be a Secret's data).
+    """
+    op = operation.get("op") if isinstance(operation.get("op"), str) else "unknown"
+    path = operation.get("path")
+    if isinstance(error, jsonpatch.JsonPatchTestFailed):
+        return PatchError(f"testing value {path} failed: test failed")
+    if isinstance(error, jsonpatch.InvalidJsonPatch):
+        return PatchError(_invalid_operation(operation, str(op)))
+    source = f" (from {operation['from']})" if op in ("move", "copy") else ""
+    if isinstance(error, jsonpatch.JsonPatchConflict) and not isinstance(
+        error, jsonpatch.JsonPatchPathNotFound
+    ):
+        return PatchError(f"{op} operation does not apply: {path}{source}: invalid index or target")
+    return PatchError(f"{op} operation does not apply: doc is missing path: {path}{source}: missing value")
 
 
 def json_patch(target: Any, operations: Any) -> Any:
-    """RFC 6902 JSON patch; the whole patch applies or nothing does."""
-    if not isinstance(operations, list):
-        raise PatchError("a JSON patch must be a list of operations")
+    """RFC 6902 JSON patch through the ``jsonpatch`` library; the whole patch applies or nothing does.
+
+    As in kube-apiserver (handlers/patch.go, ``applyJSPatch``): a body that is
+    not a list of objects does not decode (400), more than
+    ``MAX_JSON_PATCH_OPERATIONS`` is a 413, and an operation that does not apply
+    is a 422. Operations run one by one on a private copy so the failure names
+    the operation that failed.
+    """
+    if not isinstance(operations, list) or not all(isinstance(op, dict) for op in operations):
+        raise PatchError(
+            "json: cannot unmarshal the body into Go value of type jsonpatch.Patch "
+            "(a JSON patch is a list of operation objects)",
+            code=400,
+        )
+    if len(operations) > MAX_JSON_PATCH_OPERATIONS:
+        raise PatchError(
+            f"The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPERATIONS}, "
+            f"got {len(operations)}",
+            code=413,
+        )
     doc = copy.deepcopy(target)
-    for number, operation in enumerate(operations):
-        if not isinstance(operation, dict) or "op" not in operation or "path" not in operation:
-            raise PatchError(f"operation {number} must be an object with 'op' and 'path'")
-        apply = _OPERATIONS.get(operation["op"])
-        if apply is None:
-            raise PatchError(f"unknown JSON patch operation {operation['op']!r}")
-        if operation["op"] in ("add", "replace", "test") and "value" not in operation:
-            raise PatchError(f"{operation['op']} operation at {operation['path']} has no 'value'")
-        doc = apply(doc, operation)
+    for operation in operations:
+        try:
+            doc = jsonpatch.JsonPatch([operation]).apply(doc, in_place=True)
+        except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as error:
+            raise _operation_failure(operation, error) from None
     return doc
 
 
@@ -217,12 +176,14 @@ def _merge_keyed_list(original: list[Any], patch: list[Any], key: str, field: st
     result = [copy.deepcopy(item) for item in original]
     for item in patch:
         if not isinstance(item, dict):
-            raise PatchError(f"{field}: elements must be objects with merge key {key!r}")
+            raise PatchError(
+                f"{field}: expected a map with merge key {key!r}, but got {type(item).__name__}", code=500
+            )
         directive = item.get(_DIRECTIVE)
         if directive == "replace":
             return [{k: v for k, v in i.items() if k != _DIRECTIVE} for i in patch]
         if key not in item:
-            raise PatchError(f"{field}: element {item} has no merge key {key!r}")
+            raise PatchError(f"{field}: an element does not contain declared merge key: {key}", code=500)
         position = next(
             (n for n, old in enumerate(result) if isinstance(old, dict) and old.get(key) == item[key]), None
         )
@@ -279,5 +240,5 @@ def _strategic_field(current: Any, key: str, value: Any, parent_field: str) -> A
 def strategic_merge_patch(target: Any, patch: Any) -> Any:
     """Kubernetes strategic merge patch (see module docstring for the supported subset)."""
     if not isinstance(patch, dict):
-        raise PatchError("a strategic merge patch must be a JSON object")
+        raise PatchError("a strategic merge patch must be a JSON object", code=400)
     return _strategic(target, patch)

@@ -115,13 +115,30 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         tracks_generation=True,
     ),
     _typed("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", namespaced=False, verbs=("create",)),
+    _typed(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+        namespaced=False,
+        verbs=("create",),
+    ),
     _typed(_RBAC, "v1", "Role", "roles"),
     _typed(_RBAC, "v1", "RoleBinding", "rolebindings"),
     _typed(_RBAC, "v1", "ClusterRole", "clusterroles", namespaced=False),
     _typed(_RBAC, "v1", "ClusterRoleBinding", "clusterrolebindings", namespaced=False),
+    _typed("coordination.k8s.io", "v1", "Lease", "leases"),
 )
 
-CORE_GROUP_ORDER = ("", "apps", "apiextensions.k8s.io", "authentication.k8s.io", _RBAC)
+CORE_GROUP_ORDER = (
+    "",
+    "apps",
+    "apiextensions.k8s.io",
+    "authentication.k8s.io",
+    "authorization.k8s.io",
+    _RBAC,
+    "coordination.k8s.io",
+)
 
 
 def types_from_crd(crd: Mapping[str, Any]) -> list[ResourceType]:

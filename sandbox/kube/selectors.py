@@ -4,6 +4,8 @@ Label selectors: ``a=b``, ``a==b``, ``a!=b``, ``a in (x,y)``, ``a notin (x)``,
 ``a`` (exists) and ``!a`` (does not exist), comma-separated (AND).
 Field selectors: ``path=value``, ``path==value``, ``path!=value`` on the fields
 a resource supports; any other field is a 400, as on a real cluster.
+``metav1.LabelSelector`` objects (``matchLabels``/``matchExpressions``), as
+controllers read them, become the same predicates.
 """
 
 from __future__ import annotations
@@ -86,6 +88,66 @@ def parse_label_selector(selector: str) -> Predicate:
         return all(requirement.matches(labels) for requirement in requirements)
 
     return matches
+
+
+_OPERATORS = {"In": "in", "NotIn": "notin", "Exists": "exists", "DoesNotExist": "!"}
+
+
+def _go_strings(values: list[str]) -> str:
+    """``%#v`` of a Go ``[]string``."""
+    return "[]string{" + ", ".join('"' + v.replace('"', '\\"') + '"' for v in values) + "}"
+
+
+def label_selector_predicate(selector: Mapping[str, Any] | None) -> Predicate:
+    """A ``metav1.LabelSelector`` as ``LabelSelectorAsSelector`` reads it (apimachinery ``helpers.go``).
+
+    ``None`` selects nothing, ``{}`` everything; a bad operator or value count is
+    a ``ValueError`` with apimachinery's message (``labels.NewRequirement``).
+    """
+    if selector is None:
+        return lambda obj: False
+    requirements = [
+        _Requirement(k, "=", frozenset({str(v)})) for k, v in (selector.get("matchLabels") or {}).items()
+    ]
+    for expression in selector.get("matchExpressions") or []:
+        operator = _OPERATORS.get(str(expression.get("operator", "")))
+        if operator is None:
+            raise ValueError(f'"{expression.get("operator", "")}" is not a valid label selector operator')
+        values = [str(v) for v in expression.get("values") or []]
+        if operator in ("in", "notin") and not values:
+            raise ValueError(
+                f"values: Invalid value: {_go_strings(values)}: "
+                "for 'in', 'notin' operators, values set can't be empty"
+            )
+        if operator in ("exists", "!") and values:
+            raise ValueError(
+                f"values: Invalid value: {_go_strings(values)}: "
+                "values set must be empty for exists and does not exist"
+            )
+        requirements.append(_Requirement(str(expression.get("key", "")), operator, frozenset(values)))
+
+    def matches(obj: JsonObject) -> bool:
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        return all(requirement.matches(labels) for requirement in requirements)
+
+    return matches
+
+
+def label_selector_string(selector: Mapping[str, Any] | None) -> str:
+    """``%s`` of a ``*metav1.LabelSelector`` in Go (its generated ``String``), as error messages print it."""
+    if selector is None:
+        return "nil"
+    labels = selector.get("matchLabels") or {}
+    expressions = "".join(
+        f"LabelSelectorRequirement{{Key:{e.get('key', '')},Operator:{e.get('operator', '')},"
+        f"Values:[{' '.join(str(v) for v in e.get('values') or [])}],}},"
+        for e in selector.get("matchExpressions") or []
+    )
+    matching = "".join(f"{key}: {labels[key]}," for key in sorted(labels))
+    return (
+        f"&LabelSelector{{MatchLabels:map[string]string{{{matching}}},"
+        f"MatchExpressions:[]LabelSelectorRequirement{{{expressions}}},}}"
+    )
 
 
 def _field_value(obj: JsonObject, path: str) -> str:

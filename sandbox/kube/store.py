@@ -11,7 +11,8 @@ What the store guarantees, as kube-apiserver + etcd do:
 * with a ``status`` subresource, writes to the object ignore ``status`` and
   writes to ``/status`` change nothing else;
 * finalizers: deleting an object that has them only sets ``deletionTimestamp``;
-  it goes away when an update removes the last one;
+  it goes away when an update removes the last one (a namespace marked so is
+  ``Terminating``: its content is deleted at once, new content is a 403);
 * garbage collection by ``ownerReferences`` (background cascade, or orphaning);
   deleting a namespace deletes its content, deleting a CRD its custom resources;
 * a bounded event log that watches replay from a ``resourceVersion``.
@@ -31,7 +32,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from vaultflow.sandbox.kube import errors
@@ -41,6 +42,7 @@ from vaultflow.sandbox.kube.strategies import Strategy, now_rfc3339
 from vaultflow.sandbox.kube.validation import validate_metadata
 
 EVENT_LOG_SIZE = 50_000
+_NAMESPACES = ("", "namespaces")
 _GENERATE_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _SERVER_MANAGED = (
     "uid",
@@ -185,7 +187,62 @@ class ObjectStore:
             return ListResult(entries[:limit], resource_version, token, len(entries) - limit)
         return ListResult(entries, resource_version, "", 0)
 
+    def snapshot(self) -> tuple[int, builtins.list[tuple[ResourceType, Entry]]]:
+        """The resourceVersion and every stored entry, consistent: what etcd keeps across a restart."""
+        with self._lock:
+            objects = [
+                (self._types[key], entry)
+                for key, buckets in self._data.items()
+                for bucket in buckets.values()
+                for entry in bucket.values()
+            ]
+            return self._resource_version, objects
+
     # ------------------------------------------------------------ writing
+
+    def restore(self, resource_version: int, objects: Iterable[tuple[ResourceType, JsonObject]]) -> None:
+        """Replace the content with ``snapshot``'s objects (uids, resourceVersions, status kept).
+
+        Objects are read back as the storage codec decodes them: a custom
+        resource gets its CRD's current defaults (``redecode``).
+
+        Hooks see each object ADDED in the given order, as controllers resync after
+        a restart (restored CRDs serve their kinds again: ``objects`` may be a generator
+        that looks their types up after yielding them); the event log starts empty,
+        so a watch from an older resourceVersion gets a 410 and relists.
+        """
+        with self._lock:
+            self._data.clear()
+            self._dependents.clear()
+            self._events.clear()
+            for rtype, saved in objects:
+                obj = self._strategies(rtype).stored(saved)
+                entry = Entry(obj, encode(obj))
+                namespace = obj["metadata"].get("namespace", "")
+                self._bucket(rtype, namespace)[obj["metadata"]["name"]] = entry
+                self._types[rtype.storage_key] = rtype
+                self._index_owners(rtype, None, obj)
+                event = Event(int(entry.resource_version), rtype, namespace, "ADDED", entry, None)
+                for hook in self._hooks:
+                    hook(self, event)
+            self._resource_version = max(self._resource_version, resource_version)
+
+    def redecode(self, rtype: ResourceType) -> None:
+        """Every stored object of ``rtype`` as decoding it from storage yields it now.
+
+        kube-apiserver defaults custom resources when it reads them from etcd,
+        so after a CRD gains or changes a ``default`` every read serves it,
+        although nothing was written: the resourceVersion stays and no watch
+        event is sent. The store keeps decoded objects, so it re-decodes
+        them once when a CRD's schemas change.
+        """
+        strategy = self._strategies(rtype)
+        with self._lock:
+            for bucket in self._data.get(rtype.storage_key, {}).values():
+                for name, entry in list(bucket.items()):
+                    obj = strategy.stored(entry.obj)
+                    if obj is not entry.obj:
+                        bucket[name] = Entry(obj, encode(obj))
 
     def _commit(self, rtype: ResourceType, obj: JsonObject, previous: Entry | None, kind: str) -> Entry:
         """Store ``obj`` under a new resourceVersion and tell watchers and hooks."""
@@ -250,6 +307,8 @@ class ObjectStore:
         if not isinstance(obj, dict):
             raise errors.bad_request("the body of the request must be a JSON object")
         self._check_kind(rtype, obj)
+        strategy = self._strategies(rtype)
+        strategy.default(obj)
         metadata = obj.setdefault("metadata", {})
         if not isinstance(metadata, dict):
             raise errors.bad_request("metadata must be an object")
@@ -268,13 +327,12 @@ class ObjectStore:
             metadata.pop(key, None)
         if rtype.has_status:
             obj.pop("status", None)  # status is the controllers' (strategies may initialise it)
-        strategy = self._strategies(rtype)
         strategy.prepare_create(obj)
         self._validate(rtype, obj, None)
         with self._lock:
             name = metadata["name"]
-            if rtype.namespaced and not self._namespace_exists(namespace):
-                raise errors.not_found("namespaces", namespace)
+            if rtype.namespaced:
+                self._check_namespace_open(rtype, namespace, name)
             if name in self._bucket(rtype, namespace):
                 raise errors.already_exists(rtype.plural, name, rtype.group)
             metadata["uid"] = str(uuid.uuid4())
@@ -287,7 +345,15 @@ class ObjectStore:
             return self._commit(rtype, obj, None, "ADDED")
 
     def _namespace_exists(self, namespace: str) -> bool:
-        return namespace in self._data.get(("", "namespaces"), {}).get("", {})
+        return namespace in self._data.get(_NAMESPACES, {}).get("", {})
+
+    def _check_namespace_open(self, rtype: ResourceType, namespace: str, name: str) -> None:
+        """New content needs a namespace that exists and is not terminating (NamespaceLifecycle)."""
+        entry = self._data.get(_NAMESPACES, {}).get("", {}).get(namespace)
+        if entry is None:
+            raise errors.not_found("namespaces", namespace)
+        if entry.obj["metadata"].get("deletionTimestamp"):
+            raise errors.namespace_terminating(rtype.plural, name, rtype.group, namespace)
 
     def update(
         self,
@@ -352,6 +418,7 @@ class ObjectStore:
         self, rtype: ResourceType, current: Entry, new: JsonObject, *, subresource: str, dry_run: bool
     ) -> Entry:
         old = current.obj
+        self._strategies(rtype).default(new)  # the decoded body, before the status/spec split
         if subresource == "status":
             new = _with_status_of(current.copy(), new)
         else:
@@ -414,13 +481,18 @@ class ObjectStore:
                 marked["metadata"]["deletionGracePeriodSeconds"] = 0
                 if rtype.tracks_generation:
                     marked["metadata"]["generation"] = int(metadata.get("generation", 1)) + 1
-                return self._commit(rtype, marked, current, "MODIFIED"), False
+                if rtype.storage_key != _NAMESPACES:
+                    return self._commit(rtype, marked, current, "MODIFIED"), False
+                marked["status"] = {**(marked.get("status") or {}), "phase": "Terminating"}
+                entry = self._commit(rtype, marked, current, "MODIFIED")
+                self._drop_namespace_content(name)  # the namespace controller's work; finalizers wait
+                return entry, False
             return self._remove(rtype, current, current.copy(), propagation=propagation), True
 
     def _remove(self, rtype: ResourceType, current: Entry, final: JsonObject, *, propagation: str) -> Entry:
         entry = self._commit(rtype, final, current, "DELETED")
         uid = final["metadata"]["uid"]
-        if rtype.storage_key == ("", "namespaces"):
+        if rtype.storage_key == _NAMESPACES:
             self._drop_namespace_content(final["metadata"]["name"])
         self._collect_dependents(uid, orphan=propagation == "Orphan")
         return entry

@@ -3,7 +3,9 @@
 A ``Strategy`` is consulted by the store on every create and update, after the
 generic metadata handling: it may default fields (``prepare_*``) and return
 field causes (``validate``) that become a 422. Kinds without special rules use
-the base class.
+the base class. Custom resources also get their CRD schema's ``default``s
+whenever an object is decoded (``default``: every request body, ``stored``: an
+object read back from storage), see ``defaulting``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import time
 
 from vaultflow.gitops.crd_schemas import CrdRegistry, CrdVersion
+from vaultflow.sandbox.kube.defaulting import CrdDefaults
 from vaultflow.sandbox.kube.errors import FieldCause, JsonObject, bad_request
 from vaultflow.sandbox.kube.resources import ResourceType
 from vaultflow.sandbox.kube.validation import (
@@ -44,6 +47,13 @@ class Strategy:
     """Defaults and validation of one kind; the base applies no kind-specific rule."""
 
     name_validator: NameValidator = staticmethod(dns1123_subdomain)
+
+    def default(self, obj: JsonObject) -> None:
+        """The decoder's defaulting of a request body (before ``prepare_*``; ``/status`` writes too)."""
+
+    def stored(self, obj: JsonObject) -> JsonObject:
+        """``obj`` as decoding it from storage yields it now (``obj`` itself when nothing changes)."""
+        return obj
 
     def prepare_create(self, obj: JsonObject) -> None:
         """Default fields of a new object."""
@@ -342,14 +352,17 @@ class CustomResourceSchemas:
     def __init__(self) -> None:
         self._by_crd: dict[str, list[CrdVersion]] = {}
         self._registry = CrdRegistry()
+        self.defaults = CrdDefaults()
 
     def set(self, crd: JsonObject) -> None:
         """Register (or replace) a CRD's schemas; ``InputError`` when it cannot be translated."""
         self._by_crd[crd["metadata"]["name"]] = _translated_versions(crd["spec"], crd)
+        self.defaults.set(crd)
         self._rebuild()
 
     def remove(self, crd_name: str) -> None:
         self._by_crd.pop(crd_name, None)
+        self.defaults.remove(crd_name)
         self._rebuild()
 
     def _rebuild(self) -> None:
@@ -360,12 +373,20 @@ class CustomResourceSchemas:
 
 
 class CustomResourceStrategy(Strategy):
-    """Custom resources are validated against their CRD's ``openAPIV3Schema``."""
+    """Custom resources are defaulted and validated by their CRD's ``openAPIV3Schema``."""
 
     name_validator = staticmethod(path_segment_name)
 
     def __init__(self, schemas: CustomResourceSchemas) -> None:
         self._schemas = schemas
+
+    def default(self, obj: JsonObject) -> None:
+        self._schemas.defaults.default(obj)
+
+    def stored(self, obj: JsonObject) -> JsonObject:
+        decoded: JsonObject = json.loads(json.dumps(obj))
+        self._schemas.defaults.default(decoded)
+        return obj if decoded == obj else decoded
 
     def validate(self, obj: JsonObject, old: JsonObject | None) -> list[FieldCause]:
         causes = []

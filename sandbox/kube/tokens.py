@@ -106,6 +106,24 @@ class TokenIssuer:
             .decode()
         )
 
+    def private_key_pem(self) -> str:
+        """The signing key (PKCS#8 PEM), for a cluster snapshot: tokens issued before a restart stay valid."""
+        from cryptography.hazmat.primitives import serialization
+
+        return self._key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+
+    @classmethod
+    def from_private_key_pem(cls, pem: str, issuer: str = DEFAULT_ISSUER) -> TokenIssuer:
+        """The issuer of a restarted cluster, signing with the key ``private_key_pem`` returned."""
+        from cryptography.hazmat.primitives import serialization
+
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise ValueError("a service-account signing key must be an RSA key")
+        return cls(issuer, key)
+
     def issue(
         self,
         *,

@@ -128,6 +128,27 @@ def test_deleting_a_namespace_deletes_its_content(core: client.CoreV1Api) -> Non
     assert core.list_secret_for_all_namespaces(field_selector="metadata.namespace=doomed").items == []
 
 
+def test_a_namespace_with_finalizers_is_terminating_and_emptied_until_they_go(core: client.CoreV1Api) -> None:
+    """The namespace controller deletes the content at once; the namespace waits for its finalizers."""
+    core.create_namespace({"metadata": {"name": "held", "finalizers": ["example.com/hold"]}})
+    core.create_namespaced_secret("held", {"metadata": {"name": "s"}})
+    core.delete_namespace("held")
+    terminating = core.read_namespace("held")
+    assert terminating.status.phase == "Terminating" and terminating.metadata.deletion_timestamp
+    assert core.list_namespaced_secret("held").items == []
+    with pytest.raises(client.ApiException) as refused:
+        core.create_namespaced_config_map("held", {"metadata": {"name": "late"}})
+    assert refused.value.status == 403
+    assert json.loads(refused.value.body)["message"] == (
+        'configmaps "late" is forbidden: unable to create new content in namespace held '
+        "because it is being terminated"
+    )
+    core.patch_namespace("held", {"metadata": {"finalizers": None}})
+    with pytest.raises(client.ApiException) as gone:
+        core.read_namespace("held")
+    assert gone.value.status == 404
+
+
 def test_label_selectors(core: client.CoreV1Api, namespace: str) -> None:
     for name, labels in {
         "a": {"app": "web", "tier": "front"},

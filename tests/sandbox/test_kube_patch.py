@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.request
 from typing import Any
 
 import pytest
 from kubernetes import client
+
+from vaultflow.sandbox.kube import KubeCluster
 
 MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -201,3 +205,85 @@ def test_writes_to_the_object_ignore_status_of_a_workload(apps: client.AppsV1Api
         "st", namespace, {"status": {"readyReplicas": 42}}, _content_type=MERGE
     )
     assert patched.status.ready_replicas == 1
+
+
+def _status_of(error: client.ApiException) -> dict[str, Any]:
+    status: dict[str, Any] = json.loads(error.body)
+    return status
+
+
+def test_a_json_patch_that_does_not_apply_answers_what_kube_apiserver_answers(
+    core: client.CoreV1Api, namespace: str
+) -> None:
+    """handlers/patch.go answers NewGenericServerResponse(422, ...): no operation message, no value."""
+    core.create_namespaced_secret(
+        namespace, {"metadata": {"name": "s"}, "stringData": {"password": "hunter2-x"}}
+    )
+    with pytest.raises(client.ApiException) as failed:
+        core.patch_namespaced_secret(
+            "s",
+            namespace,
+            [{"op": "test", "path": "/data/password", "value": "bm9wZQ=="}],
+            _content_type=JSON_PATCH,
+        )
+    status = _status_of(failed.value)
+    assert (failed.value.status, status["reason"]) == (422, "Invalid")
+    assert status["message"] == "the server rejected our request due to an error in our request"
+    assert "aHVudGVyMi14" not in failed.value.body and "hunter2" not in failed.value.body
+
+    with pytest.raises(client.ApiException) as missing:
+        core.patch_namespaced_secret(
+            "s", namespace, [{"op": "remove", "path": "/metadata/labels/nope"}], _content_type=JSON_PATCH
+        )
+    assert (missing.value.status, _status_of(missing.value)["reason"]) == (422, "Invalid")
+
+
+def raw_json_patch(url: str, token: str, body: Any) -> tuple[int, dict[str, Any]]:
+    """A JSON patch request as any HTTP client sends it."""
+    request = urllib.request.Request(  # noqa: S310 (the emulator on loopback)
+        url,
+        data=json.dumps(body).encode(),
+        method="PATCH",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": JSON_PATCH},
+    )
+    try:
+        with urllib.request.urlopen(request) as response:  # noqa: S310
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_a_json_patch_that_is_not_a_list_of_operations_is_400_and_too_many_is_413(
+    cluster: KubeCluster, core: client.CoreV1Api, namespace: str
+) -> None:
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "c"}, "data": {"a": "1"}})
+    # the kubernetes client turns a JSON patch that is not a list into a strategic merge: send it raw
+    url = f"{cluster.url}/api/v1/namespaces/{namespace}/configmaps/c"
+    code, status = raw_json_patch(url, cluster.admin_token, {"op": "remove", "path": "/data/a"})
+    assert (code, status["reason"]) == (400, "BadRequest")
+
+    too_many = [{"op": "test", "path": "/data/a", "value": "1"}] * 10001
+    with pytest.raises(client.ApiException) as too_large:
+        core.patch_namespaced_config_map("c", namespace, too_many, _content_type=JSON_PATCH)
+    status = _status_of(too_large.value)
+    assert (too_large.value.status, status["reason"]) == (413, "RequestEntityTooLarge")
+    assert status["message"].endswith("The allowed maximum operations in a JSON patch is 10000, got 10001")
+    assert core.read_namespaced_config_map("c", namespace).data == {"a": "1"}
+
+
+def test_a_strategic_merge_list_element_without_its_merge_key_is_a_500(
+    apps: client.AppsV1Api, namespace: str
+) -> None:
+    """interpretStrategicMergePatchError passes ErrNoMergeKey on unwrapped: ErrorToAPIStatus: 500."""
+    apps.create_namespaced_deployment(namespace, deployment("k"))
+    with pytest.raises(client.ApiException) as refused:
+        apps.patch_namespaced_deployment(
+            "k",
+            namespace,
+            {"spec": {"template": {"spec": {"containers": [{"image": "nginx:3"}]}}}},
+            _content_type=STRATEGIC,
+        )
+    assert refused.value.status == 500
+    assert "does not contain declared merge key: name" in _status_of(refused.value)["message"]
+    image = apps.read_namespaced_deployment("k", namespace).spec.template.spec.containers[0].image
+    assert image == "nginx:1"

@@ -89,6 +89,49 @@ def test_json_patch_rfc6902_examples() -> None:
         json_patch({}, [{"op": "frobnicate", "path": "/x"}])
 
 
+@pytest.mark.parametrize(
+    ("operations", "message"),
+    [
+        ([{"op": "test", "path": "/data/password", "value": "guess"}], "testing value /data/password failed"),
+        (
+            [{"op": "add", "path": "/data/x/y", "value": "v"}],
+            "add operation does not apply: doc is missing path",
+        ),
+        ([{"op": "remove", "path": "/data/nope"}], "remove operation does not apply: doc is missing path"),
+        ([{"op": "frobnicate", "path": "/x"}], "Unexpected kind: frobnicate"),
+        ([{"op": "copy", "path": "/x"}], "operation, missing from field"),
+        (
+            [{"op": "move", "from": "/data", "path": "/data/inner"}],
+            "move operation does not apply: /data/inner",
+        ),
+    ],
+)
+def test_json_patch_failures_name_the_operation_and_never_a_value(
+    operations: list[dict[str, Any]], message: str
+) -> None:
+    """The library's messages quote the document; a Secret's data must not reach a log or a response."""
+    doc = {"data": {"password": "hunter2"}}
+    with pytest.raises(PatchError) as failed:
+        json_patch(doc, [{"op": "replace", "path": "/data/password", "value": "changed"}, *operations])
+    assert message in str(failed.value) and failed.value.code == 422
+    assert "hunter2" not in str(failed.value) and "guess" not in str(failed.value)
+    assert failed.value.api_error().status()["reason"] == "Invalid"
+    assert doc == {"data": {"password": "hunter2"}}  # the target is never touched
+
+
+def test_json_patch_body_shape_and_size_codes() -> None:
+    with pytest.raises(PatchError) as not_a_list:
+        json_patch({}, {"op": "add", "path": "/a", "value": 1})
+    assert not_a_list.value.code == 400 and not_a_list.value.api_error().code == 400
+    with pytest.raises(PatchError) as not_objects:
+        json_patch({}, ["add"])
+    assert not_objects.value.code == 400
+    with pytest.raises(PatchError) as too_many:
+        json_patch({}, [{"op": "test", "path": "", "value": {}}] * 10001)
+    assert too_many.value.code == 413
+    assert json_patch({"a": 1}, [{"op": "replace", "path": "", "value": {"b": 2}}]) == {"b": 2}
+
+
 def test_strategic_merge_ports_merge_by_the_right_key() -> None:
     service = {"spec": {"ports": [{"port": 80, "name": "http"}, {"port": 443, "name": "https"}]}}
     patched = strategic_merge_patch(service, {"spec": {"ports": [{"port": 443, "name": "tls"}]}})

@@ -1,4 +1,5 @@
-"""``vaultflow sandbox up|status|env|down``: idempotent start, clean stop, one message per failure."""
+"""``vaultflow sandbox up|status|env|restart|down``: idempotent start, a stop that keeps the state and a
+start that brings the same platform back, repairs, a purge that leaves nothing, one message per failure."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import hvac
 import hvac.exceptions
@@ -45,17 +47,40 @@ def processes_mentioning(text: str) -> list[int]:
     return found
 
 
-def assert_nothing_left(directory: Path, state: SandboxState) -> None:
+def assert_nothing_runs(directory: Path, state: SandboxState) -> None:
     assert processes_mentioning(str(directory)) == []
     assert [port for port in state.ports() if port_is_listening(port)] == []
-    assert not SandboxPaths(directory).has_runtime_files()
+
+
+def assert_nothing_left(directory: Path, state: SandboxState) -> None:
+    assert_nothing_runs(directory, state)
+    assert not SandboxPaths(directory).has_state()
 
 
 @pytest.fixture
 def sandbox_dir(tmp_path: Path) -> Iterator[Path]:
     directory = tmp_path / "sbx"
     yield directory
-    lifecycle.down(directory)  # whatever a failing test left behind
+    lifecycle.down(directory, purge=True)  # whatever a failing test left behind
+
+
+def initialise(address: str) -> tuple[str, str]:
+    """Initialise and unseal one node with a single share; (share, cluster id)."""
+    vault = hvac.Client(url=address)
+    keys = vault.sys.initialize(secret_shares=1, secret_threshold=1)
+    vault.sys.submit_unseal_key(keys["keys"][0])
+    return keys["keys"][0], cluster_id(address)
+
+
+def cluster_id(address: str, timeout: float = 30.0) -> str:
+    """The cluster id an unsealed, active node reports (the identity of its raft data)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        health = hvac.Client(url=address).sys.read_health_status(method="GET")
+        if isinstance(health, dict) and health.get("cluster_id") and not health.get("standby"):
+            return str(health["cluster_id"])
+        assert time.monotonic() < deadline, f"{address} did not become active: {health}"
+        time.sleep(0.2)
 
 
 def test_up_twice_is_harmless_and_down_leaves_nothing(sandbox_dir: Path) -> None:
@@ -78,11 +103,118 @@ def test_up_twice_is_harmless_and_down_leaves_nothing(sandbox_dir: Path) -> None
     pids = [state.supervisor_pid, *(node.pid for node in state.vault)]
     down = runner.invoke(app, ["down", "--dir", str(sandbox_dir)])
     assert down.exit_code == 0, down.output
+    assert "its state is kept" in down.output
     assert not any(process_alive(pid) for pid in pids)
+    assert_nothing_runs(sandbox_dir, state)
+    assert (sandbox_dir / "openbao" / "node-1" / "raft").is_dir() and SandboxPaths(sandbox_dir).has_state()
+    stopped = runner.invoke(app, ["status", "--dir", str(sandbox_dir)])
+    assert stopped.exit_code == 1 and "is stopped (its state is kept)" in str(stopped.exception)
+
+    purged = runner.invoke(app, ["down", "--dir", str(sandbox_dir), "--purge"])
+    assert purged.exit_code == 0, purged.output
+    assert "its state is removed" in purged.output
     assert_nothing_left(sandbox_dir, state)
     assert not sandbox_dir.exists()
     again = runner.invoke(app, ["down", "--dir", str(sandbox_dir)])
     assert again.exit_code == 0 and "nothing to stop" in again.output
+
+
+def test_down_then_up_brings_the_same_vault_and_clusters_back(sandbox_dir: Path) -> None:
+    """Like minikube stop/start: the same raft data (initialised, same cluster id, the shares still
+    unseal it), the same ports, and each cluster's objects, CA and signing key (old tokens stay valid)."""
+    state = lifecycle.up(sandbox_dir, clusters=1, builtin_crds=True).state
+    share, identity = initialise(state.vault_addr)
+    with config.new_client_from_config(config_file=state.kubeconfig, context="workload-1") as api:
+        core = client.CoreV1Api(api)
+        account = core.create_namespaced_service_account("default", {"metadata": {"name": "reviewer"}})
+        token = core.create_namespaced_service_account_token(
+            "reviewer", "default", {"spec": {"audiences": ["vault"]}}
+        ).status.token
+    lifecycle.down(sandbox_dir)
+    assert_nothing_runs(sandbox_dir, state)
+
+    result = runner.invoke(app, ["up", "--dir", str(sandbox_dir), "--builtin-crds", "--clusters", "1"])
+    assert result.exit_code == 0, result.output
+    assert "started again on its kept state" in result.output and "sealed, initialised" in result.output
+    again = lifecycle.load_state(sandbox_dir)
+    assert again.supervisor_pid != state.supervisor_pid
+    assert [n.address for n in again.vault] == [n.address for n in state.vault]
+    assert [c.url for c in again.clusters] == [c.url for c in state.clusters]
+    vault = hvac.Client(url=again.vault_addr)
+    assert vault.sys.is_initialized() and vault.sys.is_sealed()
+    vault.sys.submit_unseal_key(share)  # the keeper still fits
+    assert cluster_id(again.vault_addr) == identity
+    with config.new_client_from_config(config_file=again.kubeconfig, context="workload-1") as api:
+        restored = client.CoreV1Api(api).read_namespaced_service_account("reviewer", "default")
+        review = client.AuthenticationV1Api(api).create_token_review(
+            {"spec": {"token": token, "audiences": ["vault"]}}
+        )
+    assert restored.metadata.uid == account.metadata.uid
+    assert review.status.authenticated is True  # what Vault's kubernetes auth asks after the restart
+    assert (
+        Path(again.cluster("workload-1").ca_file).read_text()
+        == Path(state.cluster("workload-1").ca_file).read_text()
+    )
+
+    lifecycle.down(sandbox_dir, purge=True)
+    assert_nothing_left(sandbox_dir, again)
+    assert not sandbox_dir.exists()
+
+
+def test_a_stopped_sandbox_is_started_only_with_its_own_options(sandbox_dir: Path) -> None:
+    lifecycle.up(sandbox_dir, clusters=1, builtin_crds=True)
+    lifecycle.down(sandbox_dir)
+    kept = sorted(path.name for path in sandbox_dir.iterdir())
+    with pytest.raises(InputError) as refused:
+        lifecycle.up(sandbox_dir, clusters=2, builtin_crds=True)
+    assert str(refused.value).startswith(
+        f"{sandbox_dir.resolve()} holds a stopped sandbox started with other options"
+    )
+    assert "`vaultflow sandbox down --purge --dir" in str(refused.value)
+    assert sorted(path.name for path in sandbox_dir.iterdir()) == kept
+    # Without any option, `up` takes the sandbox's own (what `task sandbox:up` after `task demo` does).
+    resumed = runner.invoke(app, ["up", "--dir", str(sandbox_dir)])
+    assert resumed.exit_code == 0, resumed.output
+    assert "started again on its kept state" in resumed.output
+    assert lifecycle.load_state(sandbox_dir).spec.workload_clusters == ("workload-1",)
+    again = runner.invoke(app, ["up", "--dir", str(sandbox_dir)])
+    assert again.exit_code == 0 and "already running (nothing changed)" in again.output
+
+
+def test_up_restarts_a_dead_openbao_node_and_restart_vault_restarts_one(sandbox_dir: Path) -> None:
+    state = lifecycle.up(sandbox_dir, clusters=1, builtin_crds=True).state
+    share, identity = initialise(state.vault_addr)
+    os.kill(state.vault[0].pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while process_alive(state.vault[0].pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not lifecycle.status(sandbox_dir).healthy
+
+    repaired = runner.invoke(app, ["up", "--dir", str(sandbox_dir), "--builtin-crds", "--clusters", "1"])
+    assert repaired.exit_code == 0, repaired.output
+    assert "nothing changed" not in repaired.output
+    assert "restarted OpenBao node-1 on its data" in repaired.output
+    after_up = lifecycle.load_state(sandbox_dir)
+    assert after_up.supervisor_pid == state.supervisor_pid and after_up.vault[0].pid != state.vault[0].pid
+    assert after_up.vault_addr == state.vault_addr and lifecycle.status(sandbox_dir).healthy
+    vault = hvac.Client(url=after_up.vault_addr)
+    assert vault.sys.is_initialized() and vault.sys.is_sealed()
+    vault.sys.submit_unseal_key(share)
+    assert cluster_id(after_up.vault_addr) == identity
+
+    restarted = runner.invoke(app, ["restart", "vault", "--node", "node-1", "--dir", str(sandbox_dir)])
+    assert restarted.exit_code == 0, restarted.output
+    assert f"OpenBao node-1 restarted on its data at {state.vault_addr}: sealed" in restarted.output
+    after_restart = lifecycle.load_state(sandbox_dir)
+    assert after_restart.vault[0].pid not in (after_up.vault[0].pid, state.vault[0].pid)
+    assert process_alive(after_restart.vault[0].pid) and not process_alive(after_up.vault[0].pid)
+    assert vault.sys.is_sealed()
+    vault.sys.submit_unseal_key(share)
+    assert cluster_id(after_restart.vault_addr) == identity
+
+    unknown = runner.invoke(app, ["restart", "vault", "--node", "node-7", "--dir", str(sandbox_dir)])
+    assert isinstance(unknown.exception, InputError)
+    assert str(unknown.exception) == "--node node-7: the sandbox's OpenBao nodes are node-1"
 
 
 def test_env_points_clients_at_the_sandbox(sandbox_state: SandboxState) -> None:
@@ -182,27 +314,45 @@ def test_a_taken_port_is_one_clear_message_and_changes_nothing(sandbox_dir: Path
     assert not sandbox_dir.exists()  # nothing was created
 
 
-def test_a_sandbox_that_died_leaves_stale_pid_files_that_down_cleans(sandbox_dir: Path) -> None:
+def test_up_after_a_supervisor_crash_stops_what_it_left_and_starts_the_same_sandbox(
+    sandbox_dir: Path,
+) -> None:
     state = lifecycle.up(sandbox_dir, clusters=1, builtin_crds=True).state
+    share, identity = initialise(state.vault_addr)
     os.kill(state.supervisor_pid, signal.SIGKILL)  # a crash: OpenBao, in its own session, keeps running
     deadline = time.monotonic() + 10
     while process_alive(state.supervisor_pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert process_alive(state.vault[0].pid)
-
-    with pytest.raises(InputError) as stale:
-        lifecycle.up(sandbox_dir, clusters=1, builtin_crds=True)
-    assert str(stale.value).startswith(f"stale pid file {sandbox_dir.resolve()}/run/supervisor.pid (process ")
-    assert "`vaultflow sandbox down --dir" in str(stale.value)
-    with pytest.raises(OperationError, match="no sandbox is running"):
+    with pytest.raises(OperationError, match="is stopped"):
         lifecycle.load_state(sandbox_dir)
 
+    result = lifecycle.up(sandbox_dir, clusters=1, builtin_crds=True)
+    assert result.started and result.resumed
+    assert result.repaired == (
+        f"stopped openbao-node-1 (pid {state.vault[0].pid}), left running by a supervisor that is gone",
+        f"removed the stale pid file supervisor.pid (process {state.supervisor_pid} is not running)",
+    )
+    assert not process_alive(state.vault[0].pid)  # the orphan, never two servers on one raft directory
+    vault = hvac.Client(url=result.state.vault_addr)
+    vault.sys.submit_unseal_key(share)
+    assert cluster_id(result.state.vault_addr) == identity
+
+    down = lifecycle.down(sandbox_dir, purge=True)
+    assert down.stopped == [f"supervisor (pid {result.state.supervisor_pid})"]
+    assert_nothing_left(sandbox_dir, result.state)
+
+
+def test_down_stops_an_orphaned_node_of_a_crashed_supervisor(sandbox_dir: Path) -> None:
+    state = lifecycle.up(sandbox_dir, clusters=1, builtin_crds=True).state
+    os.kill(state.supervisor_pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while process_alive(state.supervisor_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
     result = lifecycle.down(sandbox_dir)
-    assert any(entry.startswith("openbao-node-1") for entry in result.stopped)  # the orphan is stopped too
-    assert_nothing_left(sandbox_dir, state)
-    assert lifecycle.up(
-        sandbox_dir, clusters=1, builtin_crds=True
-    ).started  # and the directory is usable again
+    assert result.stopped == [f"openbao-node-1 (pid {state.vault[0].pid})"]
+    assert_nothing_runs(sandbox_dir, state)
+    assert SandboxPaths(sandbox_dir).pid_files() == [] and SandboxPaths(sandbox_dir).has_state()
 
 
 def test_a_directory_owned_by_a_running_sandbox_with_other_options(sandbox_state: SandboxState) -> None:
@@ -225,7 +375,7 @@ def test_another_command_working_on_the_directory(sandbox_dir: Path) -> None:
         held.flush()
         with pytest.raises(InputError, match=r"another `vaultflow sandbox` command \(pid \d+\) is working"):
             lifecycle.up(sandbox_dir, builtin_crds=True)
-    assert not SandboxPaths(sandbox_dir).has_runtime_files()
+    assert not SandboxPaths(sandbox_dir).has_state()
 
 
 def test_bad_options_and_missing_sandbox_messages(tmp_path: Path) -> None:
@@ -277,7 +427,28 @@ def test_three_openbao_replicas_form_one_raft_cluster(sandbox_dir: Path) -> None
     assert not any(n.sys.read_seal_status()["sealed"] for n in nodes)
 
     lifecycle.down(sandbox_dir)
-    assert_nothing_left(sandbox_dir, state)
+    assert_nothing_runs(sandbox_dir, state)
+    # Back on the same ports (raft peers know each other by them): every node initialised and sealed,
+    # and the one share unseals the same three-node cluster.
+    again = lifecycle.up(sandbox_dir, clusters=1, vault_replicas=3, builtin_crds=True).state
+    assert [(n.address, n.cluster_address) for n in again.vault] == [
+        (n.address, n.cluster_address) for n in state.vault
+    ]
+    nodes = [hvac.Client(url=node.address) for node in again.vault]
+    assert all(node.sys.is_initialized() and node.sys.is_sealed() for node in nodes)
+    for node in nodes:
+        node.sys.submit_unseal_key(keys["keys"][0])
+    deadline = time.monotonic() + 60
+    servers: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        try:
+            servers = leader.read("sys/storage/raft/configuration")["data"]["config"]["servers"]
+            break
+        except hvac.exceptions.VaultError:
+            time.sleep(0.5)  # leader election after the restart
+    assert sorted(s["node_id"] for s in servers) == ["node-1", "node-2", "node-3"]
+    lifecycle.down(sandbox_dir, purge=True)
+    assert_nothing_left(sandbox_dir, again)
 
 
 def test_the_supervisor_survives_the_command_that_started_it(sandbox_dir: Path) -> None:

@@ -26,8 +26,9 @@ from vaultflow.sandbox import lifecycle
 from vaultflow.sandbox.catalog_wiring import azure_vault_names, wire_catalog
 from vaultflow.sandbox.platform import install_platform_accounts
 from vaultflow.sandbox.state import SandboxState
+from vaultflow.steps.kube.review import ClusterReview
 from vaultflow.steps.vault.api import VaultApi
-from vaultflow.steps.vault.configure import ClusterReview, apply_config, desired_config
+from vaultflow.steps.vault.configure import apply_config, desired_config
 from vaultflow.steps.vault.login import service_account_token
 
 # what the tests put in Vault: test data only, never a real secret
@@ -97,8 +98,8 @@ def catalog_sandbox(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -
             VaultApi(state.vault_addr, token=root.token), desired_config(loaded, _review_of(state, loaded))
         )
         for path, values in SEEDS.items():
-            root.secrets.kv.v2.create_or_update_secret(
-                path, secret=values, mount_point=loaded.catalog.vault.kv_mount
+            root.secrets.kv.v2.create_or_update_secret(  # check-and-set: configure requires it
+                path, secret=values, cas=0, mount_point=loaded.catalog.vault.kv_mount
             )
         wire_catalog(state, loaded)
         bare = directory.parent / "gitops.git"

@@ -90,9 +90,12 @@ def test_render_commit_sync_pull_and_push(catalog_sandbox: CatalogSandbox) -> No
     }
 
     # a rotation as the pipeline does it: write Vault, force-sync the pull, then the push
-    sandbox.vault.secrets.kv.v2.create_or_update_secret(
+    kv = sandbox.vault.secrets.kv.v2
+    seen = kv.read_secret_metadata("prod/app-credentials", mount_point="secret")["data"]["current_version"]
+    kv.create_or_update_secret(  # check-and-set on the version read: configure requires it
         "prod/app-credentials",
         secret={"username": "app-user-9c1", "password": "app-pass-2"},
+        cas=seen,
         mount_point="secret",
     )
     _force_sync(sandbox, "prod-eu", "production", "ExternalSecret", "prod-app-credentials")

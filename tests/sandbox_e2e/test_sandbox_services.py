@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 import requests
+from azure.core.exceptions import ResourceNotFoundError
 from azure.keyvault.secrets import SecretClient
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import secretmanager
+from kubernetes import client, config
 from typer.testing import CliRunner
 
 from vaultflow.base.errors import InputError
@@ -20,6 +22,7 @@ from vaultflow.sandbox import lifecycle
 from vaultflow.sandbox.admin import AdminClient
 from vaultflow.sandbox.azure.credential import StaticTokenCredential
 from vaultflow.sandbox.faults import Fault
+from vaultflow.sandbox.observe import wait_for
 from vaultflow.sandbox.processes import port_is_listening
 from vaultflow.sandbox.state import SandboxState
 
@@ -139,9 +142,89 @@ def test_down_stops_the_emulators_too(tmp_path: Path) -> None:
     ports = state.ports()
     assert {int(v.url.rsplit(":", 1)[1]) for v in state.azure_vaults} <= set(ports)
     assert int(state.gcp_endpoint.rsplit(":", 1)[1]) in ports
-    lifecycle.down(tmp_path / "sbx")
+    lifecycle.down(tmp_path / "sbx", purge=True)
     assert not any(port_is_listening(port) for port in ports)
     assert not (tmp_path / "sbx").exists()
+
+
+def test_a_push_to_azure_leaves_no_sdk_header_dump_in_the_supervisor_log(services: SandboxState) -> None:
+    """azure-core's HttpLoggingPolicy logs headers at INFO; the supervisor sets it to WARNING."""
+    namespace = "azure-log"
+    with config.new_client_from_config(config_file=services.kubeconfig, context="workload-1") as api:
+        core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+        core.create_namespace({"metadata": {"name": namespace}})
+        core.create_namespaced_secret(
+            namespace,
+            {
+                "metadata": {"name": "azure-credentials"},
+                "stringData": {
+                    "client-id": "00000000-0000-4000-8000-000000000000",
+                    "client-secret": "placeholder",
+                },
+            },
+        )
+        core.create_namespaced_secret(
+            namespace, {"metadata": {"name": "source"}, "stringData": {"password": "log-probe-value"}}
+        )
+        credential = {"name": "azure-credentials"}
+        custom.create_namespaced_custom_object(
+            "external-secrets.io",
+            "v1",
+            namespace,
+            "secretstores",
+            {
+                "apiVersion": "external-secrets.io/v1",
+                "kind": "SecretStore",
+                "metadata": {"name": "team-a"},
+                "spec": {
+                    "provider": {
+                        "azurekv": {
+                            "vaultUrl": "https://team-a.vault.azure.net",
+                            "tenantId": "00000000-0000-4000-8000-000000000000",
+                            "authType": "ServicePrincipal",
+                            "authSecretRef": {
+                                "clientId": {**credential, "key": "client-id"},
+                                "clientSecret": {**credential, "key": "client-secret"},
+                            },
+                        }
+                    }
+                },
+            },
+        )
+        custom.create_namespaced_custom_object(
+            "external-secrets.io",
+            "v1alpha1",
+            namespace,
+            "pushsecrets",
+            {
+                "apiVersion": "external-secrets.io/v1alpha1",
+                "kind": "PushSecret",
+                "metadata": {"name": "to-azure"},
+                "spec": {
+                    "secretStoreRefs": [{"name": "team-a", "kind": "SecretStore"}],
+                    "selector": {"secret": {"name": "source"}},
+                    "data": [{"match": {"secretKey": "password", "remoteRef": {"remoteKey": "log-probe"}}}],
+                },
+            },
+        )
+
+    def pushed() -> str | None:
+        with SecretClient(
+            services.azure_vault_url("team-a"),
+            StaticTokenCredential(),
+            connection_verify=services.ca_file,
+            verify_challenge_resource=False,
+        ) as azure:
+            try:
+                return azure.get_secret("log-probe").value
+            except ResourceNotFoundError:
+                return None
+
+    assert (
+        wait_for(pushed, timeout=30, what="the PushSecret's value in Key Vault team-a") == "log-probe-value"
+    )
+    log = (Path(services.directory) / "logs" / "supervisor.log").read_text()
+    assert "Request headers:" not in log and "Response headers:" not in log and "Request URL:" not in log
 
 
 def test_workflows_submitted_to_the_sandbox_argo_server_run_and_report_their_phase(

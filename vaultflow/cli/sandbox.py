@@ -10,11 +10,15 @@ from __future__ import annotations
 import json
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from vaultflow.base.errors import InputError
 from vaultflow.cli.options import OUTPUT_OPTION, OutputFormat
+
+if TYPE_CHECKING:
+    from vaultflow.sandbox.lifecycle import UpResult
 
 app = typer.Typer(
     help="Run the local sandbox: real OpenBao and moto, emulated Kubernetes clusters (not a real platform).",
@@ -27,6 +31,7 @@ SANDBOX_NOTE = "local sandbox: emulated clusters on 127.0.0.1, not a real platfo
 
 @app.command("up")
 def up(
+    context: typer.Context,
     *,
     directory: Path = DIR_OPTION,
     clusters: int = typer.Option(
@@ -57,11 +62,24 @@ def up(
     azure_vaults: str = typer.Option(
         "", "--azure-vaults", help="Comma-separated Key Vault names to emulate (default: sandbox)."
     ),
+    eso_concurrent: int = typer.Option(
+        1, "--eso-concurrent", help="Workers per ESO controller (ESO's --concurrent; default 1, as ESO)."
+    ),
+    eso_vault_token_cache: bool = typer.Option(
+        False, "--eso-vault-token-cache", help="Emulate ESO's --enable-vault-token-cache."
+    ),
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
-    """Start the sandbox in the background; on a running sandbox with the same options, change nothing."""
+    """Start the sandbox in the background, or bring a stopped one back with its state (the same Vault).
+
+    Without options on a directory that holds a sandbox, its own options are used. On a running
+    sandbox with the same options it changes nothing, but restarts an OpenBao node that died.
+    """
     from vaultflow.sandbox import lifecycle
 
+    if not _options_given(context) and lifecycle.kept_spec(directory) is not None:
+        _print_up(lifecycle.resume(directory), directory, output, [])
+        return
     names = tuple(name.strip() for name in cluster_names.split(",") if name.strip()) or None
     vaults = tuple(name.strip() for name in azure_vaults.split(",") if name.strip()) or None
     loaded = None
@@ -81,6 +99,8 @@ def up(
         crds=crds,
         builtin_crds=builtin_crds,
         azure_vaults=vaults,
+        eso_concurrent=eso_concurrent,
+        eso_vault_token_cache=eso_vault_token_cache,
     )
     wired: list[str] = []
     if loaded is not None:
@@ -89,11 +109,48 @@ def up(
 
         install_platform_accounts(result.state, loaded.catalog)
         wired = wire_catalog(result.state, loaded)
+    _print_up(result, directory, output, wired)
+
+
+# The options that make a sandbox what it is (what `up` compares with the running or kept one).
+_SPEC_OPTIONS = (
+    "clusters",
+    "cluster_names",
+    "vault_replicas",
+    "vault_port",
+    "crds",
+    "builtin_crds",
+    "catalog",
+    "azure_vaults",
+    "eso_concurrent",
+    "eso_vault_token_cache",
+)
+
+
+def _options_given(context: typer.Context) -> bool:
+    """Whether the command line set any of ``_SPEC_OPTIONS`` (a default is not a choice)."""
+    sources = [context.get_parameter_source(name) for name in _SPEC_OPTIONS]
+    return any(source is not None and source.name != "DEFAULT" for source in sources)
+
+
+def _print_up(result: UpResult, directory: Path, output: OutputFormat, wired: list[str]) -> None:
+    from vaultflow.sandbox import lifecycle
+
     if output is OutputFormat.json:
-        typer.echo(json.dumps({"started": result.started, **result.state.model_dump(mode="json")}, indent=2))
+        summary = {"started": result.started, "resumed": result.resumed, "repaired": list(result.repaired)}
+        typer.echo(json.dumps({**summary, **result.state.model_dump(mode="json")}, indent=2))
         return
-    verb = "started" if result.started else "already running (nothing changed)"
+    if result.started:
+        verb = "started again on its kept state" if result.resumed else "started"
+    else:
+        verb = "already running" if result.repaired else "already running (nothing changed)"
     typer.echo(f"sandbox {verb} in {result.state.directory} ({SANDBOX_NOTE})")
+    for line in result.repaired:
+        typer.echo(f"  {line}")
+    if result.resumed:
+        typer.echo(
+            "  OpenBao is back on its raft data; `task vault:init` (or the demo) unseals a sealed Vault"
+        )
     for line in wired:
         typer.echo(f"  sandbox wiring: {line}")
     print_status(lifecycle.status(directory))
@@ -196,17 +253,53 @@ def route(
     typer.echo(f"route {kind} {source} -> {destination} ({SANDBOX_NOTE})")
 
 
-@app.command("down")
-def down(directory: Path = DIR_OPTION) -> None:
-    """Stop what `up` started in the directory and remove the files it created."""
+restart_app = typer.Typer(
+    help="Restart a component of the running sandbox on its data.", no_args_is_help=True
+)
+app.add_typer(restart_app, name="restart")
+
+
+@restart_app.command("vault")
+def restart_vault(
+    *,
+    node: str = typer.Option(None, "--node", help="The OpenBao node to restart (default: every node)."),
+    directory: Path = DIR_OPTION,
+) -> None:
+    """Restart OpenBao on its raft data and ports; it comes back sealed, as a restarted Vault pod does."""
     from vaultflow.sandbox import lifecycle
 
-    result = lifecycle.down(directory)
+    result = lifecycle.restart_vault(directory, node=node)
+    for node_id in result.restarted:
+        address = next(n.address for n in result.state.vault if n.node_id == node_id)
+        typer.echo(f"OpenBao {node_id} restarted on its data at {address}: sealed ({SANDBOX_NOTE})")
+    typer.echo(
+        "unseal it with the keeper's shares: `task vault:init` runs the bootstrap pipeline, which does"
+    )
+
+
+@app.command("down")
+def down(
+    directory: Path = DIR_OPTION,
+    purge: bool = typer.Option(
+        False, "--purge", help="Also remove all of its state: raft data, clusters, keeper, runs, GitOps repo."
+    ),
+) -> None:
+    """Stop what `up` started in the directory and keep its state for the next `up` (--purge removes it)."""
+    from vaultflow.sandbox import lifecycle
+
+    result = lifecycle.down(directory, purge=purge)
     if not result.found:
         typer.echo(f"no sandbox in {directory}; nothing to stop")
         return
     stopped = ", ".join(result.stopped) if result.stopped else "nothing was running"
-    typer.echo(f"sandbox in {directory} is down ({stopped}); its files are removed")
+    if result.purged:
+        typer.echo(f"sandbox in {directory} is down ({stopped}) and its state is removed")
+        return
+    typer.echo(
+        f"sandbox in {directory} is down ({stopped}); its state is kept (OpenBao's raft data, the clusters, "
+        f"the keeper, runs, GitOps repository): `vaultflow sandbox up --dir {shlex.quote(str(directory))}` "
+        "brings it back, `down --purge` removes it"
+    )
 
 
 def print_status(current: object) -> None:
