@@ -113,6 +113,7 @@ class ServiceEmulators:
                 "reconciles": controller.reconciles,
                 "errors": controller.errors,
                 "queued": controller.queued,
+                "scheduled": controller.scheduled,
             }
             for name, controller in sorted(self.eso.items())
         ]
@@ -123,7 +124,8 @@ class ServiceEmulators:
                     "cluster": self.argocd.management.name,
                     "reconciles": self.argocd.reconciles,
                     "errors": 0,
-                    "queued": len(self.argocd.queue),
+                    "queued": self.argocd.queue.depth,
+                    "scheduled": self.argocd.queue.scheduled,
                 }
             )
         return report

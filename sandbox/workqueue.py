@@ -247,6 +247,18 @@ class WorkQueue(Generic[K]):
         with self._condition:
             return len(self._ready) + len(self._waiting)
 
+    @property
+    def depth(self) -> int:
+        """Keys waiting to be worked on now: client-go's ``workqueue_depth`` (not those scheduled later)."""
+        with self._condition:
+            return len(self._ready)
+
+    @property
+    def scheduled(self) -> int:
+        """Keys waiting for a requeue time (``RequeueAfter``, a backoff)."""
+        with self._condition:
+            return len(self._waiting)
+
     def shutdown(self) -> None:
         with self._condition:
             self._shutdown = True

@@ -158,7 +158,13 @@ class EsoController:
 
     @property
     def queued(self) -> int:
-        return sum(len(loop.queue) for loop in self._loops.values())
+        """Keys to be worked on now, across the controllers (client-go's queue depth)."""
+        return sum(loop.queue.depth for loop in self._loops.values())
+
+    @property
+    def scheduled(self) -> int:
+        """Keys waiting for their next refresh or backoff."""
+        return sum(loop.queue.scheduled for loop in self._loops.values())
 
     @property
     def reconciles(self) -> int:

@@ -18,6 +18,7 @@ from kubernetes import client
 from tests.sandbox_e2e.conftest import SEEDS, CatalogSandbox
 from vaultflow.gitops.git_delivery import deliver
 from vaultflow.gitops.render import render_catalog
+from vaultflow.sandbox import lifecycle
 from vaultflow.sandbox.catalog_wiring import register_app_of_apps
 from vaultflow.sandbox.eso.gohash import data_hash
 from vaultflow.sandbox.observe import (
@@ -71,6 +72,17 @@ def test_render_commit_sync_pull_and_push(catalog_sandbox: CatalogSandbox) -> No
     states = external_secrets(sandbox.state, ["prod-eu", "prod-us"])
     assert len(states) == 7
     assert all(s.ready for s in states), [(s.cluster, s.name, s.reason) for s in states if not s.ready]
+
+    # Once everything has synced nothing waits to be worked on: each refresh is scheduled, not queued.
+    def eso_rows() -> list[str] | None:
+        rows = [
+            c.state
+            for c in lifecycle.status(Path(sandbox.state.directory)).components
+            if c.component == "eso (emulator)"
+        ]
+        return rows if rows and all(" 0 queued" in row and "scheduled" in row for row in rows) else None
+
+    assert wait_for(eso_rows, what="ESO's queues to drain")
     db = _secret_data(sandbox, "prod-eu", "production", "db-secret")
     assert db == {k: v.encode() for k, v in SEEDS["prod/database"].items()}
     assert {s.name: s.data_hash for s in states if s.cluster == "prod-eu"}["prod-database"] == data_hash(db)

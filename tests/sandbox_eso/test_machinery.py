@@ -223,3 +223,15 @@ def test_three_way_merge_keeps_what_others_added() -> None:
         "data": {"k": "v2"},
     }
     assert _merge(None, [1, 2], [3]) == [1, 2]  # lists are replaced whole
+
+
+def test_depth_counts_what_waits_now_and_scheduled_what_waits_for_later() -> None:
+    """client-go's workqueue depth is the ready queue; a key waiting for its requeue time is not queued."""
+    queue: WorkQueue[str] = WorkQueue()
+    queue.add_after("refresh-in-an-hour", 3600)
+    queue.add("now")
+    assert (queue.depth, queue.scheduled, len(queue)) == (1, 1, 2)
+    assert queue.get() == "now"
+    queue.done("now")
+    assert (queue.depth, queue.scheduled) == (0, 1)
+    queue.shutdown()
