@@ -40,7 +40,6 @@ from rich.panel import Panel
 from rich.table import Table
 
 from vaultflow.base.errors import OperationError, VaultflowError
-from vaultflow.cli.sandbox import print_status
 from vaultflow.gitops.catalog import LoadedCatalog, load_catalog
 from vaultflow.gitops.git_delivery import Delivery, deliver
 from vaultflow.gitops.render import application_name, render_catalog
@@ -55,6 +54,7 @@ from vaultflow.sandbox.observe import (
 )
 from vaultflow.sandbox.platform import install_platform_accounts
 from vaultflow.sandbox.state import SandboxState
+from vaultflow.sandbox.status_view import print_status
 from vaultflow.steps.secrets.seed import SeedResult
 from vaultflow.workflows import runner
 from vaultflow.workflows.registry import load_registry

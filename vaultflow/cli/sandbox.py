@@ -153,6 +153,8 @@ def _print_up(result: UpResult, directory: Path, output: OutputFormat, wired: li
         )
     for line in wired:
         typer.echo(f"  sandbox wiring: {line}")
+    from vaultflow.sandbox.status_view import print_status
+
     print_status(lifecycle.status(directory))
     typer.echo(
         f'\nPoint your shell at it:  eval "$(vaultflow sandbox env --dir {shlex.quote(str(directory))})"'
@@ -176,6 +178,8 @@ def status(*, directory: Path = DIR_OPTION, output: OutputFormat = OUTPUT_OPTION
         typer.echo(json.dumps(payload, indent=2))
     else:
         typer.echo(f"sandbox in {current.state.directory} ({SANDBOX_NOTE}); CRDs: {current.state.crd_source}")
+        from vaultflow.sandbox.status_view import print_status
+
         print_status(current)
     if not current.healthy:
         raise typer.Exit(1)
@@ -300,25 +304,3 @@ def down(
         f"the keeper, runs, GitOps repository): `vaultflow sandbox up --dir {shlex.quote(str(directory))}` "
         "brings it back, `down --purge` removes it"
     )
-
-
-def print_status(current: object) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from vaultflow.sandbox.lifecycle import SandboxStatus
-
-    assert isinstance(current, SandboxStatus)
-    table = Table(title="vaultflow sandbox (local, not a real platform)")
-    for column in ("component", "name", "endpoint", "pid", "state"):
-        table.add_column(column)
-    for component in current.components:
-        colour = "green" if component.healthy else "red"
-        table.add_row(
-            component.component,
-            component.name,
-            component.endpoint,
-            str(component.pid or "-"),
-            f"[{colour}]{component.state}[/{colour}]",
-        )
-    Console(width=160).print(table)
