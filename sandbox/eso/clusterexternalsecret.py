@@ -84,7 +84,8 @@ class _Failure:
 
 
 def _failure(prefix: str, error: ApiError) -> _Failure:
-    return _Failure(f"{prefix}{error}", error.code == 409)
+    """A wrapped API error; ``apierrors.IsConflict`` still sees through the wrapping (not AlreadyExists)."""
+    return _Failure(f"{prefix}{error}", error.reason == "Conflict")
 
 
 def _selectors(spec: JsonObject) -> list[JsonObject | None]:
@@ -177,6 +178,7 @@ class ClusterExternalSecretController:
         ces = self.kube.get(self.rtype, "", name)
         if ces is None:
             return DONE
+        refresh = self._refresh_interval(ces.get("spec") or {})  # decoding the object: before anything
         finalizers = ces["metadata"].get("finalizers") or []
         if ces["metadata"].get("deletionTimestamp"):
             self._cleanup(ces)
@@ -188,14 +190,13 @@ class ClusterExternalSecretController:
             return DONE  # the update comes back as an event
         status: JsonObject = copy.deepcopy(ces.get("status") or {})
         try:
-            return self._reconcile(ces, status)
+            return self._reconcile(ces, status, refresh)
         finally:
             self._write_status(ces, status)
 
-    def _reconcile(self, ces: JsonObject, status: JsonObject) -> Result:
+    def _reconcile(self, ces: JsonObject, status: JsonObject, refresh: float) -> Result:
         spec = ces.get("spec") or {}
         name = ces["metadata"]["name"]
-        refresh = self._refresh_interval(spec)
         es_name = str(spec.get("externalSecretName") or name)
         previous = status.get("externalSecretName")
         if previous and previous != es_name:
@@ -344,7 +345,7 @@ class ClusterExternalSecretController:
         try:
             self.kube.store.update(self.namespaces, "", namespace_name, latest)
         except ApiError as error:
-            if error.code == 409:
+            if error.reason == "Conflict":
                 return _Failure(str(error), conflict=True)
             return _failure("could not add namespace finalizer: ", error)
         return None

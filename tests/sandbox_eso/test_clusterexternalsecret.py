@@ -15,7 +15,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from tests.sandbox_eso.conftest import STORE, EsoStack
-from vaultflow.sandbox.observe import wait_for
+from vaultflow.sandbox.observe import is_ready, wait_for
 
 GROUP, VERSION = "external-secrets.io", "v1"
 CES_FINALIZER = "externalsecrets.external-secrets.io/clusterexternalsecret-cleanup"
@@ -86,6 +86,16 @@ class Fanout:
             if error.status == 404:
                 return None
             raise
+
+    def wait_ready(self, namespace: str, name: str) -> dict[str, Any]:
+        """The generated ExternalSecret once it exists (the ClusterExternalSecret creates it) and is Ready."""
+
+        def ready_one() -> dict[str, Any] | None:
+            es = self.external_secret(namespace, name)
+            return es if es is not None and is_ready(es) else None
+
+        found: dict[str, Any] = wait_for(ready_one, what=f"ExternalSecret {namespace}/{name} Ready")
+        return found
 
     def finalizers(self, namespace: str) -> list[str]:
         return list(self.eso.core.read_namespace(namespace).metadata.finalizers or [])
@@ -165,7 +175,7 @@ def test_one_spec_is_fanned_out_to_selected_and_listed_namespaces(
             "blockOwnerDeletion": True,
         }
         assert f"externalsecrets.external-secrets.io/ces-{name}" in fanout.finalizers(namespace)
-        eso.wait_ready(namespace, "ExternalSecret", name)
+        fanout.wait_ready(namespace, name)
         assert eso.secret_data(namespace, "db-credentials") == {"password": b"s3cret"}
     assert fanout.external_secret(other, name) is None
 
@@ -235,7 +245,7 @@ def test_force_sync_is_mirrored_onto_its_external_secrets_and_forces_a_refresh(
         },
         annotations={FORCE_SYNC: "1", "example.com/not-copied": "x"},
     )
-    eso.wait_ready(namespace, "ExternalSecret", name)
+    fanout.wait_ready(namespace, name)
     es = fanout.external_secret(namespace, name)
     assert es is not None and es["metadata"]["annotations"] == {"team": "payments", FORCE_SYNC: "1"}
     assert eso.secret_data(namespace, "db-credentials") == {"password": b"before"}
@@ -259,6 +269,31 @@ def test_force_sync_is_mirrored_onto_its_external_secrets_and_forces_a_refresh(
     )
 
 
+def test_a_force_sync_put_on_one_of_its_external_secrets_is_removed_again(
+    eso: EsoStack, fanout: Fanout, vault_path: str
+) -> None:
+    """What a rotation meets when it annotates a generated ExternalSecret instead of its owner: the
+    ClusterExternalSecret replaces the annotations at once. Whether the ExternalSecret refreshed in
+    between is a race (it reads the object when its turn comes), in ESO as here; only the
+    ClusterExternalSecret's ``external-secrets.io/force-sync`` is a reliable way to refresh them."""
+    write(eso, vault_path, password="a")
+    namespace = fanout.namespace()
+    name = fanout.create(
+        {
+            "externalSecretSpec": es_spec(vault_path),
+            "namespaceSelectors": [{"matchLabels": {"fanout": fanout.label}}],
+        }
+    )
+    fanout.wait_ready(namespace, name)
+    eso.force_sync(namespace, "ExternalSecret", name)  # the plain ``force-sync`` annotation, as ESO's docs
+    wait_for(
+        lambda: (
+            "annotations" not in (fanout.external_secret(namespace, name) or {"annotations": 1})["metadata"]
+        ),
+        what="the annotation removed by the ClusterExternalSecret",
+    )
+
+
 def test_its_external_secrets_are_kept_as_it_says(eso: EsoStack, fanout: Fanout, vault_path: str) -> None:
     """An edit of a generated ExternalSecret (spec, labels) is reverted: being owned, it wakes the owner."""
     write(eso, vault_path, password="a")
@@ -269,7 +304,7 @@ def test_its_external_secrets_are_kept_as_it_says(eso: EsoStack, fanout: Fanout,
             "namespaceSelectors": [{"matchLabels": {"fanout": fanout.label}}],
         }
     )
-    eso.wait_ready(namespace, "ExternalSecret", name)
+    fanout.wait_ready(namespace, name)
     eso.custom.patch_namespaced_custom_object(
         GROUP,
         VERSION,
