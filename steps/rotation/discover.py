@@ -54,6 +54,9 @@ class ConsumingExternalSecret(BaseModel):
     keys: list[KeyMapping]  # data[] items reading the path
     converted: bool  # a non-default conversion or decoding strategy, or a rewrite: verified indirectly
     reads_other_paths: bool  # the Secret also holds keys from elsewhere: ESO's data-hash covers them too
+    # The ClusterExternalSecret that controls it: ESO reverts annotations put on such an ExternalSecret,
+    # so force-sync goes to the ClusterExternalSecret, which mirrors it onto its ExternalSecrets.
+    cluster_external_secret: str | None = None
 
 
 class PushedKey(BaseModel):
@@ -260,6 +263,14 @@ def _consumer(
     if hit is None:
         return None
     target = spec.get("target") or {}
+    owner = next(
+        (
+            ref["name"]
+            for ref in obj["metadata"].get("ownerReferences") or []
+            if ref.get("kind") == "ClusterExternalSecret" and ref.get("controller")
+        ),
+        None,
+    )
     return hit, ConsumingExternalSecret(
         cluster=cluster,
         namespace=namespace,
@@ -273,6 +284,7 @@ def _consumer(
         keys=keys,
         converted=converted,
         reads_other_paths=len(paths_read) > 1,
+        cluster_external_secret=owner,
     )
 
 

@@ -22,6 +22,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import secretmanager
 
 from tests.sandbox_eso.conftest import AZURE_VAULT, STORE, VAULT_ADDRESS, EsoStack, external_secret
+from tests.sandbox_eso.test_clusterexternalsecret import Fanout
 from tests.sandbox_eso.test_pushsecret import push_secret, stores
 from vaultflow.gitops.catalog import parse_catalog
 from vaultflow.gitops.catalog.model import Catalog
@@ -30,7 +31,7 @@ from vaultflow.sandbox.azure.credential import StaticTokenCredential
 from vaultflow.sandbox.faults import Fault
 from vaultflow.steps.rotation.clouds import CloudReaders, verify_cloud_targets
 from vaultflow.steps.rotation.discover import discover_consumers
-from vaultflow.steps.rotation.force_sync import force_sync
+from vaultflow.steps.rotation.force_sync import force_sync, force_sync_consumer
 from vaultflow.steps.rotation.plan import parse_time
 from vaultflow.steps.rotation.verify import expected_data, verify_kubernetes_targets
 from vaultflow.steps.rotation.write import read_version, write_rotation
@@ -265,3 +266,49 @@ def test_a_cloud_that_is_down_times_out_named(
     )
     assert result.phase == "TimedOut" and "current version holds another value" in result.message
     assert result.name.startswith("rot/") and result.cloud == "aws:eu-west-1"
+
+
+@pytest.fixture
+def fanned_out(eso: EsoStack) -> Iterator[Fanout]:
+    state = Fanout(eso)
+    yield state
+    state.cleanup()
+
+
+def test_external_secrets_of_a_cluster_external_secret_are_forced_through_it(
+    eso: EsoStack, fanned_out: Fanout, vault_path: str
+) -> None:
+    """ESO reverts annotations on the ExternalSecrets a ClusterExternalSecret owns: force-sync goes to it."""
+    eso.vault.secrets.kv.v2.create_or_update_secret(
+        vault_path, secret={"username": "app", "password": "before"}, mount_point="secret"
+    )
+    namespaces = [fanned_out.namespace(), fanned_out.namespace()]
+    name = fanned_out.create(
+        {
+            "externalSecretSpec": {
+                "secretStoreRef": {"name": STORE, "kind": "ClusterSecretStore"},
+                "dataFrom": [{"extract": {"key": vault_path}}],
+            },
+            "namespaceSelectors": [{"matchLabels": {"fanout": fanned_out.label}}],
+        }
+    )
+    for namespace in namespaces:
+        fanned_out.wait_ready(namespace, name)
+    catalog = catalog_for(vault_path)
+    consumers = discover_consumers(catalog, plan_catalog(catalog), [vault_path], {"test": eso.api})[
+        vault_path
+    ]
+    assert sorted(c.namespace for c in consumers.external_secrets) == sorted(namespaces)
+    assert {c.cluster_external_secret for c in consumers.external_secrets} == {name}
+    root = VaultApi(eso.vault.url, token=eso.vault.token)
+    written = write_rotation(root, "secret", catalog.secrets[0], "run-1")
+    new = read_version(root, "secret", vault_path, written.new_version)
+    for consumer in consumers.external_secrets:
+        force_sync_consumer(eso.api, consumer, "run-1")
+    results = verify_kubernetes_targets(
+        {"test": eso.api},
+        [(c, expected_data(c, new), None) for c in consumers.external_secrets],
+        written_at=datetime.now(UTC) - timedelta(seconds=1),
+        timeout=10,
+    )
+    assert [r.phase for r in results] == ["Verified", "Verified"]
