@@ -6,12 +6,13 @@ rendered tree under the catalog's ``gitops.path``. It is:
 * idempotent: a tree that matches what is committed makes no commit;
 * concurrency-safe: when someone else pushed first, the workspace is reset to
   their commit and the (deterministic) tree re-applied on top, then pushed
-  again, a bounded number of times;
+  again after a backoff with jitter, a bounded number of times;
 * secret-free by construction: the tree holds references to Vault paths only.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 import tempfile
@@ -20,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from vaultflow.base.errors import OperationError
+from vaultflow.base.retry import backoff
 from vaultflow.gitops.render import RenderedTree
 from vaultflow.gitops.tree_writer import TreeChanges, write_tree
 
 DEFAULT_AUTHOR = ("vaultflow", "vaultflow@localhost")
+PUSH_BACKOFF = (0.2, 3.0)  # first and longest wait between push attempts, seconds
 _URL_CREDENTIALS = re.compile(r"://[^/@\s]+@")
 
 
@@ -123,6 +126,10 @@ class Workspace:
         self.repo.git.clean("-fdx")
 
 
+class _RemoteMovedOn(Exception):
+    """A push lost the race: someone else's commit is on the branch now (the workspace holds it)."""
+
+
 def deliver(
     tree: RenderedTree,
     *,
@@ -134,22 +141,40 @@ def deliver(
     max_attempts: int = 5,
     workdir: Path | None = None,
 ) -> Delivery:
-    """Commit ``tree`` under ``path`` on ``branch`` of ``repo_url`` and push it."""
+    """Commit ``tree`` under ``path`` on ``branch`` of ``repo_url`` and push it.
+
+    A push that lost the race is re-applied on the remote's new commit and pushed again after a
+    backoff with jitter (``PUSH_BACKOFF``), so that deliveries racing each other spread out instead
+    of colliding again, at most ``max_attempts`` times.
+    """
+    import tenacity
+
     scratch = Path(tempfile.mkdtemp(prefix="vaultflow-gitops-", dir=workdir))
     try:
         workspace = Workspace.clone(repo_url, branch, scratch / "repo")
-        for attempt in range(1, max_attempts + 1):
+        attempts = itertools.count(1)
+
+        def attempt() -> Delivery:
+            number = next(attempts)
             changes = workspace.apply(tree, path)
             sha = workspace.commit(commit_message(changes, summary, path), author)
-            if sha is None:
-                return Delivery(commit=None, branch=branch, changes=changes, attempts=attempt)
-            if workspace.push():
-                return Delivery(commit=sha, branch=branch, changes=changes, attempts=attempt)
+            if sha is None or workspace.push():
+                return Delivery(commit=sha, branch=branch, changes=changes, attempts=number)
             workspace.reset_to_remote()
-        raise OperationError(
-            f"push to {redact_url_credentials(repo_url)} ({branch}) was rejected {max_attempts} times: "
-            "the branch keeps moving"
-        )
+            raise _RemoteMovedOn
+
+        def rejected(state: tenacity.RetryCallState) -> Delivery:
+            raise OperationError(
+                f"push to {redact_url_credentials(repo_url)} ({branch}) was rejected {state.attempt_number} "
+                "times: the branch keeps moving"
+            )
+
+        return tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(max_attempts),
+            wait=backoff(*PUSH_BACKOFF),
+            retry=tenacity.retry_if_exception_type(_RemoteMovedOn),
+            retry_error_callback=rejected,
+        )(attempt)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -10,12 +10,11 @@ value (a digest, never the value).
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from vaultflow.base.errors import OperationError
+from vaultflow.base.retry import poll_until
 
 T = TypeVar("T")
 JsonObject = dict[str, Any]
@@ -23,16 +22,11 @@ JsonObject = dict[str, Any]
 
 def wait_for(condition: Callable[[], T | None], *, timeout: float = 30.0, what: str = "a condition") -> T:
     """Poll ``condition`` until it returns something truthy; ``OperationError`` naming ``what`` on timeout."""
-    deadline = time.monotonic() + timeout
-    delay = 0.02
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise OperationError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.25)
+    # The last observation was falsy (None, False, []): nothing worth repeating in the message.
+    found = poll_until(
+        condition, bool, what=what, timeout=timeout, initial=0.02, maximum=0.25, describe=lambda _: ""
+    )
+    return cast(T, found)  # truthy, so not None
 
 
 def ready_condition(obj: JsonObject) -> JsonObject | None:
@@ -121,15 +115,27 @@ def wait_for_applications(
 ) -> list[ApplicationState]:
     """Wait until every named Application is Synced at ``revision``, its sync Succeeded, and Healthy."""
 
-    def settled() -> list[ApplicationState] | None:
+    def named() -> list[ApplicationState]:
         current = {a.name: a for a in applications(state)}
-        found = [current[name] for name in names if name in current]
-        if len(found) == len(names) and all(a.synced_at(revision) and a.health == "Healthy" for a in found):
-            return found
-        return None
+        return [current[name] for name in names if name in current]
 
-    return wait_for(
-        settled, timeout=timeout, what=f"Applications {', '.join(names)} Synced at {revision[:12]}"
+    def settled(found: list[ApplicationState]) -> bool:
+        return len(found) == len(names) and all(
+            a.synced_at(revision) and a.health == "Healthy" for a in found
+        )
+
+    def words(found: list[ApplicationState]) -> str:
+        seen = {a.name: f"{a.name} {a.sync_status} at {a.revision[:12] or '-'}, {a.health}" for a in found}
+        return "; ".join(seen.get(name, f"{name} missing") for name in names)
+
+    return poll_until(
+        named,
+        settled,
+        what=f"Applications {', '.join(names)} Synced at {revision[:12]}",
+        timeout=timeout,
+        initial=0.02,
+        maximum=0.25,
+        describe=words,
     )
 
 

@@ -28,16 +28,11 @@ def load_catalog_source(source: str) -> LoadedCatalog:
         raise InputError(f"catalog {source!r}: write configmap://<namespace>/<name>[/<key>]")
     namespace, name, key = parsed.netloc, parts[0], parts[1] if len(parts) == 2 else DEFAULT_KEY
     context = parse_qs(parsed.query).get("context", [None])[-1]
-    from kubernetes.client.exceptions import ApiException
-
     from vaultflow.steps.kube import core_v1
+    from vaultflow.steps.kube.errors import kube_errors
 
-    try:
+    with kube_errors(f"catalog ConfigMap {namespace}/{name}", "read it"):
         config_map = core_v1(context).read_namespaced_config_map(name, namespace)
-    except ApiException as error:
-        raise OperationError(
-            f"catalog ConfigMap {namespace}/{name}: cannot read it ({error.status} {error.reason})"
-        ) from None
     text = (config_map.data or {}).get(key)
     if text is None:
         raise OperationError(f"catalog ConfigMap {namespace}/{name} has no key {key!r}")

@@ -46,7 +46,7 @@ class AwsSecretsManagerKeeper(Keeper):
                 self._client = boto3.client("secretsmanager", region_name=self.region)
         return self._client
 
-    def _read(self) -> str | None:
+    def _read(self) -> bytes | None:
         from botocore.exceptions import ClientError
 
         with self._errors("read it"):
@@ -56,7 +56,9 @@ class AwsSecretsManagerKeeper(Keeper):
                 if error.response["Error"]["Code"] == "ResourceNotFoundException":
                     return None  # no secret, or a secret without a current value
                 raise
-        return str(value["SecretString"])
+        if "SecretString" in value:
+            return str(value["SecretString"]).encode()
+        return bytes(value.get("SecretBinary") or b"")  # someone stored binary: parse_content says what
 
     def _create(self, text: str) -> None:
         from botocore.exceptions import ClientError

@@ -47,7 +47,7 @@ class AzureKeyVaultKeeper(Keeper):
             self._client = SecretClient(vault_url=self.vault_url, credential=DefaultAzureCredential())
         return self._client
 
-    def _read(self) -> str | None:
+    def _read(self) -> bytes | None:
         from azure.core.exceptions import ResourceNotFoundError
 
         with self._errors("read it"):
@@ -55,7 +55,7 @@ class AzureKeyVaultKeeper(Keeper):
                 secret = self._kv().get_secret(self.name)
             except ResourceNotFoundError:
                 return None
-        return str(secret.value or "")
+        return str(secret.value or "").encode()
 
     def _create(self, text: str) -> None:
         if self._read() is not None:

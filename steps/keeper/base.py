@@ -23,9 +23,9 @@ import secrets
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from vaultflow.base.errors import OperationError
 from vaultflow.base.retry import backoff
@@ -43,6 +43,11 @@ class KeeperReserved(OperationError):
     """The keeper holds only a reservation: the run that made it never stored unseal material."""
 
 
+class KeeperCorrupt(OperationError):
+    """The keeper holds something that is neither unseal material nor a reservation. It is never
+    written over: it may be the only copy of the shares, damaged, and a human must look at it."""
+
+
 class UnsealMaterial(BaseModel):
     """Vault's unseal shares (plaintext, or PGP-encrypted per operator) and, transiently, a root token.
 
@@ -52,10 +57,16 @@ class UnsealMaterial(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    shares: list[str] = Field(min_length=1)
+    shares: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
     threshold: int = Field(ge=1)
     pgp_encrypted: bool = False
     root_token: str | None = None
+
+    @model_validator(mode="after")
+    def _threshold_reachable(self) -> UnsealMaterial:
+        if self.threshold > len(self.shares):
+            raise ValueError(f"threshold {self.threshold} is more than the {len(self.shares)} shares")
+        return self
 
     def __repr__(self) -> str:
         root = "present" if self.root_token else "absent"
@@ -67,14 +78,6 @@ class UnsealMaterial(BaseModel):
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str, where: str) -> UnsealMaterial:
-        try:
-            return cls.model_validate_json(text)
-        except ValueError:
-            # Never echo the content: it holds the shares.
-            raise OperationError(f"{where}: keeper content is not valid unseal material") from None
 
     def with_root_token(self, token: str | None) -> UnsealMaterial:
         return self.model_copy(update={"root_token": token})
@@ -101,18 +104,58 @@ class Reservation(BaseModel):
 Content = UnsealMaterial | Reservation
 
 
-def parse_content(text: str, where: str) -> Content:
-    """What a keeper's stored text is; never echoes it (it may hold the shares)."""
+def _corrupt(where: str, problem: str) -> KeeperCorrupt:
+    return KeeperCorrupt(
+        f"{where} is corrupt: {problem}. vaultflow never writes over it (it may be the only copy of the "
+        "shares): restore it from a backup, or, if it holds nothing needed, delete it and re-run"
+    )
+
+
+def _field_problems(error: ValidationError, model: type[BaseModel]) -> str:
+    """What is wrong with each field vaultflow writes; fields it does not write are counted, never
+    named (a name could be a value pasted in the wrong place), and no value is ever shown."""
+    problems, unknown = [], 0
+    for item in error.errors(include_input=False, include_url=False):
+        location = item["loc"]
+        if location and location[0] not in model.model_fields:
+            unknown += 1
+            continue
+        field = ".".join(str(part) for part in location)
+        problems.append(
+            f"{field}: {item['msg']}" if field else str(item["msg"]).removeprefix("Value error, ")
+        )
+    if unknown:
+        problems.append(f"{unknown} field(s) vaultflow does not write (not named here)")
+    return "; ".join(problems)
+
+
+def parse_content(data: bytes, where: str) -> Content:
+    """What a keeper's stored bytes are: material, a reservation, or ``KeeperCorrupt`` saying what is
+    wrong (empty, not UTF-8, not JSON and where it breaks off, which field is missing or invalid).
+    The content is never echoed: it may hold the shares."""
+    if not data.strip():
+        raise _corrupt(where, f"it holds no data ({len(data)} bytes)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise _corrupt(where, f"it is not UTF-8 text (byte {error.start} of {len(data)})") from None
     try:
         raw = json.loads(text)
-    except ValueError:
-        raise OperationError(f"{where}: keeper content is not valid unseal material") from None
-    if isinstance(raw, dict) and raw.get("kind") == RESERVATION_KIND:
-        try:
-            return Reservation.model_validate(raw)
-        except ValidationError:
-            raise OperationError(f"{where}: keeper content is not a valid reservation") from None
-    return UnsealMaterial.from_json(text, where)
+    except json.JSONDecodeError as error:
+        problem = f"{error.msg} at line {error.lineno} column {error.colno} of {len(data)} bytes"
+        raise _corrupt(where, f"it is not JSON ({problem}: truncated, or not written by vaultflow)") from None
+    if not isinstance(raw, dict):
+        raise _corrupt(where, f"it holds a JSON {type(raw).__name__}, not the object vaultflow writes")
+    model: type[UnsealMaterial | Reservation]
+    model, what = (
+        (Reservation, "a reservation")
+        if raw.get("kind") == RESERVATION_KIND
+        else (UnsealMaterial, "unseal material")
+    )
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        raise _corrupt(where, f"it is not valid {what} ({_field_problems(error, model)})") from None
 
 
 def reserved_message(location: str, reservation: Reservation) -> str:
@@ -136,8 +179,9 @@ class Keeper(abc.ABC):
         """Where the material is, for messages (never the material itself)."""
 
     @abc.abstractmethod
-    def _read(self) -> str | None:
-        """The stored text, or None when there is none (absent, or a secret without a readable version)."""
+    def _read(self) -> bytes | None:
+        """The stored bytes, or None when there are none (absent, or a secret without a readable
+        version). Bytes, not text: what is stored may not even be text, and ``parse_content`` says so."""
 
     @abc.abstractmethod
     def _create(self, text: str) -> None:
@@ -152,8 +196,10 @@ class Keeper(abc.ABC):
         return
 
     def content(self) -> Content | None:
-        text = self._read()
-        return None if text is None else parse_content(text, self.location)
+        """What the keeper holds (None: nothing); every write reads this first, so corrupt content
+        (``KeeperCorrupt``) stops it and is never written over."""
+        data = self._read()
+        return None if data is None else parse_content(data, self.location)
 
     def load(self) -> UnsealMaterial | None:
         """The stored material, or None when the keeper is empty; a bare reservation is an error."""

@@ -37,7 +37,7 @@ class FileKeeper(Keeper):
             reason = error.strerror or type(error).__name__
             raise OperationError(f"{self.location}: cannot {action} ({reason})") from None
 
-    def _read(self) -> str | None:
+    def _read(self) -> bytes | None:
         with self._errors("read it"):
             try:
                 mode = self.path.stat().st_mode
@@ -50,7 +50,7 @@ class FileKeeper(Keeper):
                     f"{self.location} is readable by others (mode {stat.S_IMODE(mode):o}): "
                     "restrict it to 0600 before vaultflow will use it"
                 )
-            return self.path.read_text(encoding="utf-8")
+            return self.path.read_bytes()
 
     def _exists_message(self) -> str:
         if self.path.is_symlink() and not self.path.exists():

@@ -59,7 +59,7 @@ class GcpSecretManagerKeeper(Keeper):
                 self._client = secretmanager.SecretManagerServiceClient()
         return self._client
 
-    def _read(self) -> str | None:
+    def _read(self) -> bytes | None:
         from google.api_core import exceptions
 
         with self._errors("read it"):
@@ -67,7 +67,7 @@ class GcpSecretManagerKeeper(Keeper):
                 response = self._sm().access_secret_version(name=f"{self._name}/versions/latest")
             except exceptions.NotFound:
                 return None  # no secret, or a secret without versions
-            return str(response.payload.data.decode())
+            return bytes(response.payload.data)
 
     def _create(self, text: str) -> None:
         from google.api_core import exceptions

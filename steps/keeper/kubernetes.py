@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from vaultflow.base.errors import OperationError
-from vaultflow.steps.keeper.base import Keeper, KeeperConflict
+from vaultflow.steps.keeper.base import Keeper, KeeperConflict, KeeperCorrupt
 from vaultflow.steps.kube.errors import kube_errors
 
 DATA_KEY = "unseal.json"
@@ -85,7 +85,7 @@ class KubernetesSecretKeeper(Keeper):
                 f"(SelfSubjectAccessReview); grant it ({RBAC_FILE}) before initialising"
             )
 
-    def _read(self) -> str | None:
+    def _read(self) -> bytes | None:
         from kubernetes.client.exceptions import ApiException
 
         with self._errors("read it"):
@@ -98,8 +98,11 @@ class KubernetesSecretKeeper(Keeper):
                 return None
         encoded = (self._seen.data or {}).get(DATA_KEY)
         if encoded is None:
-            raise OperationError(f"{self.location} exists but has no {DATA_KEY!r} key")
-        return base64.b64decode(encoded).decode()
+            raise KeeperCorrupt(
+                f"{self.location} is corrupt: the Secret exists but has no {DATA_KEY!r} key. vaultflow "
+                "never writes over it: restore it from a backup, or, if it holds nothing needed, delete it"
+            )
+        return base64.b64decode(encoded)  # the API server accepts only valid base64 in data
 
     @staticmethod
     def _data(text: str) -> dict[str, str]:

@@ -11,6 +11,11 @@ The record is client-go's leader-election record (``tools/leaderelection/resourc
   contenders exactly one wins; the loser (a 409) reads again;
 * release empties ``holderIdentity`` and shortens the duration to one second.
 
+A holder that works longer than the duration keeps the lease by renewing it
+(``renew``), and while it works, every third of the duration (``kept``: the
+ratio of client-go's RetryPeriod to LeaseDuration, in its spirit). Renewing needs
+no knowledge of the duration: the one stored by whoever took the lease is kept.
+
 One difference: client-go times expiry from when *it* first observed the
 record (immune to clock skew, but a newcomer always waits a full duration);
 here expiry is ``renewTime + leaseDurationSeconds`` on the local clock, so the
@@ -20,8 +25,12 @@ synchronised (NTP), as Kubernetes itself assumes for certificates and tokens.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,10 +38,15 @@ from vaultflow.base.errors import OperationError
 from vaultflow.steps.kube.errors import kube_errors
 
 POLL_SECONDS = 2.0  # client-go's RetryPeriod for its own components
+JOIN_SECONDS = 10.0  # how long the end of a ``kept`` block waits for a renewal in flight
 
 
 class LeaseHeld(OperationError):
     """Someone else holds the lease (the message names them and when it expires)."""
+
+
+class LeaseLost(OperationError):
+    """The lease no longer names this holder: released, or taken over after it expired."""
 
 
 def _now() -> datetime.datetime:
@@ -59,7 +73,10 @@ class LeaseRecord:
 
 
 class LeaseLock:
-    """Lease ``namespace/name`` held as ``holder`` for ``duration_seconds`` after each renewal."""
+    """Lease ``namespace/name`` held as ``holder`` for ``duration_seconds`` after each renewal.
+
+    ``duration_seconds`` is what taking the lease writes; ``renew`` keeps the stored one.
+    """
 
     def __init__(
         self,
@@ -123,8 +140,9 @@ class LeaseLock:
         record = self.current()
         return record is not None and record.holder == self.holder and record.held_at(_now())
 
-    def _write(self, lease: Any | None, now: datetime.datetime) -> bool:
-        """Create or replace the record with ourselves as holder; False when another write won."""
+    def _write(self, lease: Any | None, now: datetime.datetime, *, keep_duration: bool = False) -> bool:
+        """Create or replace the record with ourselves as holder; False when another write won.
+        ``keep_duration``: a renewal, which keeps the duration the lease was taken with."""
         from kubernetes import client
         from kubernetes.client.exceptions import ApiException
 
@@ -157,7 +175,8 @@ class LeaseLock:
                     )
                     spec.holder_identity = self.holder
                 spec.renew_time = now
-                spec.lease_duration_seconds = self.duration_seconds
+                if not keep_duration or not spec.lease_duration_seconds:
+                    spec.lease_duration_seconds = self.duration_seconds
                 coordination.replace_namespaced_lease(self.name, self.namespace, lease)
                 return True
             except ApiException as error:
@@ -192,6 +211,67 @@ class LeaseLock:
                     f"(kubectl -n {self.namespace} delete lease {self.name})"
                 )
             time.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+
+    def renew(self) -> LeaseRecord:
+        """As its holder, move ``renewTime`` to now (one read, one write); ``LeaseLost`` when the lease
+        no longer names us. A lease that expired without anyone taking it still names us and is
+        renewed: nobody else can have acted under it."""
+        while True:
+            lease, now = self._read(), _now()
+            record = None if lease is None else self._record(lease)
+            if record is None or record.holder != self.holder:
+                raise LeaseLost(self._lost_message(record))
+            if self._write(lease, now, keep_duration=True):
+                return LeaseRecord(self.holder, now, record.duration_seconds or self.duration_seconds)
+
+    def _lost_message(self, record: LeaseRecord | None) -> str:
+        if record is None:
+            now = "it no longer exists"
+        elif record.holder:
+            expires = record.expires.isoformat(timespec="seconds") if record.expires else "never"
+            now = f"{record.holder} holds it now (until {expires})"
+        else:
+            now = "it was released"
+        return (
+            f"{self.location} is no longer held by {self.holder}: {now}. Another run may be working on "
+            "the same system: stopping here"
+        )
+
+    @contextlib.contextmanager
+    def kept(self) -> Iterator[LeaseRecord]:
+        """Renew now, then every third of the lease's duration until the block ends, so that a block
+        longer than the lease keeps it. A renewal that finds the lease lost ends the renewing and, once
+        the block is over, raises ``LeaseLost`` (a block cannot safely be interrupted half-way); one
+        that fails for another reason (the API server unreachable) is tried again a third later, and
+        said at the end. The renewing thread prints nothing itself: under the local runner only the
+        step's own thread writes to the step's log."""
+        record = self.renew()
+        interval = max(record.duration_seconds / 3, 0.1)
+        stop = threading.Event()
+        lost: list[LeaseLost] = []
+        failures: list[str] = []
+
+        def renew_until_stopped() -> None:
+            while not stop.wait(interval):
+                try:
+                    self.renew()
+                except LeaseLost as error:
+                    lost.append(error)
+                    return
+                except OperationError as error:
+                    failures.append(str(error))
+
+        renewer = threading.Thread(target=renew_until_stopped, name=f"renew {self.name}", daemon=True)
+        renewer.start()
+        try:
+            yield record
+        finally:
+            stop.set()
+            renewer.join(JOIN_SECONDS)
+        for failure in failures:
+            print(f"renewing {self.location} failed once: {failure}", file=sys.stderr)
+        if lost:
+            raise lost[0]
 
     def release(self) -> bool:
         """Give the lease up if we hold it (client-go's release); False when someone else does."""

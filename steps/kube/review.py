@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -19,11 +21,19 @@ import yaml
 from vaultflow.base.errors import OperationError
 from vaultflow.gitops.catalog.model import Cluster, ServiceAccountRef
 from vaultflow.steps.kube import api_client
-from vaultflow.steps.vault.configure import ClusterReview
 from vaultflow.steps.vault.login import service_account_token
 
 IN_CLUSTER_CA = Path("/var/run/secrets/kubernetes.io/serviceaccount/ca.crt")
 REVIEWER_TOKEN_SECONDS = 365 * 24 * 3600  # the API server may shorten it; bootstrap renews it on re-run
+
+
+@dataclass(frozen=True)
+class ClusterReview:
+    """How Vault reaches a cluster to review its tokens. The reviewer JWT is fetched only if needed."""
+
+    host: str
+    ca_pem: str
+    reviewer_jwt: Callable[[], str]
 
 
 def cluster_review(cluster: Cluster, reviewer: ServiceAccountRef) -> ClusterReview:

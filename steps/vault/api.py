@@ -1,32 +1,53 @@
 """A thin adapter over Vault's HTTP API (hvac), with errors an operator can act on.
 
 Every call goes through ``vault_errors``, which turns transport and API
-failures into one ``OperationError`` sentence naming the server and the
-action: unreachable, sealed, permission denied, or what Vault said. Vault's
-error texts never contain secret values; request bodies (which may) are never
-echoed.
+failures into one ``OperationError`` sentence naming the server, the action and
+the cause: unreachable (and why: DNS name not found, connection refused, no
+answer in time), TLS not trusted, sealed, permission denied, or what Vault
+said. Vault's error texts never contain secret values; request bodies (which
+may) are never echoed.
 """
 
 from __future__ import annotations
 
 import base64
 import os
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from vaultflow.base.errors import OperationError
+from vaultflow.base.retry import backoff, poll_until
+from vaultflow.steps.transport import transport_cause
 
 DEFAULT_TIMEOUT = 10.0
 # A replica that is still starting refuses connections for a few seconds: connecting is
-# retried with exponential backoff (0.5 s, 1 s, 2 s, ... about 30 s for 6 attempts) before the
-# step gives up. Only connecting is retried, never a request that reached Vault: those are
-# not all idempotent (init is not).
+# retried with exponential backoff and jitter (waits of about 1, 2, 4, 8, 10, 10 s: up to about
+# 30 s for 6 retries) before the step gives up. Only connecting is retried, never a request that
+# reached Vault: those are not all idempotent (init is not).
 CONNECT_RETRIES_ENV = "VAULTFLOW_VAULT_CONNECT_RETRIES"
 DEFAULT_CONNECT_RETRIES = 6
+CONNECT_BACKOFF = (1.0, 10.0)  # first and longest wait, seconds
+# hashicorp/raft-autopilot AddServer (raft.go): the raft leader refuses to add a server whose
+# cluster address a voter of another node ID already has, when removing that voter would cost
+# quorum (numVoters - removals < quorum). OpenBao passes the sentence through unchanged.
+AUTOPILOT_REFUSAL = "Preventing server addition that would require removal of too many servers"
+
+
+# A KV mount just enabled as (or upgraded to) version 2 answers 400 with this for a moment while
+# it upgrades its storage (OpenBao internal/builtin/logical/kv/upgrade.go, as Vault's kv plugin).
+KV_UPGRADING = "Upgrading from non-versioned to versioned data"
+
+
+class RaftJoinRefused(OperationError):
+    """The raft leader refused to add a joining node (``AUTOPILOT_REFUSAL``)."""
+
+
+class KvUpgrading(OperationError):
+    """A KV v2 mount is still upgrading (``KV_UPGRADING``): it serves requests again shortly."""
 
 
 @dataclass(frozen=True)
@@ -43,26 +64,58 @@ class SealStatus:
 
 
 @contextmanager
-def vault_errors(address: str, action: str) -> Iterator[None]:
+def vault_errors(address: str, action: str, *, timeout: float | None = None) -> Iterator[None]:
+    """One ``OperationError`` for whatever hvac or requests raise inside: what, where and why."""
     import hvac.exceptions
     import requests
 
     try:
         yield
-    except requests.exceptions.SSLError:
+    except requests.exceptions.SSLError as error:
+        cause = transport_cause(error)
         raise OperationError(
-            f"Vault at {address}: TLS verification failed, could not {action} (set the CA bundle)"
+            f"Vault at {address}: TLS verification failed ({cause}): could not {action} (set the CA bundle)"
         ) from None
     except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
-        reason = type(error).__name__.replace("Error", " error").strip()
-        raise OperationError(f"Vault at {address} is unreachable ({reason}): could not {action}") from None
+        cause = transport_cause(error, host=urlsplit(address).hostname or address, timeout=timeout)
+        raise OperationError(f"Vault at {address} is unreachable ({cause}): could not {action}") from None
     except hvac.exceptions.VaultDown:
         raise OperationError(f"Vault at {address} is sealed: cannot {action}") from None
     except hvac.exceptions.Forbidden:
         raise OperationError(f"Vault at {address} denied permission to {action}") from None
     except hvac.exceptions.VaultError as error:
-        errors = "; ".join(str(e).strip() for e in (error.errors or [])) or type(error).__name__
+        # One line: a follower passes on its leader's answer as a multi-line "Error making API request".
+        errors = "; ".join(" ".join(str(e).split()) for e in (error.errors or [])) or type(error).__name__
+        if AUTOPILOT_REFUSAL in errors:
+            raise RaftJoinRefused(
+                f"Vault at {address}: the raft leader refused to add it (another member has the same "
+                f"cluster address, or removing one would cost quorum): could not {action}: {errors}"
+            ) from None
+        if KV_UPGRADING in errors:
+            raise KvUpgrading(f"Vault at {address} could not {action} yet: {errors}") from None
         raise OperationError(f"Vault at {address} refused to {action}: {errors}") from None
+
+
+# What sys/health's status code means when hvac hands back the raw response instead of its body.
+_HEALTH_CODES = {
+    200: "active",
+    429: "standby",
+    473: "performance standby",
+    501: "uninitialised",
+    503: "sealed",
+}
+
+
+def _health_state(health: Mapping[str, Any] | Any) -> str:
+    """One word for ``sys/health``: active, standby, sealed, uninitialised (or what the code was)."""
+    if not isinstance(health, Mapping):
+        code = getattr(health, "status_code", None)
+        return _HEALTH_CODES.get(code, f"HTTP {code}") if isinstance(code, int) else "no answer"
+    if health.get("initialized") is not True:
+        return "uninitialised"
+    if health.get("sealed") is not False:
+        return "sealed"
+    return "standby" if health.get("standby") else "active"
 
 
 class VaultApi:
@@ -88,10 +141,14 @@ class VaultApi:
     def with_token(self, token: str) -> VaultApi:
         return VaultApi(self.address, token=token, ca_cert=self.ca_cert, timeout=self.timeout)
 
+    def errors(self, action: str) -> AbstractContextManager[None]:
+        """``vault_errors`` for this server (its address and timeout) around a call that does ``action``."""
+        return vault_errors(self.address, action, timeout=self.timeout)
+
     # --- seal and init ------------------------------------------------------------------------
 
     def seal_status(self) -> SealStatus:
-        with vault_errors(self.address, "read the seal status"):
+        with self.errors("read the seal status"):
             raw = self.client.sys.read_seal_status()
         # OpenBao reports commit_date where Vault reports build_date.
         product = "openbao" if "commit_date" in raw and "build_date" not in raw else "vault"
@@ -109,40 +166,40 @@ class VaultApi:
 
     def initialize(self, shares: int, threshold: int, pgp_keys: list[str] | None) -> tuple[list[str], str]:
         """Initialise; return (shares as returned: base64, or PGP-encrypted base64) and the root token."""
-        with vault_errors(self.address, "initialise"):
+        with self.errors("initialise"):
             result = self.client.sys.initialize(
                 secret_shares=shares, secret_threshold=threshold, pgp_keys=pgp_keys or None
             )
         return list(result["keys_base64"]), str(result["root_token"])
 
     def submit_unseal_share(self, share: str) -> SealStatus:
-        with vault_errors(self.address, "accept an unseal share"):
+        with self.errors("accept an unseal share"):
             self.client.sys.submit_unseal_key(key=share)
         return self.seal_status()
 
     def reset_unseal(self) -> None:
-        with vault_errors(self.address, "reset the unseal progress"):
+        with self.errors("reset the unseal progress"):
             self.client.sys.submit_unseal_key(reset=True)
+
+    def health(self) -> str:
+        """``active``, ``standby``, ``sealed`` or ``uninitialised``, from ``sys/health``."""
+        with self.errors("read its health"):
+            return _health_state(self.client.sys.read_health_status(method="GET"))
 
     def is_active(self) -> bool:
         """Unsealed and the active node (not a standby, not still electing a raft leader)."""
-        with vault_errors(self.address, "read its health"):
-            health = self.client.sys.read_health_status(method="GET")
-        if not isinstance(health, dict):  # hvac hands back the raw response for unexpected codes
-            return False
-        return (
-            health.get("initialized") is True and health.get("sealed") is False and not health.get("standby")
-        )
+        return self.health() == "active"
 
     def wait_until_active(self, timeout: float = 30.0) -> None:
         """Unsealed is not yet usable: raft must elect a leader before the node serves requests."""
-        deadline = time.monotonic() + timeout
-        while not self.is_active():
-            if time.monotonic() > deadline:
-                raise OperationError(
-                    f"Vault at {self.address} did not become the active node within {timeout:.0f}s"
-                )
-            time.sleep(0.1)
+        poll_until(
+            self.health,
+            lambda state: state == "active",
+            what=f"Vault at {self.address} to become the active node",
+            timeout=timeout,
+            maximum=0.5,
+            describe=str,
+        )
 
     @property
     def ca_cert_pem(self) -> str | None:
@@ -152,7 +209,7 @@ class VaultApi:
         return Path(self.ca_cert).read_text(encoding="ascii")
 
     def raft_join(self, leader_address: str, leader_ca_cert: str | None = None) -> None:
-        with vault_errors(self.address, f"join the raft cluster of {leader_address}"):
+        with self.errors(f"join the raft cluster of {leader_address}"):
             self.client.sys.join_raft_cluster(leader_api_addr=leader_address, leader_ca_cert=leader_ca_cert)
 
     # --- tokens -------------------------------------------------------------------------------
@@ -161,7 +218,7 @@ class VaultApi:
         """Does the client's token still authenticate? (False when revoked or expired.)"""
         import hvac.exceptions
 
-        with vault_errors(self.address, "look up its own token"):
+        with self.errors("look up its own token"):
             try:
                 self.client.auth.token.lookup_self()
             except hvac.exceptions.Forbidden:
@@ -177,7 +234,7 @@ class VaultApi:
         the shares: neither alone yields root.
         """
         base = "/v1/sys/generate-root-token"
-        with vault_errors(self.address, "generate a root token"):
+        with self.errors("generate a root token"):
             self.client.adapter.delete(f"{base}/attempt")  # a stale attempt would hold a foreign nonce
             started = self.client.adapter.put(f"{base}/attempt", json={})["data"]
             nonce, otp = started["nonce"], started["otp"]
@@ -195,19 +252,49 @@ class VaultApi:
         return decode_root_token(str(response["encoded_token"]), str(otp))
 
     def revoke_self(self) -> None:
-        with vault_errors(self.address, "revoke its own token"):
+        with self.errors("revoke its own token"):
             self.client.auth.token.revoke_self()
 
 
-def _session() -> Any:
+def _not_connected(error: BaseException) -> bool:
+    """Did the request fail before a connection existed (so that nothing reached Vault)?
+
+    urllib3 raises ``NewConnectionError`` (refused, DNS) or ``ConnectTimeoutError`` while
+    connecting, wrapped by requests; a TLS failure, a reset or a read timeout come later and
+    are not retried.
+    """
     import requests
+    import urllib3.exceptions
+
+    if isinstance(error, requests.exceptions.SSLError) or not isinstance(
+        error, requests.exceptions.ConnectionError
+    ):
+        return False
+    wrapped = error.args[0] if error.args else None
+    reason = getattr(wrapped, "reason", wrapped)
+    return isinstance(reason, urllib3.exceptions.ConnectTimeoutError)
+
+
+def _session() -> Any:
+    """A requests session that retries connecting (only connecting) with backoff and jitter."""
+    import requests
+    import tenacity
     from requests.adapters import HTTPAdapter
-    from urllib3.util.retry import Retry
 
     retries = int(os.environ.get(CONNECT_RETRIES_ENV, DEFAULT_CONNECT_RETRIES))
-    policy = Retry(total=None, connect=retries, read=0, status=0, other=0, backoff_factor=0.5)
+
+    class ConnectRetryAdapter(HTTPAdapter):
+        def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+            retrying = tenacity.Retrying(
+                stop=tenacity.stop_after_attempt(retries + 1),
+                wait=backoff(*CONNECT_BACKOFF),
+                retry=tenacity.retry_if_exception(_not_connected),
+                reraise=True,
+            )
+            return retrying(super().send, request, *args, **kwargs)
+
     session = requests.Session()
-    adapter = HTTPAdapter(max_retries=policy)
+    adapter = ConnectRetryAdapter(max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session

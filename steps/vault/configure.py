@@ -2,7 +2,8 @@
 
 Desired state:
 
-* the KV v2 mount of the catalog;
+* the KV v2 mount of the catalog, requiring check-and-set on every write
+  (``cas_required``), so that no pipeline overwrites a version it has not seen;
 * one Kubernetes auth mount per cluster, reviewing that cluster's own
   service-account tokens (API server URL, CA, reviewer token);
 * on every mount the ESO role (bound to ESO's service account, policy
@@ -26,12 +27,14 @@ from typing import Any
 from pydantic import BaseModel
 
 from vaultflow.base.errors import OperationError
+from vaultflow.base.retry import poll_until
 from vaultflow.gitops.catalog import LoadedCatalog
 from vaultflow.gitops.catalog.model import Catalog, Cluster
 from vaultflow.gitops.catalog.types import duration_seconds
 from vaultflow.gitops.policies import all_policies
 from vaultflow.steps.catalog_source import load_catalog_source
-from vaultflow.steps.vault.api import VaultApi, vault_errors
+from vaultflow.steps.kube.review import ClusterReview, cluster_review
+from vaultflow.steps.vault.api import KvUpgrading, VaultApi
 from vaultflow.steps.vault.root_token import root_client
 
 
@@ -42,15 +45,6 @@ class RoleSpec:
     policies: tuple[str, ...]
     token_ttl: int
     token_max_ttl: int
-
-
-@dataclass(frozen=True)
-class ClusterReview:
-    """How Vault reaches a cluster to review its tokens. The reviewer JWT is fetched only if needed."""
-
-    host: str
-    ca_pem: str
-    reviewer_jwt: Callable[[], str]
 
 
 @dataclass
@@ -104,8 +98,19 @@ class _Configurer:
         self.changes: list[str] = []
 
     def call(self, action: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        with vault_errors(self.vault.address, action):
+        with self.vault.errors(action):
             return function(*args, **kwargs)
+
+    def read(self, action: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Like ``call``, but "not found" (404) is ``None``. Only a 404 means absent: a denied, sealed
+        or failing read stops the step (taken as absent, it would rewrite what it cannot see)."""
+        import hvac.exceptions
+
+        with self.vault.errors(action):
+            try:
+                return function(*args, **kwargs)
+            except hvac.exceptions.InvalidPath:
+                return None
 
     def kv_mount(self, path: str) -> None:
         mounts = self.call("list secrets engines", self.client.sys.list_mounted_secrets_engines)
@@ -121,22 +126,46 @@ class _Configurer:
                 description="vaultflow: secrets of the catalog",
             )
             self.changes.append(f"mounted KV v2 at {path}/")
-            return
-        version = str((existing.get("options") or {}).get("version", "1"))
-        if existing.get("type") != "kv" or version != "2":
-            raise OperationError(
-                f"Vault at {self.vault.address}: {path}/ is a {existing.get('type')} v{version} mount, "
-                "not KV v2; refusing to replace it"
+        else:
+            version = str((existing.get("options") or {}).get("version", "1"))
+            if existing.get("type") != "kv" or version != "2":
+                raise OperationError(
+                    f"Vault at {self.vault.address}: {path}/ is a {existing.get('type')} v{version} mount, "
+                    "not KV v2; refusing to replace it"
+                )
+        self._cas_required(path)
+
+    def _cas_required(self, path: str) -> None:
+        """Every write to the mount must carry check-and-set: a write that did not read first (or
+        raced another) is refused by Vault instead of silently overwriting a newer version."""
+        kv_v2 = self.client.secrets.kv.v2
+
+        def require() -> bool:
+            current = self.call(
+                f"read the configuration of {path}/", kv_v2.read_configuration, mount_point=path
             )
+            if (current.get("data") or {}).get("cas_required") is True:
+                return False
+            self.call(
+                f"require check-and-set on {path}/", kv_v2.configure, cas_required=True, mount_point=path
+            )
+            return True
+
+        # A mount just created upgrades its storage for a moment, refusing reads and writes meanwhile.
+        changed = poll_until(
+            require,
+            lambda _: True,
+            what=f"the KV v2 mount {path}/ to serve requests",
+            timeout=30,
+            transient=(KvUpgrading,),
+        )
+        if changed:
+            self.changes.append(f"required check-and-set on every write to {path}/")
 
     def policies(self, desired: dict[str, str]) -> None:
         for name, hcl in sorted(desired.items()):
-            current = None
-            try:
-                with vault_errors(self.vault.address, f"read policy {name}"):
-                    current = self.client.sys.read_acl_policy(name)["data"]["policy"]
-            except OperationError:
-                current = None
+            found = self.read(f"read policy {name}", self.client.sys.read_acl_policy, name)
+            current = found["data"]["policy"] if found is not None else None
             if current != hcl:
                 self.call(f"write policy {name}", self.client.sys.create_or_update_acl_policy, name, hcl)
                 self.changes.append(f"{'updated' if current is not None else 'created'} policy {name}")
@@ -167,7 +196,7 @@ class _Configurer:
     def _auth_config(self, spec: AuthMountSpec, *, fresh: bool) -> None:
         current: dict[str, Any] = {}
         if not fresh:
-            response = self.call(
+            response = self.read(
                 f"read auth/{spec.path}/config",
                 self.client.auth.kubernetes.read_config,
                 mount_point=spec.path,
@@ -190,13 +219,12 @@ class _Configurer:
         self.changes.append(f"configured auth/{spec.path} to review tokens at {spec.review.host}")
 
     def _role(self, mount: str, name: str, role: RoleSpec) -> None:
-        import hvac.exceptions
-
-        current: dict[str, Any] | None
-        try:
-            current = self.client.auth.kubernetes.read_role(name, mount_point=mount)
-        except hvac.exceptions.InvalidPath:
-            current = None
+        current: dict[str, Any] | None = self.read(
+            f"read role {name} on auth/{mount}",
+            self.client.auth.kubernetes.read_role,
+            name,
+            mount_point=mount,
+        )
         desired = {
             "bound_service_account_names": list(role.service_account_names),
             "bound_service_account_namespaces": list(role.service_account_namespaces),
@@ -265,8 +293,6 @@ def configure_vault(
     audit_file: str = "/vault/audit/audit.log",
 ) -> ConfigureResult:
     """The workflow step: configure Vault from the catalog at ``catalog`` with the keeper's root token."""
-    from vaultflow.steps.kube.review import cluster_review
-
     loaded = load_catalog_source(catalog)
     vault = root_client(addresses, keeper, ca_cert)
     auth = loaded.catalog.vault.kubernetes_auth

@@ -13,7 +13,10 @@ before init as well); without one, the step fails with the emergency procedure
 
 Never initialise twice, never overwrite a keeper:
 
-* Vault initialised and the keeper holds material: nothing to do.
+* Vault initialised and the keeper holds material: nothing to do, once the
+  material's shape (shares, threshold) is the one Vault reports; material of
+  another shape belongs to another Vault, and the run stops before anything
+  uses it.
 * Vault initialised, the keeper empty or only reserved, and the fallback holds
   material: copy it into the keeper (a run whose keeper write failed; re-run
   once the keeper is fixed).
@@ -40,7 +43,7 @@ from vaultflow.steps.keeper import (
     open_keeper,
     write_retrying,
 )
-from vaultflow.steps.vault.api import VaultApi
+from vaultflow.steps.vault.api import SealStatus, VaultApi
 from vaultflow.steps.vault.status import parse_addresses
 
 
@@ -103,13 +106,14 @@ def initialise(
     held = store.content()
     if status.initialized:
         if isinstance(held, UnsealMaterial):
+            _check_shape(leader, status, store, held)
             return InitResult(
                 initialized_now=False,
                 keeper=store.location,
                 shares=len(held.shares),
                 threshold=held.threshold,
             )
-        return _recover(leader, store, held, fallback, policy)
+        return _recover(leader, status, store, held, fallback=fallback, policy=policy)
     for keeper in (store, fallback):
         if keeper is not None and isinstance(keeper.content(), UnsealMaterial):
             raise OperationError(
@@ -126,6 +130,21 @@ def initialise(
     )
     _keep(leader, store, fallback, material, policy)
     return InitResult(initialized_now=True, keeper=store.location, shares=shares, threshold=threshold)
+
+
+def _check_shape(leader: VaultApi, status: SealStatus, keeper: Keeper, material: UnsealMaterial) -> None:
+    """Stop when the keeper's material cannot be this Vault's: its number of shares or its threshold
+    differ from what the (initialised) Vault reports. Only counts are compared and shown."""
+    if not status.shares or not status.threshold:  # not reported: nothing to compare
+        return
+    if (len(material.shares), material.threshold) == (status.shares, status.threshold):
+        return
+    raise OperationError(
+        f"{keeper.location} holds {len(material.shares)} shares with threshold {material.threshold}, but "
+        f"Vault at {leader.address} was initialised with {status.shares} shares and threshold "
+        f"{status.threshold}: the keeper belongs to another Vault (or this one was rekeyed since). "
+        "Nothing was changed; give the keeper of this Vault (never re-initialise a Vault that holds data)"
+    )
 
 
 def _keep(
@@ -160,14 +179,17 @@ def _keep(
 
 def _recover(
     leader: VaultApi,
+    status: SealStatus,
     store: Keeper,
     held: Reservation | None,
+    *,
     fallback: Keeper | None,
     policy: WritePolicy,
 ) -> InitResult:
     """Vault is initialised but the keeper holds no material: copy it from the fallback, or stop."""
     rescued = fallback.content() if fallback is not None else None
     if fallback is not None and isinstance(rescued, UnsealMaterial):
+        _check_shape(leader, status, fallback, rescued)
         write_retrying(
             store, "copy the unseal material from the fallback", lambda: store.fill(rescued), policy
         )

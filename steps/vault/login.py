@@ -14,8 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from vaultflow.base.errors import OperationError
-from vaultflow.steps.vault.api import VaultApi, vault_errors
+from vaultflow.steps.vault.api import VaultApi
 
 PROJECTED_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
@@ -38,20 +37,16 @@ def service_account_token(
     ):
         return PROJECTED_TOKEN.read_text().strip()
     from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
 
     from vaultflow.steps.kube import core_v1
+    from vaultflow.steps.kube.errors import kube_errors
 
     api = core_api or core_v1(context)
     request = client.AuthenticationV1TokenRequest(
         spec=client.V1TokenRequestSpec(audiences=audiences or [], expiration_seconds=expiration_seconds)
     )
-    try:
+    with kube_errors(f"service account {namespace}/{name}", "get a token for it (TokenRequest)"):
         response = api.create_namespaced_service_account_token(name, namespace, request)
-    except ApiException as error:
-        raise OperationError(
-            f"cannot get a token for service account {namespace}/{name}: {error.status} {error.reason}"
-        ) from None
     return str(response.status.token)
 
 
@@ -70,6 +65,6 @@ def _own_token_subject() -> str | None:
 
 def kubernetes_login(vault: VaultApi, *, mount: str, role: str, jwt: str) -> VaultApi:
     """A client holding the token Vault issues to ``role`` on auth mount ``mount``."""
-    with vault_errors(vault.address, f"log in with role {role!r} on auth/{mount}"):
+    with vault.errors(f"log in with role {role!r} on auth/{mount}"):
         response = vault.client.auth.kubernetes.login(role=role, jwt=jwt, mount_point=mount)
     return vault.with_token(str(response["auth"]["client_token"]))

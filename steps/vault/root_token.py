@@ -1,5 +1,8 @@
 """Steps *root-token* and *revoke-root*: a root token exists only while the bootstrap pipeline runs.
 
+Every call with a token goes to the active node (``active.active_node``), which
+need not be the first address once raft elected another leader.
+
 The first run uses the root token that init put in the keeper. Later runs
 (after revoke-root) generate a fresh one: on OpenBao 2.6+ through the
 authenticated ``sys/generate-root-token`` endpoints, which need a token of the
@@ -24,9 +27,9 @@ from vaultflow.base.errors import OperationError
 from vaultflow.gitops.catalog.model import Catalog
 from vaultflow.steps.catalog_source import load_catalog_source
 from vaultflow.steps.keeper import UnsealMaterial, WritePolicy, open_keeper, write_retrying
+from vaultflow.steps.vault.active import active_node
 from vaultflow.steps.vault.api import VaultApi, vault_errors
 from vaultflow.steps.vault.login import kubernetes_login, service_account_token
-from vaultflow.steps.vault.status import parse_addresses
 
 # What generating a root token takes (VaultApi.generate_root_token): start/cancel an attempt, submit shares.
 GENERATE_ROOT_PATHS = {
@@ -91,8 +94,8 @@ def ensure_root_token(
     A generated token that cannot be kept is revoked at once: a root token nobody holds
     must not stay valid.
     """
-    leader = VaultApi(parse_addresses(addresses)[0], ca_cert=ca_cert or None)
     material, location = _material(keeper)
+    leader = active_node(addresses, ca_cert=ca_cert)
     if material.root_token and leader.with_token(material.root_token).token_works():
         return RootTokenResult(source="keeper", keeper=location)
     if material.pgp_encrypted:
@@ -116,11 +119,11 @@ def ensure_root_token(
 
 
 def root_client(addresses: str, keeper: str, ca_cert: str = "") -> VaultApi:
-    """A client with the keeper's root token (for configure and smoke-test only)."""
+    """A client of the active node with the keeper's root token (for configure, smoke-test, seed)."""
     material, location = _material(keeper)
     if not material.root_token:
         raise OperationError(f"{location} holds no root token: run the root-token step first")
-    return VaultApi(parse_addresses(addresses)[0], token=material.root_token, ca_cert=ca_cert or None)
+    return active_node(addresses, token=material.root_token, ca_cert=ca_cert)
 
 
 def _missing_capabilities(client: VaultApi) -> list[str]:
@@ -166,9 +169,9 @@ def revoke_root_token(addresses: str, keeper: str, *, catalog: str = "", ca_cert
     material = store.content()
     if not isinstance(material, UnsealMaterial) or not material.root_token:
         return RevokeResult(revoked=False, keeper=location)
-    leader = VaultApi(parse_addresses(addresses)[0], ca_cert=ca_cert or None)
-    root = leader.with_token(material.root_token)
     try:
+        leader = active_node(addresses, ca_cert=ca_cert)
+        root = leader.with_token(material.root_token)
         works = root.token_works()
     except OperationError as error:
         return _kept(location, f"cannot check it ({error})")

@@ -58,7 +58,7 @@ def test_commit_message_lists_the_changes(bare_repo: Path) -> None:
     deliver(small_tree("a"), repo_url=str(bare_repo), path="p")
     tree = small_tree("b")
     result = deliver(tree, repo_url=str(bare_repo), path="p")
-    message = git.Repo(bare_repo).commit(result.commit).message
+    message = str(git.Repo(bare_repo).commit(result.commit).message)
     assert message.splitlines()[0].endswith("(1 added, 0 changed, 1 removed)")
     assert "A p/b.txt" in message and "D p/a.txt" in message
 
@@ -113,3 +113,26 @@ def test_unreachable_repository_is_one_clear_error_without_credentials(tmp_path:
     message = str(caught.value)
     assert message.startswith("cannot clone https://***@127.0.0.1:9/none.git")
     assert "s3cr3t-token" not in message
+
+
+def test_a_branch_that_keeps_moving_is_given_up_after_max_attempts(bare_repo: Path) -> None:
+    deliver(small_tree("base"), repo_url=str(bare_repo), path="base")
+    # Every push loses the race: the hook commits someone else's change first, then rejects ours.
+    hook = bare_repo / "hooks" / "pre-receive"
+    hook.write_text(
+        "#!/bin/sh\n"
+        "unset GIT_QUARANTINE_PATH GIT_OBJECT_DIRECTORY GIT_ALTERNATE_OBJECT_DIRECTORIES\n"
+        "export GIT_AUTHOR_NAME=other GIT_AUTHOR_EMAIL=other@x\n"
+        "export GIT_COMMITTER_NAME=other GIT_COMMITTER_EMAIL=other@x\n"
+        "head=$(git rev-parse refs/heads/main)\n"
+        'next=$(git commit-tree "$head^{tree}" -p "$head" -m "someone else")\n'
+        'git update-ref refs/heads/main "$next" "$head"\n'
+        "exit 1\n"
+    )
+    hook.chmod(0o755)
+    with pytest.raises(OperationError) as caught:
+        deliver(small_tree("mine"), repo_url=str(bare_repo), path="mine", max_attempts=3)
+    assert str(caught.value) == f"push to {bare_repo} (main) was rejected 3 times: the branch keeps moving"
+    history = [c.message.strip() for c in git.Repo(bare_repo).iter_commits("main")]
+    assert history[:3] == ["someone else"] * 3 and len(history) == 4  # three races lost, nothing of ours
+    assert "mine/mine.txt" not in files_at(bare_repo)

@@ -62,3 +62,24 @@ def test_errors_name_the_configmap_and_the_line(kubeconfig: None) -> None:
         load_catalog_source("configmap://argo/missing?context=catalog-source")
     with pytest.raises(InputError, match="configmap://<namespace>/<name>"):
         load_catalog_source("configmap://only-a-namespace")
+
+
+@pytest.fixture
+def dead_cluster_kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A kubeconfig whose only context points at a port nothing listens on."""
+    from vaultflow.sandbox.openbao import free_port
+
+    path = write_kubeconfig(
+        tmp_path / "config", [ClusterAccess("gone", f"http://127.0.0.1:{free_port()}", "token")]
+    )
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    return "gone"
+
+
+def test_an_unreachable_api_server_is_one_clear_error(dead_cluster_kubeconfig: str) -> None:
+    with pytest.raises(OperationError) as caught:
+        load_catalog_source(f"configmap://argo/vaultflow-catalog?context={dead_cluster_kubeconfig}")
+    assert str(caught.value) == (
+        "catalog ConfigMap argo/vaultflow-catalog: cannot read it: "
+        "the Kubernetes API server is unreachable (connection refused)"
+    )
