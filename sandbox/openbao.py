@@ -18,6 +18,7 @@ import os
 import re
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -27,12 +28,26 @@ from pathlib import Path
 
 from vaultflow.base.errors import InputError, OperationError, VaultflowError
 
+_HANDED_OUT: set[int] = set()
+_HANDED_OUT_LOCK = threading.Lock()
+
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on now and this process has not handed out before.
+
+    The kernel may offer a closed port again at once, while the node it went to
+    has not bound it yet (OpenBao binds its cluster port only when it joins);
+    two raft members on one cluster address make the leader refuse the second
+    ("Preventing server addition that would require removal of too many servers").
+    """
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        with _HANDED_OUT_LOCK:
+            if port not in _HANDED_OUT:
+                _HANDED_OUT.add(port)
+                return port
 
 
 def bao_binary() -> str:

@@ -161,3 +161,11 @@ def test_field_selector_values_and_unsupported_fields() -> None:
     with pytest.raises(ApiError) as error:
         parse_field_selector("spec.foo=1", frozenset())
     assert error.value.code == 400 and "field label not supported: spec.foo" in error.value.message
+
+
+def test_free_ports_are_never_handed_out_twice() -> None:
+    """Two OpenBao nodes on one cluster port make the raft leader refuse the second."""
+    from vaultflow.sandbox.openbao import free_port
+
+    ports = [free_port() for _ in range(200)]
+    assert len(set(ports)) == len(ports)
