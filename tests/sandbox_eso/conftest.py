@@ -18,12 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
 import hvac
 import pytest
+from azure.keyvault.secrets import SecretClient
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import secretmanager
 from kubernetes import client, config
 
 from tests.conftest import UnsealedVault
 from vaultflow.sandbox.azure import AzureKeyVaultEmulator
+from vaultflow.sandbox.azure.credential import StaticTokenCredential
 from vaultflow.sandbox.crd_sources import CrdSource, load_crds
 from vaultflow.sandbox.eso import EsoController
 from vaultflow.sandbox.eso.environment import CloudEndpoints, EsoEnvironment
@@ -289,3 +294,33 @@ def namespace(eso: EsoStack) -> Iterator[str]:
 def vault_path(eso: EsoStack) -> str:
     """A fresh path under ``prod/`` (readable by the ESO role) for one test."""
     return f"prod/{uuid.uuid4().hex[:8]}"
+
+
+# ---------------------------------------------------------------- the clouds, read with their own SDKs
+
+
+@pytest.fixture(scope="module")
+def aws(eso: EsoStack) -> Any:
+    return boto3.client(
+        "secretsmanager",
+        region_name="eu-west-1",
+        endpoint_url=eso.aws_endpoint,
+        aws_access_key_id="sandbox",
+        aws_secret_access_key="sandbox",
+    )
+
+
+@pytest.fixture(scope="module")
+def gcp(eso: EsoStack) -> Any:
+    return secretmanager.SecretManagerServiceClient(
+        transport="rest", client_options={"api_endpoint": eso.gcp.url}, credentials=AnonymousCredentials()
+    )
+
+
+@pytest.fixture(scope="module")
+def azure(eso: EsoStack) -> Iterator[SecretClient]:
+    vault = eso.azure.vault(AZURE_VAULT)
+    with SecretClient(
+        vault.url, StaticTokenCredential(), connection_verify=eso.ca_file, verify_challenge_resource=False
+    ) as client:
+        yield client

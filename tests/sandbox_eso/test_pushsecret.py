@@ -7,48 +7,15 @@ Each cloud is read back with its own real client: boto3, google-cloud-secret-man
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
-import pytest
 from azure.keyvault.secrets import SecretClient
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import secretmanager
 
 from tests.sandbox_eso.conftest import AZURE_VAULT, EsoStack
-from vaultflow.sandbox.azure.credential import StaticTokenCredential
 from vaultflow.sandbox.observe import wait_for
 
 PS = "PushSecret"
 PROJECT = "eso-push-tests"
-
-
-@pytest.fixture(scope="module")
-def aws(eso: EsoStack) -> Any:
-    return boto3.client(
-        "secretsmanager",
-        region_name="eu-west-1",
-        endpoint_url=eso.aws_endpoint,
-        aws_access_key_id="sandbox",
-        aws_secret_access_key="sandbox",
-    )
-
-
-@pytest.fixture(scope="module")
-def gcp(eso: EsoStack) -> Any:
-    return secretmanager.SecretManagerServiceClient(
-        transport="rest", client_options={"api_endpoint": eso.gcp.url}, credentials=AnonymousCredentials()
-    )
-
-
-@pytest.fixture(scope="module")
-def azure(eso: EsoStack) -> Iterator[SecretClient]:
-    vault = eso.azure.vault(AZURE_VAULT)
-    with SecretClient(
-        vault.url, StaticTokenCredential(), connection_verify=eso.ca_file, verify_challenge_resource=False
-    ) as client:
-        yield client
 
 
 def stores(eso: EsoStack, namespace: str) -> None:

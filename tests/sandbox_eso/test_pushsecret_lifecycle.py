@@ -12,34 +12,13 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-import boto3
 import pytest
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import secretmanager
 
 from tests.sandbox_eso.conftest import EsoStack
 from tests.sandbox_eso.test_pushsecret import aws_value, gcp_value, push_secret, source, stores, update_source
 from vaultflow.sandbox.observe import wait_for
 
 PS = "PushSecret"
-
-
-@pytest.fixture(scope="module")
-def aws(eso: EsoStack) -> Any:
-    return boto3.client(
-        "secretsmanager",
-        region_name="eu-west-1",
-        endpoint_url=eso.aws_endpoint,
-        aws_access_key_id="sandbox",
-        aws_secret_access_key="sandbox",
-    )
-
-
-@pytest.fixture(scope="module")
-def gcp(eso: EsoStack) -> Any:
-    return secretmanager.SecretManagerServiceClient(
-        transport="rest", client_options={"api_endpoint": eso.gcp.url}, credentials=AnonymousCredentials()
-    )
 
 
 def aws_store(eso: EsoStack, namespace: str, name: str, secrets_manager: dict[str, Any]) -> None:

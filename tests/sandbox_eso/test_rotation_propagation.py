@@ -14,20 +14,16 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-import boto3
 import pytest
-from azure.keyvault.secrets import SecretClient
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import secretmanager
 
-from tests.sandbox_eso.conftest import AZURE_VAULT, STORE, VAULT_ADDRESS, EsoStack, external_secret
+from tests.sandbox_eso.conftest import STORE, VAULT_ADDRESS, EsoStack, external_secret
 from tests.sandbox_eso.test_clusterexternalsecret import Fanout
 from tests.sandbox_eso.test_pushsecret import push_secret, stores
 from vaultflow.gitops.catalog import parse_catalog
 from vaultflow.gitops.catalog.model import Catalog
 from vaultflow.gitops.catalog.placement import plan_catalog
-from vaultflow.sandbox.azure.credential import StaticTokenCredential
 from vaultflow.sandbox.faults import Fault
 from vaultflow.steps.rotation.clouds import CloudReaders, verify_cloud_targets
 from vaultflow.steps.rotation.discover import discover_consumers
@@ -151,23 +147,9 @@ def test_a_secret_that_never_gets_the_new_value_is_named_with_esos_reason(
 
 
 @pytest.fixture(scope="module")
-def readers(eso: EsoStack) -> Iterator[CloudReaders]:
-    """The verify step's cloud readers, with real SDK clients pointed at moto and the emulators."""
-    aws = boto3.client(
-        "secretsmanager",
-        region_name="eu-west-1",
-        endpoint_url=eso.aws_endpoint,
-        aws_access_key_id="sandbox",
-        aws_secret_access_key="sandbox",
-    )
-    gcp = secretmanager.SecretManagerServiceClient(
-        transport="rest", client_options={"api_endpoint": eso.gcp.url}, credentials=AnonymousCredentials()
-    )
-    vault = eso.azure.vault(AZURE_VAULT)
-    with SecretClient(
-        vault.url, StaticTokenCredential(), connection_verify=eso.ca_file, verify_challenge_resource=False
-    ) as azure:
-        yield CloudReaders(aws=lambda region: aws, gcp=lambda project: gcp, azure=lambda url: azure)
+def readers(aws: Any, gcp: Any, azure: Any) -> CloudReaders:
+    """The verify step's cloud readers, with the real SDK clients pointed at moto and the emulators."""
+    return CloudReaders(aws=lambda region: aws, gcp=lambda project: gcp, azure=lambda url: azure)
 
 
 def test_pushed_cloud_secrets_follow_once_their_source_is_verified(
