@@ -24,12 +24,14 @@ kind at a time); a key is never reconciled twice at once
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import urllib3
 
+from vaultflow.base.durations import parse_go_duration
 from vaultflow.sandbox.eso.clusterexternalsecret import KIND as CLUSTER_EXTERNAL_SECRET
 from vaultflow.sandbox.eso.clusterexternalsecret import ClusterExternalSecretController
 from vaultflow.sandbox.eso.environment import EsoEnvironment
@@ -241,6 +243,7 @@ class EsoController:
             return DONE
         if (store.get("spec") or {}).get("controller"):
             return DONE  # another controller class: not ours, as ESO's default controller skips it
+        refresh = store_refresh_interval(store)  # before validating, as ESO reads it
         status, reason, message = self.stores.validate(store)
         previous = (store.get("status") or {}).get("conditions") or []
         new_status: JsonObject = {"conditions": [ready_condition(status, reason, message, previous)]}
@@ -260,5 +263,33 @@ class EsoController:
                     raise
         if status != "True":
             raise RuntimeError(f"{kind} {name}: {message}")
-        refresh = (store.get("spec") or {}).get("refreshInterval")
-        return Result(requeue_after=float(refresh) if refresh else self.store_requeue)
+        return Result(requeue_after=refresh if refresh > 0 else self.store_requeue)
+
+
+def store_refresh_interval(store: JsonObject) -> float:
+    """``SecretStoreSpec.GetRefreshInterval``: whole seconds or a Go duration; 0 (unset) is the default.
+
+    A bad value fails the reconcile before validation (``invalid refreshInterval: ...``), so the
+    store keeps its status and is retried with backoff, as in ESO's ``secretstore/common.go``.
+    """
+    value = (store.get("spec") or {}).get("refreshInterval")
+    if value is None:
+        return 0.0
+    if isinstance(value, int):
+        if value < 0:
+            raise RuntimeError(
+                f"invalid refreshInterval: invalid refreshInterval {value}: must not be negative"
+            )
+        return float(value)
+    try:
+        seconds = parse_go_duration(str(value))
+    except ValueError:
+        why = "missing unit in duration" if re.fullmatch(r"[-+]?[0-9.]+", str(value)) else "invalid duration"
+        raise RuntimeError(
+            f'invalid refreshInterval: invalid refreshInterval "{value}": time: {why} "{value}"'
+        ) from None
+    if seconds < 0:
+        raise RuntimeError(
+            f'invalid refreshInterval: invalid refreshInterval "{value}": must not be negative'
+        )
+    return seconds

@@ -18,21 +18,27 @@ For ``external-secrets.io/v1`` ExternalSecrets targeting a Secret:
    error itself in a Warning event) and a retry with backoff;
 4. the Secret is written per ``creationPolicy``: ``Owner`` (created, a
    controller owner reference, the ``created-by`` label, orphans of a renamed
-   target deleted), ``Orphan`` (created, not owned), ``Merge`` (only into an
-   existing Secret, else ``SecretMissing``), ``None`` (nothing written); what
-   this ExternalSecret's field manager wrote before (``FieldOwners``) is
-   removed, then its labels and annotations are copied onto it, with the
-   ``reconcile.external-secrets.io/managed`` label and the ``data-hash``
-   annotation; an existing Secret of an ``immutable`` target is left as it is;
-   a Secret owned by another ExternalSecret is refused;
+   target deleted: ``could not delete orphaned secrets`` when that fails),
+   ``Orphan`` (created, not owned), ``Merge`` (only into an existing Secret,
+   else ``SecretMissing``), ``None`` (nothing written); what this
+   ExternalSecret's field manager wrote before (``FieldOwners``) is removed,
+   then, without a ``target.template``, its labels and annotations are copied
+   onto it with the data, and with one the template renders it
+   (``vaultflow.sandbox.eso.templating``; a template error is
+   ``SecretSyncedError`` "could not update secret", retried with backoff);
+   then the ``reconcile.external-secrets.io/managed`` label and the
+   ``data-hash`` annotation of the data as written (after templating); an
+   existing Secret of an ``immutable`` target is left as it is; a Secret owned
+   by another ExternalSecret is refused;
 5. with no data at all, ``deletionPolicy`` decides: ``Delete`` removes the
    Secret (``SecretDeleted``), ``Retain`` keeps it, ``Merge`` writes as usual;
 6. ``Ready=True`` / ``SecretSynced``, ``refreshTime``,
    ``syncedResourceVersion``, ``binding``; requeued when the interval ends.
 
-Not emulated (refused with a message naming the field): ``target.template``,
-``dataFrom.find``/``rewrite``, generators (``sourceRef``); Secrets only (no
-generic targets).
+Not emulated (refused with a message naming the field):
+``dataFrom.find``/``rewrite``, generators (``sourceRef``), ``syncWindows``;
+Secrets only (no generic targets); in templates, what
+``vaultflow.sandbox.eso.gotemplate`` lists.
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ import copy
 import time
 from typing import Any
 
-from vaultflow.sandbox.eso import gohash, transform
+from vaultflow.sandbox.eso import gohash, gotemplate, templating, transform
 from vaultflow.sandbox.eso.conditions import (
     interval,
     new_condition,
@@ -71,6 +77,7 @@ MSG_DELETED = "secret deleted due to DeletionPolicy=Delete"
 MSG_MISSING = "secret will not be created due to CreationPolicy=Merge"
 MSG_GET_DATA = "could not get secret data from provider"
 MSG_DELETE = "could not delete secret"
+MSG_DELETE_ORPHANED = "could not delete orphaned secrets"
 MSG_UPDATE = "could not update secret"
 MSG_IMMUTABLE = "could not update secret, target is immutable"
 MSG_OWNED = "target is owned by another ExternalSecret"
@@ -89,11 +96,19 @@ class _Final(Exception):
         self.condition_message = condition_message
 
 
+class _SyncFailed(Exception):
+    """A failed step that ESO marks with its own condition message and retries (it returns ``err``)."""
+
+    def __init__(self, condition_message: str, detail: str) -> None:
+        super().__init__(detail)
+        self.condition_message = condition_message
+
+
 def _check_supported(spec: JsonObject) -> None:
     target = spec.get("target") or {}
     unsupported = []
-    if target.get("template"):
-        unsupported.append("spec.target.template")
+    if spec.get("syncWindows"):
+        unsupported.append("spec.syncWindows")
     if target.get("manifest"):
         unsupported.append("spec.target.manifest (generic targets)")
     for index, entry in enumerate(spec.get("dataFrom") or []):
@@ -116,6 +131,7 @@ class ExternalSecretReconciler:
         self.owned = owned
         self.field_owners = field_owners
         self.rtype = kube.type_of(ESO_API, "ExternalSecret")
+        self._template_sources = templating.Sources(self._configmap_data, self._secret_data)
 
     def reconcile(self, namespace: str, name: str) -> Result:
         es = self.kube.get(self.rtype, namespace, name)
@@ -155,6 +171,14 @@ class ExternalSecretReconciler:
             self._mark_failed(es, status, MSG_GET_DATA, str(error))
             self._write_status(es, status)
             raise ReconcileError(str(error)) from None
+        except templating.TemplateFailure as error:
+            self._mark_failed(es, status, MSG_UPDATE, str(error))
+            self._write_status(es, status)
+            raise ReconcileError(str(error)) from None
+        except _SyncFailed as error:
+            self._mark_failed(es, status, error.condition_message, str(error))
+            self._write_status(es, status)
+            raise ReconcileError(str(error)) from None
         self._write_status(es, status)
         return result
 
@@ -178,7 +202,7 @@ class ExternalSecretReconciler:
                         f"unable to delete secret {secret_name}: creationPolicy={creation} is not Owner",
                     )
                 if existing is not None:
-                    self.kube.store.delete(self.kube.secrets, es["metadata"]["namespace"], secret_name)
+                    self._delete_secret(es["metadata"]["namespace"], secret_name, MSG_DELETE)
                     self.kube.record_event(es, "Normal", "Deleted", MSG_DELETED)
                 self._mark_done(es, status, "SecretDeleted", MSG_DELETED, now)
                 return self._requeue_after_refresh(refresh)
@@ -191,6 +215,8 @@ class ExternalSecretReconciler:
         if creation == "Owner":
             self._delete_orphans(es, secret_name)
         if creation != "None":
+            if existing is not None:
+                status["binding"] = {"name": secret_name}  # updateSecret binds before it mutates
             self._write_secret(es, secret_name, existing, data, creation)
             status["binding"] = {"name": secret_name}
         self._mark_done(es, status, "SecretSynced", MSG_SYNCED, now)
@@ -244,13 +270,15 @@ class ExternalSecretReconciler:
                     raise ProviderError(
                         f"error applying decoding strategy {strategy} to data: {error}"
                     ) from None
+                _check_null_bytes(remote, {str(entry.get("secretKey", "")): value})
             except NoSecretError as error:
                 if deletion != "Retain":
                     self.kube.record_event(
                         es,
                         "Normal",
                         "MissingProviderSecret",
-                        f"secret does not exist at provider using spec.data[{index}] "
+                        # ESO's eventMissingProviderSecretKey says dataFrom for data[] entries too
+                        f"secret does not exist at provider using spec.dataFrom[{index}] "
                         f"(key={remote.get('key')})",
                     )
                     continue
@@ -273,28 +301,71 @@ class ExternalSecretReconciler:
 
         Otherwise what this ExternalSecret's field manager owns (``owned``: labels,
         annotations, data keys it wrote) is removed first, so what it no longer
-        produces goes; then ``ApplyTemplate`` without a template: the
-        ExternalSecret's labels and annotations, and the data (Merge and
-        CreateOrMerge keep the other keys).
+        produces goes; then ``ApplyTemplate``: without a template the
+        ExternalSecret's labels and annotations and the data, with one what the
+        template renders (Merge and CreateOrMerge keep the other keys). The data
+        hash is taken of the data as written.
         """
         metadata = secret["metadata"]
         labels = metadata.setdefault("labels", {})
         annotations = metadata.setdefault("annotations", {})
-        immutable = bool(((es.get("spec") or {}).get("target") or {}).get("immutable"))
+        target = (es.get("spec") or {}).get("target") or {}
+        immutable = bool(target.get("immutable"))
         if immutable:
             secret["immutable"] = True
         current = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
         if not metadata.get("uid") or not immutable:
             for kind, key in owned:
                 {"labels": labels, "annotations": annotations, "data": current}[kind].pop(key, None)
-            labels.update(es["metadata"].get("labels") or {})
-            annotations.update(es["metadata"].get("annotations") or {})
             current = current if creation in ("Merge", "CreateOrMerge") else {}
-            current.update(data)
+            template = target.get("template")
+            if template is None:
+                labels.update(es["metadata"].get("labels") or {})
+                annotations.update(es["metadata"].get("annotations") or {})
+                current.update(data)
+            else:
+                self._render(es, secret, template, current, data)
             secret["data"] = {key: base64.b64encode(value).decode() for key, value in current.items()}
         self._ownership(es, secret, creation)
         labels[LABEL_MANAGED] = "true"
         annotations[ANNOTATION_DATA_HASH] = gohash.data_hash(current)
+
+    def _render(
+        self,
+        es: JsonObject,
+        secret: JsonObject,
+        template: JsonObject,
+        current: dict[str, bytes],
+        data: dict[str, bytes],
+    ) -> None:
+        """``ApplyTemplate`` with a template, on ``secret`` (``current``: its data, updated in place)."""
+        metadata = secret["metadata"]
+        rendered = templating.RenderedSecret(
+            type=str(secret.get("type") or "Opaque"),
+            labels=metadata["labels"],
+            annotations=metadata["annotations"],
+            finalizers=list(metadata.get("finalizers") or []),
+            data=current,
+            deleting=bool(metadata.get("deletionTimestamp")),
+        )
+        templating.apply_template(
+            template, rendered, data, sources=self._template_sources, namespace=es["metadata"]["namespace"]
+        )
+        secret["type"] = rendered.type
+        if rendered.finalizers:
+            metadata["finalizers"] = rendered.finalizers
+
+    def _configmap_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        configmap = self.kube.get(self.kube.type_of("v1", "ConfigMap"), namespace, name)
+        return (
+            None if configmap is None else {str(k): str(v) for k, v in (configmap.get("data") or {}).items()}
+        )
+
+    def _secret_data(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        secret = self.kube.get(self.kube.secrets, namespace, name)
+        if secret is None:
+            return None
+        return {str(k): base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
 
     def _ownership(self, es: JsonObject, secret: JsonObject, creation: str) -> None:
         metadata = secret["metadata"]
@@ -363,7 +434,10 @@ class ExternalSecretReconciler:
             return
         updated = copy.deepcopy(existing)
         owned = self.field_owners.owned(str(existing["metadata"].get("uid", "")), manager)
-        self._mutate(es, updated, data, creation, owned)
+        try:
+            self._mutate(es, updated, data, creation, owned)
+        except templating.TemplateFailure as error:
+            raise templating.TemplateFailure(f"unable to mutate secret {secret_name}: {error}") from None
         if updated == existing:
             return
         with self.field_owners.writing(manager):
@@ -392,8 +466,16 @@ class ExternalSecretReconciler:
         namespace, name = es["metadata"]["namespace"], es["metadata"]["name"]
         for orphan in sorted(self.owned.names(namespace, gohash.owner_label(namespace, name))):
             if orphan != secret_name:
-                self.kube.store.delete(self.kube.secrets, namespace, orphan)
+                self._delete_secret(namespace, orphan, MSG_DELETE_ORPHANED)
                 self.kube.record_event(es, "Normal", "Deleted", "secret deleted because it was orphaned")
+
+    def _delete_secret(self, namespace: str, name: str, condition_message: str) -> None:
+        """A delete that ESO tolerates when the Secret is already gone; any other error fails the sync."""
+        try:
+            self.kube.store.delete(self.kube.secrets, namespace, name)
+        except ApiError as error:
+            if error.code != 404:
+                raise _SyncFailed(condition_message, str(error)) from None
 
     def _cleanup(self, es: JsonObject) -> None:
         metadata = es["metadata"]
@@ -482,9 +564,24 @@ def _extracted(extract: JsonObject, values: dict[str, bytes]) -> dict[str, bytes
             f"invalid secret keys (TIP: use rewrite or conversionStrategy to change keys): {error}"
         ) from None
     try:
-        return transform.decode_map(decoding, values)
+        decoded = transform.decode_map(decoding, values)
     except transform.DecodeError as error:
         raise ProviderError(f"error applying decoding strategy {decoding} to data: {error}") from None
+    _check_null_bytes(extract, decoded)
+    return decoded
+
+
+def _check_null_bytes(remote: JsonObject, values: dict[str, bytes]) -> None:
+    """``validateFetchedSecretMap``: with ``nullBytePolicy: Fail`` a value holding NUL is an error."""
+    if remote.get("nullBytePolicy") != "Fail":
+        return
+    for key in sorted(values):
+        if b"\0" in values[key]:
+            quoted = gotemplate.go_quote(key)
+            raise ProviderError(
+                f"fetched secret value for key {quoted} contains null bytes; use a text-safe format such as "
+                "PEM/base64 or leave nullBytePolicy unset for intentional binary data"
+            )
 
 
 def _secret_valid(secret: JsonObject | None, es: JsonObject) -> bool:

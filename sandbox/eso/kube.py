@@ -29,6 +29,15 @@ Field = tuple[str, str]  # ("labels" | "annotations" | "data", key)
 ESO_API = "external-secrets.io/v1"
 ESO_ALPHA_API = "external-secrets.io/v1alpha1"
 COMPONENT = "external-secrets"
+# Each ESO controller records Events under its own name (``mgr.GetEventRecorderFor`` in
+# ``pkg/controllers/externalsecret``, ``pushsecret`` and ``secretstore``); the source of an Event
+# is the component that reported it, which ``kubectl get events`` shows.
+COMPONENTS = {
+    "ExternalSecret": COMPONENT,
+    "PushSecret": "pushsecret",
+    "SecretStore": "secret-store",
+    "ClusterSecretStore": "cluster-secret-store",
+}
 
 
 class KubeAccess:
@@ -103,8 +112,12 @@ class KubeAccess:
         return str(payload["status"]["token"])
 
     def record_event(self, obj: JsonObject, event_type: str, reason: str, message: str) -> None:
-        """A core/v1 Event about ``obj``, counted up when the same one repeats (the event correlator)."""
+        """A core/v1 Event about ``obj``, counted up when the same one repeats (the event correlator).
+
+        Its source is the controller of ``obj``'s kind (``COMPONENTS``).
+        """
         metadata = obj["metadata"]
+        component = COMPONENTS.get(str(obj.get("kind", "")), COMPONENT)
         namespace = metadata.get("namespace") or "default"
         events = self.cluster.type_of("v1", "Event")
         identity = (metadata.get("uid", ""), event_type, reason, message)
@@ -131,8 +144,8 @@ class KubeAccess:
                 "type": event_type,
                 "reason": reason,
                 "message": message,
-                "source": {"component": COMPONENT},
-                "reportingComponent": COMPONENT,
+                "source": {"component": component},
+                "reportingComponent": component,
                 "firstTimestamp": now,
                 "lastTimestamp": now,
                 "count": 1,

@@ -13,7 +13,16 @@ This is ESO's client manager and SecretStore controller in one place
   one client per provider type per reconcile, closed with the manager;
 * ``validate`` validates a store the way ESO's store controller does (build
   the client, ``Validate()``) and returns the ``Ready`` condition
-  (``Valid``/``InvalidProviderConfig``).
+  (``Valid``/``InvalidProviderConfig``); a ClusterSecretStore whose
+  credentials are referent (``vaultflow.sandbox.eso.referent``: a reference
+  without a namespace, ``tokenSecretRef`` too) is built without credentials
+  and is ``Valid`` (its ``Validate`` says ``ValidationResultUnknown`` without
+  an error, which ESO's ``validateStore`` takes as success);
+* ``spec.conditions`` of a ClusterSecretStore (``shouldProcessSecret``): the
+  consumer's namespace must exist, and a condition matches by
+  ``namespaceSelector`` (a full label selector), by ``namespaces`` (matched
+  through the ``kubernetes.io/metadata.name`` label) or by
+  ``namespaceRegexes`` (Go's ``regexp.MatchString``: unanchored).
 
 Credentials are read from the referenced Secrets whenever a client is built,
 as ESO reads them. A Vault client is built (and logs in) for every reconcile,
@@ -42,6 +51,8 @@ from vaultflow.sandbox.eso.providers.azure import AzureKeyVaultProvider
 from vaultflow.sandbox.eso.providers.base import ClientError, JsonObject, ProviderError, SecretsClient
 from vaultflow.sandbox.eso.providers.gcp import GcpSecretManagerProvider
 from vaultflow.sandbox.eso.providers.vault import VaultProvider, check_ca, decode_ca_bundle
+from vaultflow.sandbox.eso.referent import is_referent
+from vaultflow.sandbox.kube.selectors import label_selector_predicate, label_selector_string
 from vaultflow.sandbox.kube.strategies import now_rfc3339
 from vaultflow.sandbox.routes import RouteMissing
 
@@ -50,6 +61,7 @@ log = logging.getLogger(__name__)
 CLUSTER_STORE = "ClusterSecretStore"
 STORE = "SecretStore"
 DEFAULT_STORE_REQUEUE = 300.0
+MSG_STORE_VALIDATED = "store validated"
 
 
 @dataclass(frozen=True)
@@ -80,14 +92,6 @@ class _Referent:
         if not ref or not ref.get("name"):
             raise ProviderError(f"{what}: a secret reference needs a name")
         return self.kube.secret_key(self.namespace_of(ref), str(ref["name"]), str(ref.get("key", "")))
-
-    def referent_without_namespace(self, ref: JsonObject | None) -> bool:
-        return (
-            self.cluster_store
-            and bool(ref)
-            and not (ref or {}).get("namespace")
-            and not self.default_namespace
-        )
 
 
 def _fingerprint(*values: bytes | str) -> str:
@@ -249,12 +253,12 @@ class StoreResolver:
         """
         metadata = store["metadata"]
         kind = str(store.get("kind", STORE))
-        referent = kind == CLUSTER_STORE and _referent_auth((store.get("spec") or {}).get("provider") or {})
-        if referent and not use_namespace:
+        referent_store = is_referent(store)
+        if referent_store and not use_namespace:
             return built  # ESO skips the login when a referent store is validated without a namespace
         client = built
         if self.vault_token_cache and not built.static_token:
-            key = (metadata["name"], use_namespace if referent else metadata.get("namespace", ""), kind)
+            key = (metadata["name"], use_namespace if referent_store else metadata.get("namespace", ""), kind)
             version = str(metadata.get("resourceVersion", ""))
             evicted = None
             with self._lock:
@@ -313,6 +317,7 @@ class StoreResolver:
             vault_namespace=str(spec.get("namespace") or ""),
             static_token=kubernetes is None,
             token_cache=self.vault_token_cache,
+            server=server,
         )
 
     def _kubernetes_login(
@@ -454,16 +459,18 @@ class StoreResolver:
 
     def validate(self, store: JsonObject) -> tuple[str, str, str]:
         """(status, reason, message) of the store's ``Ready`` condition (ESO's ``validateStore``)."""
-        kind = str(store.get("kind", STORE))
-        provider = (store.get("spec") or {}).get("provider") or {}
-        if kind == CLUSTER_STORE and _referent_auth(provider):
-            return "True", "ValidationUnknown", "could not determine validation status"
+        provider = next(iter((store.get("spec") or {}).get("provider") or {}), "")
+        referent_store = is_referent(store)
+        if referent_store and provider != "vault":
+            return "True", "Valid", MSG_STORE_VALIDATED  # a client without credentials: nothing to check
         with self.manager(floodgate=False) as manager:
             try:
                 client = manager.get_from_store(store, store["metadata"].get("namespace", ""))
             except ProviderError as error:
                 self.kube.record_event(store, "Warning", "InvalidProviderConfig", str(error))
                 return "False", "InvalidProviderConfig", "unable to create client"
+            if referent_store:  # Vault built its client without logging in; Validate is Unknown, no error
+                return "True", "Valid", MSG_STORE_VALIDATED
             try:
                 client.validate()
             except ClientError as error:
@@ -472,23 +479,7 @@ class StoreResolver:
             except ProviderError as error:
                 self.kube.record_event(store, "Warning", "InvalidProviderConfig", str(error))
                 return "False", "InvalidProviderConfig", "unable to validate store"
-        return "True", "Valid", "store validated"
-
-
-def _referent_auth(provider: JsonObject) -> bool:
-    """A ClusterSecretStore whose credentials name no namespace: they depend on the consumer's namespace."""
-    for settings in provider.values():
-        if not isinstance(settings, dict):
-            continue
-        kubernetes = (settings.get("auth") or {}).get("kubernetes") or {}
-        account = kubernetes.get("serviceAccountRef")
-        if account and not account.get("namespace"):
-            return True
-        secret_ref = (settings.get("auth") or {}).get("secretRef") or {}
-        for ref in secret_ref.values():
-            if isinstance(ref, dict) and ref.get("name") and not ref.get("namespace"):
-                return True
-    return False
+        return "True", "Valid", MSG_STORE_VALIDATED
 
 
 def _assert_usable(store: JsonObject) -> None:
@@ -501,21 +492,37 @@ def _assert_usable(store: JsonObject) -> None:
 
 
 def _check_conditions(store: JsonObject, namespace: str, kube: KubeAccess) -> None:
-    """A ClusterSecretStore's ``spec.conditions``: the namespaces allowed to use it."""
+    """ESO's ``shouldProcessSecret``: may an object in ``namespace`` use this ClusterSecretStore?"""
     conditions = (store.get("spec") or {}).get("conditions") or []
     if not conditions:
         return
-    labels = ((kube.get(kube.type_of("v1", "Namespace"), "", namespace) or {}).get("metadata") or {}).get(
-        "labels"
-    ) or {}
+    found = kube.get(kube.type_of("v1", "Namespace"), "", namespace)
+    if found is None:
+        raise ProviderError(f'failed to get a namespace "{namespace}": namespaces "{namespace}" not found')
     for condition in conditions:
-        if namespace in (condition.get("namespaces") or []):
-            return
-        if any(re.fullmatch(pattern, namespace) for pattern in condition.get("namespaceRegexes") or []):
-            return
-        selector = (condition.get("namespaceSelector") or {}).get("matchLabels") or {}
-        if selector and all(labels.get(k) == v for k, v in selector.items()):
-            return
+        selectors: list[JsonObject] = []
+        if condition.get("namespaceSelector") is not None:
+            selectors.append(condition["namespaceSelector"])
+        selectors += [
+            {"matchLabels": {"kubernetes.io/metadata.name": name}}
+            for name in condition.get("namespaces") or []
+        ]
+        for selector in selectors:
+            try:
+                matches = label_selector_predicate(selector)
+            except ValueError as error:
+                shown = label_selector_string(selector)
+                raise ProviderError(
+                    f"failed to convert label selector into selector {shown}: {error}"
+                ) from None
+            if matches(found):
+                return
+        for pattern in condition.get("namespaceRegexes") or []:
+            try:
+                if re.search(pattern, namespace):  # Go's regexp.MatchString: a match anywhere
+                    return
+            except re.error as error:
+                raise ProviderError(f"failed to compile regex {pattern}: {error}") from None
     raise ProviderError(
         f'using cluster store "{store["metadata"]["name"]}" is not allowed from namespace "{namespace}": '
         "denied by spec.condition"

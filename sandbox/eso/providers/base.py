@@ -32,15 +32,25 @@ class NoSecretError(ProviderError):
 
 @dataclass(frozen=True)
 class RemoteRef:
-    """``spec.data[].remoteRef`` / ``spec.dataFrom[].extract`` of an ExternalSecret."""
+    """``spec.data[].remoteRef`` / ``spec.dataFrom[].extract`` of an ExternalSecret.
+
+    ``metadata_policy`` ``Fetch`` reads the secret's metadata instead of its data
+    (the Vault provider: KV v2 metadata and ``custom_metadata``).
+    """
 
     key: str
     prop: str = ""
     version: str = ""
+    metadata_policy: str = "None"
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any]) -> RemoteRef:
-        return cls(str(spec.get("key", "")), str(spec.get("property") or ""), str(spec.get("version") or ""))
+        return cls(
+            str(spec.get("key", "")),
+            str(spec.get("property") or ""),
+            str(spec.get("version") or ""),
+            str(spec.get("metadataPolicy") or "None"),
+        )
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,24 @@
   So a changed role policy, a revoked token or a reset OpenBao are seen at the
   next reconcile;
 * a 404 is ``NoSecretError`` ("Secret does not exist"), anything else the Go
-  client's ``Error making API request.`` message, wrapped as ESO wraps it.
+  client's ``Error making API request.`` message, wrapped as ESO wraps it;
+* ``metadataPolicy: Fetch`` (``client_get.go`` ``readSecretMetadata``) reads the
+  KV v2 metadata endpoint instead: the map is ``created_time``,
+  ``current_version`` and ``delete_version_after`` (as Go's ``%v`` prints them)
+  overlaid with ``custom_metadata``, and ``property`` picks a key of it, as for
+  data. The path is ``<path>/metadata/<key>`` with the key as written (unlike
+  data reads, a key repeating the mount is not cut), or, without ``path``, the
+  key with its first ``/data/`` replaced by ``/metadata/`` (a key without
+  ``data`` is "provided Path isn't a valid kv v2 path"). A missing secret is
+  the plain error "secret not found", not ``NoSecretError``; KV v1 refuses
+  ("cannot perform metadata fetch operations with kv version v1").
 
 The server address comes from ``Routes`` (the store names an in-cluster
-address, the sandbox's OpenBao listens on loopback). The CA of
+address, the sandbox's OpenBao listens on loopback); messages name the
+store's ``server``, as ESO's do. A failed Kubernetes login reads as the Vault
+client words it: ``unable to log in to auth method: unable to log in with
+Kubernetes auth: Error making API request. ...`` (``api.Auth.Login`` and
+``api/auth/kubernetes``), an empty role ``no role name was provided``. The CA of
 ``caBundle``/``caProvider`` is read and checked as ESO reads it, though the
 sandbox's OpenBao speaks plain HTTP on loopback.
 """
@@ -42,6 +56,7 @@ from typing import Any
 import urllib3
 
 from vaultflow.sandbox.eso.gojson import (
+    GoNumber,
     KeyNotFound,
     byte_value,
     loads_float64,
@@ -63,6 +78,22 @@ log = logging.getLogger(__name__)
 
 Login = Callable[["VaultProvider"], str]
 MIN_TOKEN_TTL = 60  # checkToken: an expiring token with less left counts as expired
+SYSTEM_METADATA_KEYS = ("created_time", "current_version", "delete_version_after")
+
+
+def _go_value_text(value: Any) -> str:
+    """``fmt.Sprintf("%v", v)`` of a JSON value the Vault client decoded (numbers kept as written)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, GoNumber | str):
+        return str(value)
+    if value is None:
+        return "<nil>"
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{_go_value_text(value[k])}" for k in sorted(value)) + "]"
+    if isinstance(value, list):
+        return "[" + " ".join(_go_value_text(item) for item in value) + "]"
+    return str(value)
 
 
 def build_path(key: str, mount: str | None, version: str) -> str:
@@ -119,8 +150,10 @@ class VaultProvider:
         vault_namespace: str = "",
         static_token: bool = False,
         token_cache: bool = False,
+        server: str = "",
     ) -> None:
         self.address = address.rstrip("/")
+        self.server = (server or address).rstrip("/")  # what the store names; messages use it
         self.mount = mount
         self.version = version
         self.static_token = static_token
@@ -139,10 +172,11 @@ class VaultProvider:
         self, method: str, path: str, *, body: JsonObject | None = None, token: str | None = None
     ) -> VaultResponse:
         url = f"{self.address}/v1/{path}"
+        shown = f"{self.server}/v1/{path}"
         try:
             self._faults.before_call("vault", self.address)
         except InjectedFault as fault:
-            raise ProviderError(f"{method} {url}: {fault}") from None
+            raise ProviderError(f"{method} {shown}: {fault}") from None
         headers = {"X-Vault-Request": "true"}
         if token:
             headers["X-Vault-Token"] = token
@@ -158,7 +192,7 @@ class VaultProvider:
                 retries=False,
             )
         except urllib3.exceptions.HTTPError as error:
-            raise ProviderError(f"{method} {url}: {error}") from None
+            raise ProviderError(f"{method} {shown}: {error}") from None
         text = response.data
         try:
             parsed = loads_with_numbers(text) if text else None
@@ -200,7 +234,7 @@ class VaultProvider:
         """ESO's ``checkToken``: does the token exist, and until when (None: it does not expire)."""
         response = self.request("GET", "auth/token/lookup-self", token=self._token)
         if response.status != 200 or not isinstance(response.body, dict):
-            raise ProviderError(response_error("GET", f"{self.address}/v1/auth/token/lookup-self", response))
+            raise ProviderError(response_error("GET", f"{self.server}/v1/auth/token/lookup-self", response))
         data = response.body.get("data")
         if not isinstance(data, dict):
             raise ProviderError("no response nor error for token lookup")
@@ -237,7 +271,7 @@ class VaultProvider:
                 return
             response = self.request("PUT", "auth/token/revoke-self", token=self._token)
             if response.status not in (200, 204):
-                url = f"{self.address}/v1/auth/token/revoke-self"
+                url = f"{self.server}/v1/auth/token/revoke-self"
                 raise ProviderError(f"error while revoking token: {response_error('PUT', url, response)}")
             self._token = ""
 
@@ -251,11 +285,21 @@ class VaultProvider:
             log.debug("vault client close: %s", error)
 
     def kubernetes_login(self, mount_path: str, role: str, jwt: str) -> str:
+        """``auth.Login`` with ``api/auth/kubernetes``: errors carry both of the Vault client's prefixes."""
+        if not role:
+            raise ProviderError("no role name was provided")
         path = f"auth/{mount_path}/login"
-        response = self.request("POST", path, body={"role": role, "jwt": jwt})
-        if response.status != 200 or not isinstance(response.body, dict) or not response.body.get("auth"):
-            raise ProviderError(response_error("PUT", f"{self.address}/v1/{path}", response))
-        return str(response.body["auth"]["client_token"])
+        prefix = "unable to log in to auth method: unable to log in with Kubernetes auth: "
+        try:
+            response = self.request("PUT", path, body={"role": role, "jwt": jwt})
+        except ProviderError as error:
+            raise ProviderError(prefix + str(error)) from None
+        if response.status not in (200, 204):
+            raise ProviderError(prefix + response_error("PUT", f"{self.server}/v1/{path}", response))
+        auth = response.body.get("auth") if isinstance(response.body, dict) else None
+        if not isinstance(auth, dict) or not auth.get("client_token"):
+            raise ProviderError("response did not return ClientToken, client token not set")
+        return str(auth["client_token"])
 
     # ------------------------------------------------------------ reading
 
@@ -272,7 +316,7 @@ class VaultProvider:
         data_path = build_path(key, self.mount, self.version)
         query = f"?version={version}" if version else ""
         response = self.request("GET", data_path + query, token=self.token())
-        url = f"{self.address}/v1/{data_path}{query}"
+        url = f"{self.server}/v1/{data_path}{query}"
         if response.status == 404:
             raise NoSecretError()
         if response.status != 200 or not isinstance(response.body, dict):
@@ -288,8 +332,42 @@ class VaultProvider:
             raise ProviderError("failed to unmarshall JSON")
         return data
 
+    def read_metadata(self, key: str) -> dict[str, str]:
+        """ESO's ``readSecretMetadata``: the KV v2 version keys and ``custom_metadata`` as strings."""
+        if self.mount is None:
+            if "data" not in key:
+                raise ProviderError("provided Path isn't a valid kv v2 path")
+            path = key.replace("/data/", "/metadata/", 1)
+        else:
+            path = f"{self.mount}/metadata/{key}"
+        response = self.request("GET", path, token=self.token())
+        if response.status == 404:
+            raise ProviderError("secret not found")
+        if response.status != 200 or not isinstance(response.body, dict):
+            url = f"{self.server}/v1/{path}"
+            raise ProviderError(f"cannot read secret data from Vault: {response_error('GET', url, response)}")
+        data = response.body.get("data")
+        data = data if isinstance(data, dict) else {}
+        metadata = {
+            name: _go_value_text(data[name]) for name in SYSTEM_METADATA_KEYS if data.get(name) is not None
+        }
+        custom = data.get("custom_metadata")
+        if isinstance(custom, dict):
+            metadata.update(
+                {str(k): v if isinstance(v, str) else _go_value_text(v) for k, v in custom.items()}
+            )
+        return metadata
+
     def get_secret(self, ref: RemoteRef) -> bytes:
-        data = self.read(ref.key, ref.version)
+        data: Mapping[str, Any]
+        if ref.metadata_policy == "Fetch":
+            if self.version == "v1":
+                raise ProviderError("cannot perform metadata fetch operations with kv version v1")
+            data = self.read_metadata(ref.key)
+            if not data:
+                return b""  # ESO returns no value and no error
+        else:
+            data = self.read(ref.key, ref.version)
         if not ref.prop:
             return marshal(data).encode()
         try:
