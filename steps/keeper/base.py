@@ -104,7 +104,8 @@ class Reservation(BaseModel):
 Content = UnsealMaterial | Reservation
 
 
-def _corrupt(where: str, problem: str) -> KeeperCorrupt:
+def corrupt(where: str, problem: str) -> KeeperCorrupt:
+    """The one message for a keeper whose content is not what vaultflow writes."""
     return KeeperCorrupt(
         f"{where} is corrupt: {problem}. vaultflow never writes over it (it may be the only copy of the "
         "shares): restore it from a backup, or, if it holds nothing needed, delete it and re-run"
@@ -134,18 +135,18 @@ def parse_content(data: bytes, where: str) -> Content:
     wrong (empty, not UTF-8, not JSON and where it breaks off, which field is missing or invalid).
     The content is never echoed: it may hold the shares."""
     if not data.strip():
-        raise _corrupt(where, f"it holds no data ({len(data)} bytes)")
+        raise corrupt(where, f"it holds no data ({len(data)} bytes)")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise _corrupt(where, f"it is not UTF-8 text (byte {error.start} of {len(data)})") from None
+        raise corrupt(where, f"it is not UTF-8 text (byte {error.start} of {len(data)})") from None
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as error:
         problem = f"{error.msg} at line {error.lineno} column {error.colno} of {len(data)} bytes"
-        raise _corrupt(where, f"it is not JSON ({problem}: truncated, or not written by vaultflow)") from None
+        raise corrupt(where, f"it is not JSON ({problem}: truncated, or not written by vaultflow)") from None
     if not isinstance(raw, dict):
-        raise _corrupt(where, f"it holds a JSON {type(raw).__name__}, not the object vaultflow writes")
+        raise corrupt(where, f"it holds a JSON {type(raw).__name__}, not the object vaultflow writes")
     model: type[UnsealMaterial | Reservation]
     model, what = (
         (Reservation, "a reservation")
@@ -155,7 +156,7 @@ def parse_content(data: bytes, where: str) -> Content:
     try:
         return model.model_validate(raw)
     except ValidationError as error:
-        raise _corrupt(where, f"it is not valid {what} ({_field_problems(error, model)})") from None
+        raise corrupt(where, f"it is not valid {what} ({_field_problems(error, model)})") from None
 
 
 def reserved_message(location: str, reservation: Reservation) -> str:
@@ -169,8 +170,8 @@ def reserved_message(location: str, reservation: Reservation) -> str:
 class Keeper(abc.ABC):
     """Where unseal material lives. Implementations must be safe to call again after a crash.
 
-    Implementations read and write text; this class decides what may be
-    written over what.
+    Implementations read bytes (what is stored may not even be text) and write
+    text; this class decides what may be written over what.
     """
 
     @property

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from vaultflow.base.errors import OperationError
-from vaultflow.steps.keeper.base import Keeper, KeeperConflict, KeeperCorrupt
+from vaultflow.steps.keeper.base import Keeper, KeeperConflict, corrupt
 from vaultflow.steps.kube.errors import kube_errors
 
 DATA_KEY = "unseal.json"
@@ -98,10 +98,7 @@ class KubernetesSecretKeeper(Keeper):
                 return None
         encoded = (self._seen.data or {}).get(DATA_KEY)
         if encoded is None:
-            raise KeeperCorrupt(
-                f"{self.location} is corrupt: the Secret exists but has no {DATA_KEY!r} key. vaultflow "
-                "never writes over it: restore it from a backup, or, if it holds nothing needed, delete it"
-            )
+            raise corrupt(self.location, f"the Secret exists but has no {DATA_KEY!r} key")
         return base64.b64decode(encoded)  # the API server accepts only valid base64 in data
 
     @staticmethod

@@ -93,23 +93,23 @@ def raft_sandbox(tmp_path: Path) -> Iterator[SandboxState]:
     yield from _sandbox(tmp_path / "raft-sandbox", 3)
 
 
-def lease(state: SandboxState, holder: str = "observer", seconds: int = 600) -> LeaseLock:
-    """The bootstrap Lease of ``state``'s clusters, as ``holder`` would take it."""
+def coordination(state: SandboxState) -> Any:
+    """The coordination API of the cluster where the bootstrap Lease lives."""
     from kubernetes import client, config
 
     api = config.new_client_from_config(config_file=state.kubeconfig, context=LOCK_CONTEXT)
-    return LeaseLock("argo", LEASE_NAME, holder, duration_seconds=seconds, api=client.CoordinationV1Api(api))
+    return client.CoordinationV1Api(api)
+
+
+def lease(state: SandboxState, holder: str = "observer", seconds: int = 600) -> LeaseLock:
+    """The bootstrap Lease of ``state``'s clusters, as ``holder`` would take it."""
+    return LeaseLock("argo", LEASE_NAME, holder, duration_seconds=seconds, api=coordination(state))
 
 
 def lease_holder(state: SandboxState) -> str:
     """Who holds the bootstrap Lease now ("" when released)."""
     record = lease(state).current()
     return record.holder if record is not None else ""
-
-
-@pytest.fixture
-def kubeconfig(sandbox: SandboxState, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("KUBECONFIG", sandbox.kubeconfig)
 
 
 # --- faults at a step boundary, in the pipeline's own process --------------------------------------
@@ -137,6 +137,22 @@ def run_with_fault() -> None:
     main()
 
 
+def fault_command(
+    addresses: str,
+    keeper: str,
+    run_dir: Path,
+    *,
+    kubeconfig: str,
+    fault: dict[str, Any],
+    params: dict[str, str] | None = None,
+) -> tuple[list[str], dict[str, str]]:
+    """``bootstrap_command`` run through ``run_with_fault``, with the fault's spec in the environment."""
+    command, environment = bootstrap_command(addresses, keeper, run_dir, kubeconfig=kubeconfig, params=params)
+    spec = {**fault, "argv": command[3:]}  # after: python -m vaultflow
+    runner = "from tests.steps.test_bootstrap_faults import run_with_fault; run_with_fault()"
+    return [sys.executable, "-c", runner], {**environment, FAULT_ENV: json.dumps(spec)}
+
+
 def faulty_bootstrap(
     addresses: str,
     keeper: str,
@@ -145,17 +161,14 @@ def faulty_bootstrap(
     kubeconfig: str,
     fault: dict[str, Any],
     env: dict[str, str] | None = None,
-    params: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    command, environment = bootstrap_command(addresses, keeper, run_dir, kubeconfig=kubeconfig, params=params)
-    spec = {**fault, "argv": command[3:]}  # after: python -m vaultflow
-    runner = "from tests.steps.test_bootstrap_faults import run_with_fault; run_with_fault()"
+    command, environment = fault_command(addresses, keeper, run_dir, kubeconfig=kubeconfig, fault=fault)
     return subprocess.run(
-        [sys.executable, "-c", runner],
+        command,
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,
-        env={**environment, **(env or {}), FAULT_ENV: json.dumps(spec)},
+        env={**environment, **(env or {})},
         check=False,
     )
 
@@ -197,7 +210,7 @@ def kill_active(spec: dict[str, Any]) -> None:
     for address in victims:
         os.kill(pids[address], 9)
     for address in victims:
-        _await(lambda address=address: _port_closed(address), f"{address} to stop")  # type: ignore[misc]
+        _await(functools.partial(_port_closed, address), f"{address} to stop")
     Path(spec["record"]).write_text(json.dumps(victims))
 
 
@@ -370,6 +383,7 @@ CORRUPTIONS = {
 class RawKeeper:
     """A keeper, and its backend's raw content beside it: what a human (or a bug) put there."""
 
+    uri: str
     keeper: Keeper
     put: Callable[[bytes], None]
     raw: Callable[[], tuple[bytes, int]]  # the stored bytes, and how many writes the backend holds
@@ -400,7 +414,7 @@ def file_keeper(tmp_path: Path) -> RawKeeper:
         path.write_bytes(content)
         path.chmod(0o600)
 
-    return RawKeeper(open_keeper(path.as_uri()), put, lambda: (path.read_bytes(), 1))
+    return RawKeeper(path.as_uri(), open_keeper(path.as_uri()), put, lambda: (path.read_bytes(), 1))
 
 
 def aws_keeper(state: SandboxState, name: str) -> RawKeeper:
@@ -418,7 +432,8 @@ def aws_keeper(state: SandboxState, name: str) -> RawKeeper:
         content = value["SecretString"].encode() if "SecretString" in value else value["SecretBinary"]
         return content, len(versions)
 
-    return RawKeeper(AwsSecretsManagerKeeper(name, client=sm), put, raw)
+    uri = f"aws-sm://{name}?region={state.aws_region}"
+    return RawKeeper(uri, AwsSecretsManagerKeeper(name, region=state.aws_region, client=sm), put, raw)
 
 
 def gcp_keeper(url: str, secret_id: str) -> RawKeeper:
@@ -438,7 +453,8 @@ def gcp_keeper(url: str, secret_id: str) -> RawKeeper:
         latest = gcp.access_secret_version(name=f"{name}/versions/latest").payload.data
         return bytes(latest), len(list(gcp.list_secret_versions(parent=name)))
 
-    return RawKeeper(GcpSecretManagerKeeper("vaultflow-test", secret_id, client=gcp), put, raw)
+    keeper = GcpSecretManagerKeeper("vaultflow-test", secret_id, client=gcp)
+    return RawKeeper(f"gcp-sm://vaultflow-test/{secret_id}", keeper, put, raw)
 
 
 @pytest.fixture(params=["file", "aws", "gcp"])
@@ -533,12 +549,6 @@ def test_a_keeper_of_another_vault_stops_init_before_anything_is_written(
     assert untouched(vault, initialized=vault_state != "uninitialised")
 
 
-def keeper_uri(state: SandboxState, raw: RawKeeper) -> str:
-    if isinstance(raw.keeper, AwsSecretsManagerKeeper):
-        return f"aws-sm://{raw.keeper.name}?region={state.aws_region}"
-    return f"file://{raw.keeper.location.removeprefix('file keeper ')}"
-
-
 @pytest.mark.parametrize(
     ("kind", "corruption"), [("file", "truncated"), ("file", "not-text"), ("aws", "not-text")]
 )
@@ -551,19 +561,18 @@ def test_the_pipeline_stops_at_a_corrupt_keeper_with_one_message_and_writes_noth
     raw = file_keeper(tmp_path) if kind == "file" else aws_keeper(sandbox, f"vaultflow/run-{tmp_path.name}")
     raw.put(case.content)
     before = raw.raw()
-    uri = keeper_uri(sandbox, raw)
     server = fresh_vault(tmp_path / "vault")
     try:
         result = bootstrap(
             server.address,
-            uri,
+            raw.uri,
             tmp_path / "run",
             kubeconfig=sandbox.kubeconfig,
             env=lifecycle.environment(sandbox),  # moto for aws-sm://
         )
         assert result.returncode == 1
         shown = logs(tmp_path / "run") + result.stdout + result.stderr
-        assert f"error: {open_keeper(uri).location} is corrupt: {case.problem}" in shown
+        assert f"error: {raw.keeper.location} is corrupt: {case.problem}" in shown
         assert "Traceback" not in shown and SHARE_LIKE not in shown
         assert untouched(server, initialized=False)
         assert raw.raw() == before
@@ -581,9 +590,7 @@ def test_the_pipeline_refuses_a_keeper_of_another_vault_before_unsealing(
     server = fresh_vault(tmp_path / "vault")
     try:
         hvac.Client(url=server.address).sys.initialize(secret_shares=3, secret_threshold=2)
-        result = bootstrap(
-            server.address, keeper_uri(sandbox, raw), tmp_path / "run", kubeconfig=sandbox.kubeconfig
-        )
+        result = bootstrap(server.address, raw.uri, tmp_path / "run", kubeconfig=sandbox.kubeconfig)
         assert result.returncode == 1
         shown = logs(tmp_path / "run") + result.stdout + result.stderr
         assert f"error: {raw.keeper.location} holds 1 shares with threshold 1" in shown
@@ -612,9 +619,7 @@ def test_a_keeper_of_another_vault_with_the_same_shape_is_refused_by_vault_and_n
         )
         raw.put(material.to_json().encode())
         before = raw.raw()
-        result = bootstrap(
-            server.address, keeper_uri(sandbox, raw), tmp_path / "run", kubeconfig=sandbox.kubeconfig
-        )
+        result = bootstrap(server.address, raw.uri, tmp_path / "run", kubeconfig=sandbox.kubeconfig)
         assert result.returncode == 1
         shown = logs(tmp_path / "run") + result.stdout + result.stderr
         assert f"Vault at {server.address} refused to accept an unseal share" in shown
@@ -630,14 +635,6 @@ def test_a_keeper_of_another_vault_with_the_same_shape_is_refused_by_vault_and_n
 
 
 # --- 3. the lock outlives its lease ----------------------------------------------------------------
-
-
-def coordination(state: SandboxState) -> Any:
-    from kubernetes import client, config
-
-    return client.CoordinationV1Api(
-        config.new_client_from_config(config_file=state.kubeconfig, context=LOCK_CONTEXT)
-    )
 
 
 class SecondRun:
@@ -689,27 +686,17 @@ def test_a_step_longer_than_the_lease_keeps_the_lock_from_a_second_run(
     never free for the second run that keeps trying, and the first run's exit handler still holds it."""
     server = fresh_vault(tmp_path / "vault")
     keeper = (tmp_path / "keeper.json").as_uri()
-    command, environment = bootstrap_command(
+    command, environment = fault_command(
         server.address,
         keeper,
         tmp_path / "run",
         kubeconfig=sandbox.kubeconfig,
+        fault={"step": "vaultflow.steps.vault.init:init_vault", "fault": "pause", "seconds": 4},
         params={"lock-duration": "2s"},
     )
-    spec = {
-        "step": "vaultflow.steps.vault.init:init_vault",
-        "fault": "pause",
-        "seconds": 4,
-        "argv": command[3:],
-    }
-    runner = "from tests.steps.test_bootstrap_faults import run_with_fault; run_with_fault()"
     try:
         process = subprocess.Popen(
-            [sys.executable, "-c", runner],
-            cwd=REPO_ROOT,
-            env={**environment, FAULT_ENV: json.dumps(spec)},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            command, cwd=REPO_ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         second = SecondRun(sandbox, process)
         assert process.wait(timeout=300) == 0, logs(tmp_path / "run")

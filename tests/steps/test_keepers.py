@@ -29,6 +29,7 @@ from vaultflow.sandbox.openbao import OpenBaoServer, free_port
 from vaultflow.steps.keeper import (
     Keeper,
     KeeperConflict,
+    KeeperCorrupt,
     KeeperReserved,
     Reservation,
     UnsealMaterial,
@@ -135,6 +136,17 @@ def test_kubernetes_secret_keeper(kube_core: Any) -> None:
     exercise(keeper)
     secret = kube_core.read_namespaced_secret("vaultflow-vault-keeper", "argo")
     assert secret.metadata.labels == {"app.kubernetes.io/managed-by": "vaultflow"}
+
+
+def test_a_kubernetes_secret_without_the_keeper_key_is_corrupt_and_left_alone(kube_core: Any) -> None:
+    kube_core.create_namespaced_secret("argo", {"metadata": {"name": "someone-elses"}, "data": {"x": "eQ=="}})
+    keeper = KubernetesSecretKeeper("argo", "someone-elses", api=kube_core)
+    for attempt in (keeper.load, keeper.reserve, lambda: keeper.fill(MATERIAL)):
+        with pytest.raises(
+            KeeperCorrupt, match=r"someone-elses is corrupt: the Secret exists but has no 'unseal\.json'"
+        ):
+            attempt()
+    assert kube_core.read_namespaced_secret("someone-elses", "argo").data == {"x": "eQ=="}
 
 
 def test_kubernetes_keeper_in_a_missing_namespace_is_refused_before_anything(kube_core: Any) -> None:

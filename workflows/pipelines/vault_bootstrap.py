@@ -1,6 +1,10 @@
 """``vault-bootstrap``: one run at a time, initialise, keep the keys safe, unseal every replica,
 configure as code, smoke-test, create the catalog's missing secrets, revoke root.
 
+Every step after *lock* is the step of ``vaultflow.steps.vault.locked``: it renews
+the lock when it starts and while it runs, so a run longer than ``lock-duration``
+keeps it, and stops if another run took it.
+
 Re-runnable: on a configured Vault it unseals what is sealed, regenerates a
 root token through the bootstrap identity, finds nothing to configure,
 smoke-tests and revokes root again. The unseal material and root token only
@@ -8,15 +12,12 @@ ever travel between Vault and the keeper; every parameter and output here is
 a reference.
 """
 
-from vaultflow.steps.secrets import seed
-from vaultflow.steps.vault import configure, init, lock, root_token, smoke, status, unseal
+from vaultflow.steps.vault import lock, locked
 from vaultflow.workflows.dsl import WORKFLOW_NAME, Param, Pipeline, Retry, Step, param
 
-VAULT = {"addresses": param("vault-addresses"), "ca_cert": param("ca-cert")}
+LOCKED = {"catalog": param("catalog"), "holder": WORKFLOW_NAME}  # where the lock lives, and who holds it
+VAULT = {"addresses": param("vault-addresses"), "ca_cert": param("ca-cert"), **LOCKED}
 KEEPER = {**VAULT, "keeper": param("keeper")}
-CATALOG = {**KEEPER, "catalog": param("catalog")}
-# The lock outlives the pipeline's timeout (30m) and its exit handler, so that only a crashed run frees it.
-LOCK_DURATION = "45m"
 # A step that *fails* (exit code != 0) failed for a reason retrying will not change (an empty
 # keeper, a denied policy, a replica that never answered: the steps already retry connecting
 # for about 30 s). Argo retries only *errors*: a pod evicted or lost with its node.
@@ -67,24 +68,24 @@ PIPELINES = [
             Param(
                 "lock-wait", default="10m", description="How long to wait for another bootstrap to finish."
             ),
+            Param(
+                "lock-duration",
+                default=lock.DEFAULT_DURATION,
+                description="How long the lock outlives its last renewal (every step renews it).",
+            ),
         ],
         steps=[
             Step(
                 "lock",
                 lock.lock_bootstrap,
-                args={
-                    "catalog": param("catalog"),
-                    "holder": WORKFLOW_NAME,
-                    "wait": param("lock-wait"),
-                    "duration": LOCK_DURATION,
-                },
+                args={**LOCKED, "wait": param("lock-wait"), "duration": param("lock-duration")},
             ),
-            Step("status", status.check_status, args=VAULT, depends="lock"),
+            Step("status", locked.check_status, args=VAULT, depends="lock"),
             # Always: a no-op on an initialised Vault with a full keeper, and where a re-run copies the
             # material from the fallback keeper into the keeper.
             Step(
                 "init",
-                init.init_vault,
+                locked.init_vault,
                 args={
                     **KEEPER,
                     "fallback_keeper": param("fallback-keeper"),
@@ -94,23 +95,23 @@ PIPELINES = [
                 },
                 depends="status",
             ),
-            Step("unseal", unseal.unseal_vault, args=KEEPER, depends="init"),
-            Step("root-token", root_token.ensure_root_token, args=CATALOG, depends="unseal"),
+            Step("unseal", locked.unseal_vault, args=KEEPER, depends="init"),
+            Step("root-token", locked.ensure_root_token, args=KEEPER, depends="unseal"),
             Step(
                 "configure",
-                configure.configure_vault,
-                args={**CATALOG, "audit_file": param("audit-file")},
+                locked.configure_vault,
+                args={**KEEPER, "audit_file": param("audit-file")},
                 depends="root-token",
             ),
-            Step("smoke-test", smoke.smoke_test, args=CATALOG, depends="configure"),
+            Step("smoke-test", locked.smoke_test, args=KEEPER, depends="configure"),
             Step(
                 "seed",
-                seed.seed_secrets,
-                args={**CATALOG, "placeholders": param("seed-placeholders")},
+                locked.seed_secrets,
+                args={**KEEPER, "placeholders": param("seed-placeholders")},
                 depends="smoke-test",
             ),
         ],
         # Only the lock's holder revokes root (once the bootstrap identity is proven), then unlocks.
-        on_exit=Step("revoke-root", lock.finish_bootstrap, args={**CATALOG, "holder": WORKFLOW_NAME}),
+        on_exit=Step("revoke-root", lock.finish_bootstrap, args=KEEPER),
     )
 ]
