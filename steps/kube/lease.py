@@ -29,12 +29,12 @@ import contextlib
 import datetime
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from vaultflow.base.errors import OperationError
+from vaultflow.base.retry import poll_until
 from vaultflow.steps.kube.errors import kube_errors
 
 POLL_SECONDS = 2.0  # client-go's RetryPeriod for its own components
@@ -197,20 +197,40 @@ class LeaseLock:
 
     def acquire(self, wait_seconds: float) -> None:
         """Take the lease, waiting up to ``wait_seconds`` for its holder to release it or let it expire."""
-        deadline = time.monotonic() + wait_seconds
-        while True:
-            other = self.try_acquire()
-            if other is None:
-                return
-            if time.monotonic() >= deadline:
-                expires = other.expires.isoformat(timespec="seconds") if other.expires else "never"
-                raise LeaseHeld(
-                    f"{self.location} is held by {other.holder} until {expires} unless it renews it: "
-                    f"another run holds the lock (waited {wait_seconds:.0f}s). If {other.holder} no longer "
-                    "runs, the lease frees itself at that time, or delete it "
-                    f"(kubectl -n {self.namespace} delete lease {self.name})"
-                )
-            time.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+        seen: list[LeaseRecord] = []  # the holder last seen, for the message
+        broke: list[OperationError] = []  # an API failure, which ends the wait as itself
+
+        def attempt() -> LeaseRecord | None:
+            try:
+                other = self.try_acquire()
+            except OperationError as error:
+                broke.append(error)
+                raise
+            if other is not None:
+                seen[:] = [other]
+            return other
+
+        try:
+            poll_until(
+                attempt,
+                lambda other: other is None,
+                what=f"{self.location}",
+                timeout=wait_seconds,
+                initial=0.05,
+                maximum=POLL_SECONDS,
+                describe=lambda _: "",
+            )
+        except OperationError:
+            if broke or not seen:
+                raise
+            other = seen[0]
+            expires = other.expires.isoformat(timespec="seconds") if other.expires else "never"
+            raise LeaseHeld(
+                f"{self.location} is held by {other.holder} until {expires} unless it renews it: "
+                f"another run holds the lock (waited {wait_seconds:.0f}s). If {other.holder} no longer "
+                "runs, the lease frees itself at that time, or delete it "
+                f"(kubectl -n {self.namespace} delete lease {self.name})"
+            ) from None
 
     def renew(self) -> LeaseRecord:
         """As its holder, move ``renewTime`` to now (one read, one write); ``LeaseLost`` when the lease
