@@ -45,7 +45,11 @@ def _seal_words(status: SealStatus) -> str:
     return f"sealed, {status.progress} of {status.threshold} shares in"
 
 
-def _submit_threshold(replica: VaultApi, material: UnsealMaterial) -> SealStatus:
+# Vault's answer to a threshold of shares that is not its own (vault/barrier_aes_gcm.go, Unseal).
+WRONG_SHARES = "failed to decrypt keys from storage"
+
+
+def _submit_threshold(replica: VaultApi, material: UnsealMaterial, source: str) -> SealStatus:
     """Submit a threshold of shares (after clearing a half-finished attempt that would skew the count)."""
     status = replica.seal_status()
     if not status.sealed:
@@ -53,7 +57,16 @@ def _submit_threshold(replica: VaultApi, material: UnsealMaterial) -> SealStatus
     if status.progress:
         replica.reset_unseal()
     for share in material.shares[: material.threshold]:
-        status = replica.submit_unseal_share(share)
+        try:
+            status = replica.submit_unseal_share(share)
+        except OperationError as error:
+            if WRONG_SHARES not in str(error):
+                raise
+            replica.reset_unseal()
+            raise OperationError(
+                f"the shares in {source} do not unseal Vault at {replica.address}: "
+                f"the keeper holds another Vault's material ({error})"
+            ) from None
         if not status.sealed:
             break
     return status
@@ -93,7 +106,7 @@ class _Leader:
 
 
 def _unseal_replica(
-    replica: VaultApi, leader: _Leader, material: UnsealMaterial, timeout: float
+    replica: VaultApi, leader: _Leader, material: UnsealMaterial, timeout: float, source: str
 ) -> ReplicaUnseal:
     """Join ``replica`` to the leader if it never joined, submit the shares, await it unsealed.
 
@@ -110,7 +123,7 @@ def _unseal_replica(
             leader.ready()
             replica.raft_join(leader.api.address, leader_ca_cert=leader.api.ca_cert_pem)
             joined = True
-        return _submit_threshold(replica, material)
+        return _submit_threshold(replica, material, source)
 
     poll_until(
         attempt,
@@ -128,7 +141,8 @@ def _unseal_replica(
     )
 
 
-def _load_material(keeper: str, leader: VaultApi) -> UnsealMaterial:
+def _load_material(keeper: str, leader: VaultApi) -> tuple[UnsealMaterial, str]:
+    """The keeper's material and where it is (for messages)."""
     store = open_keeper(keeper)
     material = store.load()
     if material is None:
@@ -140,7 +154,7 @@ def _load_material(keeper: str, leader: VaultApi) -> UnsealMaterial:
             f"the shares in {store.location} are PGP-encrypted: each operator must unseal with their own "
             "decrypted share (bao operator unseal); automatic unseal needs plaintext shares"
         )
-    return material
+    return material, store.location
 
 
 def _await_an_active_node(replicas: list[VaultApi], timeout: float) -> None:
@@ -182,9 +196,11 @@ def unseal_vault(
     """Unseal the leader (first address), then join (if needed) and unseal each follower; wait until
     a node is active. Fails, after trying every replica, naming each that is still sealed."""
     replicas = [VaultApi(address, ca_cert=ca_cert or None) for address in parse_addresses(addresses)]
-    material = _load_material(keeper, replicas[0])
+    material, source = _load_material(keeper, replicas[0])
     leader = _Leader(replicas[0], join_timeout)
-    done, problems = _each(replicas, lambda replica: _unseal_replica(replica, leader, material, join_timeout))
+    done, problems = _each(
+        replicas, lambda replica: _unseal_replica(replica, leader, material, join_timeout, source)
+    )
     if problems:
         unsealed = [r.address for r in done if not r.sealed]
         also = f" (unsealed: {', '.join(unsealed)})" if unsealed else ""

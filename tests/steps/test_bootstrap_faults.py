@@ -607,7 +607,7 @@ def test_a_keeper_of_another_vault_with_the_same_shape_is_refused_by_vault_and_n
     sandbox: SandboxState, tmp_path: Path
 ) -> None:
     """Same number of shares and threshold: only Vault can tell, when it cannot decrypt its keyring with
-    them. The unseal step then names the replica and Vault's reason; the progress is reset."""
+    them. The unseal step then names the keeper, the replica and Vault's reason; the progress is reset."""
     other = fresh_vault(tmp_path / "other", "other")
     server = fresh_vault(tmp_path / "vault")
     try:
@@ -622,8 +622,8 @@ def test_a_keeper_of_another_vault_with_the_same_shape_is_refused_by_vault_and_n
         result = bootstrap(server.address, raw.uri, tmp_path / "run", kubeconfig=sandbox.kubeconfig)
         assert result.returncode == 1
         shown = logs(tmp_path / "run") + result.stdout + result.stderr
-        assert f"Vault at {server.address} refused to accept an unseal share" in shown
-        assert "failed to decrypt keys from storage" in shown
+        assert f"the shares in {raw.keeper.location} do not unseal Vault at {server.address}" in shown
+        assert "the keeper holds another Vault's material" in shown and "failed to decrypt keys" in shown
         assert "Traceback" not in shown
         for value in [*material.shares, foreign["root_token"]]:
             assert value not in shown
