@@ -171,19 +171,3 @@ def property_value(data: Mapping[str, Any], prop: str) -> bytes:
     if isinstance(node, GoNumber | str | bool):
         return byte_value(node)
     return marshal(node).encode()
-
-
-def set_property(document: bytes, prop: str, value: bytes) -> bytes:
-    """``sjson.SetBytes(document, prop, value)``: put ``value`` (as a string) at the path ``prop``."""
-    parsed: Any = json.loads(document) if document.strip() else {}
-    if not isinstance(parsed, dict):
-        raise ValueError("the existing secret is not a JSON object")
-    node = parsed
-    parts = _path_parts(prop)
-    for part in parts[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = node[part] = {}
-        node = child
-    node[parts[-1]] = value.decode(errors="replace")
-    return json.dumps(parsed, separators=(",", ":"), ensure_ascii=False).encode()

@@ -15,7 +15,6 @@ from vaultflow.sandbox.eso.gojson import (
     loads_with_numbers,
     marshal,
     property_value,
-    set_property,
 )
 from vaultflow.sandbox.eso.providers.vault import build_path
 
@@ -101,8 +100,3 @@ def test_property_falls_back_to_a_gjson_path() -> None:
     assert property_value(data, "a.c") == b'[10,{"d":true}]'
     with pytest.raises(KeyNotFound, match=r'cannot find secret data for key: "a\.missing"'):
         property_value(data, "a.missing")
-
-
-def test_set_property_merges_into_json() -> None:
-    assert set_property(b"", "password", b"s3cr3t") == b'{"password":"s3cr3t"}'
-    assert set_property(b'{"user":"u"}', "db.password", b"p") == b'{"user":"u","db":{"password":"p"}}'

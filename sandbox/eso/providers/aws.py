@@ -8,7 +8,12 @@ As ESO's provider does it:
   version ``00000000-0000-0000-0000-000000000001``;
 * an existing secret without that tag is refused ("secret not managed by
   external-secrets"); with it, a new version is put only when the value differs;
-* ``property`` merges the value into the secret's JSON (sjson);
+* ``property`` sets the value as a JSON string at that key of the secret's
+  JSON, editing the text as sjson does (``sandbox/eso/sjson.py``): other
+  keys and formatting are kept, so an unchanged value puts no version; a
+  current value that is not JSON is refused, and an sjson error (a key that
+  is not an index into a JSON array) is dropped, as ESO drops it: the
+  document goes back unchanged, so nothing is written;
 * ``role`` is assumed through STS before any call; static credentials come
   from the store's ``auth.secretRef`` Secret, as ESO users do outside AWS;
 * deleting (``deletionPolicy: Delete``) honours the store's ``secretsManager``
@@ -29,7 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from vaultflow.sandbox.eso.gojson import set_property
+from vaultflow.sandbox.eso import sjson
 from vaultflow.sandbox.eso.providers.base import (
     JsonObject,
     ProviderError,
@@ -257,16 +262,25 @@ def _string_equals(current: JsonObject, value: bytes) -> bool:
 
 
 def _new_value(value: bytes, prop: str, existing: JsonObject | None) -> bytes:
-    """ESO's ``getNewSecretValue``: the value, or the existing JSON with ``prop`` set to it."""
+    """ESO's ``getNewSecretValue`` (``providers/v1/aws/secretsmanager/secretsmanager.go``).
+
+    The value, or the current payload (``SecretBinary`` over ``SecretString``,
+    as ``retrievePayload``) with ``prop`` set by sjson, whose error ESO ignores.
+    """
     if not prop:
         return value
-    if existing is None:
-        return set_property(b"", prop, value)
-    payload = existing.get("SecretString")
-    document = payload.encode() if isinstance(payload, str) else bytes(existing.get("SecretBinary") or b"")
+    current = b""
+    if existing is not None:
+        binary = existing.get("SecretBinary")
+        text = existing.get("SecretString")
+        current = bytes(binary) if binary is not None else (text or "").encode()
     try:
-        return set_property(document, prop, value)
-    except ValueError:
-        raise ProviderError(
-            "PushSecret for aws secrets manager with a pushSecretData property requires a json secret"
-        ) from None
+        if current and not sjson.valid(current):
+            raise ProviderError(
+                "PushSecret for aws secrets manager with a pushSecretData property requires a json secret"
+            )
+        return sjson.set_bytes(current, prop, value)
+    except sjson.SjsonError:
+        return current  # ``value, _ = sjson.SetBytes(...)``: on an error sjson hands the document back
+    except sjson.NotEmulated as error:
+        raise ProviderError(str(error)) from None

@@ -5,7 +5,13 @@ As ESO's provider does it: a missing secret is created with the label
 regional secret); an existing one without that label is refused ("secret
 <key> is not managed by external secrets"); labels and annotations from the
 metadata are updated when they differ; a version is added only when the
-latest payload differs; ``property`` merges into the JSON payload.
+latest payload differs (an empty one reads as Go's nil, which always differs).
+With ``property`` (``push_secret.go`` ``propertyPSBuilder``: no metadata, no
+ownership check) only the property is compared: gjson's reading of it in the
+latest payload (``getDataByProperty``: a dotted name as one key first, then as
+a path) against the value, so a push that leaves it as it is adds no version,
+however the document is formatted; a new version is the payload with the
+property set by sjson (``sandbox/eso/sjson.py``), other keys and formatting kept.
 
 The client talks to the sandbox's emulator with anonymous credentials: the
 store's ``secretAccessKeySecretRef`` must exist (as ESO requires) but the key
@@ -18,7 +24,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from vaultflow.sandbox.eso.gojson import set_property
+from vaultflow.sandbox.eso import sjson
 from vaultflow.sandbox.eso.providers.base import (
     JsonObject,
     ProviderError,
@@ -83,8 +89,6 @@ class GcpSecretManagerProvider(WriteOnly):
     def push_secret(self, data: Mapping[str, bytes], push: PushData) -> None:
         payload = extract_secret_data(data, push)
         spec = push_metadata(push.metadata)
-        if push.prop and push.metadata is not None:
-            raise ProviderError("cannot specify metadata and property at the same time")
         name = self._name(push.remote_key)
         try:
             secret = self._call("get_secret", name=name)
@@ -93,6 +97,8 @@ class GcpSecretManagerProvider(WriteOnly):
             if not self.location:
                 body["replication"] = {"automatic": {}}
             secret = self._call("create_secret", parent=self.parent, secret_id=push.remote_key, secret=body)
+        if push.prop and push.metadata is not None:  # ``newPushSecretBuilder``, after the secret is created
+            raise ProviderError("cannot specify metadata and property at the same time")
         labels, annotations = dict(secret.labels), dict(secret.annotations)
         if push.prop:
             new_labels, new_annotations = {**labels, MANAGED_BY[0]: MANAGED_BY[1]}, annotations
@@ -119,10 +125,10 @@ class GcpSecretManagerProvider(WriteOnly):
             latest = self._call("access_secret_version", name=f"{name}/versions/latest").payload.data
         except _NotFound:
             latest = None
-        wanted = set_property(latest or b"", push.prop, payload) if push.prop else payload
-        if latest is not None and latest == wanted:
+        original = bytes(latest) if latest else None  # protobuf hands Go an empty payload as nil
+        if original is not None and not _need_update(original, push.prop, payload):
             return
-        self._call("add_secret_version", parent=name, payload={"data": wanted})
+        self._call("add_secret_version", parent=name, payload={"data": _build_data(original, push, payload)})
 
     def secret_exists(self, push: PushData) -> bool:
         """ESO's ``getLatestEnabledVersion``: the secret has an enabled version."""
@@ -145,3 +151,34 @@ class GcpSecretManagerProvider(WriteOnly):
 
 class _NotFound(ProviderError):
     pass
+
+
+def _property_value(original: bytes, prop: str) -> bytes | None:
+    """ESO's ``getDataByProperty``: the property as gjson reads it, None when absent or not JSON."""
+    if not sjson.valid(original):
+        return None
+    if prop.find(".") > 0:
+        flat = sjson.get(original, prop.replace(".", "\\."))
+        if flat is not None:
+            return flat
+    return sjson.get(original, prop)
+
+
+def _need_update(original: bytes, prop: str, payload: bytes) -> bool:
+    """``needUpdate`` of ESO's builders: the whole payload differs, or (with ``property``) that value."""
+    if not prop:
+        return original != payload
+    try:
+        return _property_value(original, prop) != payload
+    except sjson.NotEmulated as error:
+        raise ProviderError(str(error)) from None
+
+
+def _build_data(original: bytes | None, push: PushData, payload: bytes) -> bytes:
+    """``buildData``: the payload, or the original with the property set (sjson's error returned)."""
+    if not push.prop:
+        return payload
+    try:
+        return sjson.set_bytes(original or b"", push.prop, payload)
+    except (sjson.SjsonError, sjson.NotEmulated) as error:
+        raise ProviderError(str(error)) from None
