@@ -19,23 +19,28 @@ Stages so far:
 Run it again after ``task sandbox:down`` and it carries on where the sandbox stopped: the same
 Vault comes back initialised and sealed, the bootstrap pipeline unseals it with the keeper's
 shares, nothing is re-created, and the GitOps repository has nothing new to commit.
+
+When stage 6 times out it names what is stuck: each Application's sync and health, the resources
+behind an unhealthy one with their message (ESO's, for ESO's kinds) and its last sync. Run it again
+once the cause is gone (``vaultflow sandbox fault PROVIDER --clear`` for an injected fault) and it
+recovers by itself, as an operator would (``vaultflow.sandbox.recovery``): ESO validates again the
+stores it found invalid and reconciles the objects whose sync failed, Argo CD syncs again a revision
+whose automated sync failed (which it never retries on its own).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import os
-import secrets
 import shlex
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
-from typing import TypeVar
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -47,12 +52,16 @@ from vaultflow.sandbox import lifecycle
 from vaultflow.sandbox.catalog_wiring import azure_vault_names, register_app_of_apps, wire_catalog
 from vaultflow.sandbox.layout import SandboxPaths
 from vaultflow.sandbox.observe import (
+    ExternalSecretState,
+    Fingerprints,
+    PushedValue,
     external_secrets,
     pushed_values,
-    wait_for,
+    wait_for_all,
     wait_for_applications,
 )
 from vaultflow.sandbox.platform import install_platform_accounts
+from vaultflow.sandbox.recovery import recover
 from vaultflow.sandbox.state import SandboxState
 from vaultflow.sandbox.status_view import print_status
 from vaultflow.steps.secrets.seed import SeedResult
@@ -62,27 +71,13 @@ from vaultflow.workflows.runner.display import print_summary
 
 console = Console(width=max(Console().width, 130))  # the status tables need the room
 DEFAULT_DIR = Path(".sandbox")
-T = TypeVar("T")
 
 
 def _stage(number: int, title: str) -> None:
     console.rule(f"[bold]{number}. {title}")
 
 
-class Fingerprints:
-    """How the demo shows that values are equal without showing them: HMAC-SHA256 under a key made
-    for this run and never written anywhere.
-
-    An unkeyed digest of a secret is as good as the secret for anyone who can guess it (hash the
-    candidates and compare); a keyed one says only "these two are the same" within one run.
-    """
-
-    def __init__(self) -> None:
-        self._key = secrets.token_bytes(32)
-
-    def of(self, data: bytes | str) -> str:
-        message = data.encode() if isinstance(data, str) else data
-        return "hmac:" + hmac.new(self._key, message, hashlib.sha256).hexdigest()[:16]
+DEFAULT_TIMEOUT = 120.0
 
 
 def ensure_bare_repo(path: Path) -> str:
@@ -184,15 +179,26 @@ def render_and_commit_stage(loaded: LoadedCatalog, sandbox_dir: Path) -> tuple[s
 
 
 def sync_stage(
-    loaded: LoadedCatalog, state: SandboxState, repo_url: str, delivery: Delivery, fingerprints: Fingerprints
+    loaded: LoadedCatalog,
+    state: SandboxState,
+    repo_url: str,
+    delivery: Delivery,
+    fingerprints: Fingerprints,
+    *,
+    started: float,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> None:
+    """``started``: when this run began; what failed before it is what a re-run recovers from."""
     _stage(6, "Argo CD syncs the commit; ESO pulls from Vault and pushes to the clouds")
     root_app = register_app_of_apps(state, loaded, repo_url)
     names = [root_app, *(application_name(cluster) for cluster in loaded.catalog.clusters)]
     revision = delivery.commit or branch_head(
         SandboxPaths(Path(state.directory)).gitops_repo, delivery.branch
     )
-    synced = wait_for_applications(state, revision, names)
+    clusters = [cluster.name for cluster in loaded.catalog.clusters]
+    for line in recover(state, clusters, names, revision, before=started):  # what failed before this run
+        console.print(f"[yellow]{escape(line)}[/yellow]")
+    synced = wait_for_applications(state, revision, names, timeout=timeout)
     apps = Table(title="Argo CD Applications (management cluster)")
     for column in ("application", "sync", "health", "revision"):
         apps.add_column(column)
@@ -200,9 +206,13 @@ def sync_stage(
         apps.add_row(app.name, app.sync_status, app.health, app.revision[:12])
     console.print(apps)
 
-    clusters = [cluster.name for cluster in loaded.catalog.clusters]
-    ready = wait_for(lambda: _when_all(external_secrets(state, clusters), "ready"), timeout=60,
-                     what="every ExternalSecret Ready")  # fmt: skip
+    ready = wait_for_all(
+        lambda: external_secrets(state, clusters),
+        "ready",
+        _not_ready,
+        what="every ExternalSecret Ready",
+        timeout=timeout,
+    )
     secrets_table = Table(title="ExternalSecrets")
     for column in ("cluster", "namespace", "name", "ready", "reason", "data-hash (of the Secret)"):
         secrets_table.add_column(column)
@@ -212,20 +222,27 @@ def sync_stage(
         )
     console.print(secrets_table)
 
-    pushed = wait_for(lambda: _when_all(pushed_values(state, loaded), "digest"), timeout=60,
-                      what="every pushed value present in its cloud")  # fmt: skip
+    pushed = wait_for_all(
+        lambda: pushed_values(state, loaded, fingerprints),
+        "fingerprint",
+        _absent,
+        what="every pushed value present in its cloud",
+        timeout=timeout,
+    )
     pushes_table = Table(title="Pushed to the clouds (emulated); equal fingerprints: equal values (this run)")
     for column in ("cloud", "provider", "remote key", "value fingerprint"):
         pushes_table.add_column(column)
     for value in pushed:
-        shown = fingerprints.of(value.digest) if value.digest else "-"
-        pushes_table.add_row(value.cloud, value.provider, value.remote_key, shown)
+        pushes_table.add_row(value.cloud, value.provider, value.remote_key, value.fingerprint or "-")
     console.print(pushes_table)
 
 
-def _when_all(items: list[T], attribute: str) -> list[T] | None:
-    """``items`` once every one has a truthy ``attribute`` (for ``wait_for``), else None."""
-    return items if items and all(getattr(item, attribute) for item in items) else None
+def _not_ready(es: ExternalSecretState) -> str:
+    return f"{es.cluster} {es.namespace}/{es.name} {es.reason or 'not Ready'}: {es.message}"
+
+
+def _absent(value: PushedValue) -> str:
+    return f"{value.cloud} {value.remote_key} absent"
 
 
 def branch_head(repo: Path, branch: str) -> str:
@@ -258,7 +275,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vaultflow.sandbox.demo", description=__doc__)
     parser.add_argument("--catalog", type=Path, default=Path("examples/catalog.yaml"))
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="sandbox state directory")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help="seconds each wait of stage 6 gives Argo CD and ESO (default %(default)g)",
+    )
     args = parser.parse_args(argv)
+    started = time.time()
     console.print(
         Panel(
             "vaultflow demo on the [bold]LOCAL SANDBOX[/bold]: real OpenBao, moto and Git on this machine, "
@@ -271,9 +295,9 @@ def main(argv: list[str] | None = None) -> int:
         state = sandbox_stage(loaded, args.dir)
         seed_stage(bootstrap_stage(loaded, state))
         repo_url, delivery = render_and_commit_stage(loaded, args.dir)
-        sync_stage(loaded, state, repo_url, delivery, Fingerprints())
+        sync_stage(loaded, state, repo_url, delivery, Fingerprints(), started=started, timeout=args.timeout)
     except VaultflowError as error:
-        console.print(f"[red]error:[/red] {error}")
+        console.print(f"[red]error:[/red] {escape(str(error))}")  # controllers' messages are not markup
         return error.exit_code
     console.rule("[green]demo finished")
     console.print(closing_hint(args.dir))

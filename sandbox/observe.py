@@ -2,14 +2,17 @@
 
 The controller emulators are asynchronous, as the real ones are: the demo and
 the tests wait for a state (``wait_for``) rather than sleeping. The readers
-here return what a pipeline observes: Application sync and health, each
-ExternalSecret's ``Ready`` condition, and the SHA-256 of each pushed cloud
-value (a digest, never the value).
+here return what a pipeline observes: Application sync and health (and, when
+it is not Healthy, the resources behind it, as Argo CD records them), each
+ExternalSecret's ``Ready`` condition, and a keyed fingerprint of each pushed
+cloud value (never the value, nor an unkeyed digest of it).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -29,6 +32,26 @@ def wait_for(condition: Callable[[], T | None], *, timeout: float = 30.0, what: 
     return cast(T, found)  # truthy, so not None
 
 
+def wait_for_all(
+    observe: Callable[[], list[T]], attribute: str, describe: Callable[[T], str], *, what: str, timeout: float
+) -> list[T]:
+    """``observe()`` once every item has a truthy ``attribute``; on timeout the error names the items
+    that have not (as ``describe`` words each)."""
+
+    def missing(items: list[T]) -> str:
+        return "; ".join(describe(item) for item in items if not getattr(item, attribute)) or "none found"
+
+    return poll_until(
+        observe,
+        lambda items: bool(items) and all(getattr(item, attribute) for item in items),
+        what=what,
+        timeout=timeout,
+        initial=0.02,
+        maximum=0.25,
+        describe=missing,
+    )
+
+
 def ready_condition(obj: JsonObject) -> JsonObject | None:
     """The ``Ready`` condition of an ESO object (ExternalSecret, PushSecret, store), if it has one."""
     for condition in (obj.get("status") or {}).get("conditions") or []:
@@ -43,6 +66,24 @@ def is_ready(obj: JsonObject) -> bool:
 
 
 @dataclass(frozen=True)
+class ResourceState:
+    """One resource of an Application as Argo CD reports it: its health, or how its sync went."""
+
+    kind: str
+    namespace: str
+    name: str
+    status: str  # a health status (Degraded, Missing, ...) or a sync result (SyncFailed)
+    message: str
+
+    def describe(self) -> str:
+        where = f"{self.namespace}/{self.name}" if self.namespace else self.name
+        return f"{self.kind} {where}" + (f" ({self.message})" if self.message else "")
+
+
+_CAUSES_SHOWN = 3  # as Argo CD words an app's health causes (controller/health.go formatHealthCauses)
+
+
+@dataclass(frozen=True)
 class ApplicationState:
     name: str
     sync_status: str
@@ -50,30 +91,88 @@ class ApplicationState:
     health: str
     operation_phase: str
     operation_message: str
+    # The resources whose health is the app's own when that is not Healthy (Argo CD's "causes"), and
+    # the resources the last sync failed to apply.
+    causes: tuple[ResourceState, ...] = ()
+    failed: tuple[ResourceState, ...] = ()
 
     def synced_at(self, revision: str) -> bool:
         return (
             self.sync_status == "Synced" and self.revision == revision and self.operation_phase == "Succeeded"
         )
 
+    def describe(self) -> str:
+        """What is stuck, in one line: sync, health and the resources behind them, the last sync."""
+        words = f"{self.name} {self.sync_status} at {self.revision[:12] or '-'}, {self.health}"
+        if self.causes:
+            words += f" ({_listed(self.causes)})"
+        if self.operation_phase:
+            words += f", last sync {self.operation_phase}: {self.operation_message}"
+        if self.failed:
+            words += f" (SyncFailed: {_listed(self.failed)})"
+        return words
+
+
+def _listed(resources: tuple[ResourceState, ...]) -> str:
+    shown = "; ".join(r.describe() for r in resources[:_CAUSES_SHOWN])
+    more = len(resources) - _CAUSES_SHOWN
+    return shown + (f"; and {more} more" if more > 0 else "")
+
+
+def _resource(entry: JsonObject, status: str, message: str) -> ResourceState:
+    group = str(entry.get("group") or "")
+    kind = f"{group}/{entry.get('kind', '')}" if group else str(entry.get("kind", ""))
+    return ResourceState(kind, str(entry.get("namespace") or ""), str(entry.get("name", "")), status, message)
+
 
 def application_state(application: JsonObject) -> ApplicationState:
+    """An Application's state as Argo CD records it in its status.
+
+    The resources behind an unhealthy app come from ``status.resources[].health``:
+    Argo CD writes them there when the controller persists resource health
+    (``--persist-resource-health``; Argo CD 3 defaults to keeping them in its
+    resource tree, ``status.resourceHealthSource: appTree``, which only its API
+    server serves); the sandbox's Argo CD persists them.
+    """
     status = application.get("status") or {}
     operation = status.get("operationState") or {}
+    health = str((status.get("health") or {}).get("status", "Unknown"))
+    causes = tuple(
+        _resource(entry, health, str((entry.get("health") or {}).get("message", "")))
+        for entry in status.get("resources") or []
+        if health != "Healthy" and (entry.get("health") or {}).get("status") == health
+    )
+    failed = tuple(
+        _resource(result, "SyncFailed", str(result.get("message", "")))
+        for result in (operation.get("syncResult") or {}).get("resources") or []
+        if result.get("status") == "SyncFailed"
+    )
     return ApplicationState(
         name=application["metadata"]["name"],
         sync_status=str((status.get("sync") or {}).get("status", "Unknown")),
         revision=str((status.get("sync") or {}).get("revision", "")),
-        health=str((status.get("health") or {}).get("status", "Unknown")),
+        health=health,
         operation_phase=str(operation.get("phase", "")),
         operation_message=str(operation.get("message", "")),
+        causes=causes,
+        failed=failed,
     )
 
 
-def digest(value: bytes | str) -> str:
-    """How the demo shows a secret value: ``sha256:<first 16 hex digits>``."""
-    data = value.encode() if isinstance(value, str) else value
-    return "sha256:" + hashlib.sha256(data).hexdigest()[:16]
+class Fingerprints:
+    """How the demo shows that values are equal without showing them: HMAC-SHA256 under a key made
+    for this run (or this test) and never written anywhere.
+
+    An unkeyed digest of a secret is as good as the secret for anyone who can guess it (hash the
+    candidates and compare); a keyed one says only "these two are the same" within one run.
+    """
+
+    def __init__(self) -> None:
+        self._key = secrets.token_bytes(32)
+
+    def of(self, data: bytes | str) -> str:
+        message = data.encode() if isinstance(data, str) else data
+        return "hmac:" + hmac.new(self._key, message, hashlib.sha256).hexdigest()[:16]
 
 
 # ---------------------------------------------------------------- what the demo shows
@@ -86,6 +185,7 @@ class ExternalSecretState:
     name: str
     ready: bool
     reason: str
+    message: str
     data_hash: str  # the managed Secret's reconcile.external-secrets.io/data-hash, "" when it has none
 
 
@@ -94,7 +194,7 @@ class PushedValue:
     cloud: str
     provider: str
     remote_key: str
-    digest: str | None  # sha256 of the remote value; None when the remote secret does not exist
+    fingerprint: str | None  # the keyed fingerprint of the remote value; None when it does not exist
 
 
 def applications(state: Any) -> list[ApplicationState]:
@@ -113,7 +213,12 @@ def applications(state: Any) -> list[ApplicationState]:
 def wait_for_applications(
     state: Any, revision: str, names: list[str], *, timeout: float = 120.0
 ) -> list[ApplicationState]:
-    """Wait until every named Application is Synced at ``revision``, its sync Succeeded, and Healthy."""
+    """Wait until every named Application is Synced at ``revision``, its sync Succeeded, and Healthy.
+
+    On timeout the error names, for each Application, its sync state, health, the resources behind
+    an unhealthy one with their health message (ESO's condition message for ESO's kinds) and how its
+    last sync went.
+    """
 
     def named() -> list[ApplicationState]:
         current = {a.name: a for a in applications(state)}
@@ -125,13 +230,13 @@ def wait_for_applications(
         )
 
     def words(found: list[ApplicationState]) -> str:
-        seen = {a.name: f"{a.name} {a.sync_status} at {a.revision[:12] or '-'}, {a.health}" for a in found}
-        return "; ".join(seen.get(name, f"{name} missing") for name in names)
+        seen = {a.name: a.describe() for a in found}
+        return " | ".join(seen.get(name, f"{name} missing") for name in names)
 
     return poll_until(
         named,
         settled,
-        what=f"Applications {', '.join(names)} Synced at {revision[:12]}",
+        what=f"Applications {', '.join(names)} Synced and Healthy at {revision[:12]}, their sync Succeeded",
         timeout=timeout,
         initial=0.02,
         maximum=0.25,
@@ -164,14 +269,16 @@ def external_secrets(state: Any, clusters: list[str]) -> list[ExternalSecretStat
                     name=metadata["name"],
                     ready=condition.get("status") == "True",
                     reason=str(condition.get("reason", "")),
+                    message=str(condition.get("message", "")),
                     data_hash=annotations.get("reconcile.external-secrets.io/data-hash", ""),
                 )
             )
     return found
 
 
-def pushed_values(state: Any, loaded: Any) -> list[PushedValue]:
-    """The digest of every catalog push as it is in its cloud now, read with the cloud's real SDK."""
+def pushed_values(state: Any, loaded: Any, fingerprints: Fingerprints) -> list[PushedValue]:
+    """Every catalog push as it is in its cloud now, read with the cloud's real SDK: its fingerprint
+    under ``fingerprints`` (compare two with the same ``Fingerprints``), never the value."""
     from vaultflow.gitops.catalog.model import AwsCloud, GcpCloud
 
     values = []
@@ -184,11 +291,8 @@ def pushed_values(state: Any, loaded: Any) -> list[PushedValue]:
                 raw = _gcp_value(state, cloud.project_id, push.remote_key)
             else:
                 raw = _azure_value(state, cloud.vault_url, push.remote_key)
-            values.append(
-                PushedValue(
-                    cloud.name, cloud.provider, push.remote_key, digest(raw) if raw is not None else None
-                )
-            )
+            shown = fingerprints.of(raw) if raw is not None else None
+            values.append(PushedValue(cloud.name, cloud.provider, push.remote_key, shown))
     return values
 
 

@@ -21,9 +21,16 @@ observes:
   then awaited until its resources are healthy before the next (a Degraded
   resource fails the sync, as in Argo CD); the last wave succeeds once
   applied. ``status.operationState`` reports phase, message, ``startedAt``,
-  ``finishedAt`` and ``syncResult`` (revision, per-resource results);
-  ``syncPolicy.retry`` retries a failed sync with its backoff; a successful
-  sync is added to ``status.history``;
+  ``finishedAt`` and ``syncResult`` (revision, per-resource results); a
+  failed sync is retried with the operation's retry strategy (an automated
+  sync takes ``syncPolicy.retry``, or ``limit: 5`` without one, as
+  ``autoSync`` in controller/appcontroller.go does; a requested one its own
+  ``operation.retry``); an automated sync never tries again a revision whose
+  sync failed (``Skipping auto-sync: failed previous sync attempt``): a
+  requested ``operation`` does; ``operationState.phase: Terminating`` (what
+  ``argocd app terminate-op`` sets) ends the running operation ``Failed``,
+  ``Operation terminated``, without retrying; a successful sync is added to
+  ``status.history``;
 * **prune** (``automated.prune`` or ``operation.sync.prune``): objects the app
   applied earlier (its tracking annotation names them) that the source no
   longer has are deleted after the last wave (Argo CD's ``PruneLast``);
@@ -71,6 +78,9 @@ CONTROLLER_NAMESPACE = "argocd"
 _OPERATION_TICK = 0.1
 _HISTORY_LIMIT = 10
 _RECONCILED_AT_PERIOD = 10.0
+TERMINATING = "Terminating"
+# autoSync's retry strategy when syncPolicy.retry is absent (controller/appcontroller.go)
+_AUTOMATED_RETRY: JsonObject = {"limit": 5}
 
 
 def parse_rfc3339(text: Any) -> float | None:
@@ -102,6 +112,7 @@ class _Operation:
     automated: bool
     started_at: str
     source: JsonObject
+    retry: JsonObject  # the operation's retry strategy (limit, backoff)
     retry_count: int = 0
     wave_index: int = 0
     applied: bool = False
@@ -218,6 +229,8 @@ class ArgoCdController:
             raise
         if app["metadata"].get("deletionTimestamp"):
             return self._finalize(key, app)
+        if ((app.get("status") or {}).get("operationState") or {}).get("phase") == TERMINATING:
+            self._terminate(key, app)  # then on as usual: an automated sync does not retry the revision
         if REFRESH_ANNOTATION in (app["metadata"].get("annotations") or {}):
             self._patch(
                 key, lambda doc: (doc["metadata"].get("annotations") or {}).pop(REFRESH_ANNOTATION, None)
@@ -310,27 +323,64 @@ class ArgoCdController:
         requested = app.get("operation")
         policy = (app.get("spec") or {}).get("syncPolicy") or {}
         automated = policy.get("automated")
-        if requested:
+        stored = (app.get("status") or {}).get("operationState") or {}
+        if stored.get("phase") == "Running":
+            operation = self._resumed(stored, target)
+        elif requested:
             sync = requested.get("sync") or {}
             revision = target.revision
             if sync.get("revision") and sync["revision"] != revision:
                 repository = self._repository(str(target.source.get("repoURL", "")))
                 revision = repository.resolve(str(sync["revision"]))
             self._patch(key, lambda doc: doc.pop("operation", None))
-            operation = _Operation(revision, bool(sync.get("prune")), False, now_rfc3339(), target.source)
+            retry = dict(requested.get("retry") or {})  # the API server fills it from syncPolicy.retry
+            operation = _Operation(
+                revision, bool(sync.get("prune")), False, now_rfc3339(), target.source, retry
+            )
         elif automated is not None and not self._is_synced(app, target):
             last = (app.get("status") or {}).get("operationState") or {}
             last_revision = (last.get("syncResult") or {}).get("revision")
             already_tried = last_revision == target.revision
             if already_tried and (last.get("phase") != "Succeeded" or not automated.get("selfHeal")):
                 return None  # Argo CD: one automated attempt per revision, unless self-healing a success
+            strategy = policy.get("retry")
             operation = _Operation(
-                target.revision, bool(automated.get("prune")), True, now_rfc3339(), target.source
+                target.revision,
+                bool(automated.get("prune")),
+                True,
+                now_rfc3339(),
+                target.source,
+                dict(strategy) if strategy is not None else dict(_AUTOMATED_RETRY),
             )
         else:
             return None
         self._operations[key] = operation
         log.info("argocd: syncing %s/%s to %s", key[0], key[1], operation.revision[:12])
+        return operation
+
+    def _resumed(self, stored: JsonObject, target: _Target) -> _Operation:
+        """The operation recorded as in progress, taken up again (the sandbox was restarted during it).
+
+        Argo CD resumes an operation whose phase is not completed, one waiting for
+        its next retry at ``finishedAt`` plus the backoff included
+        (controller/appcontroller.go ``processRequestedAppOperation``); the sandbox
+        starts its waves again, which applies nothing that is already in place.
+        """
+        spec = stored.get("operation") or {}
+        sync, result = spec.get("sync") or {}, stored.get("syncResult") or {}
+        operation = _Operation(
+            str(sync.get("revision") or result.get("revision") or target.revision),
+            bool(sync.get("prune")),
+            bool((spec.get("initiatedBy") or {}).get("automated")),
+            str(stored.get("startedAt") or now_rfc3339()),
+            dict(result.get("source") or target.source),
+            dict(spec.get("retry") or {}),
+            retry_count=int(stored.get("retryCount", 0)),
+        )
+        failed_at = parse_rfc3339(stored.get("finishedAt"))
+        if failed_at is not None:
+            due = failed_at + _backoff(operation.retry, max(operation.retry_count - 1, 0))
+            operation.retry_at = time.monotonic() + max(due - time.time(), 0.0)
         return operation
 
     def _advance(self, run: _Run) -> None:
@@ -445,6 +495,7 @@ class ArgoCdController:
         state = self._operation_state(operation, "Succeeded", message, finished_at=finished)
 
         def record(doc: JsonObject) -> None:
+            doc.pop("operation", None)  # a completed operation clears the field (setOperationState)
             status = doc.setdefault("status", {})
             status["operationState"] = state
             history = list(status.get("history") or [])
@@ -464,9 +515,38 @@ class ArgoCdController:
         self._patch(run.key, record)
         log.info("argocd: %s/%s synced to %s", run.key[0], run.key[1], operation.revision[:12])
 
+    def _terminate(self, key: AppKey, app: JsonObject) -> None:
+        """End the operation ``Failed``, ``Operation terminated``, without retrying it.
+
+        ``argocd app terminate-op`` sets ``operationState.phase: Terminating``;
+        the controller resumes the operation in that phase (also one waiting for
+        its next retry), gitops-engine's ``Terminate`` fails it, and no retry
+        follows (controller/appcontroller.go ``processRequestedAppOperation``,
+        gitops-engine pkg/sync/sync_context.go). An operation this emulator no
+        longer runs (the sandbox was restarted) ends the same way.
+        """
+        operation = self._operations.pop(key, None)
+        finished = now_rfc3339()
+        if operation is not None:
+            state = self._operation_state(operation, "Failed", "Operation terminated", finished_at=finished)
+        else:
+            stored = (app.get("status") or {}).get("operationState") or {}
+            state = {**copy.deepcopy(stored), "phase": "Failed", "message": "Operation terminated"}
+            state["finishedAt"] = finished
+        retries = int(state.get("retryCount", 0))
+        if retries:
+            state["message"] += f" (retried {retries} times)."
+
+        def record(doc: JsonObject) -> None:
+            doc.setdefault("status", {})["operationState"] = state
+            doc.pop("operation", None)  # a completed operation clears the field
+
+        self._patch(key, record)
+        log.info("argocd: operation of %s/%s terminated", key[0], key[1])
+
     def _fail(self, run: _Run, message: str) -> None:
         operation = run.operation
-        policy = ((run.app.get("spec") or {}).get("syncPolicy") or {}).get("retry") or {}
+        policy = operation.retry
         limit = int(policy.get("limit", 0)) if policy else 0
         if operation.retry_count < limit or limit < 0:
             delay = _backoff(policy, operation.retry_count)
@@ -477,13 +557,19 @@ class ArgoCdController:
                 run.key,
                 operation,
                 f"{message}. Retrying attempt #{operation.retry_count} at {retry_at:%H:%M:%S}.",
+                finished_at=now_rfc3339(),  # Argo CD: Running with finishedAt is waiting for a retry
             )
             return
         self._operations.pop(run.key, None)
         if operation.retry_count:
             message = f"{message} (retried {operation.retry_count} times)."
         state = self._operation_state(operation, "Failed", message, finished_at=now_rfc3339())
-        self._patch(run.key, lambda doc: doc.setdefault("status", {}).__setitem__("operationState", state))
+
+        def record(doc: JsonObject) -> None:
+            doc.pop("operation", None)  # a completed operation clears the field (setOperationState)
+            doc.setdefault("status", {})["operationState"] = state
+
+        self._patch(run.key, record)
         log.info("argocd: sync of %s/%s failed: %s", run.key[0], run.key[1], message)
 
     # ------------------------------------------------------------ status
@@ -500,7 +586,7 @@ class ArgoCdController:
                     "syncStrategy": {"hook": {}},
                 },
                 "initiatedBy": initiated,
-                "retry": {},
+                "retry": copy.deepcopy(operation.retry),
             },
             "phase": phase,
             "message": message,
@@ -517,12 +603,20 @@ class ArgoCdController:
             state["finishedAt"] = finished_at
         return state
 
-    def _write_running(self, key: AppKey, operation: _Operation, message: str) -> None:
+    def _write_running(
+        self, key: AppKey, operation: _Operation, message: str, *, finished_at: str = ""
+    ) -> None:
         if message == operation.last_message:
             return
         operation.last_message = message
-        state = self._operation_state(operation, "Running", message)
-        self._patch(key, lambda doc: doc.setdefault("status", {}).__setitem__("operationState", state))
+        state = self._operation_state(operation, "Running", message, finished_at=finished_at)
+
+        def record(doc: JsonObject) -> None:
+            status = doc.setdefault("status", {})
+            if (status.get("operationState") or {}).get("phase") != TERMINATING:
+                status["operationState"] = state  # Argo CD does not clobber a Terminating with Running
+
+        self._patch(key, record)
 
     def _write_status(self, key: AppKey, target: _Target) -> None:
         try:

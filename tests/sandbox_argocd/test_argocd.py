@@ -196,7 +196,10 @@ def test_a_failed_apply_fails_the_sync_and_the_next_commit_recovers(
     argo: ArgoSandbox, remote: GitRemote, namespace: str
 ) -> None:
     broken = remote.commit({"f/cm.yaml": configmap("cm", "no-such-namespace")})
-    argo.create_app("failing", remote.url, "f")
+    # no retries: without syncPolicy.retry Argo CD retries an automated sync 5 times
+    argo.create_app(
+        "failing", remote.url, "f", syncPolicy={"automated": {"prune": True}, "retry": {"limit": 0}}
+    )
 
     def failed() -> dict[str, Any] | None:
         operation = (argo.app("failing").get("status") or {}).get("operationState") or {}

@@ -22,8 +22,8 @@ from vaultflow.sandbox import lifecycle
 from vaultflow.sandbox.catalog_wiring import register_app_of_apps
 from vaultflow.sandbox.eso.gohash import data_hash
 from vaultflow.sandbox.observe import (
+    Fingerprints,
     applications,
-    digest,
     external_secrets,
     pushed_values,
     wait_for,
@@ -90,15 +90,20 @@ def test_render_commit_sync_pull_and_push(catalog_sandbox: CatalogSandbox) -> No
     merged = _secret_data(sandbox, "prod-eu", "argocd", "argocd-secret")
     assert merged == {"server.secretkey": b"helm", "admin.password": b"argo-pass-1"}
 
-    # every push landed, in the cloud the catalog names, as ESO writes it
-    pushed = {(p.cloud, p.remote_key): p.digest for p in pushed_values(sandbox.state, sandbox.loaded)}
+    # every push landed, in the cloud the catalog names, as ESO writes it (compared by fingerprints
+    # under one key of this test's: the observer never hands out a value or an unkeyed digest)
+    fingerprint = Fingerprints()
+    pushed = {
+        (p.cloud, p.remote_key): p.fingerprint
+        for p in pushed_values(sandbox.state, sandbox.loaded, fingerprint)
+    }
     assert pushed == {
-        ("aws-prod", "/prod/rds/db-credentials"): digest(
+        ("aws-prod", "/prod/rds/db-credentials"): fingerprint.of(
             b'{"password":"db-pass-1","username":"api-user-7f3"}'
         ),
-        ("azure-prod", "app-password"): digest(b"app-pass-1"),
-        ("aws-prod", "/prod/lambda/db-password"): digest(b"lambda-pass-1"),
-        ("gcp-prod", "cloudrun-signing-key"): digest(b"c2lnbmluZy1rZXk="),
+        ("azure-prod", "app-password"): fingerprint.of(b"app-pass-1"),
+        ("aws-prod", "/prod/lambda/db-password"): fingerprint.of(b"lambda-pass-1"),
+        ("gcp-prod", "cloudrun-signing-key"): fingerprint.of(b"c2lnbmluZy1rZXk="),
     }
 
     # a rotation as the pipeline does it: write Vault, force-sync the pull, then the push
@@ -118,8 +123,11 @@ def test_render_commit_sync_pull_and_push(catalog_sandbox: CatalogSandbox) -> No
     _force_sync(sandbox, "prod-eu", "production", "PushSecret", "prod-app-credentials-to-azure-prod")
 
     def azure_rotated() -> bool:
-        current = {(p.cloud, p.remote_key): p.digest for p in pushed_values(sandbox.state, sandbox.loaded)}
-        return current[("azure-prod", "app-password")] == digest(b"app-pass-2")
+        current = {
+            (p.cloud, p.remote_key): p.fingerprint
+            for p in pushed_values(sandbox.state, sandbox.loaded, fingerprint)
+        }
+        return current[("azure-prod", "app-password")] == fingerprint.of(b"app-pass-2")
 
     wait_for(azure_rotated, what="the pushed rotation")
     # annotations added at run time do not make Argo CD think the app drifted
