@@ -11,7 +11,8 @@ sees through the API:
 * the token controller: a ``kubernetes.io/service-account-token`` Secret gets a
   long-lived token, ``ca.crt`` and ``namespace``;
 * an instant rollout: Deployments and StatefulSets report every replica
-  updated, ready and available for their current generation. No pod runs.
+  updated, ready and available for their current generation, in the status
+  fields ``kubectl rollout status`` reads. No pod runs.
 """
 
 from __future__ import annotations
@@ -25,7 +26,12 @@ from vaultflow.base.errors import InputError
 from vaultflow.sandbox.kube.errors import ApiError, JsonObject
 from vaultflow.sandbox.kube.resources import ResourceCatalog, types_from_crd
 from vaultflow.sandbox.kube.store import Event, ObjectStore
-from vaultflow.sandbox.kube.strategies import SERVICE_ACCOUNT_TOKEN_TYPE, CustomResourceSchemas, condition
+from vaultflow.sandbox.kube.strategies import (
+    SERVICE_ACCOUNT_TOKEN_TYPE,
+    CustomResourceSchemas,
+    condition,
+    now_rfc3339,
+)
 from vaultflow.sandbox.kube.tokens import TokenIssuer
 
 log = logging.getLogger(__name__)
@@ -135,7 +141,18 @@ class TokenSecretController:
 
 
 class RolloutController:
-    """Report a Deployment or StatefulSet as fully rolled out for its current generation."""
+    """Report a Deployment or StatefulSet as fully rolled out for its current generation.
+
+    A spec change bumps ``metadata.generation`` (the store); this controller then writes the status
+    the real ones reach once every pod of the new template is available: ``observedGeneration``
+    and all replicas updated, ready and available (pkg/controller/deployment sync.go
+    calculateStatus; pkg/controller/statefulset). A Deployment's conditions are those of
+    deployment/util: ``Available`` (MinimumReplicasAvailable) and ``Progressing``
+    (NewReplicaSetAvailable, naming the new ReplicaSet); ``lastUpdateTime`` moves with every
+    rollout, ``lastTransitionTime`` only when a condition's status changes (SetDeploymentCondition).
+    The rollout completes in the write that changed the spec, so a client sees
+    ``generation > observedGeneration`` only in the answer to that write.
+    """
 
     def __call__(self, store: ObjectStore, event: Event) -> None:
         if event.rtype.storage_key not in WORKLOAD_KEYS or event.type == "DELETED":
@@ -156,18 +173,21 @@ class RolloutController:
             "readyReplicas": replicas,
             "availableReplicas": replicas,
         }
+        revision_name = f"{obj['metadata']['name']}-{revision}"
         if event.rtype.kind == "Deployment":
-            name = obj["metadata"]["name"]
+            previous = {c.get("type"): c for c in status.get("conditions") or []}
             new_status["conditions"] = [
-                condition("Available", "MinimumReplicasAvailable", "Deployment has minimum availability."),
-                condition(
+                _deployment_condition(
+                    previous, "Available", "MinimumReplicasAvailable", "Deployment has minimum availability."
+                ),
+                _deployment_condition(
+                    previous,
                     "Progressing",
                     "NewReplicaSetAvailable",
-                    f'ReplicaSet "{name}-{revision}" has successfully progressed.',
+                    f'ReplicaSet "{revision_name}" has successfully progressed.',
                 ),
             ]
         else:
-            revision_name = f"{obj['metadata']['name']}-{revision}"
             new_status.update(
                 currentReplicas=replicas, currentRevision=revision_name, updateRevision=revision_name
             )
@@ -179,6 +199,17 @@ class RolloutController:
             {**_copy(obj), "status": new_status},
             subresource="status",
         )
+
+
+def _deployment_condition(
+    previous: dict[str, JsonObject], kind: str, reason: str, message: str
+) -> JsonObject:
+    """A true Deployment condition; its ``lastTransitionTime`` kept if it was already true."""
+    fresh = {**condition(kind, reason, message), "lastUpdateTime": now_rfc3339()}
+    before = previous.get(kind)
+    if before is not None and before.get("status") == "True" and before.get("lastTransitionTime"):
+        fresh["lastTransitionTime"] = before["lastTransitionTime"]
+    return fresh
 
 
 def install(store: ObjectStore, issuer: TokenIssuer, schemas: CustomResourceSchemas, ca_pem: str) -> None:
