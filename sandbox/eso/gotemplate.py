@@ -445,20 +445,7 @@ class _Lexer:
         return self.lex_inside_action
 
     def lex_quote(self) -> Callable[[], Any] | None:
-        while True:
-            char = self.next()
-            if char == "\\":
-                escaped = self.next()
-                if escaped not in (_EOF, "\n"):
-                    continue
-                char = escaped
-            if char in (_EOF, "\n"):
-                self.error("unterminated quoted string")
-                return None
-            if char == '"':
-                break
-        self.emit("string")
-        return self.lex_inside_action
+        return self._lex_escaped('"', "unterminated quoted string", "string")
 
     def lex_raw_quote(self) -> Callable[[], Any] | None:
         end = self.text.find("`", self.pos)
@@ -470,6 +457,10 @@ class _Lexer:
         return self.lex_inside_action
 
     def lex_char(self) -> Callable[[], Any] | None:
+        return self._lex_escaped("'", "unterminated character constant", "charConstant")
+
+    def _lex_escaped(self, close: str, unterminated: str, token: str) -> Callable[[], Any] | None:
+        """A quoted string or character constant: backslash escapes, no newline before ``close``."""
         while True:
             char = self.next()
             if char == "\\":
@@ -478,11 +469,11 @@ class _Lexer:
                     continue
                 char = escaped
             if char in (_EOF, "\n"):
-                self.error("unterminated character constant")
+                self.error(unterminated)
                 return None
-            if char == "'":
+            if char == close:
                 break
-        self.emit("charConstant")
+        self.emit(token)
         return self.lex_inside_action
 
     def lex_number(self) -> Callable[[], Any] | None:

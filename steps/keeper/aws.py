@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from vaultflow.base.errors import OperationError
-from vaultflow.steps.keeper.base import Keeper, KeeperConflict
+from vaultflow.steps.keeper.base import Keeper
 
 
 class AwsSecretsManagerKeeper(Keeper):
@@ -73,11 +73,7 @@ class AwsSecretsManagerKeeper(Keeper):
             except ClientError as error:
                 if error.response["Error"]["Code"] != "ResourceExistsException":
                     raise
-                if self._read() is not None:
-                    raise KeeperConflict(
-                        f"{self.location} already exists: refusing to overwrite it"
-                    ) from None
-                # created by a run that stopped before writing a value: empty, ours to write
+                self._refuse_unless_empty()  # created by a run that stopped before writing a value
         self._update(text)
 
     def _update(self, text: str) -> None:

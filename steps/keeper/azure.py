@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from vaultflow.base.errors import OperationError
-from vaultflow.steps.keeper.base import Keeper, KeeperConflict
+from vaultflow.steps.keeper.base import Keeper
 
 
 class AzureKeyVaultKeeper(Keeper):
@@ -58,8 +58,7 @@ class AzureKeyVaultKeeper(Keeper):
         return str(secret.value or "").encode()
 
     def _create(self, text: str) -> None:
-        if self._read() is not None:
-            raise KeeperConflict(f"{self.location} already exists: refusing to overwrite it")
+        self._refuse_unless_empty()
         self._update(text)
 
     def _update(self, text: str) -> None:

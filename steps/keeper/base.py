@@ -196,6 +196,12 @@ class Keeper(abc.ABC):
         """Raise if the caller may not create and update the keeper (where the backend can be asked)."""
         return
 
+    def _refuse_unless_empty(self) -> None:
+        """``KeeperConflict`` when something is stored; an existing but empty secret (a create whose
+        first value never landed) is ours to fill."""
+        if self._read() is not None:
+            raise KeeperConflict(f"{self.location} already exists: refusing to overwrite it")
+
     def content(self) -> Content | None:
         """What the keeper holds (None: nothing); every write reads this first, so corrupt content
         (``KeeperCorrupt``) stops it and is never written over."""

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from vaultflow.base.errors import OperationError
-from vaultflow.steps.keeper.base import Keeper, KeeperConflict
+from vaultflow.steps.keeper.base import Keeper
 from vaultflow.steps.transport import transport_cause
 
 
@@ -80,11 +80,7 @@ class GcpSecretManagerKeeper(Keeper):
                     secret={"replication": {"automatic": {}}, "labels": {"managed-by": "vaultflow"}},
                 )
             except exceptions.Conflict:  # AlreadyExists over gRPC; over REST a 409 is a plain Conflict
-                if self._read() is not None:
-                    raise KeeperConflict(
-                        f"{self.location} already exists: refusing to overwrite it"
-                    ) from None
-                # a secret without versions (a create whose first version never landed): ours to fill
+                self._refuse_unless_empty()  # a secret without versions: its first version never landed
         self._update(text)
 
     def _update(self, text: str) -> None:

@@ -192,7 +192,7 @@ def _configure_vault(root: hvac.Client, cluster: KubeCluster, core: client.CoreV
     )
 
 
-def _vault_store(custom: client.CustomObjectsApi, name: str, role: str = ROLE) -> None:
+def vault_store(custom: client.CustomObjectsApi, name: str, role: str = ROLE) -> None:
     custom.create_cluster_custom_object(
         "external-secrets.io",
         "v1",
@@ -260,7 +260,7 @@ def eso(
             ca_file=str(ca_file),
         )
         controller = EsoController(cluster, EsoEnvironment(routes, faults, clouds)).start()
-        _vault_store(custom, STORE)
+        vault_store(custom, STORE)
         stack = EsoStack(
             cluster, api, core, custom, root, faults, routes, controller, clouds.aws, gcp, azure, str(ca_file)
         )

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.sandbox_eso.conftest import MOUNT, VAULT_ADDRESS, EsoStack, external_secret
+from tests.sandbox_eso.conftest import MOUNT, VAULT_ADDRESS, EsoStack, external_secret, vault_store
 from vaultflow.sandbox.eso import gohash
 from vaultflow.sandbox.kube.errors import ApiError
 from vaultflow.sandbox.kube.store import ObjectStore
@@ -151,34 +151,7 @@ def test_an_orphan_that_cannot_be_deleted_fails_the_sync(
 
 def test_a_failed_kubernetes_login_is_worded_as_the_vault_client_words_it(eso: EsoStack) -> None:
     name = f"bad-role-{uuid.uuid4().hex[:6]}"
-    eso.custom.create_cluster_custom_object(
-        "external-secrets.io",
-        "v1",
-        "clustersecretstores",
-        {
-            "apiVersion": "external-secrets.io/v1",
-            "kind": "ClusterSecretStore",
-            "metadata": {"name": name},
-            "spec": {
-                "provider": {
-                    "vault": {
-                        "server": VAULT_ADDRESS,
-                        "path": "secret",
-                        "auth": {
-                            "kubernetes": {
-                                "mountPath": MOUNT,
-                                "role": "no-such-role",
-                                "serviceAccountRef": {
-                                    "name": "external-secrets",
-                                    "namespace": "external-secrets-system",
-                                },
-                            }
-                        },
-                    }
-                }
-            },
-        },
-    )
+    vault_store(eso.custom, name, role="no-such-role")
     try:
 
         def login_failure() -> str | None:

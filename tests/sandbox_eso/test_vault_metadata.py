@@ -21,8 +21,8 @@ from tests.sandbox_eso.conftest import (
     ESO_POLICY,
     MOUNT,
     EsoStack,
-    _vault_store,
     external_secret,
+    vault_store,
 )
 from vaultflow.sandbox.observe import is_ready, wait_for
 
@@ -46,7 +46,7 @@ def metadata_store(eso: EsoStack) -> Iterator[str]:
             "token_ttl": "1h",
         },
     )
-    _vault_store(eso.custom, name, role=role)
+    vault_store(eso.custom, name, role=role)
     wait_for(
         lambda: is_ready(
             eso.custom.get_cluster_custom_object("external-secrets.io", "v1", "clustersecretstores", name)
@@ -160,7 +160,7 @@ def test_the_metadata_path_keeps_a_key_that_repeats_the_mount(
 
 def test_kv_v1_refuses_to_fetch_metadata(eso: EsoStack, namespace: str, vault_path: str) -> None:
     name = f"vault-v1-{uuid.uuid4().hex[:6]}"
-    _vault_store(eso.custom, name)
+    vault_store(eso.custom, name)
     store = eso.custom.get_cluster_custom_object("external-secrets.io", "v1", "clustersecretstores", name)
     store["spec"]["provider"]["vault"]["version"] = "v1"
     eso.custom.replace_cluster_custom_object("external-secrets.io", "v1", "clustersecretstores", name, store)

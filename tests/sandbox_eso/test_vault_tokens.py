@@ -25,8 +25,8 @@ from tests.sandbox_eso.conftest import (
     MOUNT,
     POLICY,
     EsoStack,
-    _vault_store,
     external_secret,
+    vault_store,
 )
 from vaultflow.sandbox.eso.providers.base import RemoteRef
 from vaultflow.sandbox.eso.stores import StoreResolver
@@ -68,7 +68,7 @@ def role_store(eso: EsoStack) -> Iterator[tuple[str, str]]:
     """A role of its own (the shared read policy) and a ClusterSecretStore logging in with it."""
     role = store = f"tokens-{uuid.uuid4().hex[:8]}"
     set_role(eso, role, [POLICY])
-    _vault_store(eso.custom, store, role)
+    vault_store(eso.custom, store, role)
     wait_for(lambda: _store_ready(eso, store), what="the store to be Ready")
     yield role, store
     eso.custom.delete_cluster_custom_object("external-secrets.io", "v1", "clustersecretstores", store)
