@@ -8,7 +8,6 @@ gave it a fresh value). Named paths rotate whether due or not.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
@@ -17,12 +16,11 @@ from pydantic import BaseModel
 
 from vaultflow.base.cron import previous_run
 from vaultflow.base.errors import InputError
+from vaultflow.base.times import parse_time
 from vaultflow.gitops.catalog.checks import unrefreshable
 from vaultflow.gitops.catalog.model import Catalog, Secret
 from vaultflow.steps.rotation.write import ROTATED_AT, read_metadata
 from vaultflow.steps.vault.api import VaultApi
-
-_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)")
 
 
 class PlannedRotation(BaseModel):
@@ -38,15 +36,6 @@ class RotationPlan(BaseModel):
     run_id: str
     secrets: list[PlannedRotation]
     not_due: list[str]  # rotated secrets whose schedule has not fired since their last rotation
-
-
-def parse_time(text: str) -> datetime:
-    """An RFC 3339 time as Vault writes it (nanoseconds, ``Z``), which ``fromisoformat`` cannot read."""
-    match = _RFC3339.fullmatch(text)
-    if match is None:
-        raise ValueError(f"{text!r} is not an RFC 3339 time")
-    seconds, fraction, zone = match.groups()
-    return datetime.fromisoformat(seconds + (fraction or "")[:7] + ("+00:00" if zone == "Z" else zone))
 
 
 def refusals(catalog: Catalog, paths: Sequence[str]) -> list[str]:

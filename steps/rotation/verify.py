@@ -24,6 +24,7 @@ targets in a namespace.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import hmac
@@ -37,6 +38,7 @@ from pydantic import BaseModel
 
 from vaultflow.base.errors import OperationError
 from vaultflow.base.retry import poll_until
+from vaultflow.base.times import parse_time
 from vaultflow.steps.kube.errors import kube_errors
 from vaultflow.steps.rotation.discover import ESO_GROUP, ConsumingExternalSecret
 
@@ -133,7 +135,7 @@ def _not_refreshed(
         return f"{where} is not Ready ({reason})"
     refreshed = status.get("refreshTime")
     # refreshTime has whole seconds: a refresh in the write's second counts.
-    if not refreshed or _parse(refreshed) < written_at.replace(microsecond=0):
+    if not refreshed or parse_time(refreshed) < written_at.replace(microsecond=0):
         return f"{where} has not refreshed since the write (refreshTime {refreshed or 'none'})"
     return None
 
@@ -161,19 +163,11 @@ def _content(
 
 
 def _holds(secret: Mapping[str, Any], expected: Mapping[str, bytes]) -> bool:
-    import base64
-
     data = secret.get("data") or {}
     for key, value in expected.items():
         if key not in data or not hmac.compare_digest(base64.b64decode(data[key]), value):
             return False
     return True
-
-
-def _parse(text: str) -> datetime:
-    from vaultflow.steps.rotation.plan import parse_time
-
-    return parse_time(text)
 
 
 @dataclass

@@ -21,6 +21,7 @@ import pytest
 from tests.sandbox_eso.conftest import STORE, VAULT_ADDRESS, EsoStack, external_secret
 from tests.sandbox_eso.test_clusterexternalsecret import Fanout
 from tests.sandbox_eso.test_pushsecret import push_secret, stores
+from vaultflow.base.times import parse_time
 from vaultflow.gitops.catalog import parse_catalog
 from vaultflow.gitops.catalog.model import Catalog
 from vaultflow.gitops.catalog.placement import plan_catalog
@@ -28,7 +29,6 @@ from vaultflow.sandbox.faults import Fault
 from vaultflow.steps.rotation.clouds import CloudReaders, verify_cloud_targets
 from vaultflow.steps.rotation.discover import discover_consumers
 from vaultflow.steps.rotation.force_sync import force_sync, force_sync_consumer
-from vaultflow.steps.rotation.plan import parse_time
 from vaultflow.steps.rotation.verify import expected_data, verify_kubernetes_targets
 from vaultflow.steps.rotation.write import read_version, write_rotation
 from vaultflow.steps.vault.api import VaultApi

@@ -10,10 +10,11 @@ import pytest
 
 from tests.conftest import UnsealedVault
 from vaultflow.base.errors import InputError
+from vaultflow.base.times import parse_time
 from vaultflow.gitops.catalog import parse_catalog
 from vaultflow.gitops.catalog.model import Catalog
 from vaultflow.gitops.policies import rotation_policy
-from vaultflow.steps.rotation.plan import parse_time, plan_rotation
+from vaultflow.steps.rotation.plan import plan_rotation
 from vaultflow.steps.rotation.write import write_rotation
 from vaultflow.steps.vault.api import VaultApi
 
