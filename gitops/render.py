@@ -7,6 +7,11 @@ The tree (``vaultflow render --out DIR``)::
     clusters/<cluster>/<namespace>/secret-store-<cloud>.yaml
     clusters/<cluster>/<namespace>/external-secret-<name>.yaml
     clusters/<cluster>/<namespace>/push-secret-<name>.yaml
+    clusters/<cluster>/cluster-role[-binding]-<name>.yaml  rotation's RBAC (gitops.rotation_rbac)
+    clusters/<cluster>/<namespace>/role[-binding]-<name>.yaml
+    clusters/<cluster>/namespace-<ns>.yaml, <ns>/service-account-<name>.yaml
+                                                           rotation's identity, outside the
+                                                           workflows cluster
     vault/policies/<policy>.hcl
     argocd/kustomization.yaml
     argocd/eso-resources-<cluster>.yaml                     one Application per cluster
@@ -45,6 +50,8 @@ from vaultflow.gitops.resources.argocd import (
 )
 from vaultflow.gitops.resources.kustomize import Kustomization
 from vaultflow.gitops.resources.meta import K8sModel, ObjectMeta
+from vaultflow.gitops.resources.rbac import BUILT_IN_KINDS
+from vaultflow.gitops.rotation_rbac import rotation_rbac
 from vaultflow.gitops.yaml_emit import emit_yaml
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "vaultflow"}
@@ -104,8 +111,9 @@ def _render(loaded: LoadedCatalog, repo_url: str | None) -> RenderedTree:
     ca_bundle = _ca_bundle(loaded)
     tree = RenderedTree()
     tree.add_text(MARKER_FILE, MARKER_TEXT)
+    rbac = rotation_rbac(catalog, plan, lambda name, namespace: _meta(name, namespace, WAVE_STORES))
     for cluster in catalog.clusters:
-        _render_cluster(tree, catalog, plan, cluster, ca_bundle)
+        _render_cluster(tree, catalog, plan, cluster, ca_bundle, rbac=rbac[cluster.name])
     for policy in all_policies(catalog, plan):
         tree.add_text(f"vault/policies/{policy.name}.hcl", policy.hcl)
     _render_applications(tree, catalog, repo_url or catalog.gitops.repo_url)
@@ -129,7 +137,13 @@ def _meta(name: str, namespace: str | None, wave: str, secret_path: str | None =
 
 
 def _render_cluster(
-    tree: RenderedTree, catalog: Catalog, plan: Plan, cluster: Cluster, ca_bundle: str | None
+    tree: RenderedTree,
+    catalog: Catalog,
+    plan: Plan,
+    cluster: Cluster,
+    ca_bundle: str | None,
+    *,
+    rbac: list[tuple[str, K8sModel]],
 ) -> None:
     base = f"clusters/{cluster.name}"
     files = ["cluster-secret-store.yaml"]
@@ -152,6 +166,10 @@ def _render_cluster(
             path = f"{ps.namespace}/push-secret-{ps.name}.yaml"
             tree.add_manifest(f"{base}/{path}", push_secret(ps))
             files.append(path)
+    # The rotation service account's RBAC goes with the ESO objects it acts on.
+    for path, resource in rbac:
+        tree.add_manifest(f"{base}/{path}", resource)
+        files.append(path)
     tree.add_manifest(f"{base}/kustomization.yaml", Kustomization(resources=sorted(files)))
 
 
@@ -369,11 +387,22 @@ def _render_applications(tree: RenderedTree, catalog: Catalog, repo_url: str) ->
     tree.add_manifest("argocd/kustomization.yaml", Kustomization(resources=sorted(files)))
 
 
+def is_custom_resource(manifest: dict[str, Any]) -> bool:
+    """Whether a CRD defines ``manifest``'s kind (else a CRD directory has nothing to check it against).
+
+    A Kustomization is read by kustomize, never served; Kubernetes' own kinds (the rotation's RBAC and
+    service account) are held to the API's fields by their typed models (``resources/rbac.py``), and
+    the tests check them against Kubernetes' OpenAPI schemas.
+    """
+    kind = (manifest["apiVersion"], manifest["kind"])
+    return manifest["kind"] != "Kustomization" and kind not in BUILT_IN_KINDS
+
+
 def validate_tree(tree: RenderedTree, crds: CrdRegistry) -> None:
     """Check every rendered custom resource against upstream CRDs; raise listing every violation."""
     problems: list[str] = []
     for path, manifest in tree.manifests():
-        if manifest["kind"] == "Kustomization":
+        if not is_custom_resource(manifest):
             continue
         problems.extend(f"{path}: {violation}" for violation in crds.validate(manifest))
     if problems:

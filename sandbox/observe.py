@@ -313,16 +313,24 @@ def _aws_value(state: Any, region: str, name: str) -> bytes | None:
     return bytes(found["SecretBinary"]) if "SecretBinary" in found else str(found["SecretString"]).encode()
 
 
+def _emulators(state: Any) -> dict[str, str]:
+    """The emulator variables ``vaultflow sandbox env`` exports, from ``state`` (all present, so the
+    clients built from them can never be real-cloud ones)."""
+    from vaultflow.steps.cloud_clients import AZURE_VAULTS, GCP_ENDPOINT, SANDBOX_CA
+
+    return {
+        GCP_ENDPOINT: state.gcp_endpoint,
+        AZURE_VAULTS: ",".join(f"{vault.name}={vault.url}" for vault in state.azure_vaults),
+        SANDBOX_CA: state.ca_file,
+    }
+
+
 def _gcp_value(state: Any, project: str, key: str) -> bytes | None:
     from google.api_core import exceptions
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import secretmanager
 
-    manager = secretmanager.SecretManagerServiceClient(
-        transport="rest",
-        client_options={"api_endpoint": state.gcp_endpoint},
-        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-    )
+    from vaultflow.steps.cloud_clients import gcp_secret_manager
+
+    manager = gcp_secret_manager(environ=_emulators(state))
     try:
         response = manager.access_secret_version(name=f"projects/{project}/secrets/{key}/versions/latest")
     except exceptions.NotFound:
@@ -331,20 +339,11 @@ def _gcp_value(state: Any, project: str, key: str) -> bytes | None:
 
 
 def _azure_value(state: Any, vault_url: str, name: str) -> bytes | None:
-    from urllib.parse import urlsplit
-
     from azure.core.exceptions import ResourceNotFoundError
-    from azure.keyvault.secrets import SecretClient
 
-    from vaultflow.sandbox.azure.credential import StaticTokenCredential
+    from vaultflow.steps.cloud_clients import azure_secret_client
 
-    vault_name = (urlsplit(vault_url).hostname or "").removesuffix(".vault.azure.net")
-    with SecretClient(
-        state.azure_vault_url(vault_name),
-        StaticTokenCredential(),
-        connection_verify=state.ca_file,
-        verify_challenge_resource=False,
-    ) as secrets:
+    with azure_secret_client(vault_url, environ=_emulators(state)) as secrets:
         try:
             value = secrets.get_secret(name.removeprefix("secret/")).value
         except ResourceNotFoundError:

@@ -179,6 +179,9 @@ class Pipeline:
     schedules: Sequence[Schedule] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
     mutex: str | None = None
+    # CronWorkflows that depend on a catalog (rotation schedules): rendered by
+    # ``vaultflow workflows render --catalog`` (see ``Registry.with_catalog``).
+    catalog_schedules: Callable[[Any], Sequence[Schedule]] | None = None
 
     def step(self, name: str) -> Step:
         for candidate in self.steps:

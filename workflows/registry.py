@@ -16,6 +16,7 @@ import importlib
 import os
 import pkgutil
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 from vaultflow.base.errors import InputError
@@ -88,6 +89,17 @@ class Registry:
                     return dict(cron_workflow(pipeline, schedule).to_dict())
         known = ", ".join(sorted(self._names())) or "none"
         raise InputError(f"unknown workflow template or cron workflow {name!r} (known: {known})")
+
+    def with_catalog(self, catalog: Any) -> Registry:
+        """These pipelines, each with the CronWorkflows its ``catalog_schedules`` finds in ``catalog``."""
+        return Registry(
+            [
+                replace(p, schedules=[*p.schedules, *p.catalog_schedules(catalog)])
+                if p.catalog_schedules
+                else p
+                for p in self
+            ]
+        )
 
     def documents(self, image: str | None = None) -> list[dict[str, Any]]:
         """Every WorkflowTemplate and CronWorkflow, in a stable order."""

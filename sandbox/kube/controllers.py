@@ -12,7 +12,10 @@ sees through the API:
   long-lived token, ``ca.crt`` and ``namespace``;
 * an instant rollout: Deployments and StatefulSets report every replica
   updated, ready and available for their current generation, in the status
-  fields ``kubectl rollout status`` reads. No pod runs.
+  fields ``kubectl rollout status`` reads; DaemonSets report their pods on
+  ``NODES`` nodes as the daemon set controller does, rolling them batch by
+  batch within the write that changed the template (``OnDelete``: not at all).
+  No pod runs.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from vaultflow.sandbox.kube.strategies import (
     SERVICE_ACCOUNT_TOKEN_TYPE,
     CustomResourceSchemas,
     condition,
+    int_or_percent,
     now_rfc3339,
 )
 from vaultflow.sandbox.kube.tokens import TokenIssuer
@@ -38,6 +42,10 @@ log = logging.getLogger(__name__)
 
 CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
 WORKLOAD_KEYS = {("apps", "deployments"), ("apps", "statefulsets")}
+DAEMON_SET_KEY = ("apps", "daemonsets")
+# The emulated cluster has no Node objects; a DaemonSet runs one pod on each of this many nodes
+# (no taints, selectors or affinities exclude any): docs/sandbox.md says why three.
+NODES = 3
 
 
 class CrdController:
@@ -212,9 +220,86 @@ def _deployment_condition(
     return fresh
 
 
+class DaemonSetController:
+    """A DaemonSet's status as the daemon set controller writes it, over ``nodes`` nodes.
+
+    The fields and their meaning are updateDaemonSetStatus/storeDaemonSetStatus's
+    (pkg/controller/daemon/daemon_controller.go): each node runs one pod, counted in
+    ``currentNumberScheduled``, ``numberReady``/``numberAvailable`` once it is ready, and in
+    ``updatedNumberScheduled`` when it runs the current template. A new DaemonSet's pods start
+    on the current template. After a template change the pods are old; ``RollingUpdate``
+    replaces them as update.go's rollingUpdate does, ``maxUnavailable`` (or ``maxSurge``) pods
+    at a time, both scaled against the node count rounding up, and each batch's status is
+    written in turn (a watch sees the new pods not yet ready: with ``maxUnavailable`` the batch
+    is unavailable meanwhile), ending with every pod updated and available. ``OnDelete``
+    replaces a pod only when it is deleted, and no pod is: the old pods stay, not updated.
+    Like the other rollouts this completes within the write that changed the spec.
+    """
+
+    def __init__(self, nodes: int = NODES) -> None:
+        self._nodes = nodes
+
+    def __call__(self, store: ObjectStore, event: Event) -> None:
+        if event.rtype.storage_key != DAEMON_SET_KEY or event.type == "DELETED":
+            return
+        obj = event.entry.obj
+        generation = int(obj["metadata"].get("generation", 1))
+        status = obj.get("status") or {}
+        if status.get("observedGeneration") == generation or obj["metadata"].get("deletionTimestamp"):
+            return  # the real controller does not compute the status of a DaemonSet being deleted
+        updated = self._updated_before(event, status)
+        strategy = (obj.get("spec") or {}).get("updateStrategy") or {}
+        if strategy.get("type") == "RollingUpdate":
+            rolling = strategy.get("rollingUpdate") or {}
+            surge = int_or_percent(rolling.get("maxSurge", 0), self._nodes)
+            batch = surge or int_or_percent(rolling.get("maxUnavailable", 1), self._nodes)
+            while updated < self._nodes:
+                step = min(max(batch, 1), self._nodes - updated)
+                updated += step
+                # a surge pod starts beside the old one, which stays available until it is ready
+                self._write(store, event, generation, updated, self._nodes - (0 if surge else step))
+        self._write(store, event, generation, updated, self._nodes)
+
+    def _updated_before(self, event: Event, status: JsonObject) -> int:
+        """How many nodes run a pod of the current template before this sync."""
+        if not status:
+            return self._nodes  # first sync: every pod is created from the current template
+        previous = event.previous
+        template = (event.entry.obj.get("spec") or {}).get("template")
+        if previous is not None and (previous.get("spec") or {}).get("template") != template:
+            return 0  # this write changed the template: every pod runs an older one
+        return min(int(status.get("updatedNumberScheduled") or 0), self._nodes)
+
+    def _write(self, store: ObjectStore, event: Event, generation: int, updated: int, available: int) -> None:
+        """One status write; zero counts the API marks ``omitempty`` are left out, as it serves them."""
+        status: JsonObject = {
+            "currentNumberScheduled": self._nodes,
+            "numberMisscheduled": 0,
+            "desiredNumberScheduled": self._nodes,
+            "numberReady": available,
+            "observedGeneration": generation,
+        }
+        optional = {
+            "updatedNumberScheduled": updated,
+            "numberAvailable": available,
+            "numberUnavailable": self._nodes - available,
+        }
+        status.update({key: value for key, value in optional.items() if value})
+        metadata = event.entry.obj["metadata"]
+        current = store.get(event.rtype, metadata["namespace"], metadata["name"]).copy()
+        store.update(
+            event.rtype,
+            metadata["namespace"],
+            metadata["name"],
+            {**current, "status": status},
+            subresource="status",
+        )
+
+
 def install(store: ObjectStore, issuer: TokenIssuer, schemas: CustomResourceSchemas, ca_pem: str) -> None:
     """Attach every controller to ``store``."""
     store.add_hook(CrdController(store.catalog, schemas))
     store.add_hook(ServiceAccountController(store.catalog))
     store.add_hook(TokenSecretController(store.catalog, issuer, ca_pem))
     store.add_hook(RolloutController())
+    store.add_hook(DaemonSetController())

@@ -105,6 +105,16 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         categories=("all",),
     ),
     _typed(
+        "apps",
+        "v1",
+        "DaemonSet",
+        "daemonsets",
+        short_names=("ds",),
+        subresources=("status",),
+        tracks_generation=True,
+        categories=("all",),
+    ),
+    _typed(
         "apiextensions.k8s.io",
         "v1",
         "CustomResourceDefinition",

@@ -13,6 +13,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
+import re
 import time
 
 from vaultflow.gitops.crd_schemas import CrdRegistry, CrdVersion
@@ -183,7 +185,7 @@ class ConfigMapStrategy(Strategy):
 
 
 class WorkloadStrategy(Strategy):
-    """Deployments and StatefulSets: apps/v1 defaults, selector rules."""
+    """Deployments and StatefulSets (DaemonSets below): apps/v1 defaults, selector rules."""
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
@@ -236,6 +238,132 @@ class WorkloadStrategy(Strategy):
                 FieldCause("spec.selector", f"Invalid value: {json.dumps(selector)}: field is immutable")
             )
         return causes
+
+
+TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
+_DAEMON_SET_STRATEGIES = ("OnDelete", "RollingUpdate")
+_PERCENT = re.compile(r"[0-9]+%")
+
+
+def int_or_percent(value: object, total: int) -> int:
+    """An IntOrString scaled against ``total``, rounding up (intstr.GetScaledValueFromIntOrPercent)."""
+    if isinstance(value, str) and _PERCENT.fullmatch(value):
+        return math.ceil(int(value[:-1]) * total / 100)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _int_or_percent_causes(value: object, field: str) -> list[FieldCause]:
+    """apps validation's ValidatePositiveIntOrPercent and IsNotMoreThan100Percent."""
+    shown = json.dumps(value)
+    if isinstance(value, str):
+        if not _PERCENT.fullmatch(value):
+            return [
+                FieldCause(
+                    field,
+                    f"Invalid value: {shown}: a valid percent string must be a numeric string followed by "
+                    "an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')",
+                )
+            ]
+        if int(value[:-1]) > 100:
+            return [FieldCause(field, f"Invalid value: {shown}: must not be greater than 100%")]
+        return []
+    if not isinstance(value, int) or isinstance(value, bool):
+        return [FieldCause(field, f"Invalid value: {shown}: must be an integer or percentage (e.g '5%')")]
+    if value < 0:
+        return [FieldCause(field, f"Invalid value: {value}: must be greater than or equal to 0")]
+    return []
+
+
+def _template_generation(obj: JsonObject) -> int:
+    value = ((obj.get("metadata") or {}).get("annotations") or {}).get(TEMPLATE_GENERATION)
+    try:
+        return int(value) if value is not None else 0
+    except (TypeError, ValueError):
+        return 0
+
+
+def _set_template_generation(obj: JsonObject, generation: int) -> None:
+    metadata = obj["metadata"]
+    metadata["annotations"] = {**(metadata.get("annotations") or {}), TEMPLATE_GENERATION: str(generation)}
+
+
+class DaemonSetStrategy(WorkloadStrategy):
+    """DaemonSets: apps/v1 defaults (SetDefaults_DaemonSet), the update strategy's validation, and
+    the template generation the registry keeps (pkg/registry/apps/daemonset/strategy.go), which
+    apps/v1 serves as the ``deprecated.daemonset.template.generation`` annotation."""
+
+    def __init__(self) -> None:
+        super().__init__("DaemonSet")
+
+    def _default(self, obj: JsonObject) -> None:
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("revisionHistoryLimit", 10)
+        strategy = spec.get("updateStrategy")
+        if not isinstance(strategy, dict):
+            strategy = spec["updateStrategy"] = {}
+        if not strategy.get("type"):
+            strategy["type"] = "RollingUpdate"
+        if strategy["type"] == "RollingUpdate":
+            rolling = strategy.get("rollingUpdate")
+            if not isinstance(rolling, dict):
+                rolling = strategy["rollingUpdate"] = {}
+            for key, default in (("maxUnavailable", 1), ("maxSurge", 0)):
+                if rolling.get(key) is None:
+                    rolling[key] = default
+
+    def prepare_create(self, obj: JsonObject) -> None:
+        self._default(obj)
+        _set_template_generation(obj, max(1, _template_generation(obj)))
+
+    def prepare_update(self, new: JsonObject, old: JsonObject) -> None:
+        """The template generation is the server's: the old one, plus one when the template changes."""
+        self._default(new)
+        changed = (new.get("spec") or {}).get("template") != (old.get("spec") or {}).get("template")
+        _set_template_generation(new, max(1, _template_generation(old)) + int(changed))
+
+    def validate(self, obj: JsonObject, old: JsonObject | None) -> list[FieldCause]:
+        causes = super().validate(obj, old)
+        strategy = (obj.get("spec") or {}).get("updateStrategy") or {}
+        kind = strategy.get("type")
+        if kind not in _DAEMON_SET_STRATEGIES:
+            supported = ", ".join(f'"{s}"' for s in _DAEMON_SET_STRATEGIES)
+            causes.append(
+                FieldCause(
+                    "spec.updateStrategy",
+                    f"Unsupported value: {json.dumps(kind)}: supported values: {supported}",
+                    "FieldValueNotSupported",
+                )
+            )
+        elif kind == "RollingUpdate":
+            causes += _rolling_update_causes(strategy.get("rollingUpdate") or {})
+        return causes
+
+
+def _rolling_update_causes(rolling: JsonObject) -> list[FieldCause]:
+    """ValidateRollingUpdateDaemonSet: valid numbers, and exactly one of them non-zero."""
+    field = "spec.updateStrategy.rollingUpdate"
+    unavailable, surge = rolling.get("maxUnavailable", 0), rolling.get("maxSurge", 0)
+    causes = _int_or_percent_causes(unavailable, f"{field}.maxUnavailable")
+    causes += _int_or_percent_causes(surge, f"{field}.maxSurge")
+    if causes:
+        return causes
+    has_unavailable, has_surge = int_or_percent(unavailable, 100) != 0, int_or_percent(surge, 100) != 0
+    if has_unavailable and has_surge:
+        causes.append(
+            FieldCause(
+                f"{field}.maxSurge",
+                f"Invalid value: {json.dumps(surge)}: may not be set when maxUnavailable is non-zero",
+            )
+        )
+    elif not has_unavailable and not has_surge:
+        causes.append(
+            FieldCause(
+                f"{field}.maxUnavailable",
+                "Required value: cannot be 0 when maxSurge is 0",
+                "FieldValueRequired",
+            )
+        )
+    return causes
 
 
 class CustomResourceDefinitionStrategy(Strategy):
@@ -402,6 +530,7 @@ BUILTIN_STRATEGIES: dict[tuple[str, str], Strategy] = {
     ("", "configmaps"): ConfigMapStrategy(),
     ("apps", "deployments"): WorkloadStrategy("Deployment"),
     ("apps", "statefulsets"): WorkloadStrategy("StatefulSet"),
+    ("apps", "daemonsets"): DaemonSetStrategy(),
     ("apiextensions.k8s.io", "customresourcedefinitions"): CustomResourceDefinitionStrategy(),
 }
 _SERVICE_LIKE = {("", "services")}

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from vaultflow.base.errors import OperationError
+from vaultflow.steps.cloud_clients import azure_secret_client
 from vaultflow.steps.keeper.base import Keeper
 
 
@@ -41,10 +42,7 @@ class AzureKeyVaultKeeper(Keeper):
 
     def _kv(self) -> Any:
         if self._client is None:
-            from azure.identity import DefaultAzureCredential
-            from azure.keyvault.secrets import SecretClient
-
-            self._client = SecretClient(vault_url=self.vault_url, credential=DefaultAzureCredential())
+            self._client = azure_secret_client(self.vault_url)  # the sandbox's emulator when pointed at it
         return self._client
 
     def _read(self) -> bytes | None:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from vaultflow.base.errors import OperationError
+from vaultflow.steps.cloud_clients import gcp_secret_manager
 from vaultflow.steps.keeper.base import Keeper
 from vaultflow.steps.transport import transport_cause
 
@@ -53,10 +54,8 @@ class GcpSecretManagerKeeper(Keeper):
 
     def _sm(self) -> Any:
         if self._client is None:
-            from google.cloud import secretmanager
-
             with self._errors("open a client"):
-                self._client = secretmanager.SecretManagerServiceClient()
+                self._client = gcp_secret_manager()  # the sandbox's emulator when pointed at it
         return self._client
 
     def _read(self) -> bytes | None:

@@ -94,22 +94,21 @@ class CloudReaders:
 
 
 def _aws_client(region: str) -> Any:
-    import boto3
+    from vaultflow.steps.cloud_clients import aws_secrets_manager
 
-    return boto3.client("secretsmanager", region_name=region or None)
+    return aws_secrets_manager(region or None)
 
 
 def _gcp_client(project: str) -> Any:
-    from google.cloud import secretmanager
+    from vaultflow.steps.cloud_clients import gcp_secret_manager
 
-    return secretmanager.SecretManagerServiceClient()
+    return gcp_secret_manager()  # one client serves every project
 
 
 def _azure_client(vault_url: str) -> Any:
-    from azure.identity import DefaultAzureCredential
-    from azure.keyvault.secrets import SecretClient
+    from vaultflow.steps.cloud_clients import azure_secret_client
 
-    return SecretClient(vault_url=vault_url, credential=DefaultAzureCredential())
+    return azure_secret_client(vault_url)
 
 
 def _aws_current(client: Any, name: str) -> bytes | None:
@@ -153,30 +152,39 @@ _KIND: dict[str, TargetKind] = {
 }
 
 
+@dataclass(frozen=True)
+class CloudTarget:
+    """A PushSecret whose source Secret was verified, that source's data, and when Vault was written."""
+
+    push: ConsumingPushSecret
+    source: Mapping[str, bytes]
+    written_at: datetime
+
+
 @dataclass
 class _Remote:
     push: ConsumingPushSecret
     store: CloudStore
     key: PushedKey
     expected: bytes | None
+    written_at: datetime
     seen: str = "not looked at yet"
     result: TargetResult | None = None
 
 
 def verify_cloud_targets(
-    pushes: Iterable[tuple[ConsumingPushSecret, Mapping[str, bytes]]],
+    pushes: Iterable[CloudTarget],
     readers: CloudReaders,
     *,
-    written_at: datetime,
     timeout: float,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> list[TargetResult]:
     """Wait until every remote secret of ``pushes`` holds what ESO pushes from its (verified) source data."""
     remotes = [
-        _Remote(push, store, key, pushed_value(key, source))
-        for push, source in pushes
-        for store in push.stores
-        for key in push.keys
+        _Remote(target.push, store, key, pushed_value(key, target.source), target.written_at)
+        for target in pushes
+        for store in target.push.stores
+        for key in target.push.keys
     ]
 
     def round_() -> int:
@@ -192,7 +200,7 @@ def verify_cloud_targets(
                 remote.seen = str(error)
                 continue
             if current is not None and holds(current, remote.expected, remote.key):
-                seconds = (now() - written_at).total_seconds()
+                seconds = (now() - remote.written_at).total_seconds()
                 remote.result = _cloud_result(
                     remote, "Verified", seconds, "current version holds the new value"
                 )
@@ -225,3 +233,12 @@ def _cloud_result(remote: _Remote, phase: Phase, seconds: float | None, message:
         indirect=False,
         message=f"PushSecret {remote.push.namespace}/{remote.push.name}: {message}",
     )
+
+
+def unverified_pushes(push: ConsumingPushSecret, why: str) -> list[TargetResult]:
+    """The cloud targets of a PushSecret whose source never held the new value: failed, and why."""
+    return [
+        _cloud_result(_Remote(push, store, key, None, datetime.now(UTC)), "Failed", None, why)
+        for store in push.stores
+        for key in push.keys
+    ]

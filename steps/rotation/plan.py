@@ -68,11 +68,19 @@ def plan_rotation(
     all_due: bool,
     run_id: str,
     now: datetime,
+    schedule: str | None = None,
 ) -> RotationPlan:
-    """The secrets to rotate in run ``run_id``; InputError listing every refusal, before any write."""
+    """The secrets to rotate in run ``run_id``; InputError listing every refusal, before any write.
+
+    ``schedule`` narrows ``all_due`` to the secrets of that catalog schedule (one CronWorkflow each).
+    """
     if not paths and not all_due:
         raise InputError("name the secrets to rotate (their catalog paths), or ask for --all-due")
-    rotated = [secret for secret in catalog.secrets if secret.rotation is not None]
+    rotated = [
+        secret
+        for secret in catalog.secrets
+        if secret.rotation is not None and schedule in (None, secret.rotation.schedule)
+    ]
     candidates = list(dict.fromkeys([*paths, *([s.path for s in rotated] if all_due else [])]))
     problems = refusals(catalog, candidates)
     if problems:

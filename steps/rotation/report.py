@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
+from vaultflow.steps.rotation.restart import WorkloadResult
 from vaultflow.steps.rotation.verify import TargetResult
 
 Outcome = Literal["Rotated", "RolledBack", "Failed", "Skipped"]
@@ -39,12 +40,31 @@ class ReportTarget(_Camel):
         return cls.model_validate(result.model_dump())
 
 
+class ReportRestart(_Camel):
+    """A workload restarted once every target of its secret was verified."""
+
+    cluster: str
+    namespace: str
+    kind: Literal["Deployment", "StatefulSet", "DaemonSet"]
+    name: str
+    phase: Literal["Restarted", "Failed", "TimedOut"]
+    message: str
+
+    @classmethod
+    def of(cls, result: WorkloadResult) -> ReportRestart:
+        return cls.model_validate(result.model_dump())
+
+
 class ReportSecret(_Camel):
     path: str
     previous_version: int
     new_version: int | None
     outcome: Outcome
     targets: list[ReportTarget]
+    message: str = ""  # why it failed or was skipped, in one line ("" when Rotated)
+    restarts: list[ReportRestart] = []
+    rollback_version: int | None = None  # the version that restored the previous data
+    rollback_targets: list[ReportTarget] = []  # each target verified again, holding the previous data
 
 
 class RotationReport(_Camel):
@@ -65,16 +85,19 @@ class RotationReport(_Camel):
                 f"v{secret.previous_version} → v{secret.new_version}" if secret.new_version else "not written"
             )
             lines += [f"## `{secret.path}`: {secret.outcome} ({versions})", ""]
-            if not secret.targets:
-                lines += ["No targets.", ""]
-                continue
-            lines += ["| target | where | phase | seconds | note |", "| --- | --- | --- | --- | --- |"]
-            lines += [
-                f"| {target.kind} `{target.name}` | {_where(target)} | {target.phase} | {_seconds(target)} "
-                f"| {_escape(_note(target))} |"
-                for target in secret.targets
-            ]
-            lines.append("")
+            if secret.message:
+                lines += [_escape(secret.message), ""]
+            lines += _markdown_targets(secret.targets) if secret.targets else ["No targets.", ""]
+            if secret.rollback_version is not None:
+                lines += [f"Rolled back: the previous data written as v{secret.rollback_version}.", ""]
+                lines += _markdown_targets(secret.rollback_targets)
+            if secret.restarts:
+                lines += ["| restarted | where | phase | note |", "| --- | --- | --- | --- |"]
+                lines += [
+                    f"| {r.kind} `{r.name}` | {r.cluster}/{r.namespace} | {r.phase} | {_escape(r.message)} |"
+                    for r in secret.restarts
+                ]
+                lines.append("")
         return "\n".join(lines)
 
     def to_table(self) -> object:
@@ -85,18 +108,37 @@ class RotationReport(_Camel):
         for column in ("secret", "outcome", "target", "where", "phase", "seconds", "note"):
             table.add_column(column, overflow="fold")
         for secret in self.secrets:
-            for index, target in enumerate(secret.targets or [None]):
+            rows: list[tuple[str, ...]] = [_row(target) for target in secret.targets]
+            if secret.rollback_version is not None:
+                rows += [_row(t, f"rollback v{secret.rollback_version}: ") for t in secret.rollback_targets]
+            rows += [
+                (f"{r.kind} {r.name}", f"{r.cluster}/{r.namespace}", r.phase, "-", f"restart: {r.message}")
+                for r in secret.restarts
+            ]
+            for index, row in enumerate(rows or [("-", "", "", "", secret.message)]):
                 first = index == 0
-                table.add_row(
-                    secret.path if first else "",
-                    secret.outcome if first else "",
-                    f"{target.kind} {target.name}" if target else "-",
-                    _where(target) if target else "",
-                    target.phase if target else "",
-                    _seconds(target) if target else "",
-                    _note(target) if target else "",
-                )
+                table.add_row(secret.path if first else "", secret.outcome if first else "", *row)
         return table
+
+
+def _markdown_targets(targets: list[ReportTarget]) -> list[str]:
+    lines = ["| target | where | phase | seconds | note |", "| --- | --- | --- | --- | --- |"]
+    lines += [
+        f"| {target.kind} `{target.name}` | {_where(target)} | {target.phase} | {_seconds(target)} "
+        f"| {_escape(_note(target))} |"
+        for target in targets
+    ]
+    return [*lines, ""]
+
+
+def _row(target: ReportTarget, prefix: str = "") -> tuple[str, str, str, str, str]:
+    return (
+        f"{prefix}{target.kind} {target.name}",
+        _where(target),
+        target.phase,
+        _seconds(target),
+        _note(target),
+    )
 
 
 def _where(target: ReportTarget) -> str:

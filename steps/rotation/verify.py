@@ -170,33 +170,48 @@ def _holds(secret: Mapping[str, Any], expected: Mapping[str, bytes]) -> bool:
     return True
 
 
-@dataclass
-class _Pending:
+@dataclass(frozen=True)
+class KubeTarget:
+    """A consuming ExternalSecret, the data its Secret must hold, and what is known from before the write.
+
+    ``hash_before`` is the Secret's data-hash before the write (for indirect
+    verification); ``written_at`` is when the Vault write happened: a refresh
+    must follow it, and the latency is counted from it.
+    """
+
     consumer: ConsumingExternalSecret
     expected: dict[str, bytes]
     hash_before: str | None
+    written_at: datetime
+
+
+@dataclass
+class _Pending:
+    target: KubeTarget
     seen: str = "not looked at yet"
     result: TargetResult | None = field(default=None)
+
+    @property
+    def consumer(self) -> ConsumingExternalSecret:
+        return self.target.consumer
 
 
 def verify_kubernetes_targets(
     clients: Mapping[str, Any],
-    targets: Iterable[tuple[ConsumingExternalSecret, dict[str, bytes], str | None]],
+    targets: Iterable[KubeTarget],
     *,
-    written_at: datetime,
     timeout: float,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     on_verified: Callable[[ConsumingExternalSecret], None] = lambda _: None,
 ) -> list[TargetResult]:
     """Wait until every target holds its expected data, or ``timeout`` seconds pass.
 
-    ``targets`` pairs each consumer with the data it must hold and its data-hash
-    before the write (for indirect verification). ``on_verified`` is called once
-    per target as it is verified (the PushSecrets that read it are annotated
-    then). Latency is wall-clock time since ``written_at``: the write happened
-    in another step, in another pod. Returns one result per target, in order.
+    ``on_verified`` is called once per target as it is verified (the
+    PushSecrets that read it are annotated then). Latency is wall-clock time
+    since the target's write: the write may have happened in another step, in
+    another pod. Returns one result per target, in order.
     """
-    pending = [_Pending(consumer, expected, before) for consumer, expected, before in targets]
+    pending = [_Pending(target) for target in targets]
 
     def round_() -> int:
         open_ = [p for p in pending if p.result is None]
@@ -208,14 +223,14 @@ def verify_kubernetes_targets(
                     consumer,
                     external_secret=external_secrets.get(consumer.name),
                     secret=secrets.get(consumer.secret_name),
-                    expected=item.expected,
-                    written_at=written_at,
-                    hash_before=item.hash_before,
+                    expected=item.target.expected,
+                    written_at=item.target.written_at,
+                    hash_before=item.target.hash_before,
                 )
                 item.seen = seen.message
                 if seen.verified or seen.failed:
                     phase: Phase = "Verified" if seen.verified else "Failed"
-                    latency = (now() - written_at).total_seconds() if seen.verified else None
+                    latency = (now() - item.target.written_at).total_seconds() if seen.verified else None
                     item.result = _result(consumer, phase, latency, seen.message)
                     if seen.verified:
                         on_verified(consumer)
@@ -245,6 +260,30 @@ def _result(
         indirect=consumer.templated or consumer.converted,
         message=message,
     )
+
+
+def data_hashes(
+    clients: Mapping[str, Any], consumers: Iterable[ConsumingExternalSecret]
+) -> dict[str, str | None]:
+    """Each consumer's Secret's ESO data-hash now (None: no Secret or no hash), keyed by ``target_key``.
+
+    Read before the write, for the targets verified indirectly; one LIST per namespace per cluster.
+    """
+    wanted = list(consumers)
+    hashes: dict[str, str | None] = {}
+    for cluster, namespace in dict.fromkeys((c.cluster, c.namespace) for c in wanted):
+        secrets, _ = _list_namespace(clients[cluster], cluster, namespace)
+        for consumer in (c for c in wanted if (c.cluster, c.namespace) == (cluster, namespace)):
+            secret = secrets.get(consumer.secret_name) or {}
+            hashes[target_key(consumer)] = ((secret.get("metadata") or {}).get("annotations") or {}).get(
+                DATA_HASH
+            )
+    return hashes
+
+
+def target_key(consumer: ConsumingExternalSecret) -> str:
+    """``cluster/namespace/ExternalSecret name``: one consuming ExternalSecret, everywhere."""
+    return f"{consumer.cluster}/{consumer.namespace}/{consumer.name}"
 
 
 def _by_namespace(items: Iterable[_Pending]) -> dict[tuple[str, str], list[_Pending]]:

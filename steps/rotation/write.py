@@ -40,6 +40,7 @@ STATE = "vaultflow.io/rotation-state"
 BASE_VERSION = "vaultflow.io/rotation-base-version"
 VERSION = "vaultflow.io/rotation-version"
 ROTATED_AT = "vaultflow.io/rotated-at"
+ROLLBACK_VERSION = "vaultflow.io/rotation-rollback-version"
 
 
 class VaultWrite(BaseModel):
@@ -51,6 +52,7 @@ class VaultWrite(BaseModel):
     run_id: str
     rotated_at: str  # RFC 3339, UTC
     written_now: bool  # False when a retry of the same run found its write already done
+    rolled_back_version: int | None = None  # a retry of a run that already rolled back: the version it wrote
 
 
 class SecretMetadata(BaseModel):
@@ -142,14 +144,25 @@ def new_values(secret: Secret, current: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_rotation(
-    vault: VaultApi, kv: str, secret: Secret, run_id: str, now: datetime | None = None
+    vault: VaultApi,
+    kv: str,
+    secret: Secret,
+    run_id: str,
+    now: datetime | None = None,
+    *,
+    planned_version: int | None = None,
 ) -> VaultWrite:
-    """Write the new version of ``secret`` for run ``run_id`` (see the module's docstring)."""
+    """Write the new version of ``secret`` for run ``run_id`` (see the module's docstring).
+
+    ``planned_version`` is the version the run's plan saw: a secret written since
+    (by another rotation planned at the same time, or by hand) is not rotated
+    again on top of it; the step fails naming both versions instead.
+    """
     metadata = read_metadata(vault, kv, secret.path)
     if metadata is None:
         raise OperationError(f"{kv}/{secret.path} does not exist in Vault: seed it before rotating")
     custom = metadata.custom
-    if custom.get(RUN) == run_id and custom.get(STATE) == "written":
+    if custom.get(RUN) == run_id and custom.get(STATE) in ("written", "rolled-back"):
         return VaultWrite(
             path=secret.path,
             previous_version=int(custom[BASE_VERSION]),
@@ -157,6 +170,7 @@ def write_rotation(
             run_id=run_id,
             rotated_at=custom[ROTATED_AT],
             written_now=False,
+            rolled_back_version=int(custom[ROLLBACK_VERSION]) if ROLLBACK_VERSION in custom else None,
         )
     if custom.get(RUN) == run_id and custom.get(STATE) == "writing":
         base = int(custom[BASE_VERSION])
@@ -170,6 +184,11 @@ def write_rotation(
                 f"{metadata.current_version} (another writer); nothing was written"
             )
     base = metadata.current_version
+    if planned_version is not None and base != planned_version:
+        raise OperationError(
+            f"{kv}/{secret.path} changed while rotating: expected version {planned_version}, found {base} "
+            "(another writer); nothing was written"
+        )
     values = new_values(secret, read_version(vault, kv, secret.path, base))
     patch_custom_metadata(vault, kv, secret.path, {RUN: run_id, STATE: "writing", BASE_VERSION: str(base)})
     written = write_with_cas(vault, kv, secret.path, values, base)
@@ -178,14 +197,25 @@ def write_rotation(
     )
 
 
-def write_rollback(vault: VaultApi, kv: str, path: str, previous_version: int, rotated_version: int) -> int:
-    """Write the data of ``previous_version`` back as a new version, check-and-set on ``rotated_version``.
+def write_rollback(vault: VaultApi, kv: str, written: VaultWrite) -> int:
+    """Write the data of the version before ``written`` back as a new version; return that version.
 
-    Rolling back is a new version, not a delete: ESO and every reader see a
-    normal change, and Vault's history keeps what happened.
+    Check-and-set on the rotated version: a writer that came after the rotation
+    is not overwritten. Rolling back is a new version, not a delete: ESO and
+    every reader see a normal change, and Vault's history keeps what happened.
+    The metadata records it (``rotation-state=rolled-back``), so a retry of the
+    same run neither rolls back twice nor rotates again.
     """
-    data = read_version(vault, kv, path, previous_version)
-    return write_with_cas(vault, kv, path, data, rotated_version)
+    if written.rolled_back_version is not None:
+        return written.rolled_back_version
+    metadata = read_metadata(vault, kv, written.path)
+    custom = metadata.custom if metadata is not None else {}
+    if custom.get(RUN) == written.run_id and custom.get(STATE) == "rolled-back":
+        return int(custom[ROLLBACK_VERSION])
+    data = read_version(vault, kv, written.path, written.previous_version)
+    version = write_with_cas(vault, kv, written.path, data, written.new_version)
+    patch_custom_metadata(vault, kv, written.path, {STATE: "rolled-back", ROLLBACK_VERSION: str(version)})
+    return version
 
 
 def _finish(

@@ -150,18 +150,25 @@ def test_eso_project_admits_every_placement_of_the_example_catalog(
     assert problems == [], "add the missing destinations to argocd-apps/projects/vaultflow-eso-resources.yaml"
 
 
-def test_eso_project_refuses_secrets_workloads_rbac_and_namespaces(
+def test_eso_project_refuses_secrets_workloads_other_cluster_rbac_and_namespaces(
     projects: dict[str, ProjectPolicy],
 ) -> None:
+    """The rotation's RBAC (rendered) is admitted: namespaced kinds (a whitelist cannot name them) in the
+    project's destinations only, cluster-scoped ones only by their names; nothing else."""
     project = projects["vaultflow-eso-resources"]
-    for group, kind in [
-        ("", "Secret"),
-        ("", "ConfigMap"),
-        ("apps", "Deployment"),
-        ("rbac.authorization.k8s.io", "RoleBinding"),
-    ]:
+    rbac = "rbac.authorization.k8s.io"
+    for group, kind in [("", "Secret"), ("", "ConfigMap"), ("apps", "Deployment"), ("", "Pod")]:
         assert not project.permits_kind(group, kind, namespaced=True), kind
+    for kind in ("Role", "RoleBinding"):
+        assert project.permits_kind(rbac, kind, namespaced=True)
+    for kind in ("ClusterRole", "ClusterRoleBinding"):
+        assert project.permits_kind(rbac, kind, namespaced=False, name="vaultflow-rotation-discovery")
+        assert not project.permits_kind(rbac, kind, namespaced=False, name="cluster-admin")
+        assert not project.permits_kind(rbac, kind, namespaced=False, name="vaultflow-bootstrap")
+    assert project.permits_kind("", "Namespace", namespaced=False, name="argo")
     assert not project.permits_kind("", "Namespace", namespaced=False, name="production")
     assert not project.permits_kind(ESO_GROUP, "ClusterSecretStore", namespaced=False, name="planted-store")
     assert not project.permits_kind(ESO_GROUP, "ClusterExternalSecret", namespaced=False)
     assert not project.permits_destination(server=IN_CLUSTER, namespace="kube-system")
+    # argo of the workflows cluster holds the bootstrap's keeper: the rendered tree never reaches it.
+    assert not project.permits_destination(server=IN_CLUSTER, namespace="argo")

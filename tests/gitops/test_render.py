@@ -6,6 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
+import kubernetes_validate
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -13,11 +14,12 @@ from typer.testing import CliRunner
 from vaultflow.cli import app
 from vaultflow.gitops.catalog import load_catalog
 from vaultflow.gitops.crd_schemas import CrdRegistry
-from vaultflow.gitops.render import MARKER_FILE, render_catalog
+from vaultflow.gitops.render import MARKER_FILE, is_custom_resource, render_catalog, validate_tree
 from vaultflow.gitops.tree_writer import read_tree, write_tree
 
 GOLDEN = Path(__file__).parent / "golden" / "example"
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
+KUBERNETES_VERSION = "1.33.0"
 
 
 def test_example_matches_golden_files() -> None:
@@ -32,6 +34,7 @@ def test_example_matches_golden_files() -> None:
 
 
 def test_every_rendered_object_validates_against_upstream_crds(upstream_crds: CrdRegistry) -> None:
+    """Custom resources against the upstream CRDs; Kubernetes' own kinds against its OpenAPI schemas."""
     tree = render_catalog(load_catalog(EXAMPLE))
     served = {
         ("external-secrets.io/v1", "ExternalSecret"),
@@ -40,13 +43,25 @@ def test_every_rendered_object_validates_against_upstream_crds(upstream_crds: Cr
         ("external-secrets.io/v1alpha1", "PushSecret"),
         ("argoproj.io/v1alpha1", "Application"),
     }
+    built_in = {
+        ("v1", "Namespace"),
+        ("v1", "ServiceAccount"),
+        ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+        ("rbac.authorization.k8s.io/v1", "Role"),
+        ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    }
     seen = set()
     for path, manifest in tree.manifests():
         if manifest["kind"] == "Kustomization":
             continue
         seen.add((manifest["apiVersion"], manifest["kind"]))
-        assert upstream_crds.validate(manifest) == [], path
-    assert seen == served
+        if is_custom_resource(manifest):
+            assert upstream_crds.validate(manifest) == [], path
+        else:
+            kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+    assert seen == served | built_in
+    validate_tree(tree, upstream_crds)  # what `render --schemas` runs: the built-in kinds pass it
 
 
 def test_rerender_is_byte_identical(tmp_path: Path) -> None:
@@ -161,7 +176,7 @@ def test_a_removed_consumer_disappears_from_the_tree(tmp_path: Path) -> None:
 @pytest.mark.parametrize("broken", ["metadata", "spec"])
 def test_validate_tree_reports_crd_violations(broken: str, upstream_crds: CrdRegistry) -> None:
     from vaultflow.base.errors import OperationError
-    from vaultflow.gitops.render import RenderedFile, validate_tree
+    from vaultflow.gitops.render import RenderedFile
 
     tree = render_catalog(load_catalog(EXAMPLE))
     path, manifest = next((p, m) for p, m in tree.manifests() if m["kind"] == "ExternalSecret")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,10 +86,10 @@ def _review_of(state: SandboxState, loaded: LoadedCatalog) -> Any:
     return review
 
 
-@pytest.fixture(scope="session")
-def catalog_sandbox(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CatalogSandbox]:
+@contextmanager
+def catalog_sandbox_in(repo_root: Path, directory: Path) -> Iterator[CatalogSandbox]:
+    """A sandbox for the example catalog in ``directory`` (see the module's docstring), stopped after."""
     loaded = load_catalog(repo_root / "examples" / "catalog.yaml")
-    directory = tmp_path_factory.mktemp("e2e") / "sbx"
     names = [cluster.name for cluster in loaded.catalog.clusters]
     state = lifecycle.up(directory, cluster_names=names, azure_vaults=azure_vault_names(loaded.catalog)).state
     try:
@@ -109,3 +110,9 @@ def catalog_sandbox(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -
         yield CatalogSandbox(state, loaded, root, bare)
     finally:
         lifecycle.down(directory)
+
+
+@pytest.fixture(scope="session")
+def catalog_sandbox(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CatalogSandbox]:
+    with catalog_sandbox_in(repo_root, tmp_path_factory.mktemp("e2e") / "sbx") as sandbox:
+        yield sandbox

@@ -26,10 +26,10 @@ from vaultflow.gitops.catalog import parse_catalog
 from vaultflow.gitops.catalog.model import Catalog
 from vaultflow.gitops.catalog.placement import plan_catalog
 from vaultflow.sandbox.faults import Fault
-from vaultflow.steps.rotation.clouds import CloudReaders, verify_cloud_targets
+from vaultflow.steps.rotation.clouds import CloudReaders, CloudTarget, verify_cloud_targets
 from vaultflow.steps.rotation.discover import discover_consumers
 from vaultflow.steps.rotation.force_sync import force_sync, force_sync_consumer
-from vaultflow.steps.rotation.verify import expected_data, verify_kubernetes_targets
+from vaultflow.steps.rotation.verify import KubeTarget, expected_data, verify_kubernetes_targets
 from vaultflow.steps.rotation.write import read_version, write_rotation
 from vaultflow.steps.vault.api import VaultApi
 
@@ -103,8 +103,7 @@ def test_a_rotation_reaches_every_secret_and_says_how_long_each_took(
             )
     results = verify_kubernetes_targets(
         {"test": eso.api},
-        [(c, expected_data(c, new), None) for c in consumers.external_secrets],
-        written_at=written_at,
+        [KubeTarget(c, expected_data(c, new), None, written_at) for c in consumers.external_secrets],
         timeout=8,
     )
     by_name = {r.name: r for r in results}
@@ -138,8 +137,7 @@ def test_a_secret_that_never_gets_the_new_value_is_named_with_esos_reason(
     force_sync(eso.api, cluster="test", kind="ExternalSecret", namespace=namespace, name="db", run_id="run-1")
     [result] = verify_kubernetes_targets(
         {"test": eso.api},
-        [(consumer, expected_data(consumer, new), None)],
-        written_at=datetime.now(UTC),
+        [KubeTarget(consumer, expected_data(consumer, new), None, datetime.now(UTC))],
         timeout=4,
     )
     assert result.phase == "TimedOut"
@@ -200,15 +198,14 @@ def test_pushed_cloud_secrets_follow_once_their_source_is_verified(
     force_sync(eso.api, cluster="test", kind="ExternalSecret", namespace=namespace, name="db", run_id="run-1")
     [k8s] = verify_kubernetes_targets(
         {"test": eso.api},
-        [(target, expected_data(target, new), None)],
-        written_at=written_at,
+        [KubeTarget(target, expected_data(target, new), None, written_at)],
         timeout=10,
         on_verified=annotate_pushes,
     )
     assert k8s.phase == "Verified" and sorted(annotated) == ["to-aws", "to-azure", "to-gcp"]
     source_data = expected_data(target, new)
     results = verify_cloud_targets(
-        [(push, source_data) for push in consumers.push_secrets], readers, written_at=written_at, timeout=10
+        [CloudTarget(push, source_data, written_at) for push in consumers.push_secrets], readers, timeout=10
     )
     assert {(r.kind, r.phase) for r in results} == {
         ("AwsSecretsManager", "Verified"),
@@ -241,9 +238,8 @@ def test_a_cloud_that_is_down_times_out_named(
     [push] = consumers.push_secrets
     force_sync(eso.api, cluster="test", kind="PushSecret", namespace=namespace, name="to-aws", run_id="run-1")
     [result] = verify_cloud_targets(
-        [(push, expected_data(consumers.external_secrets[0], new))],
+        [CloudTarget(push, expected_data(consumers.external_secrets[0], new), datetime.now(UTC))],
         readers,
-        written_at=datetime.now(UTC),
         timeout=3,
     )
     assert result.phase == "TimedOut" and "current version holds another value" in result.message
@@ -289,8 +285,10 @@ def test_external_secrets_of_a_cluster_external_secret_are_forced_through_it(
         force_sync_consumer(eso.api, consumer, "run-1")
     results = verify_kubernetes_targets(
         {"test": eso.api},
-        [(c, expected_data(c, new), None) for c in consumers.external_secrets],
-        written_at=datetime.now(UTC) - timedelta(seconds=1),
+        [
+            KubeTarget(c, expected_data(c, new), None, datetime.now(UTC) - timedelta(seconds=1))
+            for c in consumers.external_secrets
+        ],
         timeout=10,
     )
     assert [r.phase for r in results] == ["Verified", "Verified"]

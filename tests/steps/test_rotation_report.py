@@ -55,7 +55,18 @@ def test_the_json_has_the_documented_shape() -> None:
     document = json.loads(report().to_json())
     assert set(document) == {"runId", "secrets"}
     secret = document["secrets"][0]
-    assert set(secret) == {"path", "previousVersion", "newVersion", "outcome", "targets"}
+    # The shape, and what docs/rotation.md adds to it: why, the restarts, the rollback.
+    assert set(secret) == {
+        "path",
+        "previousVersion",
+        "newVersion",
+        "outcome",
+        "targets",
+        "message",
+        "restarts",
+        "rollbackVersion",
+        "rollbackTargets",
+    }
     assert set(secret["targets"][0]) == {
         "kind",
         "cluster",

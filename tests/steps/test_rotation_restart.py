@@ -18,6 +18,7 @@ from kubernetes import client, config
 from vaultflow.base.errors import OperationError
 from vaultflow.gitops.catalog.model import WorkloadRef
 from vaultflow.sandbox.kube import KubeCluster
+from vaultflow.sandbox.kube.controllers import NODES
 from vaultflow.sandbox.kubeconfig import ClusterAccess, write_kubeconfig
 from vaultflow.steps.rotation.restart import (
     RESTART_RUN,
@@ -116,6 +117,73 @@ def test_a_stateful_set_is_restarted(api: client.ApiClient, namespace: str) -> N
     assert apps.read_namespaced_stateful_set("db", namespace).status.observed_generation == 2
 
 
+def daemon_set(name: str, **spec: Any) -> dict[str, Any]:
+    body = workload(name, **spec)
+    del body["spec"]["replicas"]  # one pod per node
+    return body
+
+
+def test_a_daemon_set_is_restarted_and_rolled_out_on_every_node(
+    api: client.ApiClient, namespace: str
+) -> None:
+    apps = client.AppsV1Api(api)
+    apps.create_namespaced_daemon_set(namespace, daemon_set("agent"))
+    [result] = restart_workloads(
+        {CLUSTER: api}, [ref(namespace, "agent", "DaemonSet")], run_id="run-1", timeout=10
+    )
+    assert result.phase == "Restarted"
+    assert result.message.startswith('daemon set "agent" successfully rolled out (')
+    agent = apps.read_namespaced_daemon_set("agent", namespace)
+    assert agent.metadata.generation == 2 == agent.status.observed_generation
+    assert agent.spec.template.metadata.annotations[RESTART_RUN] == "run-1"
+    assert RESTARTED_AT in agent.spec.template.metadata.annotations
+    status = agent.status
+    assert (
+        status.updated_number_scheduled == status.number_available == status.desired_number_scheduled == NODES
+    )
+
+
+def test_a_daemon_set_rollout_that_does_not_finish_times_out_with_what_was_seen(
+    api: client.ApiClient, namespace: str
+) -> None:
+    """As for a Deployment: a DaemonSet this run restarted already, then a status (written through the
+    status subresource) with one node still on the old pod: the step waits, and says so."""
+    apps = client.AppsV1Api(api)
+    apps.create_namespaced_daemon_set(namespace, daemon_set("agent"))
+    marked = {"spec": {"template": {"metadata": {"annotations": {RESTART_RUN: "r"}}}}}
+    apps.patch_namespaced_daemon_set("agent", namespace, marked)
+    stuck = {
+        "observedGeneration": 2,
+        "desiredNumberScheduled": 3,
+        "currentNumberScheduled": 3,
+        "numberMisscheduled": 0,
+        "numberReady": 3,
+        "updatedNumberScheduled": 2,
+        "numberAvailable": 3,
+    }
+    apps.patch_namespaced_daemon_set_status("agent", namespace, {"status": stuck})
+
+    [result] = restart_workloads(
+        {CLUSTER: api}, [ref(namespace, "agent", "DaemonSet")], run_id="r", timeout=0.3
+    )
+
+    assert result.phase == "TimedOut"
+    assert result.message.endswith(
+        '(Waiting for daemon set "agent" rollout to finish: 2 out of 3 new pods have been updated...)'
+    )
+
+
+def test_an_on_delete_daemon_set_is_not_restarted(api: client.ApiClient, namespace: str) -> None:
+    apps = client.AppsV1Api(api)
+    apps.create_namespaced_daemon_set(namespace, daemon_set("agent", updateStrategy={"type": "OnDelete"}))
+    [result] = restart_workloads(
+        {CLUSTER: api}, [ref(namespace, "agent", "DaemonSet")], run_id="r", timeout=10
+    )
+    assert result.phase == "Failed"
+    assert "has updateStrategy OnDelete" in result.message
+    assert apps.read_namespaced_daemon_set("agent", namespace).metadata.generation == 1
+
+
 def test_missing_paused_and_unreachable_workloads_are_named(api: client.ApiClient, namespace: str) -> None:
     apps = client.AppsV1Api(api)
     apps.create_namespaced_deployment(namespace, workload("paused", paused=True))
@@ -125,9 +193,7 @@ def test_missing_paused_and_unreachable_workloads_are_named(api: client.ApiClien
         ref(namespace, "gone"),
         ref(namespace, "paused"),
         ref(namespace, "db", "StatefulSet"),
-        ref(
-            namespace, "agent", "DaemonSet"
-        ),  # the emulator serves no DaemonSets: a 404, as for a missing one
+        ref(namespace, "agent", "DaemonSet"),  # no such DaemonSet
         ref(namespace, "web", cluster="elsewhere"),
         ref(namespace, "web"),
     ]

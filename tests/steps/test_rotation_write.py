@@ -176,11 +176,26 @@ def test_rollback_writes_the_previous_data_as_a_new_version(
 ) -> None:
     vault, secret, initial = rotated
     written = write_rotation(vault, "secret", secret, "run-1")
-    restored = write_rollback(vault, "secret", secret.path, written.previous_version, written.new_version)
+    restored = write_rollback(vault, "secret", written)
     assert restored == 3
     assert read_version(vault, "secret", secret.path, 3) == initial
+    # A retried step of the same run neither rolls back twice nor rotates again.
+    assert write_rollback(vault, "secret", written) == 3
+    again = write_rotation(vault, "secret", secret, "run-1")
+    assert (again.new_version, again.rolled_back_version, again.written_now) == (2, 3, False)
+    assert read_metadata(vault, "secret", secret.path).current_version == 3  # type: ignore[union-attr]
+
+
+def test_rollback_never_overwrites_a_later_writer(
+    rotated: tuple[VaultApi, Secret, dict[str, str]], unsealed_vault: UnsealedVault
+) -> None:
+    vault, secret, _ = rotated
+    written = write_rotation(vault, "secret", secret, "run-1")
+    unsealed_vault.client().secrets.kv.v2.create_or_update_secret(
+        secret.path, secret={"username": "app", "password": "set-by-hand"}, mount_point="secret"
+    )
     with pytest.raises(OperationError, match="expected version 2, found 3"):
-        write_rollback(vault, "secret", secret.path, written.previous_version, written.new_version)
+        write_rollback(vault, "secret", written)
 
 
 def test_the_rotation_identity_cannot_touch_other_secrets(

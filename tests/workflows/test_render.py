@@ -9,6 +9,7 @@ import yaml
 
 from tests.workflows import dsl_steps
 from tests.workflows.conftest import pipeline
+from vaultflow.gitops.catalog import load_catalog
 from vaultflow.gitops.crd_schemas import CrdRegistry
 from vaultflow.workflows import runner, settings
 from vaultflow.workflows.dsl import Param, Schedule, Step
@@ -32,7 +33,8 @@ def _scheduled() -> Registry:
         params=[Param("path", default="secret/x")],
         schedules=[Schedule("nightly", "0 3 * * *", {"path": "secret/y"})],
     )
-    return Registry([*load_registry(), scheduled])
+    example = load_catalog(REPO_ROOT / "examples" / "catalog.yaml").catalog
+    return Registry([*load_registry().with_catalog(example), scheduled])
 
 
 def test_every_registered_template_validates_against_the_argo_crds(
@@ -99,7 +101,10 @@ def test_a_parameter_without_default_has_no_value_in_the_template(default_image:
 
 def test_templates_committed_for_argo_cd_are_up_to_date(tmp_path: Path, default_image: str) -> None:
     """argocd-apps/workflows/templates is what Argo CD deploys: it must match the code."""
-    render(load_registry(), tmp_path)
+    example = load_catalog(REPO_ROOT / "examples" / "catalog.yaml").catalog
+    render(load_registry().with_catalog(example), tmp_path)
     rendered = {p.relative_to(tmp_path): p.read_text() for p in tmp_path.rglob("*.yaml")}
     committed = {p.relative_to(COMMITTED): p.read_text() for p in COMMITTED.rglob("*.yaml")}
-    assert committed == rendered, "run: vaultflow workflows render --out argocd-apps/workflows/templates"
+    assert committed == rendered, (
+        "run: vaultflow workflows render --catalog examples/catalog.yaml --out argocd-apps/workflows/templates"
+    )

@@ -18,6 +18,7 @@ from vaultflow import __version__
 from vaultflow.base.errors import VaultflowError
 from vaultflow.cli import catalog as catalog_cmd
 from vaultflow.cli import render as render_cmd
+from vaultflow.cli import rotate as rotate_cmd
 from vaultflow.cli import run as run_cmd
 from vaultflow.cli import sandbox as sandbox_cmd
 from vaultflow.cli import workflows as workflows_cmd
@@ -57,6 +58,7 @@ app = typer.Typer(
 app.add_typer(catalog_cmd.app, name="catalog")
 app.command("render")(render_cmd.render)
 app.command("run")(run_cmd.run)
+app.command("rotate")(rotate_cmd.rotate)
 app.add_typer(workflows_cmd.app, name="workflows")
 app.add_typer(sandbox_cmd.app, name="sandbox")
 

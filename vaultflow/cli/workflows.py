@@ -39,12 +39,23 @@ def render(
         "--image",
         help="Steps image for every template (default: $VAULTFLOW_IMAGE or the versioned image).",
     ),
+    catalog: Path = typer.Option(
+        None,
+        "--catalog",
+        "-c",
+        help="Catalog whose rotation schedules become CronWorkflows (without it: none).",
+        show_default=False,
+    ),
 ) -> None:
     """Write every WorkflowTemplate and CronWorkflow as YAML (deterministic: same input, same bytes)."""
+    from vaultflow.gitops.catalog import load_catalog
     from vaultflow.workflows.registry import load_registry
     from vaultflow.workflows.render import render as render_documents
 
-    paths = render_documents(load_registry(), out, image)
+    registry = load_registry()
+    if catalog is not None:
+        registry = registry.with_catalog(load_catalog(catalog).catalog)
+    paths = render_documents(registry, out, image)
     typer.echo(f"wrote {len(paths)} document(s) to {out}")
 
 

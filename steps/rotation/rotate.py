@@ -1,0 +1,395 @@
+"""Rotate a batch of secrets end to end: discover, write, force-sync, verify, restart or roll back.
+
+One call does every stage for a batch of secrets, in one process, because
+values never leave a step (the expected data is read back from Vault by
+version, here) and because verification is cheap only when it is shared: each
+poll round lists each consuming namespace once per cluster for the whole
+batch, whatever the number of secrets in it. The pipeline fans batches out
+(``vaultflow.workflows.pipelines.rotate_secrets``).
+
+Order, and why:
+
+1. *discover* before writing: a consumer written by hand that could never pick
+   up a new value (``CreatedOnce``, ``refreshInterval: 0``) refuses the batch
+   before anything is written, and the data-hash of each indirectly verified
+   target is read while it still is the one from before the write;
+2. *write* every secret (check-and-set, idempotent per run id);
+3. *force-sync* every consuming ExternalSecret (through its
+   ClusterExternalSecret when one controls it);
+4. *verify* every Kubernetes target; as each is verified, annotate the
+   PushSecrets that read its Secret (they do not watch it), then verify each
+   pushed cloud secret's current version;
+5. *restart* the workloads of each secret whose targets are all verified;
+6. *roll back* (``onFailure: rollback``) each secret with a target that was
+   not verified: the previous data as a new version, force-sync, verify again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from vaultflow.base.durations import parse_go_duration
+from vaultflow.base.errors import InputError, OperationError
+from vaultflow.base.times import parse_time
+from vaultflow.gitops.catalog import LoadedCatalog
+from vaultflow.gitops.catalog.model import Secret, WorkloadRef
+from vaultflow.steps.rotation.clouds import CloudReaders, CloudTarget, unverified_pushes, verify_cloud_targets
+from vaultflow.steps.rotation.discover import (
+    Consumers,
+    ConsumingExternalSecret,
+    ConsumingPushSecret,
+    discover_consumers,
+)
+from vaultflow.steps.rotation.force_sync import force_sync, force_sync_consumer
+from vaultflow.steps.rotation.report import Outcome, ReportRestart, ReportSecret, ReportTarget
+from vaultflow.steps.rotation.restart import WorkloadResult, restart_workloads
+from vaultflow.steps.rotation.verify import (
+    KubeTarget,
+    TargetResult,
+    data_hashes,
+    expected_data,
+    target_key,
+    verify_kubernetes_targets,
+)
+from vaultflow.steps.rotation.write import VaultWrite, read_version, write_rollback, write_rotation
+from vaultflow.steps.vault.api import VaultApi
+
+log = logging.getLogger(__name__)
+DEFAULT_WRITERS = 8  # concurrent Vault writes per batch: Vault's raft commits are the floor, not the client
+
+
+@dataclass
+class Rotator:
+    """What one rotation step needs: the catalog, Vault as the rotation role, each cluster, the clouds."""
+
+    loaded: LoadedCatalog
+    vault: VaultApi
+    clients: Mapping[str, Any]  # catalog cluster name -> kubernetes ApiClient
+    readers: CloudReaders
+    run_id: str
+    writers: int = DEFAULT_WRITERS
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    @property
+    def kv(self) -> str:
+        return self.loaded.catalog.vault.kv_mount
+
+    def secret(self, path: str) -> Secret:
+        for secret in self.loaded.catalog.secrets:
+            if secret.path == path:
+                return secret
+        raise InputError(f"{path}: not in the catalog")
+
+    def discover(self, paths: Sequence[str]) -> dict[str, Consumers]:
+        """Every consumer of each path; InputError naming each that could never pick up a new value."""
+        found = discover_consumers(self.loaded.catalog, self.loaded.plan, paths, self.clients)
+        refusals = [reason for consumers in found.values() for reason in consumers.refusals]
+        if refusals:
+            raise InputError("nothing was rotated:\n" + "\n".join(refusals))
+        return found
+
+    def rotate(self, planned: Mapping[str, int]) -> list[ReportSecret]:
+        """Rotate the planned secrets (path -> version the plan saw); one report entry per path, in order."""
+        paths = list(planned)
+        consumers = self.discover(paths)
+        log.info("discovered %s", _count_targets(consumers.values()))
+        indirect = [c for cs in consumers.values() for c in cs.external_secrets if c.templated or c.converted]
+        hashes = data_hashes(self.clients, indirect) if indirect else {}
+        writes = self._write_all(planned)
+        forward = {
+            path: w
+            for path, w in writes.items()
+            if isinstance(w, VaultWrite) and w.rolled_back_version is None
+        }
+        results = self._propagate(
+            {path: (w.new_version, self._written_at(w)) for path, w in forward.items()},
+            consumers,
+            hashes,
+            sync_token=self.run_id,
+        )
+        verified = [path for path in forward if _all_verified(results[path])]
+        restarts = self._restart(verified)
+        report: dict[str, ReportSecret] = {}
+        for path, written in writes.items():
+            if isinstance(written, str):
+                report[path] = _entry(path, None, "Failed", [], message=written)
+                continue
+            if path in verified:
+                failed_restarts = [r for r in restarts.get(path, []) if r.phase != "Restarted"]
+                report[path] = _entry(
+                    path,
+                    written,
+                    "Failed" if failed_restarts else "Rotated",
+                    results[path],
+                    restarts=restarts.get(path, []),
+                    message="a workload did not restart" if failed_restarts else "",
+                )
+        to_roll_back = [
+            path for path, w in writes.items() if isinstance(w, VaultWrite) and path not in verified
+        ]
+        report.update(self._fail(to_roll_back, writes, results, consumers))
+        return [report[path] for path in paths]
+
+    # --- stages ------------------------------------------------------------------------------
+
+    def _write_all(self, planned: Mapping[str, int]) -> dict[str, VaultWrite | str]:
+        """Each path's write, or why it failed (a concurrent writer, a denied path: that secret only)."""
+        paths = list(planned)
+
+        def write(path: str) -> VaultWrite | str:
+            try:
+                return write_rotation(
+                    self.vault,
+                    self.kv,
+                    self.secret(path),
+                    self.run_id,
+                    self.now(),
+                    planned_version=planned[path],
+                )
+            except OperationError as error:
+                log.error("%s", error)
+                return str(error)
+
+        with ThreadPoolExecutor(max_workers=max(1, min(self.writers, len(paths)))) as pool:
+            done = dict(zip(paths, pool.map(write, paths), strict=True))
+        written = sum(1 for w in done.values() if isinstance(w, VaultWrite) and w.written_now)
+        log.info("wrote %d new versions (%d already written by this run)", written, len(paths) - written)
+        return done
+
+    def _written_at(self, written: VaultWrite) -> datetime:
+        """When the version became readable: now for a write just made, the recorded time for a retry."""
+        return self.now() if written.written_now else parse_time(written.rotated_at)
+
+    def _propagate(
+        self,
+        versions: Mapping[str, tuple[int, datetime]],
+        consumers: Mapping[str, Consumers],
+        hashes: Mapping[str, str | None],
+        *,
+        sync_token: str,
+    ) -> dict[str, list[TargetResult]]:
+        """Force-sync every consumer of ``versions`` (path -> version expected, written at), verify each.
+
+        ``sync_token`` is the force-sync annotation's value: ESO reconciles only when it changes, so the
+        rotation and its rollback each have their own, and a retry of either sets the same one again.
+        """
+        if not versions:
+            return {}
+        data = {
+            path: read_version(self.vault, self.kv, path, version) for path, (version, _) in versions.items()
+        }
+        for path in versions:
+            for consumer in consumers[path].external_secrets:
+                force_sync_consumer(self.clients[consumer.cluster], consumer, sync_token)
+        timeout = max(self._timeout(path) for path in versions)
+        started = time.monotonic()
+        pushes = _PushIndex({path: consumers[path] for path in versions})
+        targets = [
+            (path, KubeTarget(c, expected_data(c, data[path]), hashes.get(target_key(c)), versions[path][1]))
+            for path in versions
+            for c in consumers[path].external_secrets
+        ]
+        annotated: set[str] = set()
+
+        def annotate(consumer: ConsumingExternalSecret) -> None:
+            for push in pushes.reading(consumer):
+                if _push_key(push) in annotated:
+                    continue
+                annotated.add(_push_key(push))
+                force_sync(
+                    self.clients[push.cluster],
+                    cluster=push.cluster,
+                    kind="PushSecret",
+                    namespace=push.namespace,
+                    name=push.name,
+                    run_id=sync_token,
+                )
+
+        kube = verify_kubernetes_targets(
+            self.clients, [t for _, t in targets], timeout=timeout, on_verified=annotate
+        )
+        by_path: dict[str, list[TargetResult]] = {path: [] for path in versions}
+        cloud_targets: list[tuple[str, CloudTarget]] = []
+        seen_pushes: set[str] = set()
+        for (path, target), result in zip(targets, kube, strict=True):
+            by_path[path].append(result)
+            for push in pushes.reading(target.consumer):
+                if _push_key(push) in seen_pushes:
+                    continue
+                seen_pushes.add(_push_key(push))
+                if result.phase == "Verified":
+                    cloud_targets.append((path, CloudTarget(push, target.expected, target.written_at)))
+                else:
+                    by_path[path].extend(
+                        unverified_pushes(push, f"its source Secret was not verified ({result.phase})")
+                    )
+        if cloud_targets:
+            left = max(1.0, round(timeout - (time.monotonic() - started)))
+            pushed = iter(verify_cloud_targets([t for _, t in cloud_targets], self.readers, timeout=left))
+            # One result per PushSecret, store and key, in that order (verify_cloud_targets' contract).
+            for path, cloud in cloud_targets:
+                for _ in range(len(cloud.push.stores) * len(cloud.push.keys)):
+                    by_path[path].append(next(pushed))
+        return {path: [self._within_timeout(path, r) for r in results] for path, results in by_path.items()}
+
+    def _restart(self, paths: Sequence[str]) -> dict[str, list[ReportRestart]]:
+        """Restart the workloads each fully verified secret names; one wait for all of them."""
+        wanted = [(path, ref) for path in paths for ref in _restarts(self.secret(path))]
+        if not wanted:
+            return {}
+        timeout = max(self._timeout(path) for path, _ in wanted)
+        results = restart_workloads(
+            self.clients, [ref for _, ref in wanted], run_id=self.run_id, timeout=timeout
+        )
+        by_ref = {_ref_key(r): r for r in results}
+        restarted: dict[str, list[ReportRestart]] = {}
+        for path, ref in wanted:
+            restarted.setdefault(path, []).append(ReportRestart.of(by_ref[_ref_key(ref)]))
+        return restarted
+
+    def _fail(
+        self,
+        paths: Sequence[str],
+        writes: Mapping[str, VaultWrite | str],
+        forward: Mapping[str, list[TargetResult]],
+        consumers: Mapping[str, Consumers],
+    ) -> dict[str, ReportSecret]:
+        """``onFailure``: roll back (the previous data as a new version, propagated and verified) or alert."""
+        entries: dict[str, ReportSecret] = {}
+        rollbacks: dict[str, int] = {}
+        # The indirect targets' hashes now, before the rollback's write: the rotation may have changed them.
+        indirect = [
+            c for path in paths for c in consumers[path].external_secrets if c.templated or c.converted
+        ]
+        hashes_before_rollback = data_hashes(self.clients, indirect) if indirect else {}
+        for path in paths:
+            written = writes[path]
+            assert isinstance(written, VaultWrite)
+            rotation = self.secret(path).rotation
+            if rotation is None or rotation.on_failure != "rollback":
+                entries[path] = _entry(
+                    path,
+                    written,
+                    "Failed",
+                    forward.get(path, []),
+                    message="not every target got the new value (onFailure: alert)",
+                )
+                continue
+            try:
+                rollbacks[path] = write_rollback(self.vault, self.kv, written)
+            except OperationError as error:
+                entries[path] = _entry(
+                    path, written, "Failed", forward.get(path, []), message=f"rollback not written: {error}"
+                )
+        if rollbacks:
+            log.info("rolling back %d secrets", len(rollbacks))
+        back = self._propagate(
+            {p: (v, self.now()) for p, v in rollbacks.items()},
+            consumers,
+            hashes_before_rollback,
+            sync_token=f"{self.run_id}-rollback",
+        )
+        for path, version in rollbacks.items():
+            written = writes[path]
+            assert isinstance(written, VaultWrite)
+            restored = _all_verified(back[path])
+            entries[path] = _entry(
+                path,
+                written,
+                "RolledBack" if restored else "Failed",
+                forward.get(path, []),
+                rollback_version=version,
+                rollback_targets=back[path],
+                message="the previous value is back everywhere"
+                if restored
+                else "the rollback did not reach every target",
+            )
+        return entries
+
+    def _timeout(self, path: str) -> float:
+        rotation = self.secret(path).rotation
+        return parse_go_duration(rotation.verify_timeout if rotation else "10m")
+
+    def _within_timeout(self, path: str, result: TargetResult) -> TargetResult:
+        """Verified only after its own secret's verifyTimeout: timed out (a batch waits for its longest)."""
+        limit = self._timeout(path)
+        if result.phase == "Verified" and result.seconds is not None and result.seconds > limit:
+            return result.model_copy(
+                update={
+                    "phase": "TimedOut",
+                    "message": f"verified only after {result.seconds:.1f}s (verifyTimeout {limit:g}s)",
+                }
+            )
+        return result
+
+
+class _PushIndex:
+    """The PushSecrets of each path, by the Secret they read (cluster, namespace, name)."""
+
+    def __init__(self, consumers: Mapping[str, Consumers]) -> None:
+        self._by_source: dict[tuple[str, str, str], list[ConsumingPushSecret]] = {}
+        for found in consumers.values():
+            for push in found.push_secrets:
+                self._by_source.setdefault((push.cluster, push.namespace, push.source_secret), []).append(
+                    push
+                )
+
+    def reading(self, consumer: ConsumingExternalSecret) -> list[ConsumingPushSecret]:
+        return self._by_source.get((consumer.cluster, consumer.namespace, consumer.secret_name), [])
+
+
+def _push_key(push: ConsumingPushSecret) -> str:
+    return f"{push.cluster}/{push.namespace}/{push.name}"
+
+
+def _restarts(secret: Secret) -> list[WorkloadRef]:
+    return secret.rotation.restart if secret.rotation is not None else []
+
+
+def _ref_key(ref: WorkloadRef | WorkloadResult) -> tuple[str, str, str, str]:
+    return (ref.cluster, ref.namespace, ref.kind, ref.name)
+
+
+def _all_verified(results: Iterable[TargetResult]) -> bool:
+    return all(result.phase == "Verified" for result in results)
+
+
+def _count_targets(found: Iterable[Consumers]) -> str:
+    listed = list(found)
+    external = sum(len(c.external_secrets) for c in listed)
+    pushes = sum(len(c.push_secrets) for c in listed)
+    hand = sum(1 for c in listed for e in c.external_secrets if e.source == "discovered")
+    return (
+        f"{external} ExternalSecrets ({hand} not in the catalog) and {pushes} PushSecrets "
+        f"for {len(listed)} secrets"
+    )
+
+
+def _entry(
+    path: str,
+    written: VaultWrite | None,
+    outcome: Outcome,
+    targets: Sequence[TargetResult],
+    *,
+    message: str = "",
+    restarts: Sequence[ReportRestart] = (),
+    rollback_version: int | None = None,
+    rollback_targets: Sequence[TargetResult] = (),
+) -> ReportSecret:
+    return ReportSecret(
+        path=path,
+        previous_version=written.previous_version if written else 0,
+        new_version=written.new_version if written else None,
+        outcome=outcome,
+        targets=[ReportTarget.of(t) for t in targets],
+        message=message,
+        restarts=list(restarts),
+        rollback_version=rollback_version,
+        rollback_targets=[ReportTarget.of(t) for t in rollback_targets],
+    )
