@@ -11,14 +11,18 @@ the versions, the targets and their timings. Values stay inside *rotate*.
 """
 
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from hera.workflows import Parameter
 
 from vaultflow.base.errors import InputError, OperationError
 from vaultflow.gitops.catalog import LoadedCatalog
+from vaultflow.gitops.catalog.model import Cluster
 from vaultflow.steps.catalog_source import load_catalog_source
 from vaultflow.steps.kube import api_client
 from vaultflow.steps.rotation.clouds import CloudReaders
@@ -27,10 +31,23 @@ from vaultflow.steps.rotation.report import ReportSecret, RotationReport
 from vaultflow.steps.rotation.rotate import Rotator
 from vaultflow.steps.vault.active import active_node
 from vaultflow.steps.vault.api import VaultApi
-from vaultflow.steps.vault.login import kubernetes_login, service_account_token
+from vaultflow.steps.vault.login import PROJECTED_TOKEN, kubernetes_login, service_account_token
 
 log = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 50  # secrets per rotate step: one shared verification loop, a result well under 256 KB
+
+
+def kube_context(loaded: LoadedCatalog, cluster: Cluster) -> str | None:
+    """How a step reaches ``cluster``: its kubeconfig context, or in-cluster (None).
+
+    In a pod of the workflows cluster without a kubeconfig, that cluster is the
+    pod's own: in-cluster, even where the catalog names its context for the
+    operator's laptop. Other clusters need a kubeconfig with their contexts.
+    """
+    own = cluster.name == loaded.catalog.workflows_cluster().name
+    if cluster.in_cluster or (own and PROJECTED_TOKEN.is_file() and not os.environ.get("KUBECONFIG")):
+        return None
+    return cluster.kube_context
 
 
 def rotation_vault(loaded: LoadedCatalog, addresses: str, ca_cert: str = "") -> VaultApi:
@@ -41,20 +58,15 @@ def rotation_vault(loaded: LoadedCatalog, addresses: str, ca_cert: str = "") -> 
     workflows = model.workflows_cluster()
     account = auth.rotation_service_account
     jwt = service_account_token(
-        namespace=account.namespace,
-        name=account.name,
-        context=None if workflows.in_cluster else workflows.kube_context,
+        namespace=account.namespace, name=account.name, context=kube_context(loaded, workflows)
     )
     node = active_node(addresses or model.vault.address, ca_cert=ca_cert)
     return kubernetes_login(node, mount=workflows.auth_mount(auth), role=auth.rotation_role, jwt=jwt)
 
 
 def cluster_clients(loaded: LoadedCatalog) -> dict[str, Any]:
-    """A Kubernetes client for every catalog cluster (its kubeconfig context, or in-cluster)."""
-    return {
-        cluster.name: api_client(None if cluster.in_cluster else cluster.kube_context)
-        for cluster in loaded.catalog.clusters
-    }
+    """A Kubernetes client for every catalog cluster."""
+    return {cluster.name: api_client(kube_context(loaded, cluster)) for cluster in loaded.catalog.clusters}
 
 
 @contextmanager
@@ -106,8 +118,14 @@ def plan(
     schedule: str = "",
     batch_size: int = DEFAULT_BATCH_SIZE,
     ca_cert: str = "",
-) -> list[dict[str, str]]:
-    """*plan*: the secrets to rotate, in batches (``[{"paths": "a,b"}]``) for *rotate* to fan out over."""
+) -> Annotated[list[dict[str, str]], Parameter(name="batches")]:
+    """*plan*: the secrets to rotate, in batches (``[{"paths": "a,b", "versions": "3,7"}]``) for *rotate*
+    to fan out over.
+
+    With nothing to rotate it is one empty batch, not none: Argo skips a task whose ``withParam``
+    is empty, and the *report* after it could not resolve its result then; the run ends
+    Succeeded with an empty report instead.
+    """
     if batch_size < 1:
         raise InputError(f"batch-size must be at least 1, not {batch_size}")
     loaded = load_catalog_source(catalog)
@@ -123,7 +141,7 @@ def plan(
     return [
         {"paths": ",".join(s.path for s in batch), "versions": ",".join(str(s.version) for s in batch)}
         for batch in batches
-    ]
+    ] or [{"paths": "", "versions": ""}]
 
 
 def rotate(
@@ -133,6 +151,8 @@ def rotate(
 
     ``versions`` holds, for each of ``paths`` in order, the version the plan saw.
     """
+    if not paths and not versions:  # the empty batch of a run with nothing to rotate
+        return {"secrets": []}
     listed, seen = paths.split(","), versions.split(",")
     if len(listed) != len(seen) or not all(v.isdigit() for v in seen):
         raise InputError(f"paths {paths!r} and versions {versions!r}: one version per path, as *plan* gives")

@@ -216,7 +216,12 @@ def verify_kubernetes_targets(
     def round_() -> int:
         open_ = [p for p in pending if p.result is None]
         for (cluster, namespace), group in _by_namespace(open_).items():
-            secrets, external_secrets = _list_namespace(clients[cluster], cluster, namespace)
+            try:
+                secrets, external_secrets = _list_namespace(clients[cluster], cluster, namespace)
+            except OperationError as error:  # a cluster down or a 403: named per target, polled again
+                for item in group:
+                    item.seen = str(error)
+                continue
             for item in group:
                 consumer = item.consumer
                 seen = observe_target(

@@ -375,3 +375,38 @@ def test_two_rotations_planned_at_once_write_exactly_one_version(
         with pytest.raises(Exception, match="did not rotate: prod/app-credentials"):
             tasks.report("rotate-secrets-late", json.dumps([result]))
     assert _version(sandbox, path) == before + 1
+
+
+def test_a_scheduled_run_with_nothing_due_rotates_nothing_and_succeeds(
+    synced: CatalogSandbox, tmp_path: Path
+) -> None:
+    """What a CronWorkflow tick does when its secrets rotated since the schedule's last tick."""
+    sandbox = synced
+    before = {path: _version(sandbox, path) for path in ("prod/database", "prod/lambda/db-password")}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vaultflow",
+            "run",
+            "rotate-secrets",
+            "-p",
+            f"catalog={sandbox.loaded.source}",
+            "-p",
+            f"vault-addresses={lifecycle.environment(sandbox.state)['VAULT_ADDRESSES']}",
+            "-p",
+            "all-due=true",
+            "-p",
+            "schedule=0 4 1 * *",  # prod/lambda/db-password's: monthly, and it was just seeded
+            "--run-dir",
+            str(tmp_path / "runs"),
+            "--quiet",
+        ],
+        env=_environment(sandbox),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert {path: _version(sandbox, path) for path in before} == before

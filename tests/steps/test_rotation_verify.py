@@ -12,10 +12,12 @@ from vaultflow.sandbox.eso import gohash
 from vaultflow.steps.rotation.discover import ConsumingExternalSecret, KeyMapping
 from vaultflow.steps.rotation.verify import (
     DATA_HASH,
+    KubeTarget,
     eso_data_hash,
     expected_data,
     go_byte_map,
     observe_target,
+    verify_kubernetes_targets,
 )
 
 WRITTEN = datetime(2026, 12, 1, 3, 0, 0, tzinfo=UTC)
@@ -130,3 +132,23 @@ def test_an_immutable_target_with_the_old_value_fails_at_once() -> None:
         hash_before=None,
     )
     assert (seen.verified, seen.failed) == (False, True) and "immutable" in seen.message
+
+
+def test_a_cluster_that_cannot_be_listed_times_out_named_with_the_cause() -> None:
+    """An API failure during a round (a cluster down, a 403) is what the target last saw, not a crash."""
+    import socket
+
+    from kubernetes import client
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    configuration = client.Configuration()
+    configuration.host = f"http://127.0.0.1:{port}"
+    configuration.retries = 0
+    with client.ApiClient(configuration) as api:
+        [result] = verify_kubernetes_targets(
+            {"one": api}, [KubeTarget(consumer(), {"password": b"new"}, None, WRITTEN)], timeout=1
+        )
+    assert result.phase == "TimedOut"
+    assert "list Secrets in namespace apps" in result.message and "cluster one" in result.message

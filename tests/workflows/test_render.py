@@ -106,5 +106,6 @@ def test_templates_committed_for_argo_cd_are_up_to_date(tmp_path: Path, default_
     rendered = {p.relative_to(tmp_path): p.read_text() for p in tmp_path.rglob("*.yaml")}
     committed = {p.relative_to(COMMITTED): p.read_text() for p in COMMITTED.rglob("*.yaml")}
     assert committed == rendered, (
-        "run: vaultflow workflows render --catalog examples/catalog.yaml --out argocd-apps/workflows/templates"
+        "run: vaultflow workflows render --catalog examples/catalog.yaml "
+        "--out argocd-apps/workflows/templates"
     )

@@ -32,6 +32,7 @@ from vaultflow.workflows.dsl import (
     Schedule,
     Step,
     item,
+    output,
     param,
     result,
 )
@@ -118,7 +119,7 @@ PIPELINES = [
                 "rotate",
                 tasks.rotate,
                 args={**VAULT, "run_id": WORKFLOW_NAME, "paths": item("paths"), "versions": item("versions")},
-                over=result("plan"),
+                over=output("plan", "batches"),
                 depends="plan",
             ),
             Step(
