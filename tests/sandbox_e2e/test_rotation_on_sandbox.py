@@ -380,7 +380,7 @@ def test_two_rotations_planned_at_once_write_exactly_one_version(
 def test_a_scheduled_run_with_nothing_due_rotates_nothing_and_succeeds(
     synced: CatalogSandbox, tmp_path: Path
 ) -> None:
-    """What a CronWorkflow tick does when its secrets rotated since the schedule's last tick."""
+    """A CronWorkflow tick with nothing due: the empty batch runs, the report is empty, the run Succeeds."""
     sandbox = synced
     before = {path: _version(sandbox, path) for path in ("prod/database", "prod/lambda/db-password")}
     done = subprocess.run(
@@ -397,7 +397,7 @@ def test_a_scheduled_run_with_nothing_due_rotates_nothing_and_succeeds(
             "-p",
             "all-due=true",
             "-p",
-            "schedule=0 4 1 * *",  # prod/lambda/db-password's: monthly, and it was just seeded
+            "schedule=0 0 1 1 *",  # no secret of the catalog has this schedule: nothing is ever due
             "--run-dir",
             str(tmp_path / "runs"),
             "--quiet",
@@ -410,3 +410,25 @@ def test_a_scheduled_run_with_nothing_due_rotates_nothing_and_succeeds(
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert {path: _version(sandbox, path) for path in before} == before
+
+
+def test_a_dry_run_shows_the_plan_and_every_target_and_writes_nothing(
+    synced: CatalogSandbox, tmp_path: Path
+) -> None:
+    sandbox = synced
+    before = {path: _version(sandbox, path) for path in ("prod/database", "prod/app-credentials")}
+    code, stdout, stderr = _rotate(sandbox, tmp_path, "prod/database", "--dry-run", "--output", "json")
+    assert code == 0, stderr
+    shown = json.loads(stdout)
+    assert [(s["path"], s["why"]) for s in shown["plan"]["secrets"]] == [("prod/database", "requested")]
+    consumers = shown["consumers"]["prod/database"]
+    assert {(e["cluster"], e["secret_name"]) for e in consumers["external_secrets"]} == {
+        ("prod-eu", "db-secret"),
+        ("prod-us", "db-secret"),
+    }
+    assert [p["name"] for p in consumers["push_secrets"]] == ["prod-database-to-aws-prod"]
+    code, text, stderr = _rotate(sandbox, tmp_path, "prod/database", "--dry-run")
+    assert code == 0, stderr
+    assert "nothing is written" in text and "ExternalSecret prod-us/production/prod-database" in text
+    assert {path: _version(sandbox, path) for path in before} == before
+    assert not (tmp_path / "runs").exists()  # no pipeline ran

@@ -37,7 +37,7 @@ _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Argo's generateName suffix alp
 
 def rotate(
     paths: list[str] = typer.Argument(
-        None, help="Catalog paths to rotate now (whether due or not).", show_default=False, metavar="PATH..."
+        None, help="Catalog paths to rotate now (whether due or not).", show_default=False, metavar="PATH"
     ),
     *,
     all_due: bool = typer.Option(
@@ -77,6 +77,7 @@ def rotate(
 
     from vaultflow.base.errors import InputError
     from vaultflow.gitops.catalog import load_catalog
+    from vaultflow.steps.rotation.plan import refusals
     from vaultflow.steps.rotation.tasks import connected, make_plan
 
     loaded = load_catalog(catalog or default_catalog())
@@ -85,6 +86,11 @@ def rotate(
     paths = list(dict.fromkeys(paths or []))
     if any("," in path or not path.strip() for path in paths):
         raise InputError("paths: give each catalog path as its own argument (no commas, none empty)")
+    if not paths and not all_due:
+        raise InputError("name the secrets to rotate (their catalog paths), or ask for --all-due")
+    problems = refusals(loaded.catalog, paths)  # what the catalog alone refuses: no Vault needed
+    if problems:
+        raise InputError("nothing was rotated:\n" + "\n".join(problems))
     run_id = "rotate-secrets-" + "".join(secrets.choice(_NAME_ALPHABET) for _ in range(5))
     with connected(loaded, addresses, run_id, ca) as rotator:
         plan = make_plan(rotator, paths=paths, all_due=all_due)
