@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from kubernetes import client, watch
 
+from tests.sandbox.test_deployment_rollout import restart
 from vaultflow.sandbox.kube.controllers import NODES
 from vaultflow.steps.rotation.restart import rollout_status
 
@@ -35,10 +36,6 @@ def daemon_set(name: str, **spec: Any) -> dict[str, Any]:
             **spec,
         },
     }
-
-
-def restart(at: str) -> dict[str, Any]:
-    return {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": at}}}}}
 
 
 def raw(apps: client.AppsV1Api, name: str, namespace: str) -> dict[str, Any]:
