@@ -118,7 +118,7 @@ class Rotator:
         report: dict[str, ReportSecret] = {}
         for path, written in writes.items():
             if isinstance(written, str):
-                report[path] = _entry(path, None, "Failed", [], message=written)
+                report[path] = _entry(path, None, "Failed", [], message=written, planned=planned[path])
                 continue
             if path in verified:
                 failed_restarts = [r for r in restarts.get(path, []) if r.phase != "Restarted"]
@@ -381,10 +381,12 @@ def _entry(
     restarts: Sequence[ReportRestart] = (),
     rollback_version: int | None = None,
     rollback_targets: Sequence[TargetResult] = (),
+    planned: int = 0,
 ) -> ReportSecret:
+    """One secret's report entry; ``planned`` is its version when nothing was written."""
     return ReportSecret(
         path=path,
-        previous_version=written.previous_version if written else 0,
+        previous_version=written.previous_version if written else planned,
         new_version=written.new_version if written else None,
         outcome=outcome,
         targets=[ReportTarget.of(t) for t in targets],

@@ -372,6 +372,7 @@ def test_two_rotations_planned_at_once_write_exactly_one_version(
         [entry] = result["secrets"]
         assert entry["outcome"] == "Failed"
         assert f"expected version {before}, found {before + 1} (another writer)" in entry["message"]
+        assert (entry["previousVersion"], entry["newVersion"]) == (before, None)
         with pytest.raises(Exception, match="did not rotate: prod/app-credentials"):
             tasks.report("rotate-secrets-late", json.dumps([result]))
     assert _version(sandbox, path) == before + 1
