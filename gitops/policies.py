@@ -3,9 +3,11 @@
 * ``eso-<cluster>``: what ESO in one cluster may do: read exactly the KV v2
   data paths that cluster's ExternalSecrets name, nothing else (no list, no
   metadata, no write). A cluster cannot read another cluster's secrets.
-  The one extra path is the cluster's own smoke-test canary
+  The extra paths are the cluster's own smoke-test canary
   (``vaultflow/smoke-test/<cluster>``), which holds no secret and exists only
-  while the bootstrap pipeline's smoke test runs.
+  while the bootstrap pipeline's smoke test runs, and the text of this very
+  policy (``sys/policies/acl/eso-<cluster>``), which preflight compares with
+  the rendered one as ESO itself.
 * ``vaultflow-rotation``: what the rotation workflow may do: read and write
   (check-and-set) the data of rotated secrets, read their metadata to learn
   the current version, and patch their custom metadata to record the run.
@@ -44,6 +46,11 @@ def kv_data_path(mount: str, path: str) -> str:
     return f"{mount}/data/{path}"
 
 
+def acl_policy_path(name: str) -> str:
+    """Where Vault serves an ACL policy's text (``sys/policies/acl/<name>``)."""
+    return f"sys/policies/acl/{name}"
+
+
 def kv_metadata_path(mount: str, path: str) -> str:
     return f"{mount}/metadata/{path}"
 
@@ -66,6 +73,7 @@ def eso_policies(catalog: Catalog, plan: Plan) -> list[VaultPolicy]:
         paths = sorted({es.secret.path for es in plan.external_secrets if es.cluster == cluster})
         paths.append(canary_path(cluster))
         stanzas = [_stanza(kv_data_path(mount, path), ["read"]) for path in paths]
+        stanzas.append(_stanza(acl_policy_path(eso_policy_name(cluster)), ["read"]))
         policies.append(
             _policy(
                 eso_policy_name(cluster),

@@ -11,7 +11,6 @@ the versions, the targets and their timings. Values stay inside *rotate*.
 """
 
 import logging
-import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -22,32 +21,18 @@ from hera.workflows import Parameter
 
 from vaultflow.base.errors import InputError, OperationError
 from vaultflow.gitops.catalog import LoadedCatalog
-from vaultflow.gitops.catalog.model import Cluster
 from vaultflow.steps.catalog_source import load_catalog_source
-from vaultflow.steps.kube import api_client
+from vaultflow.steps.kube.clusters import cluster_clients, kube_context
 from vaultflow.steps.rotation.clouds import CloudReaders
 from vaultflow.steps.rotation.plan import RotationPlan, plan_rotation
 from vaultflow.steps.rotation.report import ReportSecret, RotationReport
 from vaultflow.steps.rotation.rotate import Rotator
 from vaultflow.steps.vault.active import active_node
 from vaultflow.steps.vault.api import VaultApi
-from vaultflow.steps.vault.login import PROJECTED_TOKEN, kubernetes_login, service_account_token
+from vaultflow.steps.vault.login import kubernetes_login, service_account_token
 
 log = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 50  # secrets per rotate step: one shared verification loop, a result well under 256 KB
-
-
-def kube_context(loaded: LoadedCatalog, cluster: Cluster) -> str | None:
-    """How a step reaches ``cluster``: its kubeconfig context, or in-cluster (None).
-
-    In a pod of the workflows cluster without a kubeconfig, that cluster is the
-    pod's own: in-cluster, even where the catalog names its context for the
-    operator's laptop. Other clusters need a kubeconfig with their contexts.
-    """
-    own = cluster.name == loaded.catalog.workflows_cluster().name
-    if cluster.in_cluster or (own and PROJECTED_TOKEN.is_file() and not os.environ.get("KUBECONFIG")):
-        return None
-    return cluster.kube_context
 
 
 def rotation_vault(loaded: LoadedCatalog, addresses: str, ca_cert: str = "") -> VaultApi:
@@ -62,11 +47,6 @@ def rotation_vault(loaded: LoadedCatalog, addresses: str, ca_cert: str = "") -> 
     )
     node = active_node(addresses or model.vault.address, ca_cert=ca_cert)
     return kubernetes_login(node, mount=workflows.auth_mount(auth), role=auth.rotation_role, jwt=jwt)
-
-
-def cluster_clients(loaded: LoadedCatalog) -> dict[str, Any]:
-    """A Kubernetes client for every catalog cluster."""
-    return {cluster.name: api_client(kube_context(loaded, cluster)) for cluster in loaded.catalog.clusters}
 
 
 @contextmanager

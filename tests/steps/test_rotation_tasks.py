@@ -9,6 +9,7 @@ import pytest
 
 from vaultflow.base.errors import InputError, OperationError
 from vaultflow.gitops.catalog import load_catalog
+from vaultflow.steps.kube import clusters
 from vaultflow.steps.rotation import tasks
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
@@ -24,15 +25,15 @@ def test_in_a_pod_the_workflows_cluster_is_reached_in_cluster_and_the_others_by_
     loaded = load_catalog(EXAMPLE)
     eu, us = loaded.catalog.cluster("prod-eu"), loaded.catalog.cluster("prod-us")
     assert loaded.catalog.workflows_cluster().name == "prod-eu"
-    monkeypatch.setattr(tasks, "PROJECTED_TOKEN", tmp_path / "absent")
-    assert (tasks.kube_context(loaded, eu), tasks.kube_context(loaded, us)) == ("prod-eu", "prod-us")
+    monkeypatch.setattr(clusters, "PROJECTED_TOKEN", tmp_path / "absent")
+    assert (clusters.kube_context(loaded, eu), clusters.kube_context(loaded, us)) == ("prod-eu", "prod-us")
     token = tmp_path / "token"
     token.write_text("jwt")
-    monkeypatch.setattr(tasks, "PROJECTED_TOKEN", token)
+    monkeypatch.setattr(clusters, "PROJECTED_TOKEN", token)
     monkeypatch.delenv("KUBECONFIG", raising=False)
-    assert (tasks.kube_context(loaded, eu), tasks.kube_context(loaded, us)) == (None, "prod-us")
+    assert (clusters.kube_context(loaded, eu), clusters.kube_context(loaded, us)) == (None, "prod-us")
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))  # a pod given a kubeconfig uses it
-    assert tasks.kube_context(loaded, eu) == "prod-eu"
+    assert clusters.kube_context(loaded, eu) == "prod-eu"
 
 
 def test_paths_are_split_on_commas_and_spaces_once_each() -> None:

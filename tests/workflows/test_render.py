@@ -14,7 +14,7 @@ from vaultflow.gitops.crd_schemas import CrdRegistry
 from vaultflow.workflows import runner, settings
 from vaultflow.workflows.dsl import Param, Schedule, Step
 from vaultflow.workflows.registry import Registry, load_registry
-from vaultflow.workflows.render import HEADER, render
+from vaultflow.workflows.render import HEADER, CatalogFile, render
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = REPO_ROOT / "argocd-apps" / "workflows" / "templates"
@@ -100,9 +100,10 @@ def test_a_parameter_without_default_has_no_value_in_the_template(default_image:
 
 
 def test_templates_committed_for_argo_cd_are_up_to_date(tmp_path: Path, default_image: str) -> None:
-    """argocd-apps/workflows/templates is what Argo CD deploys: it must match the code."""
+    """argocd-apps/workflows/templates is what Argo CD deploys: it must match the code and the catalog."""
     example = load_catalog(REPO_ROOT / "examples" / "catalog.yaml").catalog
-    render(load_registry().with_catalog(example), tmp_path)
+    catalog = CatalogFile("examples/catalog.yaml", (REPO_ROOT / "examples" / "catalog.yaml").read_text())
+    render(load_registry().with_catalog(example), tmp_path, catalog=catalog)
     rendered = {p.relative_to(tmp_path): p.read_text() for p in tmp_path.rglob("*.yaml")}
     committed = {p.relative_to(COMMITTED): p.read_text() for p in COMMITTED.rglob("*.yaml")}
     assert committed == rendered, (

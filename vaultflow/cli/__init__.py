@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 from vaultflow import __version__
 from vaultflow.base.errors import VaultflowError
 from vaultflow.cli import catalog as catalog_cmd
+from vaultflow.cli import gitops as gitops_cmd
 from vaultflow.cli import render as render_cmd
 from vaultflow.cli import rotate as rotate_cmd
 from vaultflow.cli import run as run_cmd
@@ -60,6 +61,7 @@ app.command("render")(render_cmd.render)
 app.command("run")(run_cmd.run)
 app.command("rotate")(rotate_cmd.rotate)
 app.add_typer(workflows_cmd.app, name="workflows")
+app.add_typer(gitops_cmd.app, name="gitops")
 app.add_typer(sandbox_cmd.app, name="sandbox")
 
 

@@ -1,6 +1,7 @@
 """``vaultflow workflows ...``: list, render and submit the Argo WorkflowTemplates.
 
-``render`` writes what Argo CD deploys (``argocd-apps/workflows/templates``);
+``render`` writes what Argo CD deploys (``argocd-apps/workflows/templates``: the
+templates, and with ``--catalog`` its CronWorkflows and the catalog's ConfigMap);
 ``submit`` starts a Workflow from a template on an Argo Server, the way
 ``argo submit --from workflowtemplate/NAME`` does, and with ``--wait`` follows
 it and exits with its result: 0 Succeeded, 1 Failed or Error, 2 bad input.
@@ -32,7 +33,9 @@ def list_templates() -> None:
 @app.command("render")
 def render(
     out: Path = typer.Option(
-        ..., "--out", help="Directory to write workflowtemplates/ and cronworkflows/ into."
+        ...,
+        "--out",
+        help="Directory to write workflowtemplates/, cronworkflows/ and configmaps/ into.",
     ),
     image: str = typer.Option(
         None,
@@ -43,20 +46,45 @@ def render(
         None,
         "--catalog",
         "-c",
-        help="Catalog whose rotation schedules become CronWorkflows (without it: none).",
+        help=(
+            "Catalog whose rotation schedules become CronWorkflows and whose text becomes the "
+            "ConfigMap argo/vaultflow-catalog the pipelines read (without it: neither)."
+        ),
         show_default=False,
     ),
 ) -> None:
-    """Write every WorkflowTemplate and CronWorkflow as YAML (deterministic: same input, same bytes)."""
+    """Write the WorkflowTemplates, CronWorkflows and catalog ConfigMap as YAML (same input, same bytes)."""
     from vaultflow.gitops.catalog import load_catalog
     from vaultflow.workflows.registry import load_registry
+    from vaultflow.workflows.render import CATALOG_SOURCE, CatalogFile
     from vaultflow.workflows.render import render as render_documents
 
     registry = load_registry()
+    catalog_file = None
     if catalog is not None:
-        registry = registry.with_catalog(load_catalog(catalog).catalog)
-    paths = render_documents(registry, out, image)
+        loaded = load_catalog(catalog)
+        registry = registry.with_catalog(loaded.catalog)
+        catalog_file = CatalogFile(_shown(catalog), catalog.read_text(encoding="utf-8"))
+        if loaded.catalog.vault.tls.ca_file is not None:
+            # Resolved beside the catalog file: a pipeline reading the ConfigMap has no file beside it.
+            typer.secho(
+                f"warning: {catalog}: vault.tls.caFile cannot be resolved by pipelines reading the "
+                f"catalog from {CATALOG_SOURCE}; give vault.tls.caProvider instead",
+                err=True,
+                fg=typer.colors.YELLOW,
+            )
+    paths = render_documents(registry, out, image, catalog_file)
     typer.echo(f"wrote {len(paths)} document(s) to {out}")
+
+
+def _shown(path: Path) -> str:
+    """The catalog's path for the ConfigMap's annotation: relative to here when it is below here."""
+    if path.is_absolute():
+        try:
+            return path.relative_to(Path.cwd()).as_posix()
+        except ValueError:
+            return path.as_posix()
+    return path.as_posix()
 
 
 @app.command("submit")

@@ -20,3 +20,7 @@ path "secret/data/prod/lambda/db-password" {
 path "secret/data/vaultflow/smoke-test/prod-eu" {
   capabilities = ["read"]
 }
+
+path "sys/policies/acl/eso-prod-eu" {
+  capabilities = ["read"]
+}

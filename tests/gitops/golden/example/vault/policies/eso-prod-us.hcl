@@ -16,3 +16,7 @@ path "secret/data/shared/stripe" {
 path "secret/data/vaultflow/smoke-test/prod-us" {
   capabilities = ["read"]
 }
+
+path "sys/policies/acl/eso-prod-us" {
+  capabilities = ["read"]
+}

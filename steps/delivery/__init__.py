@@ -1,0 +1,1 @@
+"""Delivery of the catalog to the clusters: preflight checks before a change merges."""
