@@ -1,20 +1,32 @@
 """``task demo``, then ``task sandbox:down``, then ``task demo`` again: the second run carries on with the
-same Vault (sealed, unsealed by the bootstrap pipeline with the keeper), and neither run prints a secret
-value or an unkeyed digest of one."""
+same Vault (sealed, unsealed by the bootstrap pipeline with the keeper), both runs rotate every rotated
+secret (stage 7) and roll one back under a cloud fault (stage 8), and neither run prints a secret
+value (seeded, rotated, or rolled back) or an unkeyed digest of one."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client, config
 
+from vaultflow.gitops.catalog import load_catalog
 from vaultflow.sandbox import demo, lifecycle
+from vaultflow.sandbox.admin import AdminClient
+from vaultflow.sandbox.layout import SandboxPaths
 from vaultflow.sandbox.state import SandboxState
+from vaultflow.steps.rotation import tasks
+from vaultflow.steps.rotation.write import read_metadata, read_version
 
 DIGESTS = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512", "sha3_224", "sha3_256", "sha3_512")
+ROTATED = ("prod/database", "prod/app-credentials", "prod/lambda/db-password", "prod/cloudrun/signing-key")
 
 
 def secret_values(state: SandboxState) -> set[bytes]:
@@ -29,6 +41,29 @@ def secret_values(state: SandboxState) -> set[bytes]:
     return {value for value in values if len(value) >= 6}
 
 
+def vault_history(
+    state: SandboxState, catalog: Path, paths: tuple[str, ...]
+) -> dict[str, list[dict[str, Any]]]:
+    """Every version of each of ``paths`` in Vault (index 0: version 1), read as the rotation service
+    account: the identity ``vaultflow rotate`` logs in as (the demo revoked root)."""
+    loaded = load_catalog(catalog)
+    kv, environment = loaded.catalog.vault.kv_mount, lifecycle.environment(state)
+    history: dict[str, list[dict[str, Any]]] = {}
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in environment.items():
+            patch.setenv(key, value)
+        vault = tasks.rotation_vault(loaded, environment["VAULT_ADDRESSES"])
+        try:
+            for path in paths:
+                metadata = read_metadata(vault, kv, path)
+                assert metadata is not None, path
+                versions = range(1, metadata.current_version + 1)
+                history[path] = [read_version(vault, kv, path, version) for version in versions]
+        finally:
+            vault.revoke_self()
+    return history
+
+
 def unkeyed_digests(value: bytes) -> list[str]:
     """What a careless display would print: the first 12 hex digits of common digests of the value."""
     return [hashlib.new(name, value).hexdigest()[:12] for name in DIGESTS]
@@ -41,6 +76,60 @@ def run_demo(catalog: Path, directory: Path, capsys: pytest.CaptureFixture[str])
     return output
 
 
+def assert_rotation_stages(output: str, *, first: bool) -> None:
+    """What stages 7 and 8 say, in the words of the CLI's report table and of the demo."""
+    words = " ".join(output.split())  # rich wraps lines where the terminal ends
+    created = "created, as its team's deployment would have" if first else "already deployed: unchanged"
+    assert (
+        f'Deployment production/api in prod-eu: {created}; deployment "api" successfully rolled out' in words
+    )
+    assert "$ python -m vaultflow rotate --catalog " in words and " --all-due --dry-run" in words
+    assert f"not due: {', '.join(ROTATED)}" in words and "nothing is due" in words
+    assert f"demo-rotation-report.json {' '.join(ROTATED)}" in words  # every rotated secret, by name
+    rotated = words[words.index("7. Rotate the secrets") : words.index("8. A cloud fault")]
+    assert rotated.count(": Rotated v") == 4 and "✖" not in rotated and "TimedOut" not in rotated
+    assert (
+        "prod/database: Rotated" in rotated
+        and "then Deployment production/api in prod-eu Restarted" in rotated
+    )
+    assert "3/3 targets Verified holding the new version" in rotated
+    fault = words[words.index("8. A cloud fault") :]
+    assert "aws goes down for ESO" in fault and "verifyTimeout (30s)" in fault
+    assert "RolledBack" in fault and "TimedOut" in fault  # the CLI's report table
+    assert (
+        "✖ AwsSecretsManager /prod/lambda/db-password in aws:eu-west-1 "
+        "(pushed from prod-eu/external-secrets-system): TimedOut: PushSecret "
+        "external-secrets-system/prod-lambda-db-password-to-aws-prod: not verified within 30s"
+    ) in fault
+    assert "↺ prod/lambda/db-password: RolledBack: the previous value written back as v" in fault
+    assert "fault lifted: aws answers ESO again" in fault
+    assert "every Application Synced and Healthy again" in fault and "demo finished" in fault
+
+
+def assert_reports(directory: Path, history: dict[str, list[dict[str, Any]]]) -> None:
+    """The reports of the last run, and what Vault holds after them."""
+    runs = SandboxPaths(directory).runs
+    rotation = json.loads((runs / "demo-rotation-report.json").read_text())
+    assert [s["path"] for s in rotation["secrets"]] == list(ROTATED)
+    for secret in rotation["secrets"]:
+        assert secret["outcome"] == "Rotated" and secret["targets"], secret["path"]
+        assert all(t["phase"] == "Verified" and t["seconds"] >= 0 for t in secret["targets"]), secret["path"]
+    [database] = [s for s in rotation["secrets"] if s["path"] == "prod/database"]
+    assert [
+        (r["cluster"], r["namespace"], r["kind"], r["name"], r["phase"]) for r in database["restarts"]
+    ] == [("prod-eu", "production", "Deployment", "api", "Restarted")]
+    [rolled] = json.loads((runs / "demo-rollback-report.json").read_text())["secrets"]
+    assert (rolled["path"], rolled["outcome"]) == ("prod/lambda/db-password", "RolledBack")
+    [aws] = [t for t in rolled["targets"] if t["kind"] == "AwsSecretsManager"]
+    assert (aws["name"], aws["phase"]) == ("/prod/lambda/db-password", "TimedOut")
+    assert rolled["rollbackTargets"] and all(t["phase"] == "Verified" for t in rolled["rollbackTargets"])
+    # Vault: the rotated value was written, then the previous one again, and that is current.
+    versions = history["prod/lambda/db-password"]
+    previous, new, rollback = rolled["previousVersion"], rolled["newVersion"], rolled["rollbackVersion"]
+    assert (new, rollback, len(versions)) == (previous + 1, previous + 2, previous + 2)
+    assert versions[rollback - 1] == versions[previous - 1] != versions[new - 1]
+
+
 def test_demo_then_down_then_demo_again_and_no_value_or_digest_is_shown(
     repo_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -48,14 +137,28 @@ def test_demo_then_down_then_demo_again_and_no_value_or_digest_is_shown(
     directory = tmp_path / "demo"
     try:
         first = run_demo(catalog, directory, capsys)
+        assert_rotation_stages(first, first=True)
         lifecycle.down(directory)
         second = run_demo(catalog, directory, capsys)
         words = " ".join(second.split())  # rich wraps lines where the terminal ends
         assert "sandbox started again on its kept state: the same Vault, initialised and sealed" in words
         assert "no commit" in words and "demo finished" in words
         assert f"task sandbox:down SANDBOX_DIR={directory}" in words
+        assert_rotation_stages(second, first=False)
 
-        values = secret_values(lifecycle.load_state(directory))
+        state = lifecycle.load_state(directory)
+        assert not [fault for fault in AdminClient.for_state(state).faults().values() if fault.active]
+        with config.new_client_from_config(config_file=state.kubeconfig, context="prod-eu") as api:
+            template = client.AppsV1Api(api).read_namespaced_deployment("api", "production").spec.template
+        assert "kubectl.kubernetes.io/restartedAt" in (template.metadata.annotations or {})
+        history = vault_history(state, catalog, ROTATED)
+        assert all(len(versions) >= 3 for versions in history.values())  # seeded, then rotated twice
+        assert_reports(directory, history)
+
+        written = {
+            str(v).encode() for versions in history.values() for data in versions for v in data.values()
+        }
+        values = secret_values(state) | {value for value in written if len(value) >= 6}
         assert values, "the demo synced secrets into the clusters"
         for output in (first, second):
             for value in values:
@@ -64,6 +167,34 @@ def test_demo_then_down_then_demo_again_and_no_value_or_digest_is_shown(
     finally:
         lifecycle.down(directory, purge=True)
     assert not directory.exists()
+
+
+def test_task_rotate_runs_what_the_demo_shows(repo_root: Path, tmp_path: Path) -> None:
+    """``task rotate`` is the demo's ``vaultflow rotate`` (without --quiet: a terminal gets the live
+    tree), in the sandbox's environment, with the arguments after ``--`` at the end."""
+    task = Path(sys.executable).parent / "task"
+    directory = tmp_path / "sbx"
+    done = subprocess.run(
+        [
+            str(task),
+            "--dry",
+            "rotate",
+            f"SANDBOX_DIR={directory}",
+            "CATALOG=mine.yaml",
+            "--",
+            "prod/database",
+        ],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    python = repo_root / ".venv" / "bin" / "python"
+    expected = demo.rotate_arguments(Path("mine.yaml"), directory, "prod/database")
+    expected.remove("--quiet")
+    assert f'task: [rotate] eval "$({python} -m vaultflow sandbox env --dir {directory})" && ' in done.stderr
+    assert f"&& {python} -m vaultflow {' '.join(expected)}\n" in done.stderr
 
 
 def test_the_closing_hint_names_the_sandbox_directory() -> None:
