@@ -8,7 +8,11 @@ Started after the clusters, stopped before them:
 * an ESO emulator in every cluster and the Argo CD emulator in the
   management cluster, sharing one fault injector and one set of routes;
 * the admin API (faults, routes, controller counters) with its token in
-  ``DIR/run/admin.token`` (0600).
+  ``DIR/run/admin.token`` (0600);
+* the GitHub emulator (HTTPS, the sandbox CA) over the bare repositories the
+  ``git`` routes name, its token in ``DIR/run/github.token`` (0600), its pull
+  requests in ``DIR/github.json``; the sandbox's GitOps remote
+  ``DIR/gitops.git`` exists from the first ``up`` on.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vaultflow.base.errors import InputError
 from vaultflow.sandbox.admin import AdminApi
 from vaultflow.sandbox.argo_server import ArgoServer
 from vaultflow.sandbox.argocd import ArgoCdController
@@ -29,6 +34,7 @@ from vaultflow.sandbox.eso import EsoController
 from vaultflow.sandbox.eso.environment import CloudEndpoints, EsoEnvironment
 from vaultflow.sandbox.faults import FaultInjector
 from vaultflow.sandbox.gcp import GcpSecretManagerEmulator
+from vaultflow.sandbox.github import GitHubEmulator, GitHubStore, RepositoryDirectory, init_bare
 from vaultflow.sandbox.http import HttpServer
 from vaultflow.sandbox.kube import KubeCluster
 from vaultflow.sandbox.layout import SandboxPaths
@@ -51,6 +57,7 @@ class ServiceEmulators:
     argocd: ArgoCdController | None = None
     admin: HttpServer | None = None
     argo_server: ArgoServer | None = None
+    github: GitHubEmulator | None = None
 
     @classmethod
     def start(
@@ -103,6 +110,7 @@ class ServiceEmulators:
             run_root=paths.argo_runs, token=_write_token(paths.argo_token)
         ).start()
         log.info("Argo Server (local runner) listens on %s", services.argo_server.url)
+        services.github = _start_github(paths, routes, authority)
         return services
 
     def controllers(self) -> list[dict[str, Any]]:
@@ -135,6 +143,8 @@ class ServiceEmulators:
         return [AzureVault(name=v.name, url=v.url) for v in self.azure.vaults]
 
     def stop(self) -> None:
+        if self.github is not None:
+            self.github.stop()
         if self.argo_server is not None:
             self.argo_server.stop()
         if self.admin is not None:
@@ -145,6 +155,25 @@ class ServiceEmulators:
             controller.stop()
         self.azure.stop()
         self.gcp.stop()
+
+
+def _start_github(paths: SandboxPaths, routes: Routes, authority: CertificateAuthority) -> GitHubEmulator:
+    """GitHub over the repositories the ``git`` routes name (read live: a route set later is served)."""
+    init_bare(paths.gitops_repo)
+    try:
+        store = GitHubStore(paths.github_state)
+    except (ValueError, KeyError, TypeError) as error:
+        raise InputError(
+            f"{paths.github_state}: unreadable GitHub emulator state ({error.__class__.__name__}); "
+            f"start over with `vaultflow sandbox down --purge --dir {paths.root}`"
+        ) from None
+    directory = RepositoryDirectory(lambda: routes.to_json()["git"])
+    github = GitHubEmulator(
+        directory, token=_write_token(paths.github_token), authority=authority, store=store
+    )
+    github.start()
+    log.info("GitHub emulator listens on %s (REST API %s)", github.url, github.api_url)
+    return github
 
 
 def _write_token(path: Path) -> str:

@@ -68,6 +68,16 @@ class SandboxPaths:
         return self.run / "argo.token"
 
     @property
+    def github_token(self) -> Path:
+        """The bearer token of the sandbox's GitHub API (mode 0600)."""
+        return self.run / "github.token"
+
+    @property
+    def github_state(self) -> Path:
+        """The GitHub emulator's pull requests, comments and commit statuses, kept across a restart."""
+        return self.root / "github.json"
+
+    @property
     def argo_runs(self) -> Path:
         """Where workflows submitted to the sandbox Argo Server write their step logs."""
         return self.root / "argo-runs"
@@ -165,6 +175,7 @@ class SandboxPaths:
             self.runs,
             self.argo_runs,
             self.gitops_repo,
+            self.github_state,
             self.gitignore,
             self.lock,
         ]

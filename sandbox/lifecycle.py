@@ -36,6 +36,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from vaultflow.base.errors import InputError, OperationError
 from vaultflow.sandbox.crd_sources import resolve_crd_source
@@ -558,7 +559,7 @@ def status(directory: Path = DEFAULT_DIR) -> SandboxStatus:
 
 
 def _listening(name: str, kind: str, url: str) -> ComponentStatus:
-    up = port_is_listening(int(url.rsplit(":", 1)[1]))
+    up = port_is_listening(urlsplit(url).port or 0)
     return ComponentStatus(name, kind, url, None, "answering" if up else "down", up)
 
 
@@ -570,6 +571,8 @@ def _service_components(state: SandboxState) -> list[ComponentStatus]:
     components += [_listening("azure (emulator)", f"key vault {v.name}", v.url) for v in state.azure_vaults]
     if state.argo_server:
         components.append(_listening("argo server (local runner)", "workflows", state.argo_server))
+    if state.github_endpoint:
+        components.append(_listening("github (emulator)", "rest api v3", state.github_api_url))
     from vaultflow.sandbox.admin import AdminClient
 
     admin = AdminClient.for_state(state)
@@ -635,4 +638,37 @@ def _service_environment(state: SandboxState) -> dict[str, str]:
         environment["ARGO_NAMESPACE"] = "argo"
     if state.azure_vaults:
         environment["VAULTFLOW_AZURE_VAULT_URL"] = state.azure_vaults[0].url
-    return environment
+    if state.github_endpoint:
+        # The token's path only: a client reads the file (never GITHUB_TOKEN, which tools such as
+        # `gh` would send to github.com). Clients verify the emulator with VAULTFLOW_SANDBOX_CA.
+        environment["GITHUB_API_URL"] = state.github_api_url
+        environment["VAULTFLOW_GITHUB_TOKEN_FILE"] = state.github_token_file
+    return {**environment, **_git_url_mapping(state)}
+
+
+def _git_url_mapping(state: SandboxState) -> dict[str, str]:
+    """Git's own ``url.<bare repo>.insteadOf <repository URL>`` for every ``git`` route, through the
+    environment (``GIT_CONFIG_COUNT``/``KEY_n``/``VALUE_n``, git 2.31+): a plain ``git clone`` or
+    ``git push`` of the catalog's ``repoUrl`` reaches the bare repository the Argo CD and GitHub
+    emulators serve. Each URL is mapped with and without ``.git`` (git picks the longest match)."""
+    from vaultflow.sandbox.admin import AdminClient
+
+    try:
+        routes = AdminClient.for_state(state).routes().get("git", {})
+    except (OperationError, InputError):
+        return {}
+    pairs = []
+    for source, target in sorted(routes.items()):
+        spellings = (
+            {source, source.removesuffix(".git")} if source.startswith(("http://", "https://")) else {source}
+        )
+        pairs += [
+            (f"url.{target}.insteadOf", spelling) for spelling in sorted(spellings, key=len, reverse=True)
+        ]
+    if not pairs:
+        return {}
+    mapping = {"GIT_CONFIG_COUNT": str(len(pairs))}
+    for index, (key, value) in enumerate(pairs):
+        mapping[f"GIT_CONFIG_KEY_{index}"] = key
+        mapping[f"GIT_CONFIG_VALUE_{index}"] = value
+    return mapping

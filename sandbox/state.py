@@ -93,6 +93,16 @@ class SandboxState(BaseModel):
     admin_endpoint: str = Field("", description="the supervisor's admin API (faults, routes, controllers)")
     argo_server: str = Field("", description="the Argo Server endpoints; submitted workflows run locally")
     argo_token_file: str = Field("", description="its bearer token (mode 0600)")
+    github_endpoint: str = Field(
+        "", description="the GitHub emulator's origin; its REST API is under /api/v3"
+    )
+    github_token_file: str = Field("", description="the GitHub emulator's bearer token (mode 0600)")
+    gitops_repo: str = Field("", description="file:// URL of the sandbox's GitOps bare repository")
+
+    @property
+    def github_api_url(self) -> str:
+        """``GITHUB_API_URL`` (PyGithub's ``base_url``), empty when the sandbox has no GitHub emulator."""
+        return f"{self.github_endpoint}/api/v3" if self.github_endpoint else ""
 
     @property
     def vault_addr(self) -> str:
@@ -112,7 +122,7 @@ class SandboxState(BaseModel):
         urls = [c.url for c in self.clusters] + [self.aws_endpoint]
         urls += [n.address for n in self.vault] + [n.cluster_address for n in self.vault]
         urls += [v.url for v in self.azure_vaults] + [
-            u for u in (self.gcp_endpoint, self.admin_endpoint, self.argo_server) if u
+            u for u in (self.gcp_endpoint, self.admin_endpoint, self.argo_server, self.github_endpoint) if u
         ]
         return [int(url.rsplit(":", 1)[1]) for url in urls]
 

@@ -147,6 +147,9 @@ class Supervisor:
             admin_endpoint=services.admin.url if services.admin is not None else "",
             argo_server=services.argo_server.url if services.argo_server is not None else "",
             argo_token_file=str(self.paths.argo_token),
+            github_endpoint=services.github.url if services.github is not None else "",
+            github_token_file=str(self.paths.github_token),
+            gitops_repo=self.paths.gitops_repo.resolve().as_uri(),
         )
 
     def _openbao_ports(self, previous: SandboxState | None) -> list[tuple[int, int]]:

@@ -108,7 +108,8 @@ def up(
         from vaultflow.sandbox.platform import install_platform_accounts
 
         install_platform_accounts(result.state, loaded.catalog)
-        wired = wire_catalog(result.state, loaded)
+        # the catalog's repoUrl routed to the sandbox's GitOps remote: Argo CD, GitHub and `git` all reach it
+        wired = wire_catalog(result.state, loaded, repo_url=result.state.gitops_repo or None)
     _print_up(result, directory, output, wired)
 
 
