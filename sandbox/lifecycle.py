@@ -632,6 +632,8 @@ def _service_environment(state: SandboxState) -> dict[str, str]:
         "VAULTFLOW_GCP_ENDPOINT": state.gcp_endpoint,
         "VAULTFLOW_AZURE_VAULTS": ",".join(f"{v.name}={v.url}" for v in state.azure_vaults),
         "VAULTFLOW_SANDBOX_ADMIN": state.admin_endpoint,
+        # where Argo CD's Applications are (vaultflow gitops apply --wait): the management cluster
+        "VAULTFLOW_ARGOCD_CONTEXT": state.management_cluster.name,
     }
     if state.argo_server:
         environment["ARGO_SERVER"] = state.argo_server
