@@ -181,9 +181,7 @@ class Rotator:
         """
         if not versions:
             return {}
-        data = {
-            path: read_version(self.vault, self.kv, path, version) for path, (version, _) in versions.items()
-        }
+        data = self._read_versions({path: version for path, (version, _) in versions.items()})
         for path in versions:
             for consumer in consumers[path].external_secrets:
                 force_sync_consumer(self.clients[consumer.cluster], consumer, sync_token)
@@ -237,6 +235,15 @@ class Rotator:
                 for _ in range(len(cloud.push.stores) * len(cloud.push.keys)):
                     by_path[path].append(next(pushed))
         return {path: [self._within_timeout(path, r) for r in results] for path, results in by_path.items()}
+
+    def _read_versions(self, versions: Mapping[str, int]) -> dict[str, dict[str, Any]]:
+        """Each path's data at its version, read back from Vault (values never pass between steps)."""
+
+        def read(path: str) -> dict[str, Any]:
+            return read_version(self.vault, self.kv, path, versions[path])
+
+        with ThreadPoolExecutor(max_workers=max(1, min(self.writers, len(versions)))) as pool:
+            return dict(zip(versions, pool.map(read, versions), strict=True))
 
     def _restart(self, paths: Sequence[str]) -> dict[str, list[ReportRestart]]:
         """Restart the workloads each fully verified secret names; one wait for all of them."""
