@@ -57,7 +57,12 @@ from vaultflow.steps.rotation.verify import (
     target_key,
     verify_kubernetes_targets,
 )
-from vaultflow.steps.rotation.write import VaultWrite, read_version, write_rollback, write_rotation
+from vaultflow.steps.rotation.write import (
+    VaultWrite,
+    read_version,
+    write_rollback,
+    write_rotation_keeping_data,
+)
 from vaultflow.steps.vault.api import VaultApi
 
 log = logging.getLogger(__name__)
@@ -75,6 +80,9 @@ class Rotator:
     run_id: str
     writers: int = DEFAULT_WRITERS
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # (path, version) -> the data this step wrote: values, so never shown (repr) nor returned.
+    _known: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict, repr=False)
+    _at: dict[str, datetime] = field(default_factory=dict, repr=False)
 
     @property
     def kv(self) -> str:
@@ -108,7 +116,7 @@ class Rotator:
             if isinstance(w, VaultWrite) and w.rolled_back_version is None
         }
         results = self._propagate(
-            {path: (w.new_version, self._written_at(w)) for path, w in forward.items()},
+            {path: (w.new_version, self._at[path]) for path, w in forward.items()},
             consumers,
             hashes,
             sync_token=self.run_id,
@@ -139,12 +147,17 @@ class Rotator:
     # --- stages ------------------------------------------------------------------------------
 
     def _write_all(self, planned: Mapping[str, int]) -> dict[str, VaultWrite | str]:
-        """Each path's write, or why it failed (a concurrent writer, a denied path: that secret only)."""
+        """Each path's write, or why it failed (a concurrent writer, a denied path: that secret only).
+
+        What each write wrote, and when, is kept for the verification in this step (``_known``,
+        ``_at``): Vault is not asked for data it was just given, and each target's latency is
+        counted from its own secret's write.
+        """
         paths = list(planned)
 
         def write(path: str) -> VaultWrite | str:
             try:
-                return write_rotation(
+                written, data = write_rotation_keeping_data(
                     self.vault,
                     self.kv,
                     self.secret(path),
@@ -155,16 +168,16 @@ class Rotator:
             except OperationError as error:
                 log.error("%s", error)
                 return str(error)
+            self._at[path] = self.now() if written.written_now else parse_time(written.rotated_at)
+            if data is not None:
+                self._known[(path, written.new_version)] = data
+            return written
 
         with ThreadPoolExecutor(max_workers=max(1, min(self.writers, len(paths)))) as pool:
             done = dict(zip(paths, pool.map(write, paths), strict=True))
         written = sum(1 for w in done.values() if isinstance(w, VaultWrite) and w.written_now)
         log.info("wrote %d new versions (%d already written by this run)", written, len(paths) - written)
         return done
-
-    def _written_at(self, written: VaultWrite) -> datetime:
-        """When the version became readable: now for a write just made, the recorded time for a retry."""
-        return self.now() if written.written_now else parse_time(written.rotated_at)
 
     def _propagate(
         self,
@@ -237,13 +250,18 @@ class Rotator:
         return {path: [self._within_timeout(path, r) for r in results] for path, results in by_path.items()}
 
     def _read_versions(self, versions: Mapping[str, int]) -> dict[str, dict[str, Any]]:
-        """Each path's data at its version, read back from Vault (values never pass between steps)."""
+        """Each path's data at its version: what this step wrote, else read back from Vault in parallel."""
+        unknown = [path for path in versions if (path, versions[path]) not in self._known]
 
         def read(path: str) -> dict[str, Any]:
             return read_version(self.vault, self.kv, path, versions[path])
 
-        with ThreadPoolExecutor(max_workers=max(1, min(self.writers, len(versions)))) as pool:
-            return dict(zip(versions, pool.map(read, versions), strict=True))
+        with ThreadPoolExecutor(max_workers=max(1, min(self.writers, len(unknown) or 1))) as pool:
+            read_back = dict(zip(unknown, pool.map(read, unknown), strict=True))
+        return {
+            path: read_back[path] if path in read_back else self._known[(path, versions[path])]
+            for path in versions
+        }
 
     def _restart(self, paths: Sequence[str]) -> dict[str, list[ReportRestart]]:
         """Restart the workloads each fully verified secret names; one wait for all of them."""

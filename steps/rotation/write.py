@@ -158,12 +158,29 @@ def write_rotation(
     (by another rotation planned at the same time, or by hand) is not rotated
     again on top of it; the step fails naming both versions instead.
     """
+    return write_rotation_keeping_data(vault, kv, secret, run_id, now, planned_version=planned_version)[0]
+
+
+def write_rotation_keeping_data(
+    vault: VaultApi,
+    kv: str,
+    secret: Secret,
+    run_id: str,
+    now: datetime | None = None,
+    *,
+    planned_version: int | None = None,
+) -> tuple[VaultWrite, dict[str, Any] | None]:
+    """``write_rotation``, and the data it wrote (None when a retry found the write already made).
+
+    For a caller in the same step that verifies against it: the values stay in
+    this process, and Vault is not asked for what was just written to it.
+    """
     metadata = read_metadata(vault, kv, secret.path)
     if metadata is None:
         raise OperationError(f"{kv}/{secret.path} does not exist in Vault: seed it before rotating")
     custom = metadata.custom
     if custom.get(RUN) == run_id and custom.get(STATE) in ("written", "rolled-back"):
-        return VaultWrite(
+        recorded = VaultWrite(
             path=secret.path,
             previous_version=int(custom[BASE_VERSION]),
             new_version=int(custom[VERSION]),
@@ -172,12 +189,14 @@ def write_rotation(
             written_now=False,
             rolled_back_version=int(custom[ROLLBACK_VERSION]) if ROLLBACK_VERSION in custom else None,
         )
+        return recorded, None
     if custom.get(RUN) == run_id and custom.get(STATE) == "writing":
         base = int(custom[BASE_VERSION])
         if metadata.current_version == base + 1:  # this run's write landed before the pod died
-            return _finish(
+            landed = _finish(
                 vault, kv, secret.path, run_id=run_id, base=base, written=base + 1, now=now, written_now=False
             )
+            return landed, None
         if metadata.current_version != base:
             raise OperationError(
                 f"{kv}/{secret.path} changed while rotating: expected version {base}, found "
@@ -192,9 +211,10 @@ def write_rotation(
     values = new_values(secret, read_version(vault, kv, secret.path, base))
     patch_custom_metadata(vault, kv, secret.path, {RUN: run_id, STATE: "writing", BASE_VERSION: str(base)})
     written = write_with_cas(vault, kv, secret.path, values, base)
-    return _finish(
+    done = _finish(
         vault, kv, secret.path, run_id=run_id, base=base, written=written, now=now, written_now=True
     )
+    return done, values
 
 
 def write_rollback(vault: VaultApi, kv: str, written: VaultWrite) -> int:
