@@ -391,9 +391,10 @@ def _wait(
     deadline: float,
     environ: Mapping[str, str],
     say: Say,
+    verify_objects: bool = True,
 ) -> WaitReport:
     """Wait for the Applications of the changed paths (every path of the tree when nothing changed:
-    the platform is checked at the branch's head), then for ESO."""
+    the platform is checked at the branch's head), then (``verify_objects``) for ESO."""
     from vaultflow.steps.kube import api_client
     from vaultflow.steps.kube.clusters import cluster_clients
 
@@ -430,7 +431,7 @@ def _wait(
                     f"of {options.branch} (is the app-of-apps of {options.path}/argocd registered?)"
                 ],
             )
-        objects = _watched_objects(tree, options.path, apps, fresh)
+        objects = _watched_objects(tree, options.path, apps, fresh) if verify_objects else []
         say(
             f"waiting for {len(apps)} Application(s) at {revision[:12]}, then {len(objects)} "
             "ExternalSecret(s)/PushSecret(s) Ready (Argo CD asked to refresh)"
@@ -448,6 +449,38 @@ def _wait(
         argocd.close()
         for api in clusters.values():
             api.close()
+
+
+def wait_delivered(
+    loaded: LoadedCatalog,
+    options: ApplyOptions,
+    *,
+    revision: str,
+    files: list[ChangedFile],
+    environ: Mapping[str, str],
+    say: Say,
+    verify_objects: bool = True,
+) -> WaitReport:
+    """The wait of :func:`apply_catalog`, for a delivery an earlier call made with ``wait=False`` (the
+    ``apply-eso-resources`` pipeline's own steps): Argo CD at ``revision`` for the Applications of
+    ``files`` (empty: every path of the tree), then, with ``verify_objects``, ESO Ready."""
+    deadline = time.monotonic() + options.timeout
+    tree = render_catalog(loaded, repo_url=options.repo_url)
+    report = ApplyReport(**_base_report(options), commit=None, revision=revision, attempts=0, files=files)
+    fresh = {f.path for f in files if f.change != "removed"}
+    with open_workspace(options.repo_url, options.branch) as workspace:
+        return _wait(
+            loaded,
+            options,
+            workspace,
+            tree,
+            report=report,
+            fresh=fresh,
+            deadline=deadline,
+            environ=environ,
+            say=say,
+            verify_objects=verify_objects,
+        )
 
 
 def _watched_objects(

@@ -359,6 +359,38 @@ def test_two_concurrent_applies_both_land(sandbox: CatalogSandbox) -> None:
     assert all(len(line.split()) == 2 for line in parents)  # rebased: a linear history, no merge commit
 
 
+def test_the_apply_eso_resources_pipeline_delivers_and_waits_like_the_cli(
+    sandbox: CatalogSandbox, tmp_path: Path
+) -> None:
+    """``vaultflow run apply-eso-resources`` (what ``task it:external-secrets:apply-resources`` runs):
+    preflight, a commit on main, Argo CD at that commit, the new ExternalSecret Ready."""
+    catalog = _edited(sandbox, tmp_path, _with_copy("app-copy-pipeline"))
+    environment = _environment(sandbox)
+    before = subprocess.run(  # main does not exist yet when this test runs alone
+        ["git", "--git-dir", str(_bare(sandbox)), "rev-parse", "-q", "--verify", "main"],
+        capture_output=True, text=True, check=False,
+    ).stdout.strip()  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "vaultflow", "run", "apply-eso-resources",
+            "-p", f"catalog={catalog}", "-p", "mode=push", "-p", "timeout=3m",
+            "-p", f"vault-addresses={environment['VAULT_ADDRESSES']}",
+            "--run-dir", str(tmp_path / "runs"),
+        ],
+        env=environment, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    _no_secret_in(done.stdout + done.stderr)
+    assert done.returncode == 0, done.stdout + done.stderr
+    commit = _git(_bare(sandbox), "rev-parse", "main")
+    assert commit != before
+    assert "app-copy" in _git(_bare(sandbox), "show", "--stat", "--format=%B", commit)
+    live = {app.name: app for app in applications(sandbox.state)}
+    for name in APPS:
+        assert live[name].synced_at(commit) and live[name].health == "Healthy", live[name].describe()
+    copies = [es for es in external_secrets(sandbox.state, ["prod-eu"]) if es.name == "app-copy"]
+    assert copies and all(es.ready for es in copies)
+
+
 def test_a_github_token_the_api_refuses_fails_in_one_line_before_anything_is_pushed(
     sandbox: CatalogSandbox, tmp_path: Path
 ) -> None:
