@@ -23,15 +23,14 @@ measured too and shown in the note.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.common import Measurement, best_of, stopwatch
+from bench.common import Measurement, best_of, int_list_from_env, stopwatch
+from bench.platform_setup import initialise_vault, refreshed_for
 
 COUNT = 1_000
 NAMESPACE = "bench"
@@ -45,22 +44,11 @@ VAULT_ADDRESS = "https://vault.vault-system.svc:8200"
 
 
 def _openbao(directory: Path) -> tuple[Any, Any]:
-    import hvac
-
     from vaultflow.sandbox.openbao import OpenBaoServer
 
     server = OpenBaoServer(directory / "openbao")
     server.start()
-    root = hvac.Client(url=server.address)
-    keys = root.sys.initialize(secret_shares=1, secret_threshold=1)
-    root.sys.submit_unseal_key(keys["keys"][0])
-    root.token = keys["root_token"]
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        health = root.sys.read_health_status(method="GET")
-        if isinstance(health, dict) and not health.get("sealed") and not health.get("standby"):
-            break
-        time.sleep(0.1)
+    root = initialise_vault(server.address)
     root.sys.enable_secrets_engine("kv", path="secret", options={"version": "2"})
     return server, root
 
@@ -158,31 +146,17 @@ class _Progress:
         self.finished = threading.Event()
 
     def __call__(self, _: Any, event: Any) -> None:
-        from vaultflow.sandbox.eso.gohash import resource_version
-
         obj = event.entry.obj
         if obj.get("kind") != "ExternalSecret" or event.type == "DELETED":
             return
-        metadata = obj["metadata"]
-        if (metadata.get("annotations") or {}).get("force-sync") != self.annotation:
-            return
-        if (obj.get("status") or {}).get("syncedResourceVersion") == resource_version(metadata):
-            self.done.add(metadata["name"])
+        if refreshed_for(obj, self.annotation):
+            self.done.add(obj["metadata"]["name"])
             if len(self.done) == COUNT:
                 self.finished.set()
 
 
 def _concurrency() -> list[int]:
-    text = os.environ.get("VAULTFLOW_BENCH_ESO_CONCURRENT", "1,4")
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise SystemExit(
-            f"error: VAULTFLOW_BENCH_ESO_CONCURRENT={text!r}: comma-separated integers"
-        ) from None
-    if not values or min(values) < 1:
-        raise SystemExit(f"error: VAULTFLOW_BENCH_ESO_CONCURRENT={text!r}: each value at least 1")
-    return values
+    return int_list_from_env("VAULTFLOW_BENCH_ESO_CONCURRENT", "1,4")
 
 
 def _refresh_all(server: Any, root: Any, concurrent: int) -> float:

@@ -63,3 +63,18 @@ def best_of(repeat: int, action: Callable[[], object]) -> float:
         action()
         timings.append(time.perf_counter() - start)
     return min(timings)
+
+
+def int_list_from_env(variable: str, default: str) -> list[int]:
+    """``1,4`` in ``$variable`` (or ``default``) -> ``[1, 4]``; exits naming the variable when it is not
+    a list of positive integers."""
+    import os
+
+    text = os.environ.get(variable, default)
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise SystemExit(f"error: {variable}={text!r}: comma-separated integers") from None
+    if not values or min(values) < 1:
+        raise SystemExit(f"error: {variable}={text!r}: each value at least 1")
+    return values

@@ -1,0 +1,47 @@
+"""Setup shared by the benchmarks that run on a real OpenBao and the ESO emulator.
+
+Not a benchmark itself (``python -m bench`` runs only ``bench_*`` modules).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+FORCE_SYNC = "force-sync"  # the annotation a rotation sets (steps/rotation/force_sync.py)
+
+
+def initialise_vault(address: str, timeout: float = 60.0) -> Any:
+    """The uninitialised OpenBao at ``address`` initialised (one share), unsealed and active.
+
+    Returns an ``hvac.Client`` holding the root token: setup only, never the identity measured.
+    """
+    import hvac
+
+    root = hvac.Client(url=address)
+    keys = root.sys.initialize(secret_shares=1, secret_threshold=1)
+    root.sys.submit_unseal_key(keys["keys"][0])
+    root.token = keys["root_token"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        health = root.sys.read_health_status(method="GET")
+        if isinstance(health, dict) and not health.get("sealed") and not health.get("standby"):
+            return root
+        time.sleep(0.1)
+    raise RuntimeError(f"OpenBao at {address} did not become active within {timeout:g}s")
+
+
+def refreshed_for(obj: Mapping[str, Any], stamp: str) -> bool:
+    """Whether ESO's status records the reconcile that the ``force-sync=<stamp>`` annotation asked for.
+
+    ESO (and its emulator) writes ``status.syncedResourceVersion``, the hash of the
+    metadata it reconciled, after the Secret (ExternalSecret) or the provider
+    (PushSecret) was written; it matches only once the annotated metadata was synced.
+    """
+    from vaultflow.sandbox.eso.gohash import resource_version
+
+    metadata = obj.get("metadata") or {}
+    if (metadata.get("annotations") or {}).get(FORCE_SYNC) != stamp:
+        return False
+    return bool((obj.get("status") or {}).get("syncedResourceVersion") == resource_version(metadata))
