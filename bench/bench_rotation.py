@@ -24,9 +24,10 @@ Measured, in this order, on the same sandbox:
   the AWS secrets are then read back (not timed): each must hold the new value;
 * *vaultflow*: the ``rotate-secrets`` pipeline's *plan* (timed apart), then its
   *rotate* steps: batches of ``DEFAULT_BATCH_SIZE`` (50), at most
-  ``PARALLEL_BATCHES`` (4) at a time, each ``tasks.rotate`` in a process of its
-  own (a pod in the pipeline), logging into Vault as the rotation role and
-  running its own ``Rotator``: discover, write with check-and-set, force-sync,
+  ``PARALLEL_BATCHES`` (4) at a time, each ``tasks.rotate`` in one of 4 worker
+  processes (pods in the pipeline, their start-up left out), logging into Vault
+  as the rotation role and running its own ``Rotator``: discover, write with
+  check-and-set, force-sync,
   verify every Secret, annotate the PushSecrets, verify every AWS secret. Every
   secret must come out ``Rotated``;
 * (a) *the raw critical path*: 1,000 check-and-set writes to Vault (a token
@@ -40,7 +41,11 @@ the client side (every request the ``kubernetes`` client sends, by verb and
 resource; the emulator runs in the supervisor, out of reach), against one LIST
 of Secrets and one of ExternalSecrets per consuming namespace per cluster; and
 p50/p95 of each target's write-to-verified seconds (``TargetResult.seconds``)
-per kind.
+per kind. Beside them, what explains the ratio: how busy ESO was (the sandbox
+admin API's reconcile counters), the CPU the supervisor, OpenBao and the rotate
+steps used, and each step's time by stage.
+
+On 2 cores the whole benchmark takes about 14 minutes (docs/rotation.md, Performance).
 """
 
 from __future__ import annotations
