@@ -20,13 +20,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 from kubernetes import client
 
 from tests.sandbox_e2e.conftest import CatalogSandbox, catalog_sandbox_in
+from tests.steps.test_rotation_restart import workload
 from vaultflow.gitops.git_delivery import deliver
 from vaultflow.gitops.render import render_catalog
 from vaultflow.sandbox import lifecycle
@@ -58,23 +58,8 @@ def synced(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         with sandbox.api("prod-eu") as api:
             apps = client.AppsV1Api(api)
             for name in ("api", "worker"):  # api is restarted by prod/database's rotation; worker is not
-                apps.create_namespaced_deployment("production", _deployment(name))
+                apps.create_namespaced_deployment("production", workload(name))
         yield sandbox
-
-
-def _deployment(name: str) -> dict[str, Any]:
-    labels = {"app": name}
-    return {
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "c", "image": "i"}]},
-            },
-        },
-    }
 
 
 def _environment(sandbox: CatalogSandbox) -> dict[str, str]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-from vaultflow.cli.options import default_catalog
+from vaultflow.cli.options import CA_CERT_OPTION, VAULT_ADDRESSES_OPTION, default_catalog, vault_connection
 
 app = typer.Typer(
     help="Deliver the catalog through Git and wait for Argo CD and ESO; check a change before it merges.",
@@ -39,15 +39,8 @@ def preflight(
     output: PreflightFormat = typer.Option(
         PreflightFormat.table, "--output", "-o", help="table, markdown (a PR comment) or json."
     ),
-    vault_addresses: str = typer.Option(
-        None,
-        "--vault-addresses",
-        help="Vault addresses, comma-separated (default: $VAULT_ADDRESSES, else the catalog's address).",
-        show_default=False,
-    ),
-    ca_cert: str = typer.Option(
-        None, "--ca-cert", help="CA bundle to verify Vault (default: $VAULT_CACERT).", show_default=False
-    ),
+    vault_addresses: str = VAULT_ADDRESSES_OPTION,
+    ca_cert: str = CA_CERT_OPTION,
 ) -> None:
     """Read every Vault reference as each cluster's ESO would, and flag what would break after merge.
 
@@ -58,8 +51,7 @@ def preflight(
     from vaultflow.steps.delivery.preflight import preflight as run_preflight
 
     loaded = load_catalog(catalog or default_catalog())
-    addresses = vault_addresses or os.environ.get("VAULT_ADDRESSES", "")
-    ca = ca_cert if ca_cert is not None else os.environ.get("VAULT_CACERT", "")
+    addresses, ca = vault_connection(vault_addresses, ca_cert)
     access = eso_access(loaded, addresses, ca)
     try:
         report = run_preflight(loaded, access)
@@ -157,9 +149,7 @@ def apply(
         "pull request says preflight did not run).",
         show_default=False,
     ),
-    ca_cert: str = typer.Option(
-        None, "--ca-cert", help="CA bundle to verify Vault (default: $VAULT_CACERT).", show_default=False
-    ),
+    ca_cert: str = CA_CERT_OPTION,
 ) -> None:
     """Render the catalog and deliver it through Git: a commit on the branch, or a pull request.
 
@@ -186,6 +176,7 @@ def apply(
     target = (path or gitops.path).strip("/")
     if not _PATH.fullmatch(target) or ".." in target.split("/"):
         raise InputError(f"--path {path!r}: a relative directory of the repository, such as eso-resources")
+    addresses, ca = vault_connection(vault_addresses, ca_cert)
     options = ApplyOptions(
         repo_url=repo or gitops.repo_url,
         branch=branch or gitops.revision,
@@ -195,8 +186,8 @@ def apply(
         merge=merge,
         timeout=seconds,
         argocd_context=argocd_context,
-        vault_addresses=vault_addresses or os.environ.get("VAULT_ADDRESSES", ""),
-        ca_cert=ca_cert if ca_cert is not None else os.environ.get("VAULT_CACERT", ""),
+        vault_addresses=addresses,
+        ca_cert=ca,
     )
     as_json = output is ApplyFormat.json
     report = apply_catalog(

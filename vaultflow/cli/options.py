@@ -22,3 +22,23 @@ OUTPUT_OPTION = typer.Option(OutputFormat.text, "--output", "-o", help="text for
 def default_catalog() -> Path:
     """``$VAULTFLOW_CATALOG``, else ``catalog.yaml`` in the current directory."""
     return Path(os.environ.get("VAULTFLOW_CATALOG", "catalog.yaml"))
+
+
+VAULT_ADDRESSES_OPTION = typer.Option(
+    None,
+    "--vault-addresses",
+    help="Vault addresses, comma-separated (default: $VAULT_ADDRESSES, else the catalog's address).",
+    show_default=False,
+)
+CA_CERT_OPTION = typer.Option(
+    None, "--ca-cert", help="CA bundle to verify Vault (default: $VAULT_CACERT).", show_default=False
+)
+
+
+def vault_connection(addresses: str | None, ca_cert: str | None) -> tuple[str, str]:
+    """The Vault addresses and CA bundle given, else ``$VAULT_ADDRESSES`` and ``$VAULT_CACERT``
+    (an empty address: the steps use the catalog's ``vault.address``)."""
+    return (
+        addresses or os.environ.get("VAULT_ADDRESSES", ""),
+        ca_cert if ca_cert is not None else os.environ.get("VAULT_CACERT", ""),
+    )

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import enum
 import json
-import os
 import secrets
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from vaultflow.cli.options import default_catalog
+from vaultflow.cli.options import CA_CERT_OPTION, VAULT_ADDRESSES_OPTION, default_catalog, vault_connection
 
 
 class ReportFormat(enum.StrEnum):
@@ -60,15 +59,8 @@ def rotate(
         help="Also write the report to FILE (JSON; Markdown when FILE ends in .md).",
         show_default=False,
     ),
-    vault_addresses: str = typer.Option(
-        None,
-        "--vault-addresses",
-        help="Vault addresses, comma-separated (default: $VAULT_ADDRESSES, else the catalog's address).",
-        show_default=False,
-    ),
-    ca_cert: str = typer.Option(
-        None, "--ca-cert", help="CA bundle to verify Vault (default: $VAULT_CACERT).", show_default=False
-    ),
+    vault_addresses: str = VAULT_ADDRESSES_OPTION,
+    ca_cert: str = CA_CERT_OPTION,
     run_dir: Path = typer.Option(Path("runs"), "--run-dir", help="Where the run writes its step logs."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress tree."),
 ) -> None:
@@ -81,8 +73,7 @@ def rotate(
     from vaultflow.steps.rotation.tasks import connected, make_plan
 
     loaded = load_catalog(catalog or default_catalog())
-    addresses = vault_addresses or os.environ.get("VAULT_ADDRESSES", "")
-    ca = ca_cert if ca_cert is not None else os.environ.get("VAULT_CACERT", "")
+    addresses, ca = vault_connection(vault_addresses, ca_cert)
     paths = list(dict.fromkeys(paths or []))
     if any("," in path or not path.strip() for path in paths):
         raise InputError("paths: give each catalog path as its own argument (no commas, none empty)")
