@@ -8,23 +8,27 @@ Retries and concurrency
 -----------------------
 Argo may run the step again after it wrote (a pod killed after the write, before
 it reported). KV v2 keeps no per-version annotations, so the run records itself
-in the secret's custom metadata (never a value) *before* writing:
+in the secret's custom metadata (never a value):
 
-1. mark ``vaultflow.io/rotation-run=<run id>``, ``rotation-state=writing`` and the
-   version the run starts from (a merge PATCH, so other custom metadata stays);
+1. mark ``vaultflow.io/rotation-writing.<run id>=<version it starts from>``, a key
+   of the run's own (a merge PATCH: other custom metadata stays, and a run that is
+   about to lose a race cannot overwrite the record of the one that won);
 2. write the new data with check-and-set on that version;
-3. mark ``rotation-state=written``, the version written and the time.
+3. record ``rotation-run=<run id>``, ``rotation-state=written``, the versions and
+   the time, and remove the run's writing key in the same PATCH.
 
 A retry with the same run id that finds ``written`` returns the recorded write
-without writing again. One that finds ``writing`` writes if the secret is still
-at the starting version, and adopts the next version if that exists (its own
-write, which landed before the pod died). A concurrent writer makes the
-check-and-set fail: the step fails naming the version it expected and the one
-it found, and leaves the metadata to the writer that won.
+without writing again. One that finds its writing key writes if the secret is
+still at the starting version, and adopts the next version (its own write, which
+landed before the pod died) unless another run recorded or marked that version
+as its own. A concurrent writer makes the check-and-set fail: the step removes
+its writing key and fails naming the version it expected and the one it found,
+leaving the record to the writer that won.
 """
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,6 +45,20 @@ BASE_VERSION = "vaultflow.io/rotation-base-version"
 VERSION = "vaultflow.io/rotation-version"
 ROTATED_AT = "vaultflow.io/rotated-at"
 ROLLBACK_VERSION = "vaultflow.io/rotation-rollback-version"
+WRITING_PREFIX = "vaultflow.io/rotation-writing."
+_MAX_KEY_BYTES = 128  # Vault's limit on a custom metadata key
+
+
+def writing_key(run_id: str) -> str:
+    """The run's own custom metadata key, holding the version its write starts from.
+
+    The run id itself when it fits Vault's key limit (a workflow name does), else a
+    digest of it: a run id is a name, not a secret.
+    """
+    key = WRITING_PREFIX + run_id
+    if len(key.encode()) <= _MAX_KEY_BYTES:
+        return key
+    return WRITING_PREFIX + hashlib.sha256(run_id.encode()).hexdigest()[:32]
 
 
 class VaultWrite(BaseModel):
@@ -88,8 +106,8 @@ def read_version(vault: VaultApi, kv: str, path: str, version: int) -> dict[str,
     return dict(response["data"]["data"])
 
 
-def patch_custom_metadata(vault: VaultApi, kv: str, path: str, custom: dict[str, str]) -> None:
-    """Merge ``custom`` into the secret's custom metadata (JSON merge patch: other keys stay)."""
+def patch_custom_metadata(vault: VaultApi, kv: str, path: str, custom: dict[str, str | None]) -> None:
+    """Merge ``custom`` into the custom metadata (JSON merge patch: other keys stay, a None value removes)."""
     with vault_errors(vault.address, f"record the rotation in the metadata of {kv}/{path}"):
         vault.client.adapter.request(
             "PATCH",
@@ -190,14 +208,17 @@ def write_rotation_keeping_data(
             rolled_back_version=int(custom[ROLLBACK_VERSION]) if ROLLBACK_VERSION in custom else None,
         )
         return recorded, None
-    if custom.get(RUN) == run_id and custom.get(STATE) == "writing":
-        base = int(custom[BASE_VERSION])
-        if metadata.current_version == base + 1:  # this run's write landed before the pod died
+    mine = writing_key(run_id)
+    if mine in custom:
+        base = int(custom[mine])
+        if metadata.current_version == base + 1 and not _claimed_by_another(custom, run_id, base + 1):
+            # This run's write landed before the pod died.
             landed = _finish(
                 vault, kv, secret.path, run_id=run_id, base=base, written=base + 1, now=now, written_now=False
             )
             return landed, None
         if metadata.current_version != base:
+            patch_custom_metadata(vault, kv, secret.path, {mine: None})
             raise OperationError(
                 f"{kv}/{secret.path} changed while rotating: expected version {base}, found "
                 f"{metadata.current_version} (another writer); nothing was written"
@@ -209,12 +230,25 @@ def write_rotation_keeping_data(
             "(another writer); nothing was written"
         )
     values = new_values(secret, read_version(vault, kv, secret.path, base))
-    patch_custom_metadata(vault, kv, secret.path, {RUN: run_id, STATE: "writing", BASE_VERSION: str(base)})
-    written = write_with_cas(vault, kv, secret.path, values, base)
+    patch_custom_metadata(vault, kv, secret.path, {mine: str(base)})
+    try:
+        written = write_with_cas(vault, kv, secret.path, values, base)
+    except OperationError:
+        patch_custom_metadata(vault, kv, secret.path, {mine: None})
+        raise
     done = _finish(
         vault, kv, secret.path, run_id=run_id, base=base, written=written, now=now, written_now=True
     )
     return done, values
+
+
+def _claimed_by_another(custom: dict[str, str], run_id: str, version: int) -> bool:
+    """Whether another run recorded ``version`` as its write, or is writing on the version before it."""
+    if custom.get(RUN) != run_id and custom.get(VERSION) == str(version):
+        return True
+    others = {key: value for key, value in custom.items() if key.startswith(WRITING_PREFIX)}
+    others.pop(writing_key(run_id), None)
+    return str(version - 1) in others.values()
 
 
 def write_rollback(vault: VaultApi, kv: str, written: VaultWrite) -> int:
@@ -254,7 +288,14 @@ def _finish(
         vault,
         kv,
         path,
-        {RUN: run_id, STATE: "written", BASE_VERSION: str(base), VERSION: str(written), ROTATED_AT: at},
+        {
+            RUN: run_id,
+            STATE: "written",
+            BASE_VERSION: str(base),
+            VERSION: str(written),
+            ROTATED_AT: at,
+            writing_key(run_id): None,
+        },
     )
     return VaultWrite(
         path=path,

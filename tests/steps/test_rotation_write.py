@@ -20,15 +20,16 @@ from vaultflow.gitops.catalog import parse_catalog
 from vaultflow.gitops.catalog.model import Secret
 from vaultflow.gitops.policies import rotation_policy
 from vaultflow.steps.rotation.write import (
-    BASE_VERSION,
     RUN,
     STATE,
+    WRITING_PREFIX,
     VaultWrite,
     patch_custom_metadata,
     read_metadata,
     read_version,
     write_rollback,
     write_rotation,
+    writing_key,
 )
 from vaultflow.steps.vault.api import VaultApi
 
@@ -105,7 +106,7 @@ def test_a_run_that_died_after_writing_adopts_its_write(
 ) -> None:
     """The pod was killed between the data write and the final metadata: the retry must not write again."""
     vault, secret, _ = rotated
-    patch_custom_metadata(vault, "secret", secret.path, {RUN: "run-1", STATE: "writing", BASE_VERSION: "1"})
+    patch_custom_metadata(vault, "secret", secret.path, {writing_key("run-1"): "1"})
     vault.client.secrets.kv.v2.create_or_update_secret(
         secret.path, secret={"username": "app", "password": "x" * 32}, cas=1, mount_point="secret"
     )
@@ -119,7 +120,7 @@ def test_a_run_that_died_before_writing_writes_on_retry(
     rotated: tuple[VaultApi, Secret, dict[str, str]],
 ) -> None:
     vault, secret, _ = rotated
-    patch_custom_metadata(vault, "secret", secret.path, {RUN: "run-1", STATE: "writing", BASE_VERSION: "1"})
+    patch_custom_metadata(vault, "secret", secret.path, {writing_key("run-1"): "1"})
     retried = write_rotation(vault, "secret", secret, "run-1")
     assert (retried.previous_version, retried.new_version, retried.written_now) == (1, 2, True)
 
@@ -154,13 +155,68 @@ def test_two_rotations_at_once_make_exactly_one_version(
     if losses:
         assert len(wins) == 1 and "expected version 1, found 2" in str(losses[0])
         assert metadata.custom[RUN] == wins[0] and metadata.custom[STATE] == "written"
+    assert not [key for key in metadata.custom if key.startswith(WRITING_PREFIX)]
+
+
+def test_a_writer_that_loses_late_leaves_the_winners_record(
+    rotated: tuple[VaultApi, Secret, dict[str, str]],
+) -> None:
+    """The loser read version 1, then the winner rotated all the way, then the loser marked and wrote.
+
+    The interleaving is forced at the transport: run-b's first metadata PATCH waits
+    for run-a's whole rotation. run-b must fail on check-and-set and leave run-a's
+    record (run, state, versions) as run-a wrote it, with no writing key behind.
+    """
+    vault, secret, _ = rotated
+    loser = VaultApi(vault.address, token=vault.client.token)
+    send = loser.client.adapter.request
+    interleaved: list[VaultWrite] = []
+
+    def request(method: str, url: str, *args: object, **kwargs: object) -> object:
+        if method.upper() == "PATCH" and not interleaved:
+            interleaved.append(write_rotation(vault, "secret", secret, "run-a"))
+        return send(method, url, *args, **kwargs)
+
+    loser.client.adapter.request = request  # type: ignore[method-assign]
+    with pytest.raises(OperationError, match=r"expected version 1, found 2 \(another writer\)"):
+        write_rotation(loser, "secret", secret, "run-b")
+    assert interleaved and interleaved[0].new_version == 2
+    metadata = read_metadata(vault, "secret", secret.path)
+    assert metadata is not None and metadata.current_version == 2
+    assert (metadata.custom[RUN], metadata.custom[STATE]) == ("run-a", "written")
+    assert metadata.custom["vaultflow.io/rotation-version"] == "2"
+    assert not [key for key in metadata.custom if key.startswith(WRITING_PREFIX)]
+    # run-a's retry still finds its write; run-b's retry (same plan) refuses, writing nothing.
+    assert write_rotation(vault, "secret", secret, "run-a").written_now is False
+    with pytest.raises(OperationError, match="expected version 1, found 2"):
+        write_rotation(loser, "secret", secret, "run-b", planned_version=1)
+
+
+def test_a_retry_does_not_adopt_a_version_another_run_wrote(
+    rotated: tuple[VaultApi, Secret, dict[str, str]],
+) -> None:
+    """run-1 marked version 1 and died before its check-and-set; run-2 then rotated to version 2."""
+    vault, secret, _ = rotated
+    patch_custom_metadata(vault, "secret", secret.path, {writing_key("run-1"): "1"})
+    assert write_rotation(vault, "secret", secret, "run-2").new_version == 2
+    with pytest.raises(OperationError, match=r"expected version 1, found 2 \(another writer\)"):
+        write_rotation(vault, "secret", secret, "run-1")
+    metadata = read_metadata(vault, "secret", secret.path)
+    assert metadata is not None and metadata.custom[RUN] == "run-2"
+    assert writing_key("run-1") not in metadata.custom  # the refused retry cleans its mark up
+
+
+def test_a_long_run_id_gets_a_key_within_vaults_limit() -> None:
+    long = "r" * 200
+    assert len(writing_key(long).encode()) <= 128 and writing_key(long) != writing_key(long + "x")
+    assert writing_key("rotate-secrets-abcde") == WRITING_PREFIX + "rotate-secrets-abcde"
 
 
 def test_a_concurrent_writer_fails_the_step_naming_both_versions(
     rotated: tuple[VaultApi, Secret, dict[str, str]], unsealed_vault: UnsealedVault
 ) -> None:
     vault, secret, _ = rotated
-    patch_custom_metadata(vault, "secret", secret.path, {RUN: "run-1", STATE: "writing", BASE_VERSION: "1"})
+    patch_custom_metadata(vault, "secret", secret.path, {writing_key("run-1"): "1"})
     unsealed_vault.client().secrets.kv.v2.create_or_update_secret(
         secret.path, secret={"username": "app", "password": "by-hand"}, mount_point="secret"
     )
