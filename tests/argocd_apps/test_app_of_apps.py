@@ -64,7 +64,9 @@ def test_root_syncs_itself_the_projects_and_every_platform_application(
     deeper = sorted(s for s in selected if s.count("/") > 1)
     assert not deeper, f"files below a first-level folder belong to child Applications: {deeper}"
     unexpected = sorted(
-        s for s in selected if s.split("/")[0] not in {"root.yaml", "projects", "apps", "workflows"}
+        s
+        for s in selected
+        if s.split("/")[0] not in {"root.yaml", "projects", "apps", "workflows", "monitoring"}
     )
     assert not unexpected
 

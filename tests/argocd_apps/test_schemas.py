@@ -11,9 +11,11 @@ from tests.argocd_apps.manifests import Document, load_documents, manifest_files
 from vaultflow.gitops.crd_schemas import CrdRegistry
 
 # argocd-apps/workflows/ is written by the workflows side of the project: it may
-# hold ServiceAccounts and RBAC next to its Application. Everywhere else only
-# Argo CD objects belong in this tree.
+# hold ServiceAccounts and RBAC next to its Application; argocd-apps/monitoring/
+# holds the PrometheusRule its Application delivers. Everywhere else only Argo CD
+# objects belong in this tree.
 WORKFLOWS_DIR = ARGOCD_APPS / "workflows"
+MONITORING_DIR = ARGOCD_APPS / "monitoring"
 
 
 def _files() -> list[Path]:
@@ -27,13 +29,13 @@ def test_every_argo_cd_document_validates_against_the_upstream_crd(
     documents = load_documents(path)
     assert documents, f"{path}: no YAML document"
     argo_documents = [doc for doc in documents if doc.is_argo_cd]
-    if not path.is_relative_to(WORKFLOWS_DIR):
+    if not (path.is_relative_to(WORKFLOWS_DIR) or path.is_relative_to(MONITORING_DIR)):
         foreign = [
             f"{doc.where(ARGOCD_APPS)} ({doc.obj.get('apiVersion')}/{doc.kind})"
             for doc in documents
             if not doc.is_argo_cd
         ]
-        assert not foreign, f"only Argo CD objects belong outside argocd-apps/workflows/: {foreign}"
+        assert not foreign, f"only Argo CD objects belong outside workflows/ and monitoring/: {foreign}"
     for doc in argo_documents:
         assert upstream_crds.validate(doc.obj) == [], f"{doc.where(ARGOCD_APPS)} ({doc.kind} {doc.name})"
         assert doc.obj["metadata"].get("namespace") == "argocd", (
@@ -52,6 +54,8 @@ def test_the_tree_holds_the_expected_objects(documents: list[Document]) -> None:
         ("Application", "external-secrets"),
         ("Application", "eso-resources"),
         ("Application", "argo-workflows"),
+        ("AppProject", "vaultflow-monitoring"),
+        ("Application", "vaultflow-monitoring"),
     }
     assert expected <= argo, f"missing: {sorted(expected - argo)}"
 

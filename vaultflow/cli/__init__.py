@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 
 from vaultflow import __version__
 from vaultflow.base.errors import VaultflowError
+from vaultflow.cli import alerts as alerts_cmd
 from vaultflow.cli import catalog as catalog_cmd
 from vaultflow.cli import gitops as gitops_cmd
 from vaultflow.cli import render as render_cmd
@@ -63,6 +64,7 @@ app.command("rotate")(rotate_cmd.rotate)
 app.add_typer(workflows_cmd.app, name="workflows")
 app.add_typer(gitops_cmd.app, name="gitops")
 app.add_typer(sandbox_cmd.app, name="sandbox")
+app.add_typer(alerts_cmd.app, name="alerts")
 
 
 def _print_version(value: bool) -> None:
