@@ -37,6 +37,7 @@ from vaultflow.sandbox.eso.clusterexternalsecret import ClusterExternalSecretCon
 from vaultflow.sandbox.eso.environment import EsoEnvironment
 from vaultflow.sandbox.eso.externalsecret import ExternalSecretReconciler
 from vaultflow.sandbox.eso.kube import ESO_ALPHA_API, ESO_API, FieldOwners, KubeAccess, OwnerIndex
+from vaultflow.sandbox.eso.metrics import ExternalSecretMetrics
 from vaultflow.sandbox.eso.pushsecret import PushSecretReconciler
 from vaultflow.sandbox.eso.stores import CLUSTER_STORE, STORE, StoreResolver, ready_condition
 from vaultflow.sandbox.kube import KubeCluster
@@ -106,8 +107,9 @@ class EsoController:
         self.stores = StoreResolver(self.kube, environment, self._http, vault_token_cache=vault_token_cache)
         self.owned = OwnerIndex()
         self.field_owners = FieldOwners()
+        self.metrics = ExternalSecretMetrics()  # what ESO's /metrics would show for this cluster
         self.external_secrets = ExternalSecretReconciler(
-            self.kube, self.stores, self.owned, self.field_owners
+            self.kube, self.stores, self.owned, self.field_owners, self.metrics
         )
         self.push_secrets = PushSecretReconciler(self.kube, self.stores)
         self.cluster_external_secrets = ClusterExternalSecretController(

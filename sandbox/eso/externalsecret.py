@@ -58,6 +58,7 @@ from vaultflow.sandbox.eso.conditions import (
     should_refresh,
 )
 from vaultflow.sandbox.eso.kube import ESO_API, Field, FieldOwners, KubeAccess, OwnerIndex
+from vaultflow.sandbox.eso.metrics import ExternalSecretMetrics
 from vaultflow.sandbox.eso.providers.base import NoSecretError, ProviderError, RemoteRef, SecretsClient
 from vaultflow.sandbox.eso.stores import ClientManager, StoreRef, StoreResolver
 from vaultflow.sandbox.kube.errors import ApiError
@@ -124,18 +125,29 @@ def _check_supported(spec: JsonObject) -> None:
 
 class ExternalSecretReconciler:
     def __init__(
-        self, kube: KubeAccess, stores: StoreResolver, owned: OwnerIndex, field_owners: FieldOwners
+        self,
+        kube: KubeAccess,
+        stores: StoreResolver,
+        owned: OwnerIndex,
+        field_owners: FieldOwners,
+        metrics: ExternalSecretMetrics | None = None,
     ) -> None:
         self.kube = kube
         self.stores = stores
         self.owned = owned
         self.field_owners = field_owners
+        self.metrics = metrics or ExternalSecretMetrics()
         self.rtype = kube.type_of(ESO_API, "ExternalSecret")
         self._template_sources = templating.Sources(self._configmap_data, self._secret_data)
 
     def reconcile(self, namespace: str, name: str) -> Result:
+        with self.metrics.reconcile(namespace, name):  # counted and timed however it ends, as ESO defers
+            return self._reconcile(namespace, name)
+
+    def _reconcile(self, namespace: str, name: str) -> Result:
         es = self.kube.get(self.rtype, namespace, name)
         if es is None:
+            self.metrics.forget(namespace, name)  # ESO's "Deleted" condition: the series go
             return DONE
         if es["metadata"].get("deletionTimestamp"):
             self._cleanup(es)
@@ -498,13 +510,22 @@ class ExternalSecretReconciler:
     # ------------------------------------------------------------ status
 
     def _mark_done(self, es: JsonObject, status: JsonObject, reason: str, message: str, now: float) -> None:
+        self._ready_metric(es, status, "True")
         set_condition(status, new_condition("Ready", "True", reason, message, now))
         status["refreshTime"] = rfc3339(now)
         status["syncedResourceVersion"] = gohash.resource_version(es["metadata"])
 
     def _mark_failed(self, es: JsonObject, status: JsonObject, message: str, detail: str) -> None:
         self.kube.record_event(es, "Warning", "UpdateFailed", detail)
+        self.metrics.sync_error(es["metadata"]["namespace"], es["metadata"]["name"])
+        self._ready_metric(es, status, "False")
         set_condition(status, new_condition("Ready", "False", "SecretSyncedError", message, time.time()))
+
+    def _ready_metric(self, es: JsonObject, status: JsonObject, value: str) -> None:
+        current = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+        previous = ("Ready", str(current.get("status"))) if current is not None else None
+        metadata = es["metadata"]
+        self.metrics.condition(metadata["namespace"], metadata["name"], "Ready", value, previous)
 
     def _write_status(self, es: JsonObject, status: JsonObject) -> None:
         if status == (es.get("status") or {}):
