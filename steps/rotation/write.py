@@ -79,6 +79,7 @@ class SecretMetadata(BaseModel):
     current_version: int
     created_time: str  # RFC 3339, when the secret (its first version) was created
     custom: dict[str, str]
+    written_time: str = ""  # RFC 3339, when the current version was written ("" if Vault did not say)
 
 
 def read_metadata(vault: VaultApi, kv: str, path: str) -> SecretMetadata | None:
@@ -90,10 +91,12 @@ def read_metadata(vault: VaultApi, kv: str, path: str) -> SecretMetadata | None:
             data = vault.client.secrets.kv.v2.read_secret_metadata(path, mount_point=kv)["data"]
         except hvac.exceptions.InvalidPath:
             return None
+    current = int(data["current_version"])
     return SecretMetadata(
-        current_version=int(data["current_version"]),
+        current_version=current,
         created_time=data["created_time"],
         custom=data.get("custom_metadata") or {},
+        written_time=((data.get("versions") or {}).get(str(current)) or {}).get("created_time", ""),
     )
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from vaultflow.base.cron import previous_run, validate_cron
+from vaultflow.base.cron import next_run, previous_run, validate_cron
 
 
 @pytest.mark.parametrize(
@@ -79,3 +79,19 @@ def test_the_default_zone_applies_without_a_prefix() -> None:
     assert previous_run("0 3 * * *", NOW, default_zone="America/New_York") == datetime(
         2026, 12, 1, 8, 0, tzinfo=UTC
     )
+
+
+@pytest.mark.parametrize(
+    ("schedule", "fires"),
+    [
+        ("0 3 * * *", datetime(2026, 12, 2, 3, 0, tzinfo=UTC)),
+        ("30 12 * * *", datetime(2026, 12, 2, 12, 30, tzinfo=UTC)),  # strictly after: not now
+        ("0 3 * * 0", datetime(2026, 12, 6, 3, 0, tzinfo=UTC)),  # next Sunday
+        ("@hourly", datetime(2026, 12, 1, 13, 0, tzinfo=UTC)),
+        ("@every 2h", datetime(2026, 12, 1, 14, 30, tzinfo=UTC)),
+        ("CRON_TZ=Asia/Tokyo 0 3 * * *", datetime(2026, 12, 1, 18, 0, tzinfo=UTC)),
+    ],
+)
+def test_the_next_run_of_a_schedule(schedule: str, fires: datetime) -> None:
+    assert next_run(schedule, NOW) == fires
+    assert next_run(schedule, NOW) > NOW

@@ -125,13 +125,34 @@ def previous_run(schedule: str, now: datetime, default_zone: str = "UTC") -> dat
     """
     from croniter import croniter  # lazily: only rotation planning needs it
 
-    body, zone = validate_cron(schedule).strip(), default_zone
-    if body.startswith(("CRON_TZ=", "TZ=")):
-        prefix, _, body = body.partition(" ")
-        zone, body = prefix.split("=", 1)[1], body.strip()
+    body, zone = _body_and_zone(schedule, default_zone)
     if body.startswith("@every "):
         return now - timedelta(seconds=parse_go_duration(body.removeprefix("@every ").strip()))
     local = now.astimezone(zoneinfo.ZoneInfo(zone))
     fired: datetime = croniter(body, local).get_prev(datetime)
     # croniter stops one step short when ``now`` is exactly a firing time: that firing counts.
     return local if croniter.match(body, local) and local.second == 0 and local.microsecond == 0 else fired
+
+
+def next_run(schedule: str, after: datetime, default_zone: str = "UTC") -> datetime:
+    """When ``schedule`` first fires strictly after ``after`` (an aware datetime).
+
+    The zone rule is ``previous_run``'s; ``@every D`` is taken as ``after + D``, the
+    same origin ``previous_run`` assumes (the last rotation).
+    """
+    from croniter import croniter  # lazily: only rotation planning and the exporter need it
+
+    body, zone = _body_and_zone(schedule, default_zone)
+    if body.startswith("@every "):
+        return after + timedelta(seconds=parse_go_duration(body.removeprefix("@every ").strip()))
+    fired: datetime = croniter(body, after.astimezone(zoneinfo.ZoneInfo(zone))).get_next(datetime)
+    return fired
+
+
+def _body_and_zone(schedule: str, default_zone: str) -> tuple[str, str]:
+    """The schedule without its ``CRON_TZ=``/``TZ=`` prefix, and the zone it names (else the default)."""
+    body, zone = validate_cron(schedule).strip(), default_zone
+    if body.startswith(("CRON_TZ=", "TZ=")):
+        prefix, _, body = body.partition(" ")
+        zone, body = prefix.split("=", 1)[1], body.strip()
+    return body, zone

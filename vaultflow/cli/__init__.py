@@ -18,6 +18,7 @@ from vaultflow import __version__
 from vaultflow.base.errors import VaultflowError
 from vaultflow.cli import alerts as alerts_cmd
 from vaultflow.cli import catalog as catalog_cmd
+from vaultflow.cli import exporter as exporter_cmd
 from vaultflow.cli import gitops as gitops_cmd
 from vaultflow.cli import render as render_cmd
 from vaultflow.cli import rotate as rotate_cmd
@@ -65,6 +66,7 @@ app.add_typer(workflows_cmd.app, name="workflows")
 app.add_typer(gitops_cmd.app, name="gitops")
 app.add_typer(sandbox_cmd.app, name="sandbox")
 app.add_typer(alerts_cmd.app, name="alerts")
+app.command("exporter")(exporter_cmd.exporter)
 
 
 def _print_version(value: bool) -> None:

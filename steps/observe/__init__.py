@@ -1,0 +1,1 @@
+"""What vaultflow measures of a running platform: the exporter's metrics (``exporter``)."""

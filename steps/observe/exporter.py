@@ -1,0 +1,240 @@
+"""vaultflow's exporter: what the catalog promises, measured against Vault and the clusters.
+
+Each scrape reads, and only reads: the KV metadata of every catalog path (one
+read per path, 8 at a time; never a value), one LIST of ExternalSecrets per
+cluster, and the ESO role of each cluster's Kubernetes auth mount. From them:
+
+- per rotated secret, the last rotation recorded in Vault's custom metadata and
+  how far past its schedule the next one is (``SecretRotationDelayed`` reads it);
+- per catalog path, when its current version was written;
+- per rendered ExternalSecret (the ``vaultflow.io/vault-path`` annotation names
+  its path), how long it has been stale (its ``refreshTime`` before that write)
+  and its refresh interval (``ExternalSecretStale`` reads both);
+- per cluster, the TTL and max TTL of the Vault tokens ESO's role hands out;
+- Vault's latency as the exporter sees it, and whether each source answered
+  (a source that fails is reported down; the other metrics still come).
+
+Metric names are the contract docs/observability.md lists. No label or value
+carries a secret value: labels are paths, cluster, namespace and object names.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from vaultflow.base.cron import next_run
+from vaultflow.base.durations import parse_go_duration
+from vaultflow.base.errors import VaultflowError
+from vaultflow.base.times import parse_time
+from vaultflow.gitops.catalog.model import Catalog
+from vaultflow.gitops.render import VAULT_PATH_ANNOTATION  # on every rendered ExternalSecret
+from vaultflow.steps.rotation.write import ROTATED_AT, SecretMetadata, read_metadata
+from vaultflow.steps.vault.api import VaultApi
+
+log = logging.getLogger(__name__)
+
+READERS = 8  # concurrent Vault metadata reads per scrape
+DEFAULT_REFRESH = "1h"  # the ExternalSecret CRD's default refreshInterval
+
+
+@dataclass
+class _Scrape:
+    """What one scrape read (references and times only)."""
+
+    metadata: dict[str, SecretMetadata | None] = field(default_factory=dict)
+    external_secrets: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    role_ttls: dict[str, tuple[int, int]] = field(default_factory=dict)
+    up: dict[str, bool] = field(default_factory=dict)
+
+
+class CatalogCollector:
+    """A prometheus_client collector: every scrape reads Vault and the clusters anew."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        vault: VaultApi,
+        clusters: Mapping[str, Any],
+        registry: CollectorRegistry,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.catalog = catalog
+        self.vault = vault
+        self.clusters = dict(clusters)  # cluster name -> kubernetes ApiClient
+        self.clock = clock
+        # Not registered on its own: collected after the reads, so a scrape includes its own requests.
+        self.vault_latency = Histogram(
+            "vaultflow_exporter_vault_request_duration_seconds",
+            "Vault request latency as the exporter sees it",
+            ["operation"],
+            registry=None,
+        )
+        registry.register(self)
+
+    # ------------------------------------------------------------ prometheus_client
+
+    def describe(self) -> list[Metric]:
+        return []  # no reads at registration: the families are only known by a scrape
+
+    def collect(self) -> Iterator[Metric]:
+        started = time.monotonic()
+        now = self.clock()
+        scrape = self._read()
+        yield from self._rotation(scrape, now)
+        yield from self._consumers(scrape, now)
+        yield from self._roles(scrape)
+        up = GaugeMetricFamily(
+            "vaultflow_exporter_source_up", "1 when the source answered this scrape", labels=["source"]
+        )
+        for source, answered in sorted(scrape.up.items()):
+            up.add_metric([source], 1.0 if answered else 0.0)
+        yield up
+        yield from self.vault_latency.collect()
+        yield GaugeMetricFamily(
+            "vaultflow_exporter_scrape_duration_seconds",
+            "How long the last scrape took",
+            value=time.monotonic() - started,
+        )
+
+    # ------------------------------------------------------------ reads
+
+    def _read(self) -> _Scrape:
+        scrape = _Scrape()
+        paths = list(dict.fromkeys(secret.path for secret in self.catalog.secrets))
+        kv = self.catalog.vault.kv_mount
+        try:
+            with ThreadPoolExecutor(max_workers=READERS) as pool:
+                read = pool.map(lambda path: self._metadata(kv, path), paths)
+                scrape.metadata.update(zip(paths, read, strict=True))
+            scrape.up["vault"] = True
+        except VaultflowError as error:
+            log.warning("scrape: %s", error)
+            scrape.up["vault"] = False
+        for cluster in self.catalog.clusters:
+            scrape.up[f"cluster/{cluster.name}"] = self._list(cluster.name, scrape)
+            auth = self.catalog.vault.kubernetes_auth
+            ttls = self._role(cluster.auth_mount(auth), auth.eso_role)
+            if ttls is not None:
+                scrape.role_ttls[cluster.name] = ttls
+        return scrape
+
+    def _metadata(self, kv: str, path: str) -> SecretMetadata | None:
+        with self.vault_latency.labels("metadata").time():
+            return read_metadata(self.vault, kv, path)
+
+    def _list(self, cluster: str, scrape: _Scrape) -> bool:
+        from kubernetes import client
+
+        api = self.clusters.get(cluster)
+        if api is None:
+            return False
+        try:
+            listed = client.CustomObjectsApi(api).list_cluster_custom_object(
+                "external-secrets.io", "v1", "externalsecrets", _request_timeout=30
+            )
+        except Exception as error:  # any failure of one cluster: reported down, the scrape goes on
+            log.warning("scrape: cluster %s: cannot list ExternalSecrets: %s", cluster, error)
+            return False
+        scrape.external_secrets[cluster] = list(listed.get("items") or [])
+        return True
+
+    def _role(self, mount: str, role: str) -> tuple[int, int] | None:
+        where = f"auth/{mount}/role/{role}"
+        try:
+            with self.vault_latency.labels("role").time(), self.vault.errors(f"read {where}"):
+                data = self.vault.client.read(where)
+        except VaultflowError as error:
+            log.warning("scrape: %s", error)
+            return None
+        values = (data or {}).get("data") or {}
+        return int(values.get("token_ttl") or 0), int(values.get("token_max_ttl") or 0)
+
+    # ------------------------------------------------------------ families
+
+    def _rotation(self, scrape: _Scrape, now: datetime) -> Iterator[Metric]:
+        written = GaugeMetricFamily(
+            "vaultflow_secret_last_write_timestamp_seconds",
+            "When the current version of the catalog path was written (Unix time)",
+            labels=["path"],
+        )
+        rotated = GaugeMetricFamily(
+            "vaultflow_secret_last_rotation_timestamp_seconds",
+            "The last rotation recorded in Vault's custom metadata (Unix time)",
+            labels=["path"],
+        )
+        overdue = GaugeMetricFamily(
+            "vaultflow_secret_rotation_overdue_seconds",
+            "Seconds since the catalog schedule fired with no rotation recorded since (0: none due)",
+            labels=["path"],
+        )
+        for secret in self.catalog.secrets:
+            metadata = scrape.metadata.get(secret.path)
+            if metadata is None:
+                continue
+            if metadata.written_time:
+                written.add_metric([secret.path], parse_time(metadata.written_time).timestamp())
+            if secret.rotation is None:
+                continue
+            last = metadata.custom.get(ROTATED_AT)
+            if last:
+                rotated.add_metric([secret.path], parse_time(last).timestamp())
+            due = next_run(secret.rotation.schedule, parse_time(last or metadata.created_time))
+            overdue.add_metric([secret.path], max(0.0, (now - due).total_seconds()))
+        yield from (written, rotated, overdue)
+
+    def _consumers(self, scrape: _Scrape, now: datetime) -> Iterator[Metric]:
+        labels = ["cluster", "namespace", "externalsecret", "path"]
+        stale = GaugeMetricFamily(
+            "vaultflow_consumer_stale_seconds",
+            "Seconds since the Vault write the ExternalSecret has not refreshed after (0: it has)",
+            labels=labels,
+        )
+        interval = GaugeMetricFamily(
+            "vaultflow_consumer_refresh_interval_seconds",
+            "The ExternalSecret's refreshInterval",
+            labels=labels,
+        )
+        for cluster, items in sorted(scrape.external_secrets.items()):
+            for item in items:
+                metadata = item.get("metadata") or {}
+                path = (metadata.get("annotations") or {}).get(VAULT_PATH_ANNOTATION)
+                vault = scrape.metadata.get(path) if path else None
+                if vault is None or not vault.written_time:
+                    continue  # not a catalog consumer, or its path is missing (audit's business)
+                key = [cluster, metadata.get("namespace", ""), metadata.get("name", ""), str(path)]
+                written = parse_time(vault.written_time)
+                refreshed = (item.get("status") or {}).get("refreshTime")
+                # refreshTime has whole seconds: a refresh in the write's second counts (as verify does).
+                behind = refreshed is None or parse_time(refreshed) < written.replace(microsecond=0)
+                stale.add_metric(key, max(0.0, (now - written).total_seconds()) if behind else 0.0)
+                spec = item.get("spec") or {}
+                refresh = str(spec.get("refreshInterval") or DEFAULT_REFRESH)
+                interval.add_metric(key, parse_go_duration(refresh))
+        yield from (stale, interval)
+
+    def _roles(self, scrape: _Scrape) -> Iterator[Metric]:
+        role = self.catalog.vault.kubernetes_auth.eso_role
+        ttl = GaugeMetricFamily(
+            "vaultflow_vault_role_token_ttl_seconds",
+            "TTL of the Vault tokens ESO's role hands out (0: the mount's default)",
+            labels=["cluster", "role"],
+        )
+        max_ttl = GaugeMetricFamily(
+            "vaultflow_vault_role_token_max_ttl_seconds",
+            "Max TTL of the Vault tokens ESO's role hands out (0: the mount's default)",
+            labels=["cluster", "role"],
+        )
+        for cluster, (token_ttl, token_max_ttl) in sorted(scrape.role_ttls.items()):
+            ttl.add_metric([cluster, role], float(token_ttl))
+            max_ttl.add_metric([cluster, role], float(token_max_ttl))
+        yield from (ttl, max_ttl)

@@ -1,0 +1,67 @@
+"""``vaultflow exporter``: serve the catalog's metrics (rotation delay, stale consumers, ESO's role).
+
+Every scrape reads Vault's metadata (never a value) and one LIST of
+ExternalSecrets per catalog cluster (docs/observability.md lists the metrics).
+Vault is read with ``$VAULT_TOKEN``: a token whose policy grants ``read`` on the
+catalog paths' ``metadata/`` and on each cluster's ESO role, nothing more.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+
+import typer
+
+from vaultflow.cli.options import CA_CERT_OPTION, VAULT_ADDRESSES_OPTION, default_catalog, vault_connection
+
+
+def exporter(
+    catalog: Path = typer.Option(
+        None,
+        "--catalog",
+        "-c",
+        help="Catalog file (default: $VAULTFLOW_CATALOG or ./catalog.yaml).",
+        show_default=False,
+    ),
+    listen: str = typer.Option("127.0.0.1:9469", "--listen", help="HOST:PORT to serve /metrics on."),
+    once: bool = typer.Option(False, "--once", help="Print one scrape (Prometheus text format) and exit."),
+    vault_addresses: str = VAULT_ADDRESSES_OPTION,
+    ca_cert: str = CA_CERT_OPTION,
+) -> None:
+    """Serve /metrics: per secret its rotation delay, per consumer its staleness, per cluster ESO's role."""
+    from prometheus_client import CollectorRegistry, generate_latest, start_http_server
+
+    from vaultflow.base.errors import InputError
+    from vaultflow.gitops.catalog import load_catalog
+    from vaultflow.steps.kube.clusters import cluster_clients
+    from vaultflow.steps.observe.exporter import CatalogCollector
+    from vaultflow.steps.vault.active import active_node
+
+    loaded = load_catalog(catalog or default_catalog())
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise InputError(f"--listen {listen!r}: give HOST:PORT, for example 127.0.0.1:9469")
+    token = os.environ.get("VAULT_TOKEN", "")
+    if not token:
+        raise InputError("set VAULT_TOKEN to a token that may read the catalog paths' metadata")
+    addresses, ca = vault_connection(vault_addresses, ca_cert)
+    vault = active_node(addresses or loaded.catalog.vault.address, token=token, ca_cert=ca)
+    registry = CollectorRegistry()
+    CatalogCollector(loaded.catalog, vault, cluster_clients(loaded), registry)
+    if once:
+        typer.echo(generate_latest(registry).decode(), nl=False)
+        return
+    server, thread = start_http_server(int(port), addr=host, registry=registry)
+    typer.echo(f"serving http://{listen}/metrics for {len(loaded.catalog.secrets)} secret(s)", err=True)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        stopped.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
