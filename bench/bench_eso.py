@@ -64,6 +64,19 @@ def _cluster() -> Any:
     accounts = cluster.type_of("v1", "ServiceAccount")
     cluster.store.create(accounts, ESO_NAMESPACE, {"metadata": {"name": ESO_ACCOUNT}})
     cluster.store.create(accounts, "kube-system", {"metadata": {"name": "vault-auth"}})
+    cluster.store.create(  # the reviewer may create TokenReviews (RBAC is enforced)
+        cluster.type_of("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+        "",
+        {
+            "metadata": {"name": "vault-auth-delegator"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "system:auth-delegator",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": "vault-auth", "namespace": "kube-system"}],
+        },
+    )
     return cluster
 
 

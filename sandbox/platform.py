@@ -2,11 +2,11 @@
 
 On a real platform, ESO's chart creates its service account, the Argo
 Workflows manifests create the workflow service accounts, argocd-apps creates
-Vault's token reviewer, application teams own their namespaces, and the charts
-own the Secrets that ``creationPolicy: Merge`` consumers write into (Argo CD's
-``argocd-secret``). The
-sandbox has no Helm, so this module creates exactly those objects, from the
-catalog, in the emulated clusters. Idempotent.
+Vault's token reviewer (bound to ``system:auth-delegator``), application teams
+own their namespaces, and the charts own the Secrets that ``creationPolicy:
+Merge`` consumers write into (Argo CD's ``argocd-secret``). The sandbox has no
+Helm, so this module creates exactly those objects, from the catalog, in the
+emulated clusters. Idempotent.
 """
 
 from __future__ import annotations
@@ -54,6 +54,28 @@ def _ensure_secret(core: Any, namespace: str, name: str) -> None:
             raise
 
 
+def _ensure_auth_delegator(api_client: Any, account: ServiceAccountRef) -> None:
+    """Vault's token reviewer may create TokenReviews: a ClusterRoleBinding to the default
+    ``system:auth-delegator`` ClusterRole, as Vault's Kubernetes auth documents (docs/catalog.md)."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    body = {
+        "metadata": {"name": f"{account.name}-auth-delegator"},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "system:auth-delegator",
+        },
+        "subjects": [{"kind": "ServiceAccount", "name": account.name, "namespace": account.namespace}],
+    }
+    try:
+        client.RbacAuthorizationV1Api(api_client).create_cluster_role_binding(body)
+    except ApiException as error:
+        if error.status != 409:
+            raise
+
+
 def install_platform_accounts(state: SandboxState, catalog: Catalog) -> None:
     """Namespaces and service accounts the catalog's clusters are expected to have."""
     from kubernetes import client, config
@@ -69,6 +91,7 @@ def install_platform_accounts(state: SandboxState, catalog: Catalog) -> None:
             accounts += [auth.rotation_service_account, auth.bootstrap_service_account]
         for account in accounts:
             _ensure_service_account(core, account)
+        _ensure_auth_delegator(core.api_client, auth.reviewer_service_account)
         namespaces = {c.namespace for s in catalog.secrets for c in s.consumers if c.cluster == cluster.name}
         namespaces |= {
             p.namespace

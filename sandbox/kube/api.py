@@ -6,10 +6,12 @@ service-account issuer, and for every served type the collection, object and
 subresource paths with get, list (selectors, pagination, ``watch=true``),
 create, update, patch, delete and deletecollection. Every request but the
 anonymous endpoints must carry a bearer token: the cluster's admin token from
-the kubeconfig, or a service-account token the cluster issued. There is no
-RBAC: an authenticated caller may do everything (docs/sandbox.md).
-TokenRequest, TokenReview and that authentication are ``authn.py``'s; the patch
-flavours are ``patch.py``'s: this module only routes.
+the kubeconfig (``system:masters``: everything is allowed), or a service-account
+token the cluster issued, whose requests RBAC authorises before they are
+routed, as kube-apiserver's filter chain does (a denial is its 403).
+TokenRequest, TokenReview and that authentication are ``authn.py``'s, the
+authorisation ``authz.py``'s, the patch flavours ``patch.py``'s: this module
+only routes.
 """
 
 from __future__ import annotations
@@ -22,9 +24,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from vaultflow.sandbox.http import Request, Response, Router
-from vaultflow.sandbox.kube import errors
-from vaultflow.sandbox.kube.access_review import AccessReviewer, caller
+from vaultflow.sandbox.kube import errors, protobuf
+from vaultflow.sandbox.kube.access_review import self_subject_access_review
 from vaultflow.sandbox.kube.authn import ServiceAccountAuthn
+from vaultflow.sandbox.kube.authz import (
+    ADMIN,
+    RbacAuthorizer,
+    UserInfo,
+    forbidden,
+    request_attributes,
+    service_account_user,
+)
 from vaultflow.sandbox.kube.errors import ApiError, FieldCause, JsonObject
 from vaultflow.sandbox.kube.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from vaultflow.sandbox.kube.resources import ResourceType, discovery_entry, subresource_entries
@@ -80,6 +90,7 @@ class KubeApi:
         self.store = store
         self.issuer = issuer
         self.authn = ServiceAccountAuthn(store, issuer)
+        self.authorizer = RbacAuthorizer(store)
         self._reviews: dict[tuple[str, str], Callable[[Request], JsonObject]] = {
             ("authentication.k8s.io", "tokenreviews"): lambda r: self.authn.token_review(self._body(r)),
             ("authorization.k8s.io", "selfsubjectaccessreviews"): self._self_subject_access_review,
@@ -109,7 +120,7 @@ class KubeApi:
         request.path = request.path.rstrip("/") or "/"  # kube-apiserver serves /version/ like /version
         try:
             if request.path not in _ANONYMOUS_PATHS:
-                self._authenticate(request)
+                self._authorize(request, self._authenticate(request))
             return self._router(request)
         except ApiError as error:
             return _status_response(error)
@@ -120,15 +131,27 @@ class KubeApi:
     def _method_not_allowed(self, request: Request) -> Response:
         return _status_response(errors.method_not_allowed())
 
-    def _authenticate(self, request: Request) -> None:
+    def _authenticate(self, request: Request) -> UserInfo:
+        """The caller: the admin (a kubeconfig token) or a service account (a token this cluster issued)."""
         scheme, _, token = request.header("authorization").partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise errors.unauthorized()
         token = token.strip()
         if any(hmac.compare_digest(token, admin) for admin in self._admin_tokens):
-            return
-        if not self.authn.review(token, ()).authenticated:
+            return ADMIN
+        review = self.authn.review(token, ())
+        if not review.authenticated or review.claims is None:
             raise errors.unauthorized()
+        return service_account_user(review.claims.namespace, review.claims.service_account)
+
+    def _authorize(self, request: Request, user: UserInfo) -> None:
+        """``WithAuthorization``: a request RBAC does not allow is a 403 before any handler runs."""
+        if user is ADMIN:
+            return
+        attributes = request_attributes(user, request.method, request.path, request.query)
+        decision = self.authorizer.authorize(attributes)
+        if not decision.allowed:
+            raise forbidden(attributes, decision.reason)
 
     # ------------------------------------------------------------ discovery
 
@@ -268,9 +291,13 @@ class KubeApi:
         return handler(request, target)
 
     def _self_subject_access_review(self, request: Request) -> JsonObject:
-        return AccessReviewer(self.store).self_subject_access_review(
-            caller(self.authn, request.header("authorization")), self._body(request)
+        """``kubectl auth can-i`` sends its review as protobuf; other clients as JSON."""
+        body = (
+            protobuf.decode(request.body)
+            if request.content_type == protobuf.MEDIA_TYPE
+            else self._body(request)
         )
+        return self_subject_access_review(self.authorizer, self._authenticate(request), body)
 
     def _encoded(self, rtype: ResourceType, entry: Entry) -> bytes:
         """The object as the requested version sees it (custom resources may be stored under another)."""

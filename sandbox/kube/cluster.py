@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from vaultflow.sandbox.http import HttpServer, Request, Response
 from vaultflow.sandbox.kube import controllers
 from vaultflow.sandbox.kube.api import KubeApi
+from vaultflow.sandbox.kube.authz import ensure_bootstrap_policy
 from vaultflow.sandbox.kube.errors import ApiError, JsonObject
 from vaultflow.sandbox.kube.resources import ResourceCatalog, ResourceType
 from vaultflow.sandbox.kube.store import EVENT_LOG_SIZE, ObjectStore
@@ -44,8 +45,12 @@ class KubeCluster:
         event_log_size: int = EVENT_LOG_SIZE,
         certificate_authority: CertificateAuthority | None = None,
         issuer: TokenIssuer | None = None,
+        tls: bool = False,
     ) -> None:
+        """``tls``: serve HTTPS with a certificate from ``certificate_authority`` (kubectl sends a
+        bearer token only over HTTPS); otherwise plain HTTP on loopback."""
         self.name = name
+        self.tls = tls
         self.admin_token = admin_token or secrets.token_urlsafe(32)
         self.certificate_authority = certificate_authority or CertificateAuthority(
             f"vaultflow sandbox cluster {name}"
@@ -84,8 +89,18 @@ class KubeCluster:
         return self._server.port
 
     def start(self) -> KubeCluster:
-        """Bind and serve; ``OSError`` when a fixed port is taken."""
-        server = HttpServer(self._dispatch, port=self._port, name=f"kube-{self.name}")
+        """Bind and serve; ``OSError`` when a fixed port is taken.
+
+        The default RBAC policy (``authz.bootstrap_policy``) is ensured first, as kube-apiserver's
+        ``rbac/bootstrap-roles`` hook does at every start (a restored cluster keeps its own).
+        """
+        ensure_bootstrap_policy(self.store)
+        context = (
+            self.certificate_authority.issue_server_certificate(("127.0.0.1", "localhost")).ssl_context()
+            if self.tls
+            else None
+        )
+        server = HttpServer(self._dispatch, port=self._port, ssl_context=context, name=f"kube-{self.name}")
         server.start()
         self._server = server
         self._api = KubeApi(self.store, self.issuer, frozenset({self.admin_token}), server.url)

@@ -534,6 +534,11 @@ BUILTIN_STRATEGIES: dict[tuple[str, str], Strategy] = {
     ("apiextensions.k8s.io", "customresourcedefinitions"): CustomResourceDefinitionStrategy(),
 }
 _SERVICE_LIKE = {("", "services")}
+# pkg/apis/rbac/validation: ValidateRBACName = path.IsValidPathSegmentName ("system:basic-user").
+_PATH_SEGMENT_NAMED = {
+    ("rbac.authorization.k8s.io", plural)
+    for plural in ("roles", "rolebindings", "clusterroles", "clusterrolebindings")
+}
 
 
 def strategy_for(rtype: ResourceType, custom: CustomResourceStrategy) -> Strategy:
@@ -544,6 +549,8 @@ def strategy_for(rtype: ResourceType, custom: CustomResourceStrategy) -> Strateg
         return strategy
     if rtype.storage_key in _SERVICE_LIKE:
         return _LABEL_NAMED
+    if rtype.storage_key in _PATH_SEGMENT_NAMED:
+        return _PATH_SEGMENT
     return _DEFAULT
 
 
@@ -553,8 +560,15 @@ class _LabelNamedStrategy(Strategy):
     name_validator = staticmethod(dns1123_label)
 
 
+class _PathSegmentNamedStrategy(Strategy):
+    """Kinds whose names need only be usable in a URL path (RBAC's ``system:...`` names)."""
+
+    name_validator = staticmethod(path_segment_name)
+
+
 _DEFAULT = Strategy()
 _LABEL_NAMED = _LabelNamedStrategy()
+_PATH_SEGMENT = _PathSegmentNamedStrategy()
 
 
 def secret_data(obj: JsonObject) -> dict[str, bytes]:

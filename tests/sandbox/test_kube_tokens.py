@@ -137,6 +137,22 @@ def test_service_account_tokens_authenticate_api_requests_only_in_their_cluster(
     configuration.host = cluster.url
     configuration.api_key = {"authorization": f"Bearer {token}"}
     with client.ApiClient(configuration) as as_account:
+        # authenticated as the account, so RBAC judges it: nothing is granted yet (403, not 401)
+        with pytest.raises(client.ApiException) as denied:
+            client.CoreV1Api(as_account).read_namespace(namespace)
+        assert denied.value.status == 403
+        assert f'User "system:serviceaccount:{namespace}:default"' in json.loads(denied.value.body)["message"]
+        rbac = client.RbacAuthorizationV1Api(core.api_client)
+        rule = {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]}
+        rbac.create_namespaced_role(namespace, {"metadata": {"name": "read-own"}, "rules": [rule]})
+        rbac.create_namespaced_role_binding(
+            namespace,
+            {
+                "metadata": {"name": "read-own"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "read-own"},
+                "subjects": [{"kind": "ServiceAccount", "name": "default"}],
+            },
+        )
         assert client.CoreV1Api(as_account).read_namespace(namespace).metadata.name == namespace
 
     other = KubeCluster("other").start()

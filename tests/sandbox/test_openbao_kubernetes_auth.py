@@ -54,6 +54,18 @@ def configured_vault(sandbox_state: SandboxState) -> Iterator[ConfiguredVault]:
 
     # the reviewer: a service account whose token OpenBao presents to TokenReview
     core.create_namespaced_service_account("kube-system", {"metadata": {"name": "vault-auth"}})
+    # ... that may create TokenReviews: bound to system:auth-delegator, as Vault's docs ask
+    client.RbacAuthorizationV1Api(api).create_cluster_role_binding(
+        {
+            "metadata": {"name": "vault-auth-delegator"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "system:auth-delegator",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": "vault-auth", "namespace": "kube-system"}],
+        }
+    )
     reviewer_token = service_account_token(core, "kube-system", "vault-auth", [])
     core.create_namespace({"metadata": {"name": ESO_NAMESPACE}})
     core.create_namespaced_service_account(ESO_NAMESPACE, {"metadata": {"name": ESO_ACCOUNT}})

@@ -167,6 +167,17 @@ def _configure_vault(root: hvac.Client, cluster: KubeCluster, core: client.CoreV
         if namespace != "kube-system":
             core.create_namespace({"metadata": {"name": namespace}})
         core.create_namespaced_service_account(namespace, {"metadata": {"name": account}})
+    client.RbacAuthorizationV1Api(core.api_client).create_cluster_role_binding(
+        {  # the reviewer may create TokenReviews, as Vault's Kubernetes auth requires
+            "metadata": {"name": "vault-auth-delegator"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "system:auth-delegator",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": "vault-auth", "namespace": "kube-system"}],
+        }
+    )
     reviewer = core.create_namespaced_service_account_token(
         "vault-auth", "kube-system", {"spec": {"expirationSeconds": 86400}}
     ).status.token
