@@ -20,6 +20,7 @@ from vaultflow.cli import alerts as alerts_cmd
 from vaultflow.cli import catalog as catalog_cmd
 from vaultflow.cli import exporter as exporter_cmd
 from vaultflow.cli import gitops as gitops_cmd
+from vaultflow.cli import observe as observe_cmd
 from vaultflow.cli import render as render_cmd
 from vaultflow.cli import rotate as rotate_cmd
 from vaultflow.cli import run as run_cmd
@@ -67,6 +68,7 @@ app.add_typer(gitops_cmd.app, name="gitops")
 app.add_typer(sandbox_cmd.app, name="sandbox")
 app.add_typer(alerts_cmd.app, name="alerts")
 app.command("exporter")(exporter_cmd.exporter)
+app.command("consumers")(observe_cmd.consumers)
 
 
 def _print_version(value: bool) -> None:
