@@ -37,6 +37,7 @@ from vaultflow.base.errors import VaultflowError
 from vaultflow.base.times import parse_time
 from vaultflow.gitops.catalog.model import Catalog
 from vaultflow.gitops.render import VAULT_PATH_ANNOTATION  # on every rendered ExternalSecret
+from vaultflow.steps.observe.freshness import stale_seconds
 from vaultflow.steps.rotation.write import ROTATED_AT, SecretMetadata, read_metadata
 from vaultflow.steps.vault.api import VaultApi
 
@@ -212,11 +213,7 @@ class CatalogCollector:
                 if vault is None or not vault.written_time:
                     continue  # not a catalog consumer, or its path is missing (audit's business)
                 key = [cluster, metadata.get("namespace", ""), metadata.get("name", ""), str(path)]
-                written = parse_time(vault.written_time)
-                refreshed = (item.get("status") or {}).get("refreshTime")
-                # refreshTime has whole seconds: a refresh in the write's second counts (as verify does).
-                behind = refreshed is None or parse_time(refreshed) < written.replace(microsecond=0)
-                stale.add_metric(key, max(0.0, (now - written).total_seconds()) if behind else 0.0)
+                stale.add_metric(key, stale_seconds(item, parse_time(vault.written_time), now))
                 spec = item.get("spec") or {}
                 refresh = str(spec.get("refreshInterval") or DEFAULT_REFRESH)
                 interval.add_metric(key, parse_go_duration(refresh))

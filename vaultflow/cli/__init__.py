@@ -69,6 +69,7 @@ app.add_typer(sandbox_cmd.app, name="sandbox")
 app.add_typer(alerts_cmd.app, name="alerts")
 app.command("exporter")(exporter_cmd.exporter)
 app.command("consumers")(observe_cmd.consumers)
+app.command("audit")(observe_cmd.audit)
 
 
 def _print_version(value: bool) -> None:

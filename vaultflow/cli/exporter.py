@@ -8,14 +8,13 @@ catalog paths' ``metadata/`` and on each cluster's ESO role, nothing more.
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from pathlib import Path
 
 import typer
 
-from vaultflow.cli.options import CA_CERT_OPTION, VAULT_ADDRESSES_OPTION, default_catalog, vault_connection
+from vaultflow.cli.options import CA_CERT_OPTION, VAULT_ADDRESSES_OPTION, default_catalog, token_vault
 
 
 def exporter(
@@ -38,17 +37,14 @@ def exporter(
     from vaultflow.gitops.catalog import load_catalog
     from vaultflow.steps.kube.clusters import cluster_clients
     from vaultflow.steps.observe.exporter import CatalogCollector
-    from vaultflow.steps.vault.active import active_node
 
     loaded = load_catalog(catalog or default_catalog())
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():
         raise InputError(f"--listen {listen!r}: give HOST:PORT, for example 127.0.0.1:9469")
-    token = os.environ.get("VAULT_TOKEN", "")
-    if not token:
-        raise InputError("set VAULT_TOKEN to a token that may read the catalog paths' metadata")
-    addresses, ca = vault_connection(vault_addresses, ca_cert)
-    vault = active_node(addresses or loaded.catalog.vault.address, token=token, ca_cert=ca)
+    vault = token_vault(
+        loaded.catalog.vault.address, vault_addresses, ca_cert, "read the catalog paths' metadata"
+    )
     registry = CollectorRegistry()
     CatalogCollector(loaded.catalog, vault, cluster_clients(loaded), registry)
     if once:

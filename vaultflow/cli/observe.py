@@ -1,7 +1,9 @@
-"""``vaultflow consumers PATH``: everything that consumes one Vault path, in the clusters and the catalog.
+"""``vaultflow consumers PATH`` and ``vaultflow audit``: what is live, compared with the catalog.
 
-Exit codes: 0 answered (also when nothing consumes it); 1 a cluster could not be
-read; 2 bad input.
+``consumers``: everything that consumes one Vault path; exit 0 answered (also
+when nothing consumes it), 1 a cluster could not be read, 2 bad input.
+``audit``: drift between the catalog and Vault and the clusters; exit 0 none,
+1 drift (or a source could not be read), 2 bad input.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from vaultflow.cli.options import default_catalog
+from vaultflow.cli.options import CA_CERT_OPTION, VAULT_ADDRESSES_OPTION, default_catalog, token_vault
 
 
 class ConsumersFormat(enum.StrEnum):
@@ -48,3 +50,53 @@ def consumers(
         typer.echo(report.model_dump_json(indent=2))
     else:
         Console().print(report.to_table())
+
+
+class AuditFormat(enum.StrEnum):
+    table = "table"
+    markdown = "markdown"
+    json = "json"
+
+
+def audit(
+    catalog: Path = typer.Option(
+        None,
+        "--catalog",
+        "-c",
+        help="Catalog file (default: $VAULTFLOW_CATALOG or ./catalog.yaml).",
+        show_default=False,
+    ),
+    output: AuditFormat = typer.Option(AuditFormat.table, "--output", "-o", help="table, markdown or json."),
+    vault_addresses: str = VAULT_ADDRESSES_OPTION,
+    ca_cert: str = CA_CERT_OPTION,
+) -> None:
+    """Drift between the catalog and what is live (read-only); exit 1 when there is any."""
+    from rich.console import Console
+
+    from vaultflow.gitops.catalog import load_catalog
+    from vaultflow.steps.kube.clusters import cluster_clients
+    from vaultflow.steps.observe.audit import audit as audit_catalog
+
+    loaded = load_catalog(catalog or default_catalog())
+    vault = token_vault(
+        loaded.catalog.vault.address,
+        vault_addresses,
+        ca_cert,
+        "list the KV mount's metadata, read the catalog paths' metadata and the rendered policies",
+    )
+    clients = cluster_clients(loaded)
+    try:
+        report = audit_catalog(loaded, vault, clients)
+    finally:
+        for client in clients.values():
+            client.close()
+    if output is AuditFormat.json:
+        typer.echo(report.model_dump_json(indent=2))
+    elif output is AuditFormat.markdown:
+        typer.echo(report.to_markdown(), nl=False)
+    elif report.drift:
+        Console().print(report.to_table())
+    else:
+        checked = ", ".join(f"{count} {kind}" for kind, count in report.checked.items())
+        typer.echo(f"audit: no drift ({checked})")
+    raise typer.Exit(1 if report.drift else 0)

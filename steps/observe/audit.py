@@ -1,0 +1,214 @@
+"""Drift between the catalog and what is live: read-only, for a person or a scheduled check.
+
+Each cluster is asked once per kind (one LIST of ExternalSecrets, one of
+PushSecrets); Vault once per catalog path (its metadata, never a value), once
+per rendered policy, and once per folder of the KV mount (to find orphans).
+
+| check | drift |
+| --- | --- |
+| unmanaged | an ExternalSecret or PushSecret in a catalog cluster that no catalog entry renders |
+| missing | one the catalog renders that is not in its cluster |
+| not-ready | one the catalog renders whose Ready condition is not True |
+| stale | a rendered, Ready ExternalSecret that missed its path's last write over refreshInterval + 1 min |
+| vault-missing | a catalog path that does not exist in Vault |
+| orphan | a path under the KV mount that no catalog entry names (vaultflow's own canaries excepted) |
+| policy | a rendered Vault policy that is missing or differs live |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from vaultflow.base.durations import parse_go_duration
+from vaultflow.base.times import parse_time
+from vaultflow.gitops.catalog import LoadedCatalog
+from vaultflow.gitops.policies import CANARY_PREFIX, all_policies
+from vaultflow.steps.observe.freshness import is_ready, stale_seconds
+from vaultflow.steps.rotation.discover import list_cluster_objects
+from vaultflow.steps.rotation.write import SecretMetadata, read_metadata
+from vaultflow.steps.vault.api import VaultApi
+
+Check = Literal["unmanaged", "missing", "not-ready", "stale", "vault-missing", "orphan", "policy"]
+GRACE_SECONDS = 60.0  # beyond refreshInterval, before a consumer that missed a write counts as stale
+
+
+class Drift(BaseModel):
+    check: Check
+    cluster: str | None
+    subject: str  # "ExternalSecret ns/name", "path prod/x", "policy eso-prod-us"
+    message: str
+
+
+class AuditReport(BaseModel):
+    drift: list[Drift]
+    checked: dict[str, int]  # what was compared, by kind
+
+    def to_table(self) -> object:
+        """A rich ``Table`` (returned as object so that rich is imported only by who prints it)."""
+        from rich.table import Table
+
+        table = Table(title=f"audit: {len(self.drift)} drift(s)")
+        for column in ("check", "cluster", "what", "drift"):
+            table.add_column(column, overflow="fold")
+        for item in self.drift:
+            table.add_row(item.check, item.cluster or "-", item.subject, item.message)
+        return table
+
+    def to_markdown(self) -> str:
+        checked = ", ".join(f"{count} {kind}" for kind, count in self.checked.items())
+        if not self.drift:
+            return f"**vaultflow audit**: no drift ({checked}).\n"
+        lines = [
+            f"**vaultflow audit**: {len(self.drift)} drift(s) ({checked}).",
+            "",
+            "| check | cluster | what | drift |",
+            "| --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {d.check} | {d.cluster or '-'} | {_cell(d.subject)} | {_cell(d.message)} |"
+            for d in self.drift
+        ]
+        return "\n".join(lines) + "\n"
+
+
+def audit(
+    loaded: LoadedCatalog, vault: VaultApi, clients: Mapping[str, Any], *, now: datetime | None = None
+) -> AuditReport:
+    """Compare the catalog with Vault and the clusters of ``clients`` (cluster name to ``ApiClient``)."""
+    now = now or datetime.now(UTC)
+    catalog, plan = loaded.catalog, loaded.plan
+    kv = catalog.vault.kv_mount
+    paths = list(dict.fromkeys(secret.path for secret in catalog.secrets))
+    metadata = {path: read_metadata(vault, kv, path) for path in paths}
+    drift = [
+        Drift(
+            check="vault-missing", cluster=None, subject=f"path {path}", message=f"{kv}/{path} does not exist"
+        )
+        for path, found in metadata.items()
+        if found is None
+    ]
+    checked = {"paths": len(paths), "ExternalSecrets": 0, "PushSecrets": 0}
+    for cluster, api_client in clients.items():
+        rendered_es = {
+            (e.namespace, e.name): e.secret.path for e in plan.external_secrets if e.cluster == cluster
+        }
+        rendered_ps = {(p.namespace, p.name) for p in plan.push_secrets if p.cluster == cluster}
+        live_es = list_cluster_objects(api_client, cluster, "externalsecrets")
+        live_ps = list_cluster_objects(api_client, cluster, "pushsecrets", "v1alpha1")
+        checked["ExternalSecrets"] += len(live_es)
+        checked["PushSecrets"] += len(live_ps)
+        drift += _objects(cluster, "ExternalSecret", live_es, set(rendered_es))
+        drift += _objects(cluster, "PushSecret", live_ps, rendered_ps)
+        drift += _stale(cluster, live_es, rendered_es, metadata, now)
+    drift += _orphans(vault, kv, set(paths))
+    policies = all_policies(catalog, plan)
+    checked["policies"] = len(policies)
+    for policy in policies:
+        live = _live_policy(vault, policy.name)
+        if live is None or live.strip() != policy.hcl.strip():
+            what = "is missing in Vault" if live is None else "differs from the rendered one"
+            drift.append(
+                Drift(
+                    check="policy",
+                    cluster=None,
+                    subject=f"policy {policy.name}",
+                    message=f"{what}: the bootstrap pipeline's configure step writes it",
+                )
+            )
+    return AuditReport(drift=drift, checked=checked)
+
+
+def _objects(
+    cluster: str, kind: str, live: Iterable[Mapping[str, Any]], rendered: set[tuple[str, str]]
+) -> Iterator[Drift]:
+    present = set()
+    for obj in live:
+        key = (obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        present.add(key)
+        subject = f"{kind} {key[0]}/{key[1]}"
+        if key not in rendered:
+            yield Drift(
+                check="unmanaged", cluster=cluster, subject=subject, message="no catalog entry renders it"
+            )
+            continue
+        ready, said = is_ready(obj)
+        if not ready:
+            yield Drift(check="not-ready", cluster=cluster, subject=subject, message=f"not Ready: {said}")
+    for namespace, name in sorted(rendered - present):
+        yield Drift(
+            check="missing",
+            cluster=cluster,
+            subject=f"{kind} {namespace}/{name}",
+            message="the catalog renders it; it is not in the cluster (not delivered, or deleted by hand)",
+        )
+
+
+def _stale(
+    cluster: str,
+    live: Iterable[Mapping[str, Any]],
+    rendered: Mapping[tuple[str, str], str],
+    metadata: Mapping[str, SecretMetadata | None],
+    now: datetime,
+) -> Iterator[Drift]:
+    for obj in live:
+        key = (obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        path = rendered.get(key)
+        vault = metadata.get(path) if path else None
+        if vault is None or not vault.written_time or not is_ready(obj)[0]:
+            continue  # a consumer that is not Ready is reported as such, not also as stale
+        behind = stale_seconds(obj, parse_time(vault.written_time), now)
+        interval = parse_go_duration(str((obj.get("spec") or {}).get("refreshInterval") or "1h"))
+        if behind > interval + GRACE_SECONDS:
+            yield Drift(
+                check="stale",
+                cluster=cluster,
+                subject=f"ExternalSecret {key[0]}/{key[1]}",
+                message=f"has not refreshed since {path} was written {int(behind)} s ago "
+                f"(refreshInterval {int(interval)} s; last refresh "
+                f"{(obj.get('status') or {}).get('refreshTime') or 'never'})",
+            )
+
+
+def _orphans(vault: VaultApi, kv: str, named: set[str]) -> Iterator[Drift]:
+    for path in _kv_paths(vault, kv, ""):
+        if path not in named and not path.startswith(CANARY_PREFIX + "/"):
+            yield Drift(
+                check="orphan", cluster=None, subject=f"path {path}", message="no catalog entry names it"
+            )
+
+
+def _kv_paths(vault: VaultApi, kv: str, folder: str) -> Iterator[str]:
+    """Every secret under ``folder`` of the KV v2 mount (one LIST per folder)."""
+    import hvac.exceptions
+
+    with vault.errors(f"list {kv}/metadata/{folder}"):
+        try:
+            keys = vault.client.secrets.kv.v2.list_secrets(folder, mount_point=kv)["data"]["keys"]
+        except hvac.exceptions.InvalidPath:
+            return
+    for key in keys:
+        if key.endswith("/"):
+            yield from _kv_paths(vault, kv, folder + key)
+        else:
+            yield folder + key
+
+
+def _live_policy(vault: VaultApi, name: str) -> str | None:
+    """The live text of ACL policy ``name``, None when Vault has no such policy."""
+    import hvac.exceptions
+
+    with vault.errors(f"read policy {name}"):
+        try:
+            response = vault.client.sys.read_acl_policy(name)
+        except hvac.exceptions.InvalidPath:
+            return None
+    policy = ((response or {}).get("data") or {}).get("policy")
+    return str(policy) if policy is not None else None
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
