@@ -9,7 +9,9 @@ the listener is bound to 127.0.0.1 inside the sandbox.
 uninitialised; bootstrap initialises one, and each other node joins the raft
 cluster when it is unsealed with the same key shares. A node restarted on its
 data (``restart``, or a sandbox brought back by ``up``) is initialised and
-sealed, as a restarted Vault pod is.
+sealed, as a restarted Vault pod is; under the transit seal (``seal_hcl``,
+``sandbox up --seal transit``) it unseals itself, and a node whose seal does not
+answer exits at start (``SealUnreachable``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ from pathlib import Path
 from vaultflow.base.errors import InputError, OperationError, VaultflowError
 
 _HANDED_OUT: set[int] = set()
+
+
+class SealUnreachable(OperationError):
+    """An auto-unsealed OpenBao exited at start: its seal (the transit unsealer, a KMS) did not answer."""
+
+
 _HANDED_OUT_LOCK = threading.Lock()
 
 
@@ -81,6 +89,16 @@ listener "tcp" {{
   address         = "127.0.0.1:{port}"
   cluster_address = "127.0.0.1:{cluster_port}"
   tls_disable     = true
+
+  # As argocd-apps/apps/vault.yaml: Prometheus scrapes /v1/sys/metrics without a token.
+  telemetry {{
+    unauthenticated_metrics_access = true
+  }}
+}}
+
+telemetry {{
+  prometheus_retention_time = "24h"
+  disable_hostname          = true
 }}
 
 api_addr      = "http://127.0.0.1:{port}"
@@ -91,7 +109,11 @@ ui            = false
 
 @dataclass
 class OpenBaoServer:
-    """One ``bao server`` process with raft storage under ``data_dir``."""
+    """One ``bao server`` process with raft storage under ``data_dir``.
+
+    ``env``: variables the server process gets on top of ours (the transit seal's ``BAO_TOKEN``);
+    never written to a file or a log by this class.
+    """
 
     data_dir: Path
     node_id: str = "node-1"
@@ -100,6 +122,8 @@ class OpenBaoServer:
     extra_hcl: str = ""
     retry_join: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    _log_offset: int = field(default=0, repr=False)
 
     @property
     def address(self) -> str:
@@ -136,12 +160,13 @@ class OpenBaoServer:
         self.data_dir = self.data_dir.absolute()  # the process runs in it (see ``raft_cluster``)
         self.write_config()
         log = self.log_path.open("ab")
+        self._log_offset = log.tell()  # a start failure is read from what this start wrote
         self.process = subprocess.Popen(
             [bao_binary(), "server", f"-config={self.config_path}"],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, "BAO_LOG_LEVEL": "info"},
+            env={**os.environ, "BAO_LOG_LEVEL": "info", **self.env},
             start_new_session=True,
             cwd=self.data_dir,
         )
@@ -163,11 +188,24 @@ class OpenBaoServer:
         raise OperationError(f"OpenBao did not answer on {self.address} within {timeout:.0f}s")
 
     def _start_failure(self) -> VaultflowError:
-        log = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        log = ""
+        if self.log_path.exists():
+            with self.log_path.open("rb") as handle:
+                handle.seek(self._log_offset)
+                log = handle.read().decode(errors="replace")
         taken = re.search(r"127\.0\.0\.1:(\d+)[^\n]*address already in use", log)
         if taken:
             return InputError(
                 f"port {taken.group(1)} on 127.0.0.1 is already in use (wanted by OpenBao {self.node_id})"
+            )
+        # OpenBao's server command: 'Error configuring seal "transit": <cause>' (the seal must answer).
+        seal = re.search(r'Error configuring seal "([^"]+)": ([^\n]*)', log)
+        if seal:
+            cause = seal.group(2).rsplit(": ", 1)[-1].strip()
+            return SealUnreachable(
+                f"OpenBao {self.node_id} cannot start: its {seal.group(1)} seal does not answer ({cause}); "
+                "an auto-unsealed server needs its seal to unseal, so it exits (see "
+                f"{self.log_path})"
             )
         code = self.process.returncode if self.process is not None else "?"
         return OperationError(
@@ -198,14 +236,21 @@ class OpenBaoServer:
 
 
 def raft_cluster(
-    root: Path, replicas: int, *, first_port: int = 0, ports: Sequence[tuple[int, int]] = ()
+    root: Path,
+    replicas: int,
+    *,
+    first_port: int = 0,
+    ports: Sequence[tuple[int, int]] = (),
+    seal_hcl: str = "",
+    env: dict[str, str] | None = None,
 ) -> list[OpenBaoServer]:
     """``replicas`` nodes under ``root/node-N``, each told to join the others (not started).
 
     ``first_port`` fixes the API port of node-1 (the node bootstrap talks to);
     every other port is a free one. ``ports`` gives every node's (API, cluster)
     port instead: a restarted sandbox binds its nodes' ports again, since raft
-    peers know each other by their addresses.
+    peers know each other by their addresses. ``seal_hcl`` (a ``seal`` stanza) and ``env`` (its
+    credentials) make every node auto-unseal.
     """
     if replicas < 1:
         raise InputError(f"--vault-replicas must be at least 1 (got {replicas})")
@@ -226,7 +271,8 @@ def raft_cluster(
             # relative here so that each node (run in its data_dir) writes its own file: OpenBao keeps the
             # declared audit table in raft, and a standby that becomes active refuses a file_path that
             # differs from it (it stays standby: no failover when the active node dies).
-            extra_hcl=audit_stanza(Path("audit.log")),
+            extra_hcl=audit_stanza(Path("audit.log")) + ("\n" + seal_hcl if seal_hcl else ""),
+            env=dict(env or {}),
         )
         for index, (port, cluster_port) in enumerate(planned)
     ]
