@@ -28,7 +28,12 @@ from vaultflow.gitops.catalog.placement import Plan
 
 ROTATION_POLICY = "vaultflow-rotation"
 BOOTSTRAP_POLICY = "vaultflow-bootstrap"
-CANARY_PREFIX = "vaultflow/smoke-test"
+# Paths vaultflow keeps for itself under the KV mount (canaries, records; never a catalog secret).
+INTERNAL_PREFIX = "vaultflow"
+CANARY_PREFIX = f"{INTERNAL_PREFIX}/smoke-test"
+REVIEWER_RECORD_PREFIX = f"{INTERNAL_PREFIX}/kubernetes-auth"
+# The record's custom metadata key: the reviewer JWT's expiry, RFC 3339 (or "never").
+REVIEWER_EXPIRY = "vaultflow.io/reviewer-token-expires-at"
 _HEADER = "# Rendered by `vaultflow render` from the secrets catalog. Do not edit by hand.\n"
 
 
@@ -104,6 +109,11 @@ def rotation_policy(catalog: Catalog) -> VaultPolicy:
 def canary_path(cluster: str) -> str:
     """The smoke-test canary of ``cluster``'s ESO role, relative to the KV mount."""
     return f"{CANARY_PREFIX}/{cluster}"
+
+
+def reviewer_record_path(cluster: str) -> str:
+    """Where configure records the expiry of ``cluster``'s token reviewer JWT (KV metadata only, no data)."""
+    return f"{REVIEWER_RECORD_PREFIX}/{cluster}"
 
 
 def bootstrap_policy() -> VaultPolicy:

@@ -122,6 +122,9 @@ class KubernetesAuth(CatalogModel):
     workflows_cluster: DnsLabel | None = None
     token_ttl: GoDuration = "1h"
     token_max_ttl: GoDuration = "4h"
+    # The bootstrap's configure step renews a mount's token reviewer JWT (requested for a year) once it
+    # expires within this window; the expiry is recorded in Vault (gitops.policies.reviewer_record_path).
+    reviewer_renew_before: GoDuration = "720h"
 
 
 class VaultConfig(CatalogModel):

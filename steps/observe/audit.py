@@ -11,7 +11,7 @@ per rendered policy, and once per folder of the KV mount (to find orphans).
 | not-ready | one the catalog renders whose Ready condition is not True |
 | stale | a rendered, Ready ExternalSecret that missed its path's last write over refreshInterval + 1 min |
 | vault-missing | a catalog path that does not exist in Vault |
-| orphan | a path under the KV mount that no catalog entry names (vaultflow's own canaries excepted) |
+| orphan | a path under the KV mount that no catalog entry names (vaultflow's own ``vaultflow/`` excepted) |
 | policy | a rendered Vault policy that is missing or differs live |
 """
 
@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from vaultflow.base.durations import parse_go_duration
 from vaultflow.base.times import parse_time
 from vaultflow.gitops.catalog import LoadedCatalog
-from vaultflow.gitops.policies import CANARY_PREFIX, all_policies
+from vaultflow.gitops.policies import INTERNAL_PREFIX, all_policies
 from vaultflow.steps.observe.freshness import is_ready, stale_seconds
 from vaultflow.steps.rotation.discover import list_cluster_objects
 from vaultflow.steps.rotation.write import SecretMetadata, read_metadata
@@ -175,7 +175,7 @@ def _stale(
 
 def _orphans(vault: VaultApi, kv: str, named: set[str]) -> Iterator[Drift]:
     for path in _kv_paths(vault, kv, ""):
-        if path not in named and not path.startswith(CANARY_PREFIX + "/"):
+        if path not in named and not path.startswith(INTERNAL_PREFIX + "/"):
             yield Drift(
                 check="orphan", cluster=None, subject=f"path {path}", message="no catalog entry names it"
             )

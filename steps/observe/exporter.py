@@ -10,7 +10,8 @@ cluster, and the ESO role of each cluster's Kubernetes auth mount. From them:
 - per rendered ExternalSecret (the ``vaultflow.io/vault-path`` annotation names
   its path), how long it has been stale (its ``refreshTime`` before that write)
   and its refresh interval (``ExternalSecretStale`` reads both);
-- per cluster, the TTL and max TTL of the Vault tokens ESO's role hands out;
+- per cluster, the TTL and max TTL of the Vault tokens ESO's role hands out, and
+  when the token reviewer JWT of its auth mount expires (as configure recorded it);
 - Vault's latency as the exporter sees it, and whether each source answered
   (a source that fails is reported down; the other metrics still come).
 
@@ -36,6 +37,7 @@ from vaultflow.base.durations import parse_go_duration
 from vaultflow.base.errors import VaultflowError
 from vaultflow.base.times import parse_time
 from vaultflow.gitops.catalog.model import Catalog
+from vaultflow.gitops.policies import REVIEWER_EXPIRY, reviewer_record_path
 from vaultflow.gitops.render import VAULT_PATH_ANNOTATION  # on every rendered ExternalSecret
 from vaultflow.steps.observe.freshness import stale_seconds
 from vaultflow.steps.rotation.write import ROTATED_AT, SecretMetadata, read_metadata
@@ -54,6 +56,7 @@ class _Scrape:
     metadata: dict[str, SecretMetadata | None] = field(default_factory=dict)
     external_secrets: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     role_ttls: dict[str, tuple[int, int]] = field(default_factory=dict)
+    reviewer_expiry: dict[str, datetime] = field(default_factory=dict)
     up: dict[str, bool] = field(default_factory=dict)
 
 
@@ -127,6 +130,9 @@ class CatalogCollector:
             ttls = self._role(cluster.auth_mount(auth), auth.eso_role)
             if ttls is not None:
                 scrape.role_ttls[cluster.name] = ttls
+            expiry = self._reviewer_expiry(kv, cluster.name)
+            if expiry is not None:
+                scrape.reviewer_expiry[cluster.name] = expiry
         return scrape
 
     def _metadata(self, kv: str, path: str) -> SecretMetadata | None:
@@ -148,6 +154,16 @@ class CatalogCollector:
             return False
         scrape.external_secrets[cluster] = list(listed.get("items") or [])
         return True
+
+    def _reviewer_expiry(self, kv: str, cluster: str) -> datetime | None:
+        """When the cluster's token reviewer JWT expires, as the bootstrap's configure recorded it."""
+        try:
+            record = self._metadata(kv, reviewer_record_path(cluster))
+        except VaultflowError as error:
+            log.warning("scrape: %s", error)
+            return None
+        recorded = record.custom.get(REVIEWER_EXPIRY) if record is not None else None
+        return parse_time(recorded) if recorded and recorded != "never" else None
 
     def _role(self, mount: str, role: str) -> tuple[int, int] | None:
         where = f"auth/{mount}/role/{role}"
@@ -234,4 +250,11 @@ class CatalogCollector:
         for cluster, (token_ttl, token_max_ttl) in sorted(scrape.role_ttls.items()):
             ttl.add_metric([cluster, role], float(token_ttl))
             max_ttl.add_metric([cluster, role], float(token_max_ttl))
-        yield from (ttl, max_ttl)
+        reviewer = GaugeMetricFamily(
+            "vaultflow_vault_kubernetes_reviewer_token_expiry_timestamp_seconds",
+            "When the token reviewer JWT of the cluster's Vault Kubernetes auth expires (Unix time)",
+            labels=["cluster"],
+        )
+        for cluster, expiry in sorted(scrape.reviewer_expiry.items()):
+            reviewer.add_metric([cluster], expiry.timestamp())
+        yield from (ttl, max_ttl, reviewer)

@@ -16,25 +16,31 @@ Desired state:
 
 The step compares desired with actual and changes only the difference,
 reporting each change; a second run reports none. The reviewer token is
-write-only in Vault, so it is (re)set only when a mount is created or Vault
-reports none set.
+write-only in Vault, so it is (re)set when a mount is created, when Vault
+reports none set, and when it expires within ``kubernetesAuth.reviewerRenewBefore``
+(30 days by default): its expiry (the JWT's ``exp``, read when it is requested)
+is recorded in the KV metadata of ``vaultflow/kubernetes-auth/<cluster>``
+(never the JWT), after Vault took it, so an interrupted run renews again.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
 
 from vaultflow.base.errors import OperationError
 from vaultflow.base.retry import poll_until
+from vaultflow.base.times import parse_time
 from vaultflow.gitops.catalog import LoadedCatalog
 from vaultflow.gitops.catalog.model import Catalog, Cluster
 from vaultflow.gitops.catalog.types import duration_seconds
-from vaultflow.gitops.policies import all_policies
+from vaultflow.gitops.policies import REVIEWER_EXPIRY, all_policies, reviewer_record_path
 from vaultflow.steps.catalog_source import load_catalog_source
 from vaultflow.steps.kube.review import ClusterReview, cluster_review
 from vaultflow.steps.vault.api import KvUpgrading, VaultApi
+from vaultflow.steps.vault.login import unverified_claims
 from vaultflow.steps.vault.root_token import root_client
 
 
@@ -60,6 +66,10 @@ class DesiredConfig:
     kv_mount: str
     policies: dict[str, str]
     auth_mounts: list[AuthMountSpec]
+    reviewer_renew_before: float = 30 * 24 * 3600.0  # seconds
+
+
+NEVER = "never"  # the recorded expiry of a reviewer token without one (a legacy token Secret's)
 
 
 class ConfigureResult(BaseModel):
@@ -88,13 +98,20 @@ def desired_config(catalog: LoadedCatalog, review_of: Callable[[Cluster], Cluste
             spec.roles[auth.bootstrap_role] = role(bootstrap.name, bootstrap.namespace, "vaultflow-bootstrap")
         mounts.append(spec)
     policies = {policy.name: policy.hcl for policy in all_policies(model, catalog.plan)}
-    return DesiredConfig(kv_mount=model.vault.kv_mount, policies=policies, auth_mounts=mounts)
+    return DesiredConfig(
+        kv_mount=model.vault.kv_mount,
+        policies=policies,
+        auth_mounts=mounts,
+        reviewer_renew_before=duration_seconds(auth.reviewer_renew_before),
+    )
 
 
 class _Configurer:
-    def __init__(self, vault: VaultApi) -> None:
+    def __init__(self, vault: VaultApi, desired: DesiredConfig, now: datetime) -> None:
         self.vault = vault
         self.client = vault.client
+        self.desired = desired
+        self.now = now
         self.changes: list[str] = []
 
     def call(self, action: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -205,18 +222,51 @@ class _Configurer:
         desired = {"kubernetes_host": spec.review.host, "kubernetes_ca_cert": spec.review.ca_pem}
         same = all((current.get(key) or "").strip() == value.strip() for key, value in desired.items())
         reviewer_set = bool(current.get("token_reviewer_jwt_set"))
-        if same and reviewer_set and current.get("disable_local_ca_jwt"):
+        expiry = None if fresh else self._reviewer_expiry(spec.cluster)
+        renew = expiry is None or (
+            expiry != NEVER
+            and (parse_time(expiry) - self.now).total_seconds() < self.desired.reviewer_renew_before
+        )
+        if same and reviewer_set and current.get("disable_local_ca_jwt") and not renew:
             return
+        jwt = spec.review.reviewer_jwt()
         self.call(
             f"configure auth/{spec.path}",
             self.client.auth.kubernetes.configure,
             kubernetes_host=spec.review.host,
             kubernetes_ca_cert=spec.review.ca_pem,
-            token_reviewer_jwt=spec.review.reviewer_jwt(),
+            token_reviewer_jwt=jwt,
             disable_local_ca_jwt=True,
             mount_point=spec.path,
         )
-        self.changes.append(f"configured auth/{spec.path} to review tokens at {spec.review.host}")
+        expires = _expiry(jwt)
+        self._record_reviewer_expiry(spec.cluster, expires)
+        if same and reviewer_set and current.get("disable_local_ca_jwt"):
+            was = f"it expires at {expiry}" if expiry else "its expiry was not recorded"
+            renewed = f"renewed the token reviewer JWT of auth/{spec.path}"
+            self.changes.append(f"{renewed} ({was}; the new one expires at {expires})")
+        else:
+            self.changes.append(f"configured auth/{spec.path} to review tokens at {spec.review.host}")
+
+    def _reviewer_expiry(self, cluster: str) -> str | None:
+        """The recorded expiry of ``cluster``'s reviewer JWT (RFC 3339 or ``never``), None if unrecorded."""
+        found = self.read(
+            f"read the reviewer record of cluster {cluster}",
+            self.client.secrets.kv.v2.read_secret_metadata,
+            reviewer_record_path(cluster),
+            mount_point=self.desired.kv_mount,
+        )
+        value = ((found or {}).get("data", {}).get("custom_metadata") or {}).get(REVIEWER_EXPIRY)
+        return str(value) if value else None
+
+    def _record_reviewer_expiry(self, cluster: str, expires: str) -> None:
+        self.call(
+            f"record the reviewer token's expiry of cluster {cluster}",
+            self.client.secrets.kv.v2.update_metadata,
+            reviewer_record_path(cluster),
+            custom_metadata={REVIEWER_EXPIRY: expires},
+            mount_point=self.desired.kv_mount,
+        )
 
     def _role(self, mount: str, name: str, role: RoleSpec) -> None:
         current: dict[str, Any] | None = self.read(
@@ -263,6 +313,14 @@ class _Configurer:
         self.changes.append(f"enabled file audit device ({audit_file})")
 
 
+def _expiry(jwt: str) -> str:
+    """The JWT's ``exp`` as RFC 3339 UTC, or ``never`` for a token without one."""
+    exp = unverified_claims(jwt).get("exp")
+    if not isinstance(exp, int | float):
+        return NEVER
+    return datetime.fromtimestamp(exp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _same(actual: Any, desired: Any) -> bool:
     if isinstance(desired, list):
         return sorted(map(str, actual or [])) == sorted(map(str, desired))
@@ -270,12 +328,18 @@ def _same(actual: Any, desired: Any) -> bool:
 
 
 def apply_config(
-    vault: VaultApi, desired: DesiredConfig, *, audit_file: str = "/vault/audit/audit.log", product: str = ""
+    vault: VaultApi,
+    desired: DesiredConfig,
+    *,
+    audit_file: str = "/vault/audit/audit.log",
+    product: str = "",
+    now: datetime | None = None,
 ) -> list[str]:
     """Make ``vault`` match ``desired``; return what changed, in order. ``product`` (openbao or
-    vault) is read from the server unless the caller already knows it."""
+    vault) is read from the server unless the caller already knows it; ``now`` decides whether a
+    reviewer JWT is due for renewal."""
     product = product or vault.seal_status().product
-    configurer = _Configurer(vault)
+    configurer = _Configurer(vault, desired, now or datetime.now(UTC))
     configurer.audit(product, audit_file)
     configurer.kv_mount(desired.kv_mount)
     configurer.policies(desired.policies)

@@ -54,13 +54,19 @@ def _own_token_subject() -> str | None:
     """The ``sub`` claim of the pod's projected token (read, not verified: only to pick the source)."""
     if not PROJECTED_TOKEN.is_file():
         return None
+    subject = unverified_claims(PROJECTED_TOKEN.read_text().strip()).get("sub")
+    return subject if isinstance(subject, str) else None
+
+
+def unverified_claims(jwt: str) -> dict[str, Any]:
+    """The claims of a JWT this process was just given (not verified: never to decide who someone is,
+    only to read what the issuer said of a token we hold, such as its expiry). Empty when unreadable."""
     try:
-        payload = PROJECTED_TOKEN.read_text().split(".")[1]
+        payload = jwt.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     except (IndexError, ValueError):
-        return None
-    subject = claims.get("sub")
-    return subject if isinstance(subject, str) else None
+        return {}
+    return claims if isinstance(claims, dict) else {}
 
 
 def kubernetes_login(vault: VaultApi, *, mount: str, role: str, jwt: str) -> VaultApi:

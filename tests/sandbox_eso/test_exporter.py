@@ -19,6 +19,7 @@ from tests.sandbox_eso.conftest import MOUNT, ROLE, EsoStack, external_secret
 from vaultflow.base.times import parse_time
 from vaultflow.gitops.catalog import parse_catalog
 from vaultflow.gitops.catalog.model import Catalog
+from vaultflow.gitops.policies import REVIEWER_EXPIRY, reviewer_record_path
 from vaultflow.gitops.render import VAULT_PATH_ANNOTATION
 from vaultflow.sandbox.observe import wait_for
 from vaultflow.steps.observe.exporter import CatalogCollector
@@ -87,6 +88,12 @@ def test_the_exporter_measures_rotation_delay_staleness_and_the_eso_role(
     eso.create(namespace, body)
     eso.wait_ready(namespace, ES, "db")
 
+    # What the bootstrap's configure records for the cluster's reviewer JWT.
+    reviewer_expires = "2027-06-01T00:00:00Z"
+    record = {REVIEWER_EXPIRY: reviewer_expires}
+    eso.vault.secrets.kv.v2.update_metadata(
+        reviewer_record_path("eso"), custom_metadata=record, mount_point="secret"
+    )
     registry = CollectorRegistry()
     CatalogCollector(
         _catalog(namespace, rotated, fresh),
@@ -110,12 +117,16 @@ def test_the_exporter_measures_rotation_delay_staleness_and_the_eso_role(
     assert _value(samples, "vaultflow_consumer_refresh_interval_seconds", **consumer) == 3600.0
     assert _value(samples, "vaultflow_vault_role_token_ttl_seconds", cluster="eso", role=ROLE) == 3600.0
     assert _value(samples, "vaultflow_vault_role_token_max_ttl_seconds", cluster="eso", role=ROLE) == 0.0
+    reviewer = _value(
+        samples, "vaultflow_vault_kubernetes_reviewer_token_expiry_timestamp_seconds", cluster="eso"
+    )
+    assert reviewer == parse_time(reviewer_expires).timestamp()
     assert _value(samples, "vaultflow_exporter_source_up", source="vault") == 1.0
     assert _value(samples, "vaultflow_exporter_source_up", source="cluster/eso") == 1.0
     assert _value(samples, "vaultflow_exporter_source_up", source="cluster/gone") == 0.0  # no client for it
-    assert (
-        _value(samples, "vaultflow_exporter_vault_request_duration_seconds_count", operation="metadata") == 2
-    )
+    # One metadata read per catalog path (2) and per cluster's reviewer record (2).
+    reads = _value(samples, "vaultflow_exporter_vault_request_duration_seconds_count", operation="metadata")
+    assert reads == 4
     assert first not in text
 
     # A version written behind ESO's back (no force-sync, refreshInterval 1h): the consumer is stale.

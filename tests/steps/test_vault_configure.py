@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import hvac
 import hvac.exceptions
 import pytest
 
 from vaultflow.base.errors import OperationError
+from vaultflow.gitops.policies import REVIEWER_EXPIRY, reviewer_record_path
 from vaultflow.sandbox.openbao import OpenBaoServer, audit_stanza
 from vaultflow.sandbox.pki import CertificateAuthority
 from vaultflow.steps.kube.review import ClusterReview
@@ -22,6 +26,7 @@ path "sys/audit" { capabilities = ["read", "sudo"] }
 path "sys/mounts" { capabilities = ["read"] }
 path "sys/auth" { capabilities = ["read", "sudo"] }
 path "secret/config" { capabilities = ["read", "update"] }
+path "secret/metadata/vaultflow/kubernetes-auth/*" { capabilities = ["read", "create", "update"] }
 """
 
 
@@ -102,3 +107,59 @@ def test_a_role_that_cannot_be_read_fails_clearly(root: VaultApi) -> None:
     assert str(caught.value) == (
         f"Vault at {root.address} denied permission to read role external-secrets on auth/kubernetes-c1"
     )
+
+
+def _jwt(expires: datetime) -> str:
+    """A JWT-shaped token with an ``exp`` claim (Vault stores the reviewer token as given)."""
+    payload = base64.urlsafe_b64encode(json.dumps({"exp": int(expires.timestamp())}).encode()).decode()
+    return f"eyJhbGciOiJub25lIn0.{payload.rstrip('=')}.sig"
+
+
+def test_the_reviewer_jwt_is_renewed_within_the_window_and_its_expiry_recorded(root: VaultApi) -> None:
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    issued: list[datetime] = []
+
+    def reviewer_jwt() -> str:  # a year from the clock of the run that asks, as TokenRequest would
+        issued.append(clock[0] + timedelta(days=365))
+        return _jwt(issued[-1])
+
+    clock = [start]
+    review = ClusterReview(
+        host="https://kubernetes.c2.example:6443",
+        ca_pem=CertificateAuthority("c2").certificate_pem,
+        reviewer_jwt=reviewer_jwt,
+    )
+    desired = DesiredConfig(
+        kv_mount="secret",
+        policies={},
+        auth_mounts=[AuthMountSpec(path="kubernetes-c2", cluster="c2", review=review)],
+        reviewer_renew_before=30 * 24 * 3600,
+    )
+
+    def recorded() -> str:
+        metadata = root.client.secrets.kv.v2.read_secret_metadata(
+            reviewer_record_path("c2"), mount_point="secret"
+        )
+        return str(metadata["data"]["custom_metadata"][REVIEWER_EXPIRY])
+
+    apply_config(root, desired, now=start)
+    assert recorded() == "2027-12-01T00:00:00Z" and len(issued) == 1
+    clock[0] = start + timedelta(days=300)  # 65 days left: outside the window
+    assert apply_config(root, desired, now=clock[0]) == []
+    clock[0] = start + timedelta(days=340)  # 25 days left: renewed
+    (change,) = apply_config(root, desired, now=clock[0])
+    assert change == (
+        "renewed the token reviewer JWT of auth/kubernetes-c2 (it expires at 2027-12-01T00:00:00Z; "
+        "the new one expires at 2028-11-05T00:00:00Z)"
+    )
+    assert recorded() == "2028-11-05T00:00:00Z" and len(issued) == 2
+    assert apply_config(root, desired, now=clock[0]) == []  # renewed once, then nothing
+    config = root.client.auth.kubernetes.read_config(mount_point="kubernetes-c2")
+    assert config["token_reviewer_jwt_set"] is True
+    # A mount configured before expiries were recorded is renewed once, then recorded.
+    root.client.secrets.kv.v2.delete_metadata_and_all_versions(
+        reviewer_record_path("c2"), mount_point="secret"
+    )
+    (change,) = apply_config(root, desired, now=clock[0])
+    assert "its expiry was not recorded" in change and len(issued) == 3
+    assert apply_config(root, desired, now=clock[0]) == []
