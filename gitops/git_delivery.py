@@ -4,7 +4,9 @@ Argo CD only ever applies what is in Git, so delivery is a commit of the
 rendered tree under the catalog's ``gitops.path``. It is:
 
 * cheap: a shallow fetch of the one branch delivered to (the tree is
-  deterministic, so no history is needed to rebuild it);
+  deterministic, so no history is needed to rebuild it), checked out only when
+  the rendered tree differs from the commit's (blob ids compared first: a run
+  with nothing to change writes no file);
 * idempotent: a tree that matches what is committed makes no commit;
 * concurrency-safe: when someone else pushed first, the workspace is reset to
   their commit and the (deterministic) tree re-applied on top, then pushed
@@ -19,11 +21,13 @@ one commit on top of the base branch's current head.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
+import shlex
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +114,7 @@ class Workspace:
         self.branch = branch
         self.directory = directory
         self.default_branch = default_branch  # the remote's HEAD, None for an empty repository
+        self._checked_out = False  # a clone fetches without checking out (``holds`` needs no files)
 
     @property
     def url(self) -> str:
@@ -117,12 +122,19 @@ class Workspace:
         return redact_url_credentials(str(self.repo.remotes.origin.url))
 
     @classmethod
-    def clone(cls, repo_url: str, branch: str, directory: Path) -> Workspace:
-        """Fetch ``branch`` only, one commit deep; a branch the remote does not have starts empty."""
+    def clone(
+        cls, repo_url: str, branch: str, directory: Path, *, environment: Mapping[str, str] | None = None
+    ) -> Workspace:
+        """Fetch ``branch`` only, one commit deep; a branch the remote does not have starts empty.
+
+        ``environment`` is added to every git command's (Git's own configuration through
+        ``GIT_CONFIG_*``: a credential helper, ``credential_helper_environment``)."""
         import git  # GitPython: imported only by commands that deliver
 
         directory.mkdir(parents=True, exist_ok=True)
         repo = git.Repo.init(directory)
+        if environment:
+            repo.git.update_environment(**environment)
         repo.create_remote("origin", repo_url)
         try:
             # One round trip says whether the branch exists and what the default branch is; an
@@ -139,7 +151,9 @@ class Workspace:
             except git.GitCommandError as error:
                 url = redact_url_credentials(repo_url)
                 raise OperationError(f"cannot clone {url}: {_git_reason(error)}") from None
-            repo.git.checkout("-B", branch, f"origin/{branch}")
+            # The branch at the fetched commit, nothing checked out yet (``_check_out``).
+            repo.git.update_ref(f"refs/heads/{branch}", f"origin/{branch}")
+            repo.git.symbolic_ref("HEAD", f"refs/heads/{branch}")
         else:
             repo.git.symbolic_ref("HEAD", f"refs/heads/{branch}")  # a new, empty repository or branch
         return workspace
@@ -162,12 +176,39 @@ class Workspace:
         """The commit checked out (None on a new branch)."""
         return str(self.repo.head.commit.hexsha) if self.repo.head.is_valid() else None
 
+    def _check_out(self) -> None:
+        """The branch's files in the work tree and the index, once, before anything reads or writes them."""
+        if not self._checked_out:
+            if self.head() is not None:
+                self.repo.git.reset("--hard", "HEAD")
+            self._checked_out = True
+
+    def holds(self, tree: RenderedTree, path: str) -> bool:
+        """Whether the checked-out commit holds exactly ``tree`` under ``path``, by the blob ids of
+        ``git ls-tree`` (no file is read or written). False when unsure: the full comparison decides."""
+        if self.head() is None:
+            return False
+        prefix = f"{path.strip('/')}/"
+        listing = str(self.repo.git.ls_tree("-r", "-z", "--full-tree", "HEAD", "--", prefix))
+        committed: dict[str, str] = {}
+        for entry in listing.split("\0"):
+            if not entry:
+                continue
+            header, _, name = entry.partition("\t")
+            _, kind, object_id = header.split(" ")
+            if kind != "blob" or not name.startswith(prefix):
+                return False  # a submodule or something unexpected: let the full comparison see it
+            committed[name.removeprefix(prefix)] = object_id
+        return committed == {f.path: blob_id(f.content) for f in tree.files}
+
     def apply(self, tree: RenderedTree, path: str) -> TreeChanges:
         """Make ``path`` in the work tree hold exactly ``tree``."""
+        self._check_out()
         return write_tree(tree, self.directory / path)
 
     def apply_described(self, tree: RenderedTree, path: str) -> tuple[TreeChanges, FileObjects]:
         """``apply``, and the kinds and names of the objects of every file it added, changed or removed."""
+        self._check_out()
         old = read_tree(self.directory / path)
         changes = write_tree(tree, self.directory / path)
         new = tree.by_path()
@@ -181,6 +222,7 @@ class Workspace:
         """Commit every change; None when there is nothing to commit."""
         import git
 
+        self._check_out()
         self.repo.git.add("--all")
         if self.repo.head.is_valid() and not self.repo.index.diff("HEAD"):
             return None
@@ -192,6 +234,7 @@ class Workspace:
 
     def staged_tree(self) -> str:
         """The tree object the work tree would commit as (written, not committed)."""
+        self._check_out()
         self.repo.git.add("--all")
         return str(self.repo.git.write_tree())
 
@@ -254,6 +297,7 @@ class Workspace:
         self._fetch(self.branch)
         self.repo.git.reset("--hard", f"origin/{self.branch}")
         self.repo.git.clean("-fdx")
+        self._checked_out = True
 
     def contains(self, commit: str, revision: str) -> bool:
         """Whether ``revision`` (a commit of the branch, as Argo CD reports it) is ``commit`` or comes
@@ -277,6 +321,12 @@ class Workspace:
                 continue
             return True
         return False
+
+
+def blob_id(content: str) -> str:
+    """The id Git gives a file holding ``content`` (SHA-1 object format): ``git hash-object``."""
+    data = content.encode("utf-8")
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
 def _rendered_objects(rendered: RenderedFile) -> list[FileObject]:
@@ -304,11 +354,17 @@ def _parse_ls_remote(listing: str) -> tuple[str | None, dict[str, str]]:
 
 
 @contextmanager
-def open_workspace(repo_url: str, branch: str, *, workdir: Path | None = None) -> Iterator[Workspace]:
+def open_workspace(
+    repo_url: str,
+    branch: str,
+    *,
+    workdir: Path | None = None,
+    environment: Mapping[str, str] | None = None,
+) -> Iterator[Workspace]:
     """A shallow clone of ``branch`` in a scratch directory, removed afterwards."""
     scratch = Path(tempfile.mkdtemp(prefix="vaultflow-gitops-", dir=workdir))
     try:
-        yield Workspace.clone(repo_url, branch, scratch / "repo")
+        yield Workspace.clone(repo_url, branch, scratch / "repo", environment=environment)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -371,6 +427,8 @@ def push_tree(
     def attempt() -> Delivery:
         number = next(attempts)
         base = workspace.head()
+        if workspace.holds(tree, path):
+            return Delivery(None, workspace.branch, _unchanged(tree), number, {}, base)
         changes, objects = workspace.apply_described(tree, path)
         sha = workspace.commit(commit_message(changes, summary, path, objects), author)
         if sha is None or workspace.push():
@@ -380,6 +438,10 @@ def push_tree(
 
     delivery: Delivery = _retrying(max_attempts, f"push to {workspace.url} ({workspace.branch})")(attempt)
     return delivery
+
+
+def _unchanged(tree: RenderedTree) -> TreeChanges:
+    return TreeChanges(added=[], changed=[], removed=[], unchanged=len(tree.files))
 
 
 def proposal_branch(path: str) -> str:
@@ -417,6 +479,8 @@ def propose_tree(
         number = next(attempts)
         start = workspace.head()
         assert start is not None  # the base branch exists (checked above) and is never deleted by us
+        if workspace.holds(tree, path):
+            return Proposal(branch, workspace.branch, start, None, False, _unchanged(tree), number)
         changes, objects = workspace.apply_described(tree, path)
 
         def proposal(commit: str | None, pushed: bool) -> Proposal:
@@ -467,6 +531,30 @@ def _git_reason(error: Any) -> str:
     else:
         reason = f"git exited with {getattr(error, 'status', '?')}"
     return redact_url_credentials(reason)
+
+
+# GitHub takes any user name with a token as the password; x-access-token is the one it documents.
+TOKEN_USER = "x-access-token"
+
+
+def credential_helper_environment(token_file: Path, environ: Mapping[str, str]) -> dict[str, str]:
+    """Git configuration, through the environment (``GIT_CONFIG_COUNT``/``KEY_n``/``VALUE_n``, after
+    any ``environ`` already has), adding a credential helper that answers with the token in
+    ``token_file``: read when git asks, never in a URL, a command line or the environment.
+
+    The helper is a shell function (git runs a helper starting with ``!`` through the shell); the
+    token goes from ``cat`` to the shell's own ``printf``, so no process is ever given it as an
+    argument."""
+    count = int(environ.get("GIT_CONFIG_COUNT") or 0)
+    helper = (
+        '!f() { test "$1" = get || exit 0; '
+        f"printf 'username={TOKEN_USER}\\npassword=%s\\n' \"$(cat {shlex.quote(str(token_file))})\"; }}; f"
+    )
+    return {
+        "GIT_CONFIG_COUNT": str(count + 1),
+        f"GIT_CONFIG_KEY_{count}": "credential.helper",
+        f"GIT_CONFIG_VALUE_{count}": helper,
+    }
 
 
 def redact_url_credentials(text: str) -> str:

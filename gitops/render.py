@@ -7,10 +7,12 @@ The tree (``vaultflow render --out DIR``)::
     clusters/<cluster>/<namespace>/secret-store-<cloud>.yaml
     clusters/<cluster>/<namespace>/external-secret-<name>.yaml
     clusters/<cluster>/<namespace>/push-secret-<name>.yaml
-    clusters/<cluster>/cluster-role[-binding]-<name>.yaml  rotation's RBAC (gitops.rotation_rbac)
+    clusters/<cluster>/cluster-role[-binding]-<name>.yaml  the rotation's and the delivery's
     clusters/<cluster>/<namespace>/role[-binding]-<name>.yaml
+                                                           RBAC (gitops.rotation_rbac,
+                                                           gitops.delivery_rbac)
     clusters/<cluster>/namespace-<ns>.yaml, <ns>/service-account-<name>.yaml
-                                                           rotation's identity, outside the
+                                                           their identities, outside the
                                                            workflows cluster
     vault/policies/<policy>.hcl
     argocd/kustomization.yaml
@@ -34,9 +36,11 @@ from vaultflow.gitops.catalog.loader import LoadedCatalog
 from vaultflow.gitops.catalog.model import AwsCloud, AzureCloud, Catalog, Cluster, GcpCloud
 from vaultflow.gitops.catalog.placement import Plan, PlannedExternalSecret, PlannedPushSecret
 from vaultflow.gitops.crd_schemas import CrdRegistry
+from vaultflow.gitops.delivery_rbac import delivery_rbac
 from vaultflow.gitops.gc_pause import gc_paused
 from vaultflow.gitops.names import k8s_name
 from vaultflow.gitops.policies import all_policies
+from vaultflow.gitops.rbac_objects import PlacedObject, account_namespaces
 from vaultflow.gitops.resources import eso
 from vaultflow.gitops.resources.argocd import (
     Application,
@@ -111,9 +115,14 @@ def _render(loaded: LoadedCatalog, repo_url: str | None) -> RenderedTree:
     ca_bundle = _ca_bundle(loaded)
     tree = RenderedTree()
     tree.add_text(MARKER_FILE, MARKER_TEXT)
-    rbac = rotation_rbac(catalog, plan, lambda name, namespace: _meta(name, namespace, WAVE_STORES))
+
+    def meta(name: str, namespace: str | None) -> ObjectMeta:
+        return _meta(name, namespace, WAVE_STORES)
+
+    rotation, delivery = rotation_rbac(catalog, plan, meta), delivery_rbac(catalog, plan, meta)
     for cluster in catalog.clusters:
-        _render_cluster(tree, catalog, plan, cluster, ca_bundle, rbac=rbac[cluster.name])
+        rbac: list[PlacedObject] = [*rotation[cluster.name], *delivery[cluster.name]]
+        _render_cluster(tree, catalog, plan, cluster, ca_bundle, rbac=account_namespaces(rbac, meta) + rbac)
     for policy in all_policies(catalog, plan):
         tree.add_text(f"vault/policies/{policy.name}.hcl", policy.hcl)
     _render_applications(tree, catalog, repo_url or catalog.gitops.repo_url)
@@ -143,7 +152,7 @@ def _render_cluster(
     cluster: Cluster,
     ca_bundle: str | None,
     *,
-    rbac: list[tuple[str, K8sModel]],
+    rbac: list[PlacedObject],
 ) -> None:
     base = f"clusters/{cluster.name}"
     files = ["cluster-secret-store.yaml"]
@@ -166,7 +175,7 @@ def _render_cluster(
             path = f"{ps.namespace}/push-secret-{ps.name}.yaml"
             tree.add_manifest(f"{base}/{path}", push_secret(ps))
             files.append(path)
-    # The rotation service account's RBAC goes with the ESO objects it acts on.
+    # The rotation's and the delivery's RBAC go with the ESO objects they act on.
     for path, resource in rbac:
         tree.add_manifest(f"{base}/{path}", resource)
         files.append(path)

@@ -31,40 +31,26 @@ nothing is ever granted ``get`` on a Secret, ``watch``, ``create`` or
 
 In the workflows cluster the service account comes with the workflows
 (``argocd-apps/workflows/rbac/service-accounts.yaml``). In every other
-cluster it is rendered here, with its Namespace, which Argo CD never prunes
-or deletes (it may hold more than this account).
+cluster it is rendered here; its Namespace, which Argo CD never prunes or
+deletes (it may hold more than this account), is rendered once for every
+account it holds (``rbac_objects.account_namespaces``).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from vaultflow.gitops.catalog.model import Catalog, ServiceAccountRef
 from vaultflow.gitops.catalog.placement import Plan, PlannedExternalSecret, PlannedPushSecret
 from vaultflow.gitops.names import k8s_name
-from vaultflow.gitops.resources.meta import K8sModel, ObjectMeta
-from vaultflow.gitops.resources.rbac import (
-    Namespace,
-    PolicyRule,
-    Role,
-    RoleBinding,
-    RoleRef,
-    ServiceAccount,
-    ServiceAccountSubject,
-)
+from vaultflow.gitops.rbac_objects import ESO_GROUP, MetaFactory, PlacedObject, remote_account, role_pair
+from vaultflow.gitops.resources.rbac import PolicyRule
 
-ESO_GROUP = "external-secrets.io"
 APPS_GROUP = "apps"
-# The annotation Kubernetes documents for saying what an object is for (kubectl describe shows it).
-DESCRIPTION = "kubernetes.io/description"
-SYNC_OPTIONS = "argocd.argoproj.io/sync-options"
 WORKLOAD_RESOURCES = {"Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}
 DISCOVERED_KINDS = ("externalsecrets", "pushsecrets", "secretstores", "clustersecretstores")
-
-# (name, namespace or None) -> the object's metadata (labels, sync wave), as the renderer makes it.
-MetaFactory = Callable[[str, str | None], ObjectMeta]
 
 _DISCOVERY_WHY = (
     "vaultflow rotation, discover: one LIST per kind across namespaces finds every consumer of a "
@@ -80,11 +66,9 @@ _CONSUMERS_WHY = (
     "force-sync patches ExternalSecrets and PushSecrets (the force-sync annotation)."
 )
 _RESTART_WHY = " Restart gets and patches exactly the workloads of rotation.restart named here."
-_ACCOUNT_WHY = (
-    "vaultflow rotation's identity in this cluster (catalog vault.kubernetesAuth.rotationServiceAccount); "
-    "the rotation runs in the workflows cluster {cluster}."
+_ACCOUNT_WHAT = (
+    "vaultflow rotation's identity in this cluster (catalog vault.kubernetesAuth.rotationServiceAccount)"
 )
-_NAMESPACE_WHY = "Holds vaultflow rotation's service account; Argo CD never prunes or deletes it."
 
 
 @dataclass(frozen=True)
@@ -163,84 +147,32 @@ def role_names(account: ServiceAccountRef) -> tuple[str, str, str]:
     )
 
 
-def _described(meta: ObjectMeta, why: str) -> ObjectMeta:
-    return meta.model_copy(update={"annotations": {**(meta.annotations or {}), DESCRIPTION: why}})
-
-
-def _pair(
-    account: ServiceAccountRef,
-    meta: MetaFactory,
-    *,
-    name: str,
-    namespace: str | None,
-    why: str,
-    rules: list[PolicyRule],
-) -> tuple[Role, RoleBinding]:
-    """A Role (ClusterRole without ``namespace``) and the rotation account's binding to it, one name."""
-    metadata = _described(meta(name, namespace), why)
-    subjects = [ServiceAccountSubject(name=account.name, namespace=account.namespace)]
-    if namespace is None:
-        ref = RoleRef(kind="ClusterRole", name=name)
-        return (
-            Role(kind="ClusterRole", metadata=metadata, rules=rules),
-            RoleBinding(kind="ClusterRoleBinding", metadata=metadata, role_ref=ref, subjects=subjects),
-        )
-    ref = RoleRef(kind="Role", name=name)
-    return (
-        Role(kind="Role", metadata=metadata, rules=rules),
-        RoleBinding(kind="RoleBinding", metadata=metadata, role_ref=ref, subjects=subjects),
-    )
-
-
-def cluster_objects(catalog: Catalog, grants: ClusterGrants, meta: MetaFactory) -> list[tuple[str, K8sModel]]:
-    """One cluster's rotation objects, with their paths relative to the cluster's directory."""
+def cluster_objects(catalog: Catalog, grants: ClusterGrants, meta: MetaFactory) -> list[PlacedObject]:
+    """One cluster's rotation objects, with their paths relative to the cluster's directory (the
+    account's Namespace outside the workflows cluster: ``rbac_objects.account_namespaces``)."""
     if not grants.discovery:
         return []
     account = catalog.vault.kubernetes_auth.rotation_service_account
     discovery, cluster_es, consumers = role_names(account)
-    objects: list[tuple[str, K8sModel]] = []
+    objects: list[PlacedObject] = []
     workflows = catalog.workflows_cluster().name
     if grants.cluster != workflows:
-        namespace_meta = _described(meta(account.namespace, None), _NAMESPACE_WHY)
-        annotations = {**(namespace_meta.annotations or {}), SYNC_OPTIONS: "Prune=false,Delete=false"}
-        objects.append(
-            (
-                f"namespace-{account.namespace}.yaml",
-                Namespace(metadata=namespace_meta.model_copy(update={"annotations": annotations})),
-            )
-        )
-        objects.append(
-            (
-                f"{account.namespace}/service-account-{account.name}.yaml",
-                ServiceAccount(
-                    metadata=_described(
-                        meta(account.name, account.namespace), _ACCOUNT_WHY.format(cluster=workflows)
-                    ),
-                    # No pod runs as it here: the rotation reaches this cluster from the workflows one.
-                    automount_service_account_token=False,
-                ),
-            )
-        )
+        objects.append(remote_account(account, meta, what=_ACCOUNT_WHAT, cluster=workflows))
     cluster_pairs = [(discovery, _DISCOVERY_WHY, discovery_rules())]
     if grants.namespaces:
         cluster_pairs.append((cluster_es, _CES_WHY, cluster_external_secret_rules()))
     for name, why, rules in cluster_pairs:
-        role, binding = _pair(account, meta, name=name, namespace=None, why=why, rules=rules)
-        objects += [(f"cluster-role-{name}.yaml", role), (f"cluster-role-binding-{name}.yaml", binding)]
+        objects += role_pair(account, meta, name=name, namespace=None, why=why, rules=rules)
     for namespace in grants.namespaces:
         workloads = grants.workloads.get(namespace, {})
         why = _CONSUMERS_WHY + (_RESTART_WHY if workloads else "")
-        role, binding = _pair(
+        objects += role_pair(
             account, meta, name=consumers, namespace=namespace, why=why, rules=consumer_rules(workloads)
         )
-        objects += [
-            (f"{namespace}/role-{consumers}.yaml", role),
-            (f"{namespace}/role-binding-{consumers}.yaml", binding),
-        ]
     return objects
 
 
-def rotation_rbac(catalog: Catalog, plan: Plan, meta: MetaFactory) -> dict[str, list[tuple[str, K8sModel]]]:
+def rotation_rbac(catalog: Catalog, plan: Plan, meta: MetaFactory) -> dict[str, list[PlacedObject]]:
     """Every cluster's rotation objects (paths relative to ``clusters/<cluster>/``)."""
     return {
         name: cluster_objects(catalog, grants, meta)

@@ -171,6 +171,7 @@ def check_declaration(pipeline: Pipeline) -> None:
     for step in [*pipeline.steps, *([pipeline.on_exit] if pipeline.on_exit else [])]:
         _check_step(pipeline, step, problems)
     _check_schedules(pipeline, problems)
+    _check_secret_mounts(pipeline, problems)
     _check_duration(problems, f"pipeline {pipeline.name!r}: timeout", pipeline.timeout)
     if problems:
         raise InputError("\n".join(problems))
@@ -194,6 +195,21 @@ def _check_schedules(pipeline: Pipeline, problems: list[str]) -> None:
         for name in schedule.arguments:
             if name not in declared:
                 problems.append(f"{where}: argument {name!r} is not a parameter of the pipeline")
+
+
+def _check_secret_mounts(pipeline: Pipeline, problems: list[str]) -> None:
+    names = [mount.name for mount in pipeline.secret_mounts]
+    paths = [mount.path for mount in pipeline.secret_mounts]
+    for mount in pipeline.secret_mounts:
+        where = f"pipeline {pipeline.name!r}, secret mount {mount.name!r}"
+        if not is_dns_label(mount.name):
+            problems.append(f"{where}: the name must be a DNS label")
+        if names.count(mount.name) > 1 or paths.count(mount.path) > 1:
+            problems.append(f"{where}: its name or path is declared twice")
+        if not mount.path.startswith("/"):
+            problems.append(f"{where}: the path {mount.path!r} must be absolute")
+        if not mount.secret:
+            problems.append(f"{where}: needs the Secret's name (or a parameter reference)")
 
 
 def _check_compiled(pipeline: Pipeline) -> None:

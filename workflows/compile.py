@@ -9,7 +9,9 @@ called ``main``; an exit step is wrapped in a one-task DAG called
 ``exit-handler`` so that its arguments can use ``{{workflow.status}}``.
 
 Pods run as the image's non-root user with no privilege escalation and no
-capabilities; pods of succeeded steps are garbage-collected.
+capabilities; pods of succeeded steps are garbage-collected. A pipeline's
+secret mounts are workflow-level ``volumes`` (Argo substitutes parameters in
+them, so the Secret's name can be one) mounted read-only into every step.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from hera.workflows.script import RunnerScriptConstructor
 
 from vaultflow.base.durations import parse_argo_duration
 from vaultflow.workflows import entry, settings
-from vaultflow.workflows.dsl import Param, Pipeline, Retry, Schedule, Step
+from vaultflow.workflows.dsl import Param, Pipeline, Retry, Schedule, SecretMount, Step
 from vaultflow.workflows.runner.model import as_string
 
 PART_OF_LABEL = "app.kubernetes.io/part-of"
@@ -84,7 +86,20 @@ def _pod_security_context() -> m.PodSecurityContext:
     )
 
 
+SECRET_FILE_MODE = 0o440  # read-only for the owner (root) and the pod's fsGroup (the steps' user)
+
+
+def _volume(mount: SecretMount) -> m.Volume:
+    return m.Volume(
+        name=mount.name,
+        secret=m.SecretVolumeSource(
+            secret_name=mount.secret, default_mode=SECRET_FILE_MODE, optional=mount.optional or None
+        ),
+    )
+
+
 def _script(pipeline: Pipeline, step: Step, image: str) -> Script:
+    mounts = [m.VolumeMount(name=s.name, mount_path=s.path, read_only=True) for s in pipeline.secret_mounts]
     return Script(
         name=step.name,
         source=step.function,
@@ -94,6 +109,7 @@ def _script(pipeline: Pipeline, step: Step, image: str) -> Script:
         retry_strategy=_retry_strategy(pipeline.retry_of(step)),
         active_deadline_seconds=_seconds(step.timeout),
         security_context=_container_security_context(),
+        volume_mounts=mounts or None,
     )
 
 
@@ -142,6 +158,7 @@ def workflow_template(pipeline: Pipeline, image: str | None = None) -> WorkflowT
         security_context=_pod_security_context(),
         pod_gc=m.PodGC(strategy="OnPodSuccess"),
         synchronization=m.Synchronization(mutexes=[m.Mutex(name=pipeline.mutex)]) if pipeline.mutex else None,
+        volumes=[_volume(mount) for mount in pipeline.secret_mounts] or None,
     ) as template:
         with DAG(name=ENTRY_TEMPLATE):
             for step in pipeline.steps:

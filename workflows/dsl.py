@@ -147,6 +147,27 @@ class Step:
 
 
 @dataclass(frozen=True)
+class SecretMount:
+    """A Kubernetes Secret mounted read-only, as files, into the pod of every step.
+
+    How a pipeline gets a credential (a Git token, a kubeconfig) without it ever being a parameter,
+    an output or an environment variable, which Argo stores or shows: the step reads the file.
+    ``secret`` is the Secret's name in the workflow's namespace, usually ``param("...")`` so that
+    whoever submits chooses it; ``path`` is the directory its keys appear in, one file per key
+    (mode 0440, group-readable by the steps' user through the pod's ``fsGroup``). An ``optional``
+    Secret that does not exist mounts an empty directory instead of keeping the pod from starting.
+
+    Pods only: the local runner has none, and its steps find their credentials in the runner's own
+    environment (a step should treat a missing ``path`` as "not in a pod").
+    """
+
+    name: str  # the volume's name: a DNS label, unique in the pipeline
+    secret: str
+    path: str  # absolute
+    optional: bool = False
+
+
+@dataclass(frozen=True)
 class Schedule:
     """A CronWorkflow that submits the pipeline's template on a schedule (rotations)."""
 
@@ -164,7 +185,8 @@ class Pipeline:
     """A named pipeline: compiles to a WorkflowTemplate called ``name`` (plus its CronWorkflows).
 
     ``mutex`` names an Argo ``synchronization`` mutex: the controller runs one
-    workflow holding it at a time and queues the others.
+    workflow holding it at a time and queues the others. ``secret_mounts`` are
+    mounted into every step's pod (:class:`SecretMount`).
     """
 
     name: str
@@ -179,6 +201,7 @@ class Pipeline:
     schedules: Sequence[Schedule] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
     mutex: str | None = None
+    secret_mounts: Sequence[SecretMount] = ()
     # CronWorkflows that depend on a catalog (rotation schedules): rendered by
     # ``vaultflow workflows render --catalog`` (see ``Registry.with_catalog``).
     catalog_schedules: Callable[[Any], Sequence[Schedule]] | None = None

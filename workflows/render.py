@@ -12,10 +12,20 @@ templates' default ``catalog`` parameter): the file's exact text under
 ``catalog.yaml``, so a merged catalog change is what the next run reads once
 Argo CD has synced it. A catalog holds references only (paths, names, URLs;
 the model has no field for a value), which is what makes a ConfigMap its home.
+
+Kubernetes takes at most 1 MiB of data in one ConfigMap; a 10,000-secret
+catalog is about 3 MB of text. A catalog that does not fit as text is stored
+gzip-compressed under ``binaryData`` (``catalog.yaml.gz``: about 5% of its
+size, such a catalog takes some 140 KB), which the steps read transparently
+(``vaultflow.steps.catalog_source``); one that does not fit even compressed is
+refused, naming the file and both sizes. Text is preferred while it fits:
+reviewers read the ConfigMap's diff in pull requests.
 """
 
 from __future__ import annotations
 
+import base64
+import gzip
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +33,7 @@ from typing import Any
 import yaml
 
 from vaultflow.base.errors import InputError
-from vaultflow.steps.catalog_source import DEFAULT_KEY
+from vaultflow.steps.catalog_source import COMPRESSED_SUFFIX, DEFAULT_KEY
 from vaultflow.workflows.compile import PART_OF_LABEL
 from vaultflow.workflows.registry import Registry
 
@@ -42,7 +52,9 @@ CATALOG_FILE_ANNOTATION = "vaultflow.io/catalog-file"
 # Client-side apply copies the whole object into an annotation, and annotations are limited to
 # 256 KiB: a large catalog would fail to sync. Argo CD's per-resource option applies it server-side.
 SYNC_OPTIONS = {"argocd.argoproj.io/sync-options": "ServerSideApply=true"}
-CONFIG_MAP_LIMIT = 1024 * 1024  # bytes of data the API server accepts in one ConfigMap
+# Bytes the API server accepts in one ConfigMap: every key and value of data and binaryData together
+# (k8s.io/kubernetes pkg/apis/core/validation ValidateConfigMap, MaxSecretSize = 1 MiB).
+CONFIG_MAP_LIMIT = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -70,14 +82,24 @@ def to_yaml(document: dict[str, Any], header: str = HEADER) -> str:
     )
 
 
+def compressed(text: str) -> bytes:
+    """The catalog's text gzip-compressed, deterministically: no file name, no time in the header."""
+    return gzip.compress(text.encode(), compresslevel=9, mtime=0)
+
+
 def catalog_config_map(catalog: CatalogFile) -> dict[str, Any]:
-    """The ConfigMap ``argo/vaultflow-catalog`` holding ``catalog``'s text under ``catalog.yaml``."""
-    size = len(catalog.text.encode())
-    if size > CONFIG_MAP_LIMIT:
-        raise InputError(
-            f"{catalog.path}: {size} bytes; a ConfigMap holds at most {CONFIG_MAP_LIMIT}, so the "
-            f"pipelines could not read it from {CATALOG_SOURCE}"
-        )
+    """The ConfigMap ``argo/vaultflow-catalog`` holding ``catalog``'s text under ``catalog.yaml``, or
+    gzip-compressed under ``binaryData`` ``catalog.yaml.gz`` when the text is more than it takes."""
+    encoded = catalog.text.encode()
+    content: dict[str, Any] = {"data": {DEFAULT_KEY: catalog.text}}
+    if len(DEFAULT_KEY) + len(encoded) > CONFIG_MAP_LIMIT:
+        packed, key = compressed(catalog.text), DEFAULT_KEY + COMPRESSED_SUFFIX
+        if len(key) + len(packed) > CONFIG_MAP_LIMIT:
+            raise InputError(
+                f"{catalog.path}: {len(encoded)} bytes, {len(packed)} gzip-compressed; a ConfigMap holds "
+                f"at most {CONFIG_MAP_LIMIT}, so the pipelines could not read it from {CATALOG_SOURCE}"
+            )
+        content = {"binaryData": {key: base64.b64encode(packed).decode()}}
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -87,7 +109,7 @@ def catalog_config_map(catalog: CatalogFile) -> dict[str, Any]:
             "labels": {PART_OF_LABEL: "vaultflow", "app.kubernetes.io/managed-by": "vaultflow"},
             "annotations": {CATALOG_FILE_ANNOTATION: catalog.path, **SYNC_OPTIONS},
         },
-        "data": {DEFAULT_KEY: catalog.text},
+        **content,
     }
 
 

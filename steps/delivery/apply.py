@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -75,6 +75,8 @@ class ApplyOptions:
     argocd_context: str | None = None
     vault_addresses: str = ""
     ca_cert: str = ""
+    # Added to every git command's environment (a credential helper: the pipeline's mounted token).
+    git_environment: Mapping[str, str] = field(default_factory=dict)
 
 
 class ChangedFile(BaseModel):
@@ -167,7 +169,9 @@ def apply_catalog(
     tree = render_catalog(loaded, repo_url=options.repo_url)
     github = connect_for(options.repo_url, environ) if options.mode == "pr" else None
     try:
-        with open_workspace(options.repo_url, options.branch) as workspace:
+        with open_workspace(
+            options.repo_url, options.branch, environment=options.git_environment
+        ) as workspace:
             if github is None:
                 report, fresh = _push(workspace, tree, options, say)
             else:
@@ -468,7 +472,7 @@ def wait_delivered(
     tree = render_catalog(loaded, repo_url=options.repo_url)
     report = ApplyReport(**_base_report(options), commit=None, revision=revision, attempts=0, files=files)
     fresh = {f.path for f in files if f.change != "removed"}
-    with open_workspace(options.repo_url, options.branch) as workspace:
+    with open_workspace(options.repo_url, options.branch, environment=options.git_environment) as workspace:
         return _wait(
             loaded,
             options,

@@ -20,7 +20,8 @@ Then ESO: every rendered ExternalSecret and PushSecret of those Applications is
 ``Ready``, ESO has processed its current generation (``syncedResourceVersion``
 starts with ``metadata.generation``), and an ExternalSecret this delivery added
 or changed was refreshed (``refreshTime``) after the sync that applied it
-started (the Application's ``status.history``). Asking Argo CD to refresh
+started (the Application's ``status.history``); they are read with one LIST per
+kind and namespace per look. Asking Argo CD to refresh
 (``argocd.argoproj.io/refresh: normal``) comes first, so nothing waits for its
 poll. Nothing here reads a Secret: only the status ESO and Argo CD write.
 """
@@ -387,16 +388,17 @@ def list_applications(argocd_api: Any, namespace: str) -> list[JsonObject]:
     return list(listed.get("items") or [])
 
 
-def _list_eso(api: Any, cluster: str, kind: str) -> dict[tuple[str, str], JsonObject]:
+def _list_eso(api: Any, cluster: str, kind: str, namespace: str) -> dict[str, JsonObject]:
+    """One LIST of ``kind`` in one namespace (what the delivery's RBAC grants there, nothing
+    cluster-wide: gitops/delivery_rbac.py), by name."""
     from kubernetes import client
 
     version, plural = ESO_KINDS[kind]
-    with kube_errors(f"cluster {cluster}", f"list {plural}"):
-        listed = client.CustomObjectsApi(api).list_cluster_custom_object(ESO_GROUP, version, plural)
-    return {
-        (str(item["metadata"].get("namespace") or ""), str(item["metadata"]["name"])): item
-        for item in listed.get("items") or []
-    }
+    with kube_errors(f"cluster {cluster}", f"list {plural} in namespace {namespace}"):
+        listed = client.CustomObjectsApi(api).list_namespaced_custom_object(
+            ESO_GROUP, version, namespace, plural
+        )
+    return {str(item["metadata"]["name"]): item for item in listed.get("items") or []}
 
 
 @dataclass
@@ -472,15 +474,15 @@ def wait_for_sync(
         if not all(s.converged for s in statuses):
             return _Snapshot(statuses, [_unchecked(o) for o in objects])
         started_at = {app.key: s.sync_started for app, s in zip(applications, seen, strict=True)}
-        found: dict[tuple[str, str], dict[tuple[str, str], JsonObject]] = {}
-        for cluster, kind in sorted({(o.cluster, o.kind) for o in objects}):
-            found[(cluster, kind)] = _list_eso(cluster_apis[cluster], cluster, kind)
+        found: dict[tuple[str, str, str], dict[str, JsonObject]] = {}
+        for cluster, kind, namespace in sorted({(o.cluster, o.kind, o.namespace) for o in objects}):
+            found[(cluster, kind, namespace)] = _list_eso(cluster_apis[cluster], cluster, kind, namespace)
         return _Snapshot(
             statuses,
             [
                 object_status(
                     o,
-                    found[(o.cluster, o.kind)].get((o.namespace, o.name)),
+                    found[(o.cluster, o.kind, o.namespace)].get(o.name),
                     started_at.get(o.application),
                 )
                 for o in objects

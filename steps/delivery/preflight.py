@@ -11,7 +11,8 @@ would in ESO. It checks:
   PushSecrets). One read per distinct path per cluster, a bounded number at once;
 * **ownership**: each target Secret that exists is not controlled by another
   ExternalSecret or by something else (ESO would refuse to write it), and a
-  ``Merge`` target exists (ESO only merges into an existing Secret);
+  ``Merge`` target exists (ESO only merges into an existing Secret); each target
+  is read by name, a bounded number at once;
 * **refresh**: a consumer found in a cluster (written by hand) of a rotated path
   that ESO never refreshes: a rotation could never reach it;
 * **policy**: the live Vault policy of each cluster's ESO role is the rendered
@@ -213,53 +214,74 @@ def _read_keys(vault: VaultApi, kv: str, path: str) -> set[str]:
 def _ownership(
     cluster: str, planned: list[PlannedExternalSecret], api_client: Any, locate: Callable[[FieldPath], str]
 ) -> list[Finding]:
-    """Targets another controller owns, and Merge targets that do not exist; one LIST per namespace."""
+    """Targets another controller owns, and Merge targets that do not exist.
+
+    Each target Secret is read by name (a bounded number at once), not listed per namespace: the
+    delivery's RBAC may then get exactly the catalog's target Secrets (``resourceNames``), never
+    list a namespace's others (Argo CD's repository credentials, a keeper) (gitops/delivery_rbac.py).
+    """
+    targets = sorted({(es.namespace, es.target) for es in planned})
+
+    def owner_of(target: tuple[str, str]) -> tuple[str, str] | _Missing | None:
+        return _secret_owner(api_client, cluster, *target)
+
+    with ThreadPoolExecutor(max_workers=min(READERS, max(1, len(targets)))) as pool:
+        owners = dict(zip(targets, pool.map(owner_of, targets), strict=True))
     findings = []
-    for namespace in sorted({es.namespace for es in planned}):
-        existing = _secret_owners(api_client, cluster, namespace)
-        for es in (e for e in planned if e.namespace == namespace):
-            subject = f"ExternalSecret {namespace}/{es.name}"
-            if es.target not in existing:
-                if es.creation_policy == "Merge":
-                    findings.append(
-                        Finding(
-                            check="ownership",
-                            cluster=cluster,
-                            subject=subject,
-                            message=f"Secret {namespace}/{es.target} does not exist: creationPolicy Merge "
-                            "only merges into an existing Secret",
-                            location=locate(es.path),
-                        )
-                    )
-                continue
-            owner = existing[es.target]
-            if owner is not None and owner != ("ExternalSecret", es.name) and es.creation_policy == "Owner":
+    for es in planned:
+        subject = f"ExternalSecret {es.namespace}/{es.name}"
+        owner = owners[(es.namespace, es.target)]
+        if isinstance(owner, _Missing):
+            if es.creation_policy == "Merge":
                 findings.append(
                     Finding(
                         check="ownership",
                         cluster=cluster,
                         subject=subject,
-                        message=f"Secret {namespace}/{es.target} is already controlled by {owner[0]} "
-                        f"{owner[1]}: ESO would not take it over",
+                        message=f"Secret {es.namespace}/{es.target} does not exist: creationPolicy Merge "
+                        "only merges into an existing Secret",
                         location=locate(es.path),
                     )
                 )
+            continue
+        if owner is not None and owner != ("ExternalSecret", es.name) and es.creation_policy == "Owner":
+            findings.append(
+                Finding(
+                    check="ownership",
+                    cluster=cluster,
+                    subject=subject,
+                    message=f"Secret {es.namespace}/{es.target} is already controlled by {owner[0]} "
+                    f"{owner[1]}: ESO would not take it over",
+                    location=locate(es.path),
+                )
+            )
     return findings
 
 
-def _secret_owners(api_client: Any, cluster: str, namespace: str) -> dict[str, tuple[str, str] | None]:
-    """Each Secret of the namespace -> its controller (kind, name), None when it has none."""
-    from kubernetes import client
+class _Missing:
+    """A target Secret that does not exist (yet)."""
 
-    with kube_errors(f"cluster {cluster}", f"list Secrets in namespace {namespace}"):
-        # Only the metadata is parsed: the values never become Python objects here.
-        response = client.CoreV1Api(api_client).list_namespaced_secret(namespace, _preload_content=False)
-    owners: dict[str, tuple[str, str] | None] = {}
-    for item in json.loads(response.data).get("items", []):
-        metadata = item.get("metadata") or {}
-        controller = next((r for r in metadata.get("ownerReferences") or [] if r.get("controller")), None)
-        owners[metadata["name"]] = (controller["kind"], controller["name"]) if controller else None
-    return owners
+
+def _secret_owner(
+    api_client: Any, cluster: str, namespace: str, name: str
+) -> tuple[str, str] | _Missing | None:
+    """The Secret's controller (kind, name), None when it has none, ``_Missing`` when it does not exist."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    with kube_errors(f"cluster {cluster}", f"read Secret {namespace}/{name}"):
+        try:
+            # Only the metadata is parsed: the values never become Python objects here.
+            response = client.CoreV1Api(api_client).read_namespaced_secret(
+                name, namespace, _preload_content=False
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return _Missing()
+            raise
+    metadata = json.loads(response.data).get("metadata") or {}
+    controller = next((r for r in metadata.get("ownerReferences") or [] if r.get("controller")), None)
+    return (controller["kind"], controller["name"]) if controller else None
 
 
 def _policy(loaded: LoadedCatalog, cluster: str, vault: VaultApi) -> list[Finding]:

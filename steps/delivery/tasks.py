@@ -7,16 +7,23 @@ references: the commit, the revision Argo CD must reach, the pull request's
 number, the changed files' paths. Nothing here reads a secret value: preflight
 reads each Vault reference's keys as ESO would and reports only findings.
 
-Git and GitHub credentials come from the step's environment, as for the CLI:
-Git's own configuration (a credential helper or ``url.<x>.insteadOf``) for the
-clone and push, ``$VAULTFLOW_GITHUB_TOKEN_FILE`` (a file) for the pull request
-(docs/gitops.md, "The pipeline").
+Git and GitHub credentials: in a pod, the pipeline mounts the Secret its
+``git-credentials-secret`` parameter names at ``GIT_CREDENTIALS_DIR``; its key
+``token`` is then the token for both, read from the file when needed (Git
+through a credential helper, the GitHub API through
+``$VAULTFLOW_GITHUB_TOKEN_FILE``), never put in a URL, an argument or an
+output. Without that directory (the local runner, the CLI), the step's
+environment decides, as for the CLI: Git's own configuration (a credential
+helper or ``url.<x>.insteadOf``) and ``$VAULTFLOW_GITHUB_TOKEN_FILE`` or
+``$GITHUB_TOKEN`` (docs/gitops.md, "The pipeline").
 """
 
 import json
 import logging
 import os
 import re
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated
 
 from hera.workflows import Parameter
@@ -24,9 +31,11 @@ from hera.workflows import Parameter
 from vaultflow.base.durations import parse_go_duration
 from vaultflow.base.errors import InputError, OperationError
 from vaultflow.gitops.catalog import LoadedCatalog
+from vaultflow.gitops.git_delivery import credential_helper_environment
 from vaultflow.steps.catalog_source import load_catalog_source
 from vaultflow.steps.delivery.apply import ApplyOptions, ChangedFile, apply_catalog, wait_delivered
 from vaultflow.steps.delivery.argocd_wait import WaitReport
+from vaultflow.steps.delivery.pull_request import TOKEN_FILE_ENV
 
 log = logging.getLogger(__name__)
 MODES = ("push", "pr")
@@ -34,6 +43,24 @@ MODES = ("push", "pr")
 # changed files the wait covers every path of the tree instead of naming them.
 MAX_CHANGED_FILES = 1000
 _PATH = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
+# Where apply-eso-resources mounts its Git credential Secret (workflows/pipelines/apply_eso_resources.py).
+GIT_CREDENTIALS_DIR = Path("/var/run/secrets/vaultflow.io/git")
+TOKEN_KEY = "token"  # the Secret's key holding the token (GitHub: a fine-grained token or an App's)
+
+
+def credentials(
+    environ: Mapping[str, str], directory: Path = GIT_CREDENTIALS_DIR
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(the environment the GitHub client reads, what to add to git's) for this step.
+
+    With the mounted token (``directory``/``token``): the GitHub client reads that file unless
+    ``$VAULTFLOW_GITHUB_TOKEN_FILE`` says otherwise, and git gets a credential helper answering with
+    it. Without it: the step's own environment, unchanged, and nothing added to git's."""
+    token = directory / TOKEN_KEY
+    if not token.is_file():
+        return dict(environ), {}
+    github = {TOKEN_FILE_ENV: str(token), **environ}
+    return github, credential_helper_environment(token, environ)
 
 
 def _seconds(timeout: str) -> float:
@@ -65,6 +92,7 @@ def delivery_options(
     if merge and mode != "pr":
         raise InputError("merge merges the pull request: it needs mode=pr")
     gitops = loaded.catalog.gitops
+    _, git_environment = credentials(os.environ)
     target = (path or gitops.path).strip("/")
     if not _PATH.fullmatch(target) or ".." in target.split("/"):
         raise InputError(f"path {path!r}: a relative directory of the repository, such as eso-resources")
@@ -78,6 +106,7 @@ def delivery_options(
         timeout=_seconds(timeout),
         vault_addresses=addresses or loaded.catalog.vault.address,
         ca_cert=ca_cert,
+        git_environment=git_environment,
     )
 
 
@@ -147,7 +176,8 @@ def apply(
         ca_cert=ca_cert,
         merge=merge,
     )
-    report = apply_catalog(loaded, options, environ=os.environ, say=log.info)
+    environ, _ = credentials(os.environ)
+    report = apply_catalog(loaded, options, environ=environ, say=log.info)
     if report.preflight:
         log.info("preflight (pull request body): %s", report.preflight)
     files = [{"change": f.change, "path": f.path} for f in report.files]
@@ -218,7 +248,7 @@ def wait_for_sync(
 def _merge_commit(options: ApplyOptions, number: int) -> str:
     from vaultflow.steps.delivery.pull_request import connect_for
 
-    github = connect_for(options.repo_url, os.environ)
+    github = connect_for(options.repo_url, credentials(os.environ)[0])
     try:
         log.info("waiting for pull request #%d to be merged", number)
         state = github.wait_merged(number, options.timeout)

@@ -136,3 +136,25 @@ def test_a_branch_that_keeps_moving_is_given_up_after_max_attempts(bare_repo: Pa
     history = [c.message.strip() for c in git.Repo(bare_repo).iter_commits("main")]
     assert history[:3] == ["someone else"] * 3 and len(history) == 4  # three races lost, nothing of ours
     assert "mine/mine.txt" not in files_at(bare_repo)
+
+
+def test_a_repeat_is_decided_from_the_commit_without_checking_a_file_out(
+    bare_repo: Path, tmp_path: Path
+) -> None:
+    """Blob ids are compared first (``Workspace.holds``): a no-change run of a large catalog writes no file;
+    any difference (content, an extra file, a missing one) still goes through the full comparison."""
+    deliver(small_tree("a"), repo_url=str(bare_repo), path="p")
+    workspace = Workspace.clone(str(bare_repo), "main", tmp_path / "clone")
+    assert workspace.holds(small_tree("a"), "p")
+    assert not (tmp_path / "clone" / "p").exists()  # nothing checked out to decide it
+    changed = small_tree("a")
+    changed.add_text("a.txt", "a, edited\n")
+    changed.files.pop(1)
+    extra = small_tree("a")
+    extra.add_text("b.txt", "b\n")
+    missing = RenderedTree(files=small_tree("a").files[:1])
+    assert not any(workspace.holds(tree, "p") for tree in (changed, extra, missing))
+    assert not workspace.holds(small_tree("a"), "elsewhere")
+    # And a change still commits, from a checked-out tree (the old content says what changed).
+    result = deliver(changed, repo_url=str(bare_repo), path="p")
+    assert result.commit is not None and result.changes.changed == ["a.txt"]

@@ -74,7 +74,7 @@ def test_every_difference_is_named_with_its_objects_and_nothing_is_written(
     assert code == 1, output
     lines = output.splitlines()
     assert lines[0] == (
-        f"{committed} is not what {smaller} renders; rendering would add 1, change 3 and remove 1 file(s):"
+        f"{committed} is not what {smaller} renders; rendering would add 1, change 4 and remove 1 file(s):"
     )
     assert "  added    vault/policies/eso-prod-eu.hcl  (VaultPolicy eso-prod-eu)" in lines
     assert (
@@ -82,6 +82,11 @@ def test_every_difference_is_named_with_its_objects_and_nothing_is_written(
         "  (ExternalSecret argocd/argocd-admin-password)"
     ) in lines
     assert "  changed  clusters/prod-us/kustomization.yaml  (Kustomization)" in lines
+    # the delivery reads one target Secret fewer there (gitops/delivery_rbac.py)
+    assert (
+        "  changed  clusters/prod-us/payments/role-vaultflow-delivery-consumers.yaml"
+        "  (Role payments/vaultflow-delivery-consumers)"
+    ) in lines
     assert "  changed  vault/policies/eso-prod-us.hcl  (VaultPolicy eso-prod-us)" in lines  # no more stripe
     assert f"  removed  {STRIPE}  (ExternalSecret payments/shared-stripe)" in lines
     assert lines[-1] == f"to update it: vaultflow render --catalog {smaller} --out {committed}"
@@ -95,6 +100,7 @@ def test_every_difference_is_named_with_its_objects_and_nothing_is_written(
         changed=[
             "clusters/prod-eu/argocd/external-secret-argocd-admin-password.yaml",
             "clusters/prod-us/kustomization.yaml",
+            "clusters/prod-us/payments/role-vaultflow-delivery-consumers.yaml",
             "vault/policies/eso-prod-us.hcl",
         ],
         removed=[STRIPE],
@@ -153,6 +159,10 @@ def test_json_lists_each_file_with_its_objects(committed: Path, tmp_path: Path) 
         {
             "path": "clusters/prod-us/kustomization.yaml",
             "objects": [{"kind": "Kustomization", "namespace": None, "name": ""}],
+        },
+        {
+            "path": "clusters/prod-us/payments/role-vaultflow-delivery-consumers.yaml",
+            "objects": [{"kind": "Role", "namespace": "payments", "name": "vaultflow-delivery-consumers"}],
         },
         {
             "path": "vault/policies/eso-prod-us.hcl",

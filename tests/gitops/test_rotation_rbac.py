@@ -97,14 +97,32 @@ def loaded() -> LoadedCatalog:
     return parse_catalog(CATALOG, Path("catalog.yaml"))
 
 
-def _rendered(loaded: LoadedCatalog) -> dict[str, list[dict[str, Any]]]:
-    """Per cluster, the rendered objects that are not ESO's (nor the kustomization)."""
+def _rendered(loaded: LoadedCatalog, account: str = "vaultflow-rotation") -> dict[str, list[dict[str, Any]]]:
+    """Per cluster, the rendered RBAC objects of ``account``: its ServiceAccount, its Roles and bindings
+    (``<account>-*``). The Namespace that holds the accounts is checked on its own: it is shared."""
     out: dict[str, list[dict[str, Any]]] = {}
     for path, manifest in render_catalog(loaded).manifests():
-        parts = path.split("/")
-        if parts[0] == "clusters" and not manifest["apiVersion"].startswith((ESO, "kustomize")):
+        parts, name = path.split("/"), (manifest.get("metadata") or {}).get("name", "")
+        if parts[0] == "clusters" and (
+            (manifest["kind"] == "ServiceAccount" and name == account)
+            or (manifest["kind"] in RBAC_KINDS and name.startswith(f"{account}-"))
+        ):
             out.setdefault(parts[1], []).append(manifest)
     return out
+
+
+RBAC_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
+
+
+def account_namespace(loaded: LoadedCatalog, cluster: str) -> dict[str, Any] | None:
+    """The Namespace rendered in ``cluster`` for the accounts (outside the workflows cluster only)."""
+    found = [
+        m
+        for path, m in render_catalog(loaded).manifests()
+        if path.startswith(f"clusters/{cluster}/namespace-")
+    ]
+    assert len(found) <= 1
+    return found[0] if found else None
 
 
 Shape = tuple[str, str, str, str]  # kind, namespace ("" if cluster-scoped), name, what it grants or binds
@@ -158,8 +176,8 @@ def _cluster_wide(*, ces: bool) -> set[Shape]:
     }
 
 
-# Outside the workflows cluster: the rotation's account and its namespace.
-ACCOUNT_OBJECTS = {("Namespace", "", "argo", "{}"), ("ServiceAccount", "argo", "vaultflow-rotation", "{}")}
+# Outside the workflows cluster: the rotation's account (its namespace: account_namespace).
+ACCOUNT_OBJECTS = {("ServiceAccount", "argo", "vaultflow-rotation", "{}")}
 
 
 def _shop(*workloads: dict[str, Any]) -> set[Shape]:
@@ -181,17 +199,22 @@ def test_rules_are_exactly_those_of_the_small_catalog(loaded: LoadedCatalog) -> 
     for cluster in ("edge", "quiet"):
         (account,) = (m for m in objects[cluster] if m["kind"] == "ServiceAccount")
         assert account["automountServiceAccountToken"] is False  # no pod runs as it there
-        (namespace,) = (m for m in objects[cluster] if m["kind"] == "Namespace")
+        namespace = account_namespace(loaded, cluster)
+        assert namespace is not None and namespace["metadata"]["name"] == "argo"
         assert (
             namespace["metadata"]["annotations"]["argocd.argoproj.io/sync-options"]
             == "Prune=false,Delete=false"
         )
+        # one Namespace for both accounts it holds (the delivery's too: gitops/delivery_rbac.py)
+        why = namespace["metadata"]["annotations"]["kubernetes.io/description"]
+        assert "vaultflow-delivery, vaultflow-rotation" in why
+    assert account_namespace(loaded, "hub") is None  # the workflows cluster: argocd-apps makes argo
 
 
 def test_a_namespace_consuming_only_unrotated_secrets_gets_nothing(loaded: LoadedCatalog) -> None:
     namespaces = {m["metadata"].get("namespace") for objects in _rendered(loaded).values() for m in objects}
     assert "billing" not in namespaces
-    assert namespaces == {None, "shop", "argo"}
+    assert namespaces == {None, "shop", "argo"}  # cluster-wide, the consumer, the account's
 
 
 def test_the_example_catalog_grants_nothing_in_argocd_and_no_role_in_argo(repo_root: Path) -> None:

@@ -11,6 +11,7 @@ from vaultflow.gitops.catalog import CatalogError
 from vaultflow.sandbox.kube.cluster import KubeCluster
 from vaultflow.sandbox.kubeconfig import ClusterAccess, write_kubeconfig
 from vaultflow.steps.catalog_source import load_catalog_source
+from vaultflow.workflows.render import CatalogFile, catalog_config_map
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
 
@@ -28,12 +29,26 @@ def cluster_kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pat
         core.create_namespaced_config_map(
             "argo", {"metadata": {"name": "vaultflow-catalog"}, "data": {"catalog.yaml": EXAMPLE.read_text()}}
         )
+        # What `workflows render` writes for a catalog too big as text: binaryData, gzip-compressed.
+        big = catalog_config_map(CatalogFile("big.yaml", _large_catalog(10_000)))
+        core.create_namespaced_config_map(
+            "argo", {"metadata": {"name": "big"}, "binaryData": big["binaryData"]}
+        )
+        core.create_namespaced_config_map(
+            "argo", {"metadata": {"name": "not-gzip"}, "binaryData": {"catalog.yaml.gz": "bm90IGd6aXA="}}
+        )
         broken = EXAMPLE.read_text().replace("namespace: production", "namespace: Production", 1)
         core.create_namespaced_config_map(
             "argo", {"metadata": {"name": "broken"}, "data": {"catalog.yaml": broken}}
         )
     yield path
     cluster.stop()
+
+
+def _large_catalog(secrets: int) -> str:
+    from tests.workflows.test_catalog_config_map import large_catalog
+
+    return large_catalog(secrets)
 
 
 @pytest.fixture
@@ -45,6 +60,16 @@ def test_a_file_and_its_configmap_copy_load_the_same_catalog(kubeconfig: None) -
     from_file = load_catalog_source(str(EXAMPLE)).catalog
     from_cluster = load_catalog_source("configmap://argo/vaultflow-catalog?context=catalog-source").catalog
     assert from_cluster == from_file
+
+
+def test_a_compressed_catalog_is_read_transparently(kubeconfig: None) -> None:
+    loaded = load_catalog_source("configmap://argo/big?context=catalog-source")
+    assert len(loaded.catalog.secrets) == 10_000
+    assert str(loaded.source).endswith("configmap:argo/big/catalog.yaml")
+    with pytest.raises(
+        OperationError, match=r"^catalog ConfigMap argo/not-gzip binaryData catalog\.yaml\.gz: not gzip"
+    ):
+        load_catalog_source("configmap://argo/not-gzip?context=catalog-source")
 
 
 def test_errors_name_the_configmap_and_the_line(kubeconfig: None) -> None:

@@ -12,6 +12,7 @@ import pytest
 from tests.workflows.test_rbac import EXECUTOR, _grants
 from vaultflow.base.errors import InputError
 from vaultflow.gitops.catalog import load_catalog
+from vaultflow.gitops.delivery_rbac import DELIVERY_ACCOUNT
 from vaultflow.steps.delivery import tasks
 from vaultflow.workflows.dsl import output
 from vaultflow.workflows.pipelines.apply_eso_resources import PIPELINES
@@ -40,6 +41,7 @@ def test_parameters_and_their_defaults() -> None:
         "vault-addresses": "",
         "fail-on-findings": "true",
         "ca-cert": "",
+        "git-credentials-secret": "vaultflow-delivery-git",
     }
     assert {p.name: p.enum for p in PIPELINE.params}["mode"] == ["push", "pr"]
     assert PIPELINE.step("preflight").args["fail_on_findings"] == "{{workflow.parameters.fail-on-findings}}"
@@ -54,10 +56,11 @@ def test_later_steps_get_references_from_apply_never_values() -> None:
 
 
 def test_the_template_runs_as_vaultflow_delivery_with_least_privilege() -> None:
-    assert PIPELINE.service_account == "vaultflow-delivery"
+    """In the workflows cluster, by hand: its input, outputs and Argo CD. What it asks of every catalog
+    cluster is rendered from the catalog (tests/gitops/test_delivery_rbac.py)."""
+    assert PIPELINE.service_account == DELIVERY_ACCOUNT.name
     assert _grants()["vaultflow-delivery"] - EXECUTOR == {
         ("argo", "", "configmaps", "get", "vaultflow-catalog"),
-        ("external-secrets-system", "", "serviceaccounts/token", "create", "external-secrets"),
         ("argocd", "argoproj.io", "applications", "get", ""),
         ("argocd", "argoproj.io", "applications", "list", ""),
         ("argocd", "argoproj.io", "applications", "patch", ""),
@@ -80,6 +83,59 @@ def test_options_fall_back_to_the_catalog_and_refuse_bad_input() -> None:
         tasks.delivery_options(loaded, mode="push", path="../elsewhere")
     with pytest.raises(InputError, match="timeout"):
         tasks.delivery_options(loaded, mode="push", timeout="soon")
+
+
+def test_every_step_gets_the_git_credential_secret_as_a_read_only_file_never_a_parameter() -> None:
+    from vaultflow.workflows.registry import load_registry
+
+    document = load_registry().document("apply-eso-resources")
+    spec = document["spec"]
+    assert spec["volumes"] == [
+        {
+            "name": "git-credentials",
+            "secret": {
+                "secretName": "{{workflow.parameters.git-credentials-secret}}",
+                "defaultMode": 0o440,
+                "optional": True,
+            },
+        }
+    ]
+    scripts = [t["script"] for t in spec["templates"] if "script" in t]
+    assert len(scripts) == len(PIPELINE.steps)
+    for script in scripts:
+        assert script["volumeMounts"] == [
+            {"name": "git-credentials", "mountPath": str(tasks.GIT_CREDENTIALS_DIR), "readOnly": True}
+        ]
+        assert "env" not in script or all(e["name"].startswith("hera__") for e in script["env"])
+    # The pods read the file through the fsGroup (0440: owner root, group the steps' user).
+    assert spec["securityContext"]["fsGroup"] == spec["securityContext"]["runAsUser"]
+
+
+def test_the_mounted_token_is_what_git_and_github_use_and_nothing_without_it(tmp_path: Path) -> None:
+    """``tasks.credentials``: git's credential helper answers with the file's token (asked through git
+    itself), the GitHub client reads the file; without the mount the environment is left as it is."""
+    mounted = tmp_path / "git"
+    environ = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "GIT_CONFIG_COUNT": "1"}
+    environ |= {"GIT_CONFIG_KEY_0": "url.file:///x.insteadOf", "GIT_CONFIG_VALUE_0": "https://h/x"}
+    assert tasks.credentials(environ, mounted) == (environ, {})
+    mounted.mkdir()
+    (mounted / "token").write_text("test-token-4d1\n")
+    github, git_env = tasks.credentials(environ, mounted)
+    assert github == {**environ, "VAULTFLOW_GITHUB_TOKEN_FILE": str(mounted / "token")}
+    assert git_env["GIT_CONFIG_COUNT"] == "2" and git_env["GIT_CONFIG_KEY_1"] == "credential.helper"
+    assert "test-token-4d1" not in str(git_env)  # a path in the helper, never the token
+    filled = subprocess.run(
+        ["git", "credential", "fill"],
+        input="protocol=https\nhost=github.com\npath=example-org/platform-gitops.git\n\n",
+        env={**environ, **git_env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "username=x-access-token\npassword=test-token-4d1\n" in filled.stdout
+    # An explicit $VAULTFLOW_GITHUB_TOKEN_FILE still wins for the API.
+    own = {**environ, "VAULTFLOW_GITHUB_TOKEN_FILE": "/elsewhere"}
+    assert tasks.credentials(own, mounted)[0]["VAULTFLOW_GITHUB_TOKEN_FILE"] == "/elsewhere"
 
 
 def _dry(*arguments: str) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -98,9 +101,51 @@ def test_the_example_reads_as_a_literal_block() -> None:
     assert "    kind: SecretsCatalog\n" in text
 
 
-def test_a_catalog_too_big_for_a_config_map_is_refused_before_anything_is_written(tmp_path: Path) -> None:
-    big = CatalogFile("big.yaml", "# " + "x" * CONFIG_MAP_LIMIT + "\n")
-    with pytest.raises(InputError, match=r"big\.yaml: \d+ bytes; a ConfigMap holds at most 1048576"):
+def large_catalog(secrets: int) -> str:
+    """A valid catalog of ``secrets`` secrets, one consumer each: about 270 bytes of text per secret."""
+    lines = [
+        "apiVersion: vaultflow.io/v1alpha1",
+        "kind: SecretsCatalog",
+        "vault: {address: https://vault.example.com:8200}",
+        "gitops: {repoUrl: https://git.example.com/gitops.git}",
+        "clusters:",
+        "  - {name: c0, kubeContext: c0, argocd: {name: c0}}",
+        "secrets:",
+    ]
+    for n in range(secrets):
+        lines += [
+            f"  - path: team-{n % 50}/app-{n}",
+            "    keys: [{name: password, generator: {type: password}}, {name: u, generator: {type: static}}]",
+            f"    consumers: [{{cluster: c0, namespace: team-{n % 50}, secretName: app-{n}}}]",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def test_a_catalog_too_big_as_text_is_stored_gzip_compressed_and_reads_back_exactly() -> None:
+    """A 10,000-secret catalog is some 2.7 MB of text: more than a ConfigMap takes (1 MiB), about 5%
+    of it gzip-compressed. Under binaryData ``catalog.yaml.gz``; the same bytes on every render."""
+    text = large_catalog(10_000)
+    assert len(text.encode()) > CONFIG_MAP_LIMIT
+    config_map = catalog_config_map(CatalogFile("big.yaml", text))
+    kubernetes_validate.validate(config_map, KUBERNETES_VERSION, strict=True)
+    assert "data" not in config_map and list(config_map["binaryData"]) == [f"{DEFAULT_KEY}.gz"]
+    packed = base64.b64decode(config_map["binaryData"][f"{DEFAULT_KEY}.gz"])
+    assert len(packed) < CONFIG_MAP_LIMIT // 4
+    assert gzip.decompress(packed).decode() == text
+    written = catalog_yaml(CatalogFile("big.yaml", text))
+    assert yaml.safe_load(written) == config_map and written == catalog_yaml(CatalogFile("big.yaml", text))
+    # What fits stays text: reviewers read it in pull requests.
+    assert catalog_config_map(CatalogFile("small.yaml", large_catalog(10)))["data"][DEFAULT_KEY]
+
+
+def test_a_catalog_too_big_even_compressed_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    random = "".join(hashlib.sha256(str(n).encode()).hexdigest() for n in range(CONFIG_MAP_LIMIT // 32))
+    big = CatalogFile("big.yaml", "# " + random + "\n")  # hex digits: gzip saves less than half
+    with pytest.raises(
+        InputError,
+        match=r"^big\.yaml: \d+ bytes, \d+ gzip-compressed; a ConfigMap holds at most 1048576, so the "
+        r"pipelines could not read it from configmap://argo/vaultflow-catalog$",
+    ):
         catalog_config_map(big)
     with pytest.raises(InputError):
         render(load_registry(), tmp_path / "out", catalog=big)

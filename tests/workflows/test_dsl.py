@@ -9,10 +9,12 @@ from __future__ import annotations
 import pytest
 
 from tests.workflows import broken_pipelines, dsl_steps, sample_steps
-from tests.workflows.conftest import pipeline
+from tests.workflows.conftest import RunPipeline, pipeline
 from vaultflow.base.errors import InputError
+from vaultflow.gitops.crd_schemas import CrdRegistry
 from vaultflow.workflows.checks import carries_secret_type
-from vaultflow.workflows.dsl import Param, Retry, Schedule, Step, param, result
+from vaultflow.workflows.compile import workflow_template
+from vaultflow.workflows.dsl import Param, Retry, Schedule, SecretMount, Step, param, result
 from vaultflow.workflows.registry import Registry, load_registry
 
 
@@ -127,3 +129,34 @@ def test_default_retry_applies_unless_a_step_overrides_it() -> None:
     )
     assert declared.retry_of(declared.step("a")) == Retry(limit=1)
     assert declared.retry_of(declared.step("b")) == Retry(limit=5)
+
+
+def test_secret_mounts_compile_to_read_only_volumes_and_mistakes_are_refused(
+    upstream_crds: CrdRegistry, run_pipeline: RunPipeline
+) -> None:
+    """A Secret mounted into every step's pod (its name a parameter); the local runner has no pods and
+    runs the same pipeline, leaving the mount to the cluster."""
+    steps = [Step("a", dsl_steps.needs, args={"path": "p"}), Step("b", dsl_steps.needs, args={"path": "p"})]
+    mount = SecretMount(name="creds", secret=param("creds"), path="/var/run/secrets/creds")
+    declared = pipeline("mounted", steps, params=[Param("creds", default="my-secret")], secret_mounts=[mount])
+    document = workflow_template(declared).to_dict()
+    assert upstream_crds.validate(document) == []
+    assert document["spec"]["volumes"] == [
+        {"name": "creds", "secret": {"secretName": "{{workflow.parameters.creds}}", "defaultMode": 0o440}}
+    ]
+    scripts = [t["script"] for t in document["spec"]["templates"] if "script" in t]
+    assert [s["volumeMounts"] for s in scripts] == [
+        [{"name": "creds", "mountPath": "/var/run/secrets/creds", "readOnly": True}]
+    ] * 2
+    assert run_pipeline(declared).phase == "Succeeded"
+    for wrong, message in [
+        (SecretMount(name="Creds", secret="s", path="/x"), "the name must be a DNS label"),
+        (SecretMount(name="creds", secret="s", path="relative"), "must be absolute"),
+        (SecretMount(name="creds", secret="", path="/x"), "needs the Secret's name"),
+    ]:
+        with pytest.raises(InputError, match=f"pipeline 'mounted', secret mount '{wrong.name}': .*{message}"):
+            pipeline("mounted", steps, secret_mounts=[wrong])
+    with pytest.raises(InputError, match="declared twice"):
+        pipeline(
+            "mounted", steps, secret_mounts=[mount, SecretMount(name="other", secret="s", path=mount.path)]
+        )

@@ -99,7 +99,6 @@ def test_bootstrap_gets_its_keeper_catalog_lock_and_two_tokens_nothing_more() ->
         ("argo", "", "secrets", "create", ""),
         ("argo", "", "secrets", "get", "vaultflow-vault-keeper"),
         ("argo", "", "secrets", "update", "vaultflow-vault-keeper"),
-        ("argo", "", "secrets", "patch", "vaultflow-vault-keeper"),
         ("argo", "", "configmaps", "get", "vaultflow-catalog"),
         ("argo", "coordination.k8s.io", "leases", "create", ""),
         ("argo", "coordination.k8s.io", "leases", "get", "vaultflow-vault-bootstrap"),

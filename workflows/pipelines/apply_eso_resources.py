@@ -7,12 +7,17 @@ reader of the run wants to see fail: a preflight finding stops the run before an
 mode) and for each Application of the changed paths at the revision; *verify-ready* waits for ESO.
 Steps pass references only: the commit, the revision, the pull request's number, the changed paths.
 
+Git and GitHub credentials: the Secret named by ``git-credentials-secret`` (key ``token``) is mounted
+read-only into every step's pod at ``tasks.GIT_CREDENTIALS_DIR``; the steps read the token from there,
+never from a parameter. Optional: without it, the pod starts and Git is refused (one line), unless the
+image's own Git configuration authenticates.
+
 ``mutex``: two deliveries of the same tree at once would both land (the push rebases), but each would
 wait on the other's commit; one at a time keeps each run's wait about its own commit.
 """
 
 from vaultflow.steps.delivery import tasks
-from vaultflow.workflows.dsl import NO_RETRY, Param, Pipeline, Retry, Step, output, param
+from vaultflow.workflows.dsl import NO_RETRY, Param, Pipeline, Retry, SecretMount, Step, output, param
 
 DELIVERY = {
     "repo": param("repo"),
@@ -34,6 +39,14 @@ PIPELINES = [
         timeout="1h",
         mutex="apply-eso-resources",
         default_retry=INFRASTRUCTURE,
+        secret_mounts=[
+            SecretMount(
+                name="git-credentials",
+                secret=param("git-credentials-secret"),
+                path=str(tasks.GIT_CREDENTIALS_DIR),
+                optional=True,
+            )
+        ],
         params=[
             Param(
                 "catalog",
@@ -67,6 +80,14 @@ PIPELINES = [
                 description="A preflight finding stops the run before any commit.",
             ),
             Param("ca-cert", default="", description="CA bundle file to verify Vault (empty: system trust)."),
+            Param(
+                "git-credentials-secret",
+                default="vaultflow-delivery-git",
+                description=(
+                    "Secret in the workflow's namespace whose key 'token' may push to the GitOps repository "
+                    "(mode=pr: and open, update, merge pull requests); mounted as a file, never a parameter."
+                ),
+            ),
         ],
         steps=[
             Step(

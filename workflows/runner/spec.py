@@ -77,6 +77,7 @@ _POD_ONLY_SPEC = {
     "dnsConfig",
     "serviceAccountName",
     "artifactGC",
+    "volumes",  # mounted into pods; a local step reads its credentials from the runner's environment
 }
 _SUPPORTED_SPEC = {"entrypoint", "templates", "arguments", "parallelism", "activeDeadlineSeconds", "onExit"}
 _POD_ONLY_TEMPLATE = {
@@ -105,7 +106,7 @@ _TEMPLATE_KINDS = (
     "plugin",
 )
 _SCRIPT_FIELDS = {"image", "command", "args", "source", "env", "name"}
-_POD_ONLY_SCRIPT = {"imagePullPolicy", "resources", "securityContext", "workingDir"}
+_POD_ONLY_SCRIPT = {"imagePullPolicy", "resources", "securityContext", "workingDir", "volumeMounts"}
 _TASK_FIELDS = {
     "name",
     "template",
