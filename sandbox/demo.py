@@ -12,9 +12,17 @@ Stages:
    unseal, configure from the catalog, smoke-test with ESO's own login, revoke root;
 4. the pipeline's *seed* step created the catalog's missing secrets (generated keys generated;
    static keys, which humans own, get visible sandbox placeholders here);
-5. render the catalog and commit the tree to the sandbox's GitOps repository;
-6. Argo CD syncs the commit into the clusters, ESO makes every ExternalSecret Ready and pushes
-   to the clouds; shown as ESO's data-hash and keyed fingerprints, never values;
+5. ``vaultflow gitops apply --mode pr --merge --wait`` (``apply_catalog``, in the sandbox's
+   environment, on the catalog's own ``repoUrl``, which the sandbox routes to its bare repository):
+   the render goes in as a pull request on the sandbox's GitHub whose body carries the preflight
+   (every Vault reference read as each cluster's ESO), merged through the API; the apply asks Argo
+   CD to refresh (the sandbox's Argo CD, like Argo CD, reads Git on its own only every few minutes)
+   and waits until every Application is Synced at the merge commit and every ExternalSecret and
+   PushSecret Ready. The repository's first commit (a README, as its team would have created it)
+   is made here on a fresh sandbox: a pull request needs a base branch;
+6. what that left: the Applications Synced at the merge commit, every ExternalSecret Ready (ESO's
+   data-hash), every push in its cloud (keyed fingerprints, never values); then the same apply
+   again, which has nothing to change and makes no commit and no pull request;
 7. ``vaultflow rotate`` (the ``rotate-secrets`` pipeline on the local runner, logged into Vault as
    the rotation service account), run as a user runs it, in a subprocess with the sandbox's
    environment: first ``--all-due --dry-run`` (on a freshly seeded sandbox nothing is due, and the
@@ -29,11 +37,13 @@ Stages:
 
 Run it again after ``task sandbox:down`` and it carries on where the sandbox stopped: the same
 Vault comes back initialised and sealed, the bootstrap pipeline unseals it with the keeper's
-shares, nothing is re-created, and the GitOps repository has nothing new to commit; the
-rotations run again (each writes a new version) and the workloads are left as they are.
+shares, nothing is re-created, and the GitOps repository has nothing new to commit (no pull
+request either); the rotations run again (each writes a new version) and the workloads are left
+as they are.
 
-When stage 6 times out it names what is stuck: each Application's sync and health, the resources
-behind an unhealthy one with their message (ESO's, for ESO's kinds) and its last sync. Run it again
+When stage 5's wait times out it names what is stuck: what the apply saw of each Application and
+ESO object, then each Application's sync and health, the resources behind an unhealthy one with
+their message (ESO's, for ESO's kinds) and its last sync. Run it again
 once the cause is gone (``vaultflow sandbox fault PROVIDER --clear`` for an injected fault) and it
 recovers by itself, as an operator would (``vaultflow.sandbox.recovery``): ESO validates again the
 stores it found invalid and reconciles the objects whose sync failed, Argo CD syncs again a revision
@@ -49,6 +59,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +68,7 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from rich.console import Console
+from rich.markdown import Markdown
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
@@ -64,7 +77,6 @@ from vaultflow.base.durations import parse_go_duration
 from vaultflow.base.errors import OperationError, VaultflowError
 from vaultflow.gitops.catalog import LoadedCatalog, load_catalog
 from vaultflow.gitops.catalog.model import Catalog, Secret, WorkloadRef
-from vaultflow.gitops.git_delivery import Delivery, deliver
 from vaultflow.gitops.render import application_name, render_catalog
 from vaultflow.sandbox import lifecycle
 from vaultflow.sandbox.admin import AdminClient
@@ -75,6 +87,7 @@ from vaultflow.sandbox.observe import (
     ExternalSecretState,
     Fingerprints,
     PushedValue,
+    applications,
     external_secrets,
     pushed_values,
     wait_for,
@@ -85,6 +98,8 @@ from vaultflow.sandbox.platform import install_platform_accounts
 from vaultflow.sandbox.recovery import recover
 from vaultflow.sandbox.state import SandboxState
 from vaultflow.sandbox.status_view import print_status
+from vaultflow.steps.delivery.apply import ApplyOptions, ApplyReport, apply_catalog
+from vaultflow.steps.delivery.pull_request import repository_name
 from vaultflow.steps.rotation.report import ReportSecret, ReportTarget, RotationReport
 from vaultflow.steps.rotation.restart import rollout_status
 from vaultflow.steps.secrets.seed import SeedResult
@@ -175,60 +190,225 @@ def seed_stage(seeded: SeedResult) -> None:
     console.print(table)
 
 
-def render_and_commit_stage(loaded: LoadedCatalog, sandbox_dir: Path) -> tuple[str, Delivery]:
-    _stage(5, "Render ESO resources and commit them to the GitOps repository")
-    repo_url = ensure_bare_repo(SandboxPaths(sandbox_dir.resolve()).gitops_repo)
-    tree = render_catalog(loaded, repo_url=repo_url)
+README = (
+    "# Platform GitOps repository\n\n"
+    "What Argo CD syncs into the clusters. `vaultflow gitops apply` renders the secrets catalog into\n"
+    "`eso-resources/` through pull requests; nobody applies these manifests by hand.\n\n"
+    "(This copy is the vaultflow local sandbox's.)\n"
+)
+
+
+def _git(repo: Path, *arguments: str, text_input: str | None = None) -> str:
+    done = subprocess.run(
+        ["git", "--git-dir", str(repo), *arguments],
+        input=text_input,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={
+            **os.environ,
+            "GIT_AUTHOR_NAME": "platform-team",
+            "GIT_AUTHOR_EMAIL": "platform-team@example.com",
+            "GIT_COMMITTER_NAME": "platform-team",
+            "GIT_COMMITTER_EMAIL": "platform-team@example.com",
+        },
+    )
+    if done.returncode != 0:
+        raise OperationError(f"git {arguments[0]} on {repo}: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def ensure_base_branch(repo: Path, branch: str) -> str | None:
+    """The GitOps repository as the platform team created it: ``branch`` with a README (a pull request
+    needs a base). The commit made, None when the branch exists (nothing is changed then)."""
+    found = subprocess.run(
+        ["git", "--git-dir", str(repo), "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"],
+        capture_output=True,
+        check=False,
+    )
+    if found.returncode == 0:
+        return None
+    blob = _git(repo, "hash-object", "-w", "--stdin", text_input=README)
+    tree = _git(repo, "mktree", text_input=f"100644 blob {blob}\tREADME.md\n")
+    commit = _git(repo, "commit-tree", tree, "-m", "Initial commit")
+    _git(repo, "update-ref", f"refs/heads/{branch}", commit, "0" * 40)  # only if it still does not exist
+    return commit
+
+
+@contextmanager
+def sandbox_environment(state: SandboxState) -> Iterator[dict[str, str]]:
+    """This process in the sandbox's environment (what `vaultflow sandbox env` exports) while the
+    delivery runs: the git processes it starts reach the catalog's ``repoUrl`` through Git's
+    ``insteadOf``, PyGithub the GitHub emulator, the Kubernetes client the emulated clusters."""
+    added = lifecycle.environment(state)
+    saved = {name: os.environ.get(name) for name in added}
+    os.environ.update(added)
+    try:
+        yield dict(os.environ)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def apply_options(loaded: LoadedCatalog, state: SandboxState, *, timeout: float) -> ApplyOptions:
+    """``vaultflow gitops apply --mode pr --merge --wait`` after ``eval "$(vaultflow sandbox env)"``:
+    the catalog's own repository, branch and path, the preflight reading the sandbox's Vault."""
     gitops = loaded.catalog.gitops
-    delivery = deliver(tree, repo_url=repo_url, path=gitops.path, branch=gitops.revision)
+    return ApplyOptions(
+        repo_url=gitops.repo_url,
+        branch=gitops.revision,
+        path=gitops.path,
+        mode="pr",
+        merge=True,
+        wait=True,
+        timeout=timeout,
+        argocd_context=state.management_cluster.name,
+        vault_addresses=lifecycle.environment(state)["VAULT_ADDRESSES"],
+    )
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """What stage 5 delivered: the first apply's report and the Applications that sync the path."""
+
+    report: ApplyReport
+    applications: list[str]
+    repo: Path  # the bare repository the catalog's repoUrl is routed to
+
+
+def _say(line: str) -> None:
+    console.print(f"[dim]  {escape(line)}[/dim]")
+
+
+def _apply(
+    loaded: LoadedCatalog, state: SandboxState, options: ApplyOptions, names: list[str]
+) -> ApplyReport:
+    """One ``apply_catalog``; OperationError naming what is stuck when Argo CD or ESO did not get there
+    (the apply's own findings, then the sandbox's view of each Application)."""
+    with sandbox_environment(state) as environ:
+        report = apply_catalog(loaded, options, environ=environ, say=_say)
+    if report.converged:
+        return report
+    wait = report.wait
+    assert wait is not None  # not converged: there was a wait
+    for line in wait.pending:
+        console.print(f"[red]✖[/red] {escape(line)}")
+    seen = {app.name: app.describe() for app in applications(state)}
+    described = [seen.get(name, f"{name} missing") for name in names]
+    objects = [line for line in wait.pending if not line.startswith("Application ")]
+    raise OperationError(
+        f"timed out after {options.timeout:g}s waiting for Applications {', '.join(names)} Synced and "
+        f"Healthy at {wait.commit[:12]}, then every ExternalSecret and PushSecret Ready "
+        f"(last seen: {' | '.join(described + objects)})"
+    )
+
+
+def _preflight_section(state: SandboxState, loaded: LoadedCatalog, number: int) -> str:
+    """The pull request's body as the GitHub emulator serves it, from its ``### Preflight`` heading."""
+    from github import Auth, Github
+
+    token = Path(state.github_token_file).read_text(encoding="utf-8").strip()
+    github = Github(
+        base_url=state.github_api_url,
+        auth=Auth.Token(token),
+        verify=state.ca_file,
+        seconds_between_requests=None,
+        seconds_between_writes=None,
+    )
+    try:
+        body = github.get_repo(repository_name(loaded.catalog.gitops.repo_url)).get_pull(number).body or ""
+    finally:
+        github.close()
+    heading = body.find("### Preflight")
+    return body[heading:] if heading >= 0 else "(the body has no preflight section)"
+
+
+def delivery_stage(
+    loaded: LoadedCatalog, state: SandboxState, *, started: float, timeout: float = DEFAULT_TIMEOUT
+) -> Delivered:
+    """``started``: when this run began; what failed before it is what a re-run recovers from."""
+    _stage(5, "Deliver through a pull request: preflight in its body, merged through the API")
+    gitops = loaded.catalog.gitops
+    repo = SandboxPaths(Path(state.directory)).gitops_repo
+    initial = ensure_base_branch(repo, gitops.revision)
+    if initial is not None:
+        console.print(
+            f"the GitOps repository {gitops.repo_url} (the sandbox's {repo}) gets its first commit "
+            f"{initial[:12]} on {gitops.revision}, a README, as its team would have created it"
+        )
+    tree = render_catalog(loaded, repo_url=gitops.repo_url)
     kinds = Counter(manifest["kind"] for _, manifest in tree.manifests())
-    console.print(f"rendered into [bold]{gitops.path}/[/bold] of {repo_url}")
-    table = Table()
+    table = Table(title=f"What the catalog renders into {gitops.path}/")
     table.add_column("kind")
     table.add_column("count", justify="right")
     for kind, count in sorted(kinds.items()):
         table.add_row(kind, str(count))
     table.add_row("Vault policy (HCL)", str(sum(1 for f in tree.files if f.path.endswith(".hcl"))))
     console.print(table)
-    if delivery.commit is None:
-        console.print("GitOps repository already up to date: [bold]no commit[/bold]")
-    else:
-        changes = delivery.changes
+
+    root_app = register_app_of_apps(state, loaded, gitops.repo_url)
+    names = [root_app, *(application_name(cluster) for cluster in loaded.catalog.clusters)]
+    spec = state.spec
+    console.print(
+        f"Argo CD: the app-of-apps [bold]{root_app}[/bold] over {gitops.path}/argocd is registered (the one "
+        f"Application a platform team creates by hand); the sandbox's Argo CD reads Git every "
+        f"{spec.argocd_reconciliation_timeout:g}s (+ up to {spec.argocd_reconciliation_jitter:g}s) on its "
+        "own, as Argo CD does: the apply asks it to refresh instead"
+    )
+    clusters = [cluster.name for cluster in loaded.catalog.clusters]
+    head = branch_head(repo, gitops.revision)
+    for line in recover(state, clusters, names, head, before=started):  # what failed before this run
+        console.print(f"[yellow]{escape(line)}[/yellow]")
+
+    console.print(
+        f"[bold]$ vaultflow gitops apply --catalog {escape(str(loaded.source))} --mode pr --merge --wait"
+    )
+    report = _apply(loaded, state, apply_options(loaded, state, timeout=timeout), names)
+    if report.preflight:
+        console.print(f"preflight: {escape(report.preflight)}")
+    pull = report.pull_request
+    if pull is None:
         console.print(
-            f"committed [bold]{delivery.commit[:12]}[/bold] on {delivery.branch}: "
-            f"{len(changes.added)} added, {len(changes.changed)} changed, {len(changes.removed)} removed"
+            f"nothing to deliver: {gitops.revision} already holds what the catalog renders: "
+            "no pull request, [bold]no commit[/bold]"
         )
-    return repo_url, delivery
+    else:
+        console.print(
+            f"pull request [bold]#{pull.number}[/bold] {pull.action} from {pull.branch}: {pull.url}; "
+            f"merged through the API into {pull.base} at [bold]{(pull.merge_commit or '')[:12]}[/bold]"
+        )
+        console.print(
+            Panel(
+                Markdown(_preflight_section(state, loaded, pull.number)),
+                title=f"pull request #{pull.number}, its body as GitHub shows it (the preflight part)",
+            )
+        )
+    return Delivered(report, names, repo)
 
 
 def sync_stage(
     loaded: LoadedCatalog,
     state: SandboxState,
-    repo_url: str,
-    delivery: Delivery,
+    delivered: Delivered,
     fingerprints: Fingerprints,
     *,
-    started: float,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> Synced:
-    """``started``: when this run began; what failed before it is what a re-run recovers from."""
-    _stage(6, "Argo CD syncs the commit; ESO pulls from Vault and pushes to the clouds")
-    root_app = register_app_of_apps(state, loaded, repo_url)
-    names = [root_app, *(application_name(cluster) for cluster in loaded.catalog.clusters)]
-    revision = delivery.commit or branch_head(
-        SandboxPaths(Path(state.directory)).gitops_repo, delivery.branch
-    )
-    clusters = [cluster.name for cluster in loaded.catalog.clusters]
-    for line in recover(state, clusters, names, revision, before=started):  # what failed before this run
-        console.print(f"[yellow]{escape(line)}[/yellow]")
-    synced = wait_for_applications(state, revision, names, timeout=timeout)
-    apps = Table(title="Argo CD Applications (management cluster)")
-    for column in ("application", "sync", "health", "revision"):
+    _stage(6, "Argo CD synced what was merged; ESO pulled from Vault and pushed to the clouds")
+    report = delivered.report
+    assert report.wait is not None and report.revision is not None  # a converged apply with --wait
+    revision = report.revision
+    apps = Table(title=f"Argo CD Applications (management cluster), awaited at {revision[:12]}")
+    for column in ("application", "sync", "health", "revision", "synced at that commit"):
         apps.add_column(column)
-    for app in synced:
-        apps.add_row(app.name, app.sync_status, app.health, app.revision[:12])
+    for app in report.wait.applications:
+        apps.add_row(app.name, app.sync, app.health, app.revision[:12], "yes" if app.converged else "no")
     console.print(apps)
 
+    clusters = [cluster.name for cluster in loaded.catalog.clusters]
     ready = wait_for_all(
         lambda: external_secrets(state, clusters),
         "ready",
@@ -258,7 +438,25 @@ def sync_stage(
     for value in pushed:
         pushes_table.add_row(value.cloud, value.provider, value.remote_key, value.fingerprint or "-")
     console.print(pushes_table)
-    return Synced(names, revision)
+
+    gitops = loaded.catalog.gitops
+    console.print("Apply again, with nothing to change:")
+    console.print(
+        f"[bold]$ vaultflow gitops apply --catalog {escape(str(loaded.source))} --mode pr --merge --wait"
+    )
+    before = branch_head(delivered.repo, gitops.revision)
+    again = _apply(loaded, state, apply_options(loaded, state, timeout=timeout), delivered.applications)
+    after = branch_head(delivered.repo, gitops.revision)
+    if again.commit is not None or again.pull_request is not None or after != before:
+        raise OperationError(
+            f"the second apply changed the repository ({gitops.revision} {before[:12]} -> {after[:12]}): "
+            "rendering is not deterministic"
+        )
+    console.print(
+        f"second apply: nothing to change, [bold]no commit[/bold] and no pull request; {gitops.revision} "
+        f"still at {after[:12]}, every Application still Synced there"
+    )
+    return Synced(delivered.applications, revision)
 
 
 @dataclass(frozen=True)
@@ -581,8 +779,9 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=DEFAULT_TIMEOUT,
         help=(
-            "seconds each wait of stage 6 gives Argo CD and ESO, and stages 7-8 a workload's rollout "
-            "and the recovery after the fault (default %(default)g)"
+            "seconds each delivery of stages 5-6 (preflight, pull request, merge, Argo CD and ESO) and "
+            "each wait of stage 6 take at most, and stages 7-8 a workload's rollout and the recovery "
+            "after the fault (default %(default)g)"
         ),
     )
     args = parser.parse_args(argv)
@@ -598,10 +797,8 @@ def main(argv: list[str] | None = None) -> int:
         loaded = validate_stage(args.catalog)
         state = sandbox_stage(loaded, args.dir)
         seed_stage(bootstrap_stage(loaded, state))
-        repo_url, delivery = render_and_commit_stage(loaded, args.dir)
-        synced = sync_stage(
-            loaded, state, repo_url, delivery, Fingerprints(), started=started, timeout=args.timeout
-        )
+        delivered = delivery_stage(loaded, state, started=started, timeout=args.timeout)
+        synced = sync_stage(loaded, state, delivered, Fingerprints(), timeout=args.timeout)
         cli = RotateCli(state, args.catalog, args.dir)
         rotation_stage(loaded, cli, timeout=args.timeout)
         fault_stage(loaded, cli, synced, timeout=args.timeout)

@@ -96,8 +96,19 @@ class ServiceEmulators:
                 concurrent=spec.eso_concurrent,
                 vault_token_cache=spec.eso_vault_token_cache,
             ).start()
-        services.argocd = ArgoCdController(by_name[spec.management_cluster], by_name, routes).start()
-        log.info("Argo CD emulator watches Applications in %s", spec.management_cluster)
+        services.argocd = ArgoCdController(
+            by_name[spec.management_cluster],
+            by_name,
+            routes,
+            reconciliation_timeout=spec.argocd_reconciliation_timeout,
+            reconciliation_jitter=spec.argocd_reconciliation_jitter,
+        ).start()
+        log.info(
+            "Argo CD emulator watches Applications in %s (timeout.reconciliation %gs, jitter %gs)",
+            spec.management_cluster,
+            spec.argocd_reconciliation_timeout,
+            spec.argocd_reconciliation_jitter,
+        )
         services.admin = HttpServer(
             AdminApi(faults, routes, services.controllers, _write_token(paths.admin_token)),
             name="sandbox-admin",

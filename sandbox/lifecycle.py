@@ -39,6 +39,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from vaultflow.base.errors import InputError, OperationError
+from vaultflow.sandbox.argocd.reconciliation import (
+    DEFAULT_RECONCILIATION_JITTER,
+    DEFAULT_RECONCILIATION_TIMEOUT,
+)
 from vaultflow.sandbox.crd_sources import resolve_crd_source
 from vaultflow.sandbox.kube.validation import dns1123_label
 from vaultflow.sandbox.layout import SandboxPaths
@@ -55,6 +59,7 @@ from vaultflow.sandbox.state import (
     MANAGEMENT_CLUSTER,
     SandboxSpec,
     SandboxState,
+    VaultNode,
     dump,
     read_spec,
     read_state,
@@ -62,6 +67,7 @@ from vaultflow.sandbox.state import (
 )
 
 DEFAULT_DIR = Path(".sandbox")
+SEALS = ("shamir", "transit")  # --seal: what the sandbox's Vault nodes are sealed with
 START_TIMEOUT = 120.0
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -234,6 +240,9 @@ def up(
     azure_vaults: Sequence[str] | None = None,
     eso_concurrent: int = 1,
     eso_vault_token_cache: bool = False,
+    argocd_reconciliation_timeout: float = DEFAULT_RECONCILIATION_TIMEOUT,
+    argocd_reconciliation_jitter: float = DEFAULT_RECONCILIATION_JITTER,
+    seal: str = "shamir",
     timeout: float = START_TIMEOUT,
 ) -> UpResult:
     """Start a sandbox in ``directory``, or return the one already running there with these options.
@@ -241,6 +250,10 @@ def up(
     ``cluster_names`` names the workload clusters (and kubeconfig contexts);
     without it they are ``workload-1`` .. ``workload-<clusters>``. ``azure_vaults``
     names the emulated Key Vaults (``https://<name>.vault.azure.net``; default ``sandbox``).
+    ``argocd_reconciliation_timeout``/``_jitter`` (seconds) are Argo CD's ``timeout.reconciliation``
+    and ``timeout.reconciliation.jitter``: how long a push waits when nobody asks Argo CD to refresh.
+    ``seal``: ``shamir`` (the default: bootstrap unseals with shares) or ``transit`` (a second OpenBao,
+    the unsealer, auto-unseals every node; ``vaultflow.sandbox.unsealer``).
     """
     names = _cluster_names(clusters, cluster_names)
     vaults = _azure_vault_names(azure_vaults)
@@ -250,6 +263,14 @@ def up(
         raise InputError(f"--vault-port must be between 1024 and 65535 (got {vault_port})")
     if eso_concurrent < 1:
         raise InputError(f"--eso-concurrent must be at least 1 (got {eso_concurrent})")
+    for option, seconds in (
+        ("--argocd-reconciliation-timeout", argocd_reconciliation_timeout),
+        ("--argocd-reconciliation-jitter", argocd_reconciliation_jitter),
+    ):
+        if seconds < 0:
+            raise InputError(f"{option} cannot be negative (got {seconds:g}s)")
+    if seal not in SEALS:
+        raise InputError(f"--seal must be one of {', '.join(SEALS)} (got {seal!r})")
     source = resolve_crd_source(crds, builtin=builtin_crds)
     spec = SandboxSpec(
         workload_clusters=names,
@@ -261,6 +282,9 @@ def up(
         azure_vaults=vaults,
         eso_concurrent=eso_concurrent,
         eso_vault_token_cache=eso_vault_token_cache,
+        argocd_reconciliation_timeout=argocd_reconciliation_timeout,
+        argocd_reconciliation_jitter=argocd_reconciliation_jitter,
+        seal="transit" if seal == "transit" else "shamir",
     )
     return _up(_check_directory(directory), spec, timeout)
 
@@ -316,12 +340,17 @@ def _running(paths: SandboxPaths, supervisor: int, spec: SandboxSpec) -> UpResul
             "started with other options; "
             f"run `vaultflow sandbox down --dir {paths.root}` first or choose another --dir"
         )
-    dead = [node.node_id for node in state.vault if not process_alive(node.pid)]
+    nodes = [*([state.unsealer] if state.unsealer is not None else []), *state.vault]
+    dead = [node.node_id for node in nodes if not process_alive(node.pid)]
     if not dead:
         return UpResult(state, started=False)
     state = _request_restart(paths, supervisor, dead)
+    now = "now auto-unsealed" if state.unsealer is not None else "now sealed"
     repaired = tuple(
-        f"restarted OpenBao {node_id} on its data (it had stopped; now sealed)" for node_id in dead
+        "restarted the transit unsealer on its data (it had stopped; unsealed again)"
+        if state.unsealer is not None and node_id == state.unsealer.node_id
+        else f"restarted OpenBao {node_id} on its data (it had stopped; {now})"
+        for node_id in dead
     )
     return UpResult(state, started=False, repaired=repaired)
 
@@ -376,6 +405,8 @@ def restart_vault(directory: Path = DEFAULT_DIR, *, node: str | None = None) -> 
     with _exclusive(paths):
         state = load_state(directory)
         known = [n.node_id for n in state.vault]
+        if state.unsealer is not None and node == state.unsealer.node_id:
+            return RestartResult(_request_restart(paths, state.supervisor_pid, [node]), (node,))
         if node is not None and node not in known:
             raise InputError(f"--node {node}: the sandbox's OpenBao nodes are {', '.join(known)}")
         targets = [node] if node is not None else known
@@ -516,7 +547,8 @@ def _vault_condition(address: str) -> tuple[bool, str]:
     except ValueError:
         return False, "unexpected answer"
     initialised = "initialised" if seal.get("initialized") else "uninitialised"
-    return True, f"{'sealed' if seal.get('sealed') else 'unsealed'}, {initialised}"
+    kind = "" if seal.get("type", "shamir") == "shamir" else f", {seal['type']} seal"
+    return True, f"{'sealed' if seal.get('sealed') else 'unsealed'}, {initialised}{kind}"
 
 
 def status(directory: Path = DEFAULT_DIR) -> SandboxStatus:
@@ -525,6 +557,8 @@ def status(directory: Path = DEFAULT_DIR) -> SandboxStatus:
     components = [
         ComponentStatus("supervisor", "supervisor", state.directory, state.supervisor_pid, "running", True)
     ]
+    if state.unsealer is not None:
+        components.append(_unsealer_component(state.unsealer))
     for node in state.vault:
         alive = process_alive(node.pid)
         ok, condition = _vault_condition(node.address) if alive else (False, "not running")
@@ -556,6 +590,21 @@ def status(directory: Path = DEFAULT_DIR) -> SandboxStatus:
     )
     components += _service_components(state)
     return SandboxStatus(state, components)
+
+
+def _unsealer_component(node: VaultNode) -> ComponentStatus:
+    """The transit unsealer: healthy only while it runs unsealed (the nodes need it at every start)."""
+    alive = process_alive(node.pid)
+    ok, condition = _vault_condition(node.address) if alive else (False, "not running")
+    healthy = alive and ok and condition.startswith("unsealed")
+    if not healthy:
+        condition += (
+            ": the Vault nodes cannot start (or restart) until it runs unsealed; "
+            "`vaultflow sandbox up` restarts it"
+        )
+    return ComponentStatus(
+        "openbao (transit unsealer)", node.node_id, node.address, node.pid, condition, healthy
+    )
 
 
 def _listening(name: str, kind: str, url: str) -> ComponentStatus:

@@ -15,6 +15,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from vaultflow.base.errors import OperationError
+from vaultflow.sandbox.argocd.reconciliation import (
+    DEFAULT_RECONCILIATION_JITTER,
+    DEFAULT_RECONCILIATION_TIMEOUT,
+)
 
 SPEC_FILE = "spec.json"
 STATE_FILE = "sandbox.json"
@@ -38,6 +42,11 @@ class SandboxSpec(BaseModel):
     azure_vaults: tuple[str, ...] = DEFAULT_AZURE_VAULTS
     eso_concurrent: int = 1  # ESO's --concurrent: workers per ESO controller
     eso_vault_token_cache: bool = False  # ESO's --enable-vault-token-cache
+    # Argo CD's timeout.reconciliation and timeout.reconciliation.jitter (argocd-cm), seconds
+    argocd_reconciliation_timeout: float = DEFAULT_RECONCILIATION_TIMEOUT
+    argocd_reconciliation_jitter: float = DEFAULT_RECONCILIATION_JITTER
+    # How the Vault nodes are sealed: Shamir shares, or auto-unseal by a second OpenBao's transit engine
+    seal: Literal["shamir", "transit"] = "shamir"
 
     @property
     def cluster_names(self) -> tuple[str, ...]:
@@ -45,9 +54,15 @@ class SandboxSpec(BaseModel):
 
     def describe(self) -> str:
         replicas = "1 OpenBao node" if self.vault_replicas == 1 else f"{self.vault_replicas} OpenBao nodes"
-        return (
+        described = (
             f"clusters {', '.join(self.cluster_names)}; {replicas}; Key Vaults {', '.join(self.azure_vaults)}"
         )
+        reconciliation = (self.argocd_reconciliation_timeout, self.argocd_reconciliation_jitter)
+        if reconciliation != (DEFAULT_RECONCILIATION_TIMEOUT, DEFAULT_RECONCILIATION_JITTER):
+            described += f"; Argo CD reconciliation {reconciliation[0]:g}s + up to {reconciliation[1]:g}s"
+        if self.seal != "shamir":
+            described += f"; {self.seal} seal"
+        return described
 
 
 class ClusterEndpoint(BaseModel):
@@ -98,6 +113,9 @@ class SandboxState(BaseModel):
     )
     github_token_file: str = Field("", description="the GitHub emulator's bearer token (mode 0600)")
     gitops_repo: str = Field("", description="file:// URL of the sandbox's GitOps bare repository")
+    unsealer: VaultNode | None = Field(
+        None, description="the second OpenBao whose transit engine auto-unseals the nodes (--seal transit)"
+    )
 
     @property
     def github_api_url(self) -> str:
@@ -121,6 +139,8 @@ class SandboxState(BaseModel):
         """Every port on 127.0.0.1 the sandbox listens on."""
         urls = [c.url for c in self.clusters] + [self.aws_endpoint]
         urls += [n.address for n in self.vault] + [n.cluster_address for n in self.vault]
+        if self.unsealer is not None:
+            urls += [self.unsealer.address, self.unsealer.cluster_address]
         urls += [v.url for v in self.azure_vaults] + [
             u for u in (self.gcp_endpoint, self.admin_endpoint, self.argo_server, self.github_endpoint) if u
         ]

@@ -22,6 +22,11 @@ clusters' (a Vault ``kubernetes`` auth mount reviews tokens at that URL).
 SIGHUP asks it to restart the OpenBao nodes named in ``DIR/run/restart-request.json``
 on their data (``vaultflow sandbox restart vault``, and ``up`` for a node that died);
 it answers in ``DIR/run/restart-done.json`` and records the new pids.
+
+With ``--seal transit`` it first starts the transit unsealer (a second OpenBao,
+``vaultflow.sandbox.unsealer``, node id ``unsealer``) and gives every Vault node
+the rendered ``seal "transit"`` stanza and the unsealer's token: the nodes then
+unseal themselves at every start, and cannot start while the unsealer is down.
 """
 
 from __future__ import annotations
@@ -57,6 +62,8 @@ from vaultflow.sandbox.state import (
     read_state,
     write_json_atomically,
 )
+from vaultflow.sandbox.unsealer import NODE_ID as UNSEALER_ID
+from vaultflow.sandbox.unsealer import Unsealer
 
 log = logging.getLogger("vaultflow.sandbox.supervisor")
 
@@ -79,6 +86,7 @@ class Supervisor:
         self.spec = spec
         self.paths = layout.SandboxPaths(directory)
         self.vault: list[OpenBaoServer] = []
+        self.unsealer: Unsealer | None = None
         self.clusters: list[KubeCluster] = []
         self._moto: Any = None
         self._aws_endpoint = ""
@@ -129,16 +137,7 @@ class Supervisor:
             started_at=self._started_at,
             kubeconfig=str(self.paths.kubeconfig),
             clusters=self._endpoints,
-            vault=[
-                VaultNode(
-                    node_id=server.node_id,
-                    address=server.address,
-                    cluster_address=f"http://127.0.0.1:{server.cluster_port}",
-                    pid=server.pid or 0,
-                    data_dir=str(server.data_dir),
-                )
-                for server in self.vault
-            ],
+            vault=[_node(server) for server in self.vault],
             aws_endpoint=self._aws_endpoint,
             crd_source=CrdSource(Path(self.spec.crd_dir), self.spec.crd_upstream).describe(),
             gcp_endpoint=services.gcp.url,
@@ -150,6 +149,7 @@ class Supervisor:
             github_endpoint=services.github.url if services.github is not None else "",
             github_token_file=str(self.paths.github_token),
             gitops_repo=self.paths.gitops_repo.resolve().as_uri(),
+            unsealer=_node(self.unsealer.server) if self.unsealer is not None else None,
         )
 
     def _openbao_ports(self, previous: SandboxState | None) -> list[tuple[int, int]]:
@@ -177,12 +177,33 @@ class Supervisor:
             f"`vaultflow sandbox down --purge --dir {self.directory}`"
         )
 
+    def _start_unsealer(self, previous: SandboxState | None) -> tuple[str, dict[str, str]]:
+        """``--seal transit``: the unsealer, started, unsealed and ready (on its last port when free);
+        the nodes' seal stanza and environment. Nothing for Shamir."""
+        if self.spec.seal != "transit":
+            return "", {}
+        port = 0
+        if previous is not None and previous.unsealer is not None:
+            kept = _port(previous.unsealer.address)
+            port = (
+                kept if port_is_free(kept) and port_is_free(_port(previous.unsealer.cluster_address)) else 0
+            )
+        self.unsealer = Unsealer.planned(self.paths.openbao, port)
+        self.unsealer.server.data_dir.mkdir(parents=True, exist_ok=True)
+        environment = self.unsealer.start()
+        write_pid(self.paths.openbao_pid(UNSEALER_ID), self.unsealer.server.pid or 0)
+        log.info("transit unsealer (OpenBao) listens on %s", self.unsealer.address)
+        return self.unsealer.seal_hcl(), environment
+
     def _launch_openbao(self, previous: SandboxState | None) -> None:
+        seal_hcl, environment = self._start_unsealer(previous)
         nodes = raft_cluster(
             self.paths.openbao,
             self.spec.vault_replicas,
             first_port=self.spec.vault_port,
             ports=self._openbao_ports(previous),
+            seal_hcl=seal_hcl,
+            env=environment,
         )
         for server in nodes:
             self.vault.append(server)
@@ -298,16 +319,31 @@ class Supervisor:
         )
 
     def restart_vault(self, node_ids: list[str]) -> None:
-        """Restart the named nodes on their data and ports; they come back sealed."""
+        """Restart the named nodes on their data and ports; they come back sealed (under the transit
+        seal they unseal themselves). The unsealer, when named, is restarted (and unsealed) first."""
+        if self.unsealer is not None and UNSEALER_ID in node_ids:
+            log.info("restarting the transit unsealer on its data")
+            try:
+                self.unsealer.restart()
+            finally:
+                write_pid(self.paths.openbao_pid(UNSEALER_ID), self.unsealer.server.pid or 0)
+                write_json_atomically(self.paths.state, dump(self.state()))
         servers = [server for server in self.vault if server.node_id in node_ids]
-        for server in servers:
-            log.info("restarting OpenBao %s on its data in %s", server.node_id, server.data_dir)
-            server.restart()
-            write_pid(self.paths.openbao_pid(server.node_id), server.pid or 0)
-            log.info(
-                "OpenBao %s listens on %s again (pid %s, sealed)", server.node_id, server.address, server.pid
-            )
-        write_json_atomically(self.paths.state, dump(self.state()))
+        after = "auto-unsealed by the transit seal" if self.unsealer is not None else "sealed"
+        try:
+            for server in servers:
+                log.info("restarting OpenBao %s on its data in %s", server.node_id, server.data_dir)
+                server.restart()
+                write_pid(self.paths.openbao_pid(server.node_id), server.pid or 0)
+                log.info(
+                    "OpenBao %s listens on %s again (pid %s, %s)",
+                    server.node_id,
+                    server.address,
+                    server.pid,
+                    after,
+                )
+        finally:
+            write_json_atomically(self.paths.state, dump(self.state()))
 
     # ------------------------------------------------------------ stop
 
@@ -322,6 +358,19 @@ class Supervisor:
         for server in self.vault:
             server.stop()
             self.paths.openbao_pid(server.node_id).unlink(missing_ok=True)
+        if self.unsealer is not None:  # last: a node stopping may still renew its seal token
+            self.unsealer.stop()
+            self.paths.openbao_pid(UNSEALER_ID).unlink(missing_ok=True)
+
+
+def _node(server: OpenBaoServer) -> VaultNode:
+    return VaultNode(
+        node_id=server.node_id,
+        address=server.address,
+        cluster_address=f"http://127.0.0.1:{server.cluster_port}",
+        pid=server.pid or 0,
+        data_dir=str(server.data_dir),
+    )
 
 
 class _StartAborted(Exception):

@@ -127,6 +127,166 @@ class KubernetesAuth(CatalogModel):
     reviewer_renew_before: GoDuration = "720h"
 
 
+def _http_url(value: str, example: str) -> str:
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError(f"{value!r} is not an http(s) URL such as {example!r}")
+    return value
+
+
+class SecretKeyRef(CatalogModel):
+    """One key of a Kubernetes Secret in Vault's own namespace (the server pods read it)."""
+
+    name: DnsSubdomain
+    key: SecretKey
+
+
+class KmsPlugin(CatalogModel):
+    """OpenBao 2.6+: the external KMS plugin that provides a cloud seal.
+
+    Rendered as ``plugin "kms" "<name>" { ... }`` beside ``seal "<name>"``: OpenBao
+    2.7 no longer builds the cloud KMS seals in. Give ``image`` (an OCI image
+    OpenBao downloads) or ``command`` (a binary already in the plugin directory),
+    and always the binary's ``sha256sum``. Leave ``plugin`` out on Vault, or on an
+    OpenBao that still has the seal built in.
+    """
+
+    name: DnsLabel | None = None
+    image: Annotated[str, Field(min_length=1)] | None = None
+    command: Annotated[str, Field(min_length=1)] | None = None
+    version: Annotated[str, Field(pattern=r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")]
+    sha256sum: Annotated[str, Field(alias="sha256sum", pattern=r"^[0-9a-f]{64}$")]
+    binary_name: Annotated[str, Field(min_length=1)] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> KmsPlugin:
+        _exactly_one(self, "image", "command")
+        if self.binary_name is not None and self.image is None:
+            raise ValueError("'binaryName' applies only with 'image'")
+        return self
+
+
+class ShamirSeal(CatalogModel):
+    """Vault's default seal: the root key split into Shamir shares that the bootstrap pipeline keeps
+    and submits to every replica after each restart."""
+
+    type: Literal["shamir"]
+
+
+class TransitSeal(CatalogModel):
+    """Auto-unseal with the transit engine of a second Vault (OpenBao: built in).
+
+    The token (``tokenSecretRef``) needs ``update`` on ``<mountPath>/encrypt/<keyName>``
+    and ``<mountPath>/decrypt/<keyName>`` only; make it an orphan, periodic token
+    (docs/operations.md). ``tlsCaCert`` is a path inside the Vault pods.
+    """
+
+    type: Literal["transit"]
+    address: str
+    mount_path: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/?$")] = "transit"
+    key_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+$")]
+    token_secret_ref: SecretKeyRef
+    namespace: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/?$")] | None = None
+    tls_ca_cert: Annotated[str, Field(pattern=r"^/")] | None = None
+    tls_server_name: str | None = None
+    disable_renewal: bool = False
+    insecure_http: bool = False
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return _http_url(value, "https://unsealer.vault-system.svc:8200").rstrip("/")
+
+    @model_validator(mode="after")
+    def _tls_required(self) -> TransitSeal:
+        host = urlparse(self.address).hostname or ""
+        if self.address.startswith("http://") and host not in _LOOPBACK_HOSTS and not self.insecure_http:
+            raise ValueError(
+                f"address {self.address!r} uses plain http to a non-loopback host: use https, or set "
+                "'insecureHttp: true' to accept that the root key crosses the network unencrypted"
+            )
+        return self
+
+
+class AwsSealCredentials(CatalogModel):
+    """Static access keys in a Secret, given to the server as ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``
+    (prefer the pod's identity: leave ``credentials`` out)."""
+
+    secret_name: DnsSubdomain
+    access_key_id_key: SecretKey = "access-key-id"
+    secret_access_key_key: SecretKey = "secret-access-key"
+
+
+class AwsKmsSeal(CatalogModel):
+    """Auto-unseal with an AWS KMS key. Without ``credentials`` the server uses its pod's identity (IRSA,
+    EKS Pod Identity); the principal needs ``kms:Encrypt``, ``kms:Decrypt`` and ``kms:DescribeKey``."""
+
+    type: Literal["awskms"]
+    region: Annotated[str, Field(pattern=r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d+$")]
+    kms_key_id: Annotated[
+        str,
+        Field(
+            pattern=r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}"
+            r"|alias/[A-Za-z0-9/_-]+|arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/.+)$"
+        ),
+    ]
+    endpoint: str | None = None
+    credentials: AwsSealCredentials | None = None
+    plugin: KmsPlugin | None = None
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is not None and urlparse(value).scheme != "https":
+            raise ValueError(f"{value!r} is not an https URL such as 'https://kms.eu-west-1.amazonaws.com'")
+        return value
+
+
+class GcpCkmsSeal(CatalogModel):
+    """Auto-unseal with a GCP Cloud KMS crypto key. Without ``credentialsSecretRef`` the server uses
+    Workload Identity; it needs ``roles/cloudkms.cryptoKeyEncrypterDecrypter`` and
+    ``cloudkms.cryptoKeys.get``."""
+
+    type: Literal["gcpckms"]
+    project: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")]
+    region: Annotated[str, Field(pattern=r"^[a-z0-9-]+$")]
+    key_ring: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,63}$")]
+    crypto_key: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,63}$")]
+    credentials_secret_ref: SecretKeyRef | None = None
+    plugin: KmsPlugin | None = None
+
+
+class AzureSealCredentials(CatalogModel):
+    """A service principal's client id and secret in a Secret (given to the server as
+    ``AZURE_CLIENT_ID``/``AZURE_CLIENT_SECRET``)."""
+
+    secret_name: DnsSubdomain
+    client_id_key: SecretKey = "client-id"
+    client_secret_key: SecretKey = "client-secret"
+
+
+class AzureKeyVaultSeal(CatalogModel):
+    """Auto-unseal with a key in Azure Key Vault. Without ``credentials`` the server uses a managed
+    identity; it needs the key's wrapKey, unwrapKey and get permissions."""
+
+    type: Literal["azurekeyvault"]
+    tenant_id: Annotated[str, Field(pattern=r"^[0-9a-fA-F-]{36}$")]
+    vault_name: Annotated[str, Field(pattern=r"^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$")]
+    key_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,127}$")]
+    environment: Literal[
+        "AZUREPUBLICCLOUD", "AZURECHINACLOUD", "AZUREUSGOVERNMENTCLOUD", "AZUREGERMANCLOUD"
+    ] = "AZUREPUBLICCLOUD"
+    resource: Annotated[str, Field(pattern=r"^[a-z0-9.-]+$")] | None = None
+    credentials: AzureSealCredentials | None = None
+    plugin: KmsPlugin | None = None
+
+
+Seal = Annotated[
+    ShamirSeal | TransitSeal | AwsKmsSeal | GcpCkmsSeal | AzureKeyVaultSeal, Field(discriminator="type")
+]
+AUTO_UNSEAL_TYPES = ("transit", "awskms", "gcpckms", "azurekeyvault")
+
+
 class VaultConfig(CatalogModel):
     """Where Vault is and how it is laid out."""
 
@@ -136,13 +296,14 @@ class VaultConfig(CatalogModel):
     insecure_http: bool = False
     tls: VaultTls = VaultTls()
     kubernetes_auth: KubernetesAuth = KubernetesAuth()
+    # How Vault's root key is protected: Shamir shares (the default) or an auto-unseal mechanism.
+    seal: Seal = ShamirSeal.model_construct(type="shamir")
 
     @field_validator("address")
     @classmethod
     def _address(cls, value: str) -> str:
+        _http_url(value, "https://vault.vault-system.svc:8200")
         parsed = urlparse(value)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ValueError(f"{value!r} is not an http(s) URL such as 'https://vault.vault-system.svc:8200'")
         if parsed.path not in ("", "/"):
             raise ValueError(f"{value!r} must not have a path: give the server address only")
         return value.rstrip("/")

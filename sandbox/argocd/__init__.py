@@ -3,6 +3,7 @@
     controller = ArgoCdController(mgmt, {"workload-1": cluster, ...}, routes).start()
 
 ``ArgoCdController`` is imported on first use (it pulls in the Kubernetes emulator).
+How often it reads Git on its own is Argo CD's (``vaultflow.sandbox.argocd.reconciliation``).
 """
 
 from __future__ import annotations

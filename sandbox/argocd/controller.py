@@ -10,10 +10,20 @@ observes:
   (``Synced``/``OutOfSync`` at ``revision``), ``status.resources``,
   ``status.health`` (the worst resource health), ``status.sourceType``,
   ``reconciledAt``; a source that cannot be read is a ``ComparisonError``
-  condition and sync status ``Unknown``. Repositories are polled every
-  ``poll_interval`` (Argo CD polls every 3 minutes or takes a webhook; the
-  sandbox polls fast so a commit is synced within a second or two), and the
-  ``argocd.argoproj.io/refresh`` annotation is honoured and removed;
+  condition and sync status ``Unknown``. When the repository is read again
+  follows controller/appcontroller.go (``needRefreshAppStatus``): at once
+  for the ``argocd.argoproj.io/refresh`` annotation (removed once the status
+  is written, with ``refresh-timestamp`` as ``handleRefreshAnnotation`` does),
+  a changed ``spec.source`` or destination, and after a sync completes;
+  otherwise only when ``reconciledAt`` is older than
+  ``reconciliation_timeout`` (argocd-cm ``timeout.reconciliation``, 120 s),
+  checked at every resync (each ``reconciliation_timeout``, every Application
+  after a random delay of up to ``reconciliation_jitter``, argocd-cm
+  ``timeout.reconciliation.jitter``, 60 s). Any other look (a change of the
+  Application or of a resource it manages, a sync in progress) compares
+  with the revision of the last comparison (``CompareWithRecent``) and does
+  not move ``reconciledAt``: a push nobody announces waits minutes, as it
+  does on Argo CD;
 * **sync** (automated when ``syncPolicy.automated`` is set and the app is
   OutOfSync at a revision not yet synced, or at any revision with
   ``selfHeal``; manual through the ``operation`` field, as ``argocd app sync``
@@ -49,6 +59,7 @@ from __future__ import annotations
 import copy
 import datetime
 import logging
+import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -59,6 +70,10 @@ from vaultflow.sandbox.argocd import apply as applying
 from vaultflow.sandbox.argocd.apply import DesiredError, DesiredObject, ResourceKey
 from vaultflow.sandbox.argocd.health import DEGRADED, HEALTHY, resource_health, worst
 from vaultflow.sandbox.argocd.manifests import ManifestError, load
+from vaultflow.sandbox.argocd.reconciliation import (
+    DEFAULT_RECONCILIATION_JITTER,
+    DEFAULT_RECONCILIATION_TIMEOUT,
+)
 from vaultflow.sandbox.argocd.repo import GitRepository, RepoError, repo_path
 from vaultflow.sandbox.kube import KubeCluster
 from vaultflow.sandbox.kube.errors import ApiError
@@ -74,10 +89,11 @@ AppKey = tuple[str, str]
 
 RESOURCES_FINALIZER = "resources-finalizer.argocd.argoproj.io"
 REFRESH_ANNOTATION = "argocd.argoproj.io/refresh"
+REFRESH_TIMESTAMP_ANNOTATION = "argocd.argoproj.io/refresh-timestamp"
 CONTROLLER_NAMESPACE = "argocd"
 _OPERATION_TICK = 0.1
+_COMPARISON_RETRY = 1.0  # a sync under way whose source cannot be read right now
 _HISTORY_LIMIT = 10
-_RECONCILED_AT_PERIOD = 10.0
 TERMINATING = "Terminating"
 # autoSync's retry strategy when syncPolicy.retry is absent (controller/appcontroller.go)
 _AUTOMATED_RETRY: JsonObject = {"limit": 5}
@@ -155,8 +171,44 @@ def _backoff(policy: JsonObject, attempt: int) -> float:
     return float(min(base * factor**attempt, ceiling))
 
 
+def _managing_app(obj: JsonObject, rtype_group: str, kind: str) -> AppKey | None:
+    """The Application that manages ``obj``: its tracking id names an app *and* this very object.
+
+    An object whose tracking id names another one (a Secret ESO copied an
+    ExternalSecret's annotations onto) is not managed: Argo CD refreshes no
+    comparison for it (``ComparisonWithNothing``).
+    """
+    metadata = obj.get("metadata") or {}
+    tracking = str((metadata.get("annotations") or {}).get(applying.TRACKING_ANNOTATION) or "")
+    instance, _, rest = tracking.partition(":")
+    if not instance or not rest:
+        return None
+    expected = ResourceKey(rtype_group, kind, str(metadata.get("namespace") or ""), str(metadata.get("name")))
+    if expected.tracking_id(instance) != tracking:
+        return None
+    namespace, _, name = instance.rpartition("_")  # Kubernetes names have no "_": unambiguous
+    return (namespace or CONTROLLER_NAMESPACE, name)
+
+
+def _recent_revision(app: JsonObject) -> str | None:
+    """The revision of the app's last comparison (``CompareWithRecent``); None when that comparison
+    failed or there is none: then the next look reads Git."""
+    status = app.get("status") or {}
+    if any(c.get("type") == "ComparisonError" for c in status.get("conditions") or []):
+        return None
+    sync = status.get("sync") or {}
+    revision = str(sync.get("revision") or "")
+    return revision if revision and sync.get("status") in ("Synced", "OutOfSync") else None
+
+
 class ArgoCdController:
-    """Reconciles the Applications of ``management`` into ``clusters`` (name -> cluster)."""
+    """Reconciles the Applications of ``management`` into ``clusters`` (name -> cluster).
+
+    ``reconciliation_timeout`` and ``reconciliation_jitter`` are argocd-cm's
+    ``timeout.reconciliation`` and ``timeout.reconciliation.jitter`` in seconds
+    (0 turns polling off, as ``timeout.reconciliation: 0s`` does); tests of the
+    emulator itself pass short ones.
+    """
 
     def __init__(
         self,
@@ -164,17 +216,22 @@ class ArgoCdController:
         clusters: dict[str, KubeCluster],
         routes: Routes,
         *,
-        poll_interval: float = 0.5,
+        reconciliation_timeout: float = DEFAULT_RECONCILIATION_TIMEOUT,
+        reconciliation_jitter: float = DEFAULT_RECONCILIATION_JITTER,
         workers: int = 2,
     ) -> None:
+        if reconciliation_timeout < 0 or reconciliation_jitter < 0:
+            raise ValueError("the reconciliation timeout and jitter cannot be negative")
         self.management = management
         self.clusters = clusters
         self.routes = routes
-        self.poll_interval = poll_interval
+        self.reconciliation_timeout = reconciliation_timeout
+        self.reconciliation_jitter = reconciliation_jitter
         self.queue: WorkQueue[AppKey] = WorkQueue()
         self._workers = Workers("argocd", self.queue, self._reconcile, count=workers)
         self._operations: dict[AppKey, _Operation] = {}
         self._repositories: dict[str, GitRepository] = {}
+        self._refresh_requested: set[AppKey] = set()  # the controller's own requests (after a sync)
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="argocd-poll", daemon=True)
@@ -184,18 +241,30 @@ class ArgoCdController:
 
     def start(self) -> ArgoCdController:
         self.management.store.add_hook(self._on_event)
+        for cluster in {id(c): c for c in [self.management, *self.clusters.values()]}.values():
+            cluster.store.add_hook(self._on_managed_event)
         self._workers.start()
-        self._poller.start()
+        for key in self._app_keys():  # the informer's first list: every Application is looked at once
+            self.queue.add(key)
+        if self.reconciliation_timeout > 0:
+            self._poller.start()
         return self
 
     def stop(self) -> None:
         self._stopped.set()
         self._workers.stop()
-        self._poller.join(timeout=5)
+        if self._poller.is_alive():
+            self._poller.join(timeout=5)
 
     @property
     def reconciles(self) -> int:
         return self._workers.reconciles
+
+    def _app_keys(self) -> list[AppKey]:
+        return [
+            (entry.obj["metadata"].get("namespace", ""), entry.obj["metadata"]["name"])
+            for entry in self.management.store.list(self._apps, None).entries
+        ]
 
     def _on_event(self, _: ObjectStore, event: Event) -> None:
         """Runs under the store's lock: only enqueue. Status-only writes (our own) do not requeue."""
@@ -211,13 +280,62 @@ class ArgoCdController:
         metadata = event.entry.obj["metadata"]
         self.queue.add((metadata.get("namespace", ""), metadata["name"]))
 
+    def _on_managed_event(self, _: ObjectStore, event: Event) -> None:
+        """A resource an Application manages changed: compare that app again, with the revision it last
+        compared (``CompareWithRecent``: its health and sync status follow the cluster, Git is not read).
+
+        controller/appcontroller.go ``handleObjectUpdated``; the Application itself is not refreshed by
+        its own change this way. Runs under the store's lock: only enqueue.
+        """
+        obj = event.entry.obj
+        key = _managing_app(obj, event.rtype.group, str(obj.get("kind") or event.rtype.kind))
+        if key is None:
+            return
+        if event.rtype.storage_key == self._apps.storage_key:
+            metadata = obj.get("metadata") or {}
+            if (str(metadata.get("namespace") or ""), str(metadata.get("name"))) == key:
+                return
+        self.queue.add(key)
+
     def _poll(self) -> None:
-        while not self._stopped.wait(self.poll_interval):
-            for entry in self.management.store.list(self._apps, None).entries:
-                metadata = entry.obj["metadata"]
-                self.queue.add((metadata.get("namespace", ""), metadata["name"]))
+        """The informer's resync: every ``reconciliation_timeout``, each Application is looked at after a
+        random delay of up to ``reconciliation_jitter`` (the ``UpdateFunc`` of an unchanged
+        ``resourceVersion``); whether that look reads Git is ``_needs_refresh``'s question."""
+        while not self._stopped.wait(self.reconciliation_timeout):
+            for key in self._app_keys():
+                delay = random.uniform(0.0, self.reconciliation_jitter) if self.reconciliation_jitter else 0.0
+                self.queue.add_after(key, delay)
+
+    def _request_refresh(self, key: AppKey) -> None:
+        """The controller's own ``requestAppRefresh``: compare ``key`` with Git again, now."""
+        with self._lock:
+            self._refresh_requested.add(key)
+        self.queue.add(key)
 
     # ------------------------------------------------------------ reconcile
+
+    def _needs_refresh(self, key: AppKey, app: JsonObject) -> bool:
+        """Whether this look compares with Git (resolving ``targetRevision`` again) or with the revision
+        of the last comparison: controller/appcontroller.go ``needRefreshAppStatus``."""
+        with self._lock:
+            requested = key in self._refresh_requested
+            self._refresh_requested.discard(key)
+        if requested or REFRESH_ANNOTATION in (app["metadata"].get("annotations") or {}):
+            return True
+        status = app.get("status") or {}
+        reconciled = parse_rfc3339(status.get("reconciledAt"))
+        compared = (status.get("sync") or {}).get("comparedTo") or {}
+        try:
+            source = _source_of(app)
+        except ManifestError:
+            return True
+        destination = (app.get("spec") or {}).get("destination") or {}
+        moved = compared.get("source") != source or compared.get("destination") != destination
+        if reconciled is None or moved:
+            return True
+        # comparisonExpiry: expired once reconciledAt + timeout is before now (0: never)
+        expired = self.reconciliation_timeout > 0 and reconciled + self.reconciliation_timeout < time.time()
+        return expired or _recent_revision(app) is None
 
     def _reconcile(self, key: AppKey) -> Result:
         try:
@@ -231,27 +349,51 @@ class ArgoCdController:
             return self._finalize(key, app)
         if ((app.get("status") or {}).get("operationState") or {}).get("phase") == TERMINATING:
             self._terminate(key, app)  # then on as usual: an automated sync does not retry the revision
-        if REFRESH_ANNOTATION in (app["metadata"].get("annotations") or {}):
-            self._patch(
-                key, lambda doc: (doc["metadata"].get("annotations") or {}).pop(REFRESH_ANNOTATION, None)
-            )
+        refresh = self._needs_refresh(key, app)
         try:
-            target = self._target(app)
+            target = self._target(app, None if refresh else _recent_revision(app))
         except (RepoError, ManifestError, RouteMissing, DesiredError) as error:
-            self._write_comparison_error(key, str(error))
-            return Result(requeue_after=self.poll_interval)
+            return self._comparison_failed(key, app, str(error))
         operation = self._operations.get(key)
         if operation is None:
             operation = self._maybe_start(key, app, target)
         if operation is not None:
             self._advance(_Run(key, app, target, operation))
-        self._write_status(key, target)
+        self._write_status(key, target, reconciled=refresh)
+        self._consume_refresh_annotation(key, app)
         running = self._operations.get(key)
         if running is None:
-            return DONE  # the poller brings it back
+            return DONE  # the resync, a refresh request or a change brings it back
         if running.retry_at is not None:
             return Result(requeue_after=max(running.retry_at - time.monotonic(), _OPERATION_TICK))
         return Result(requeue_after=_OPERATION_TICK)
+
+    def _comparison_failed(self, key: AppKey, app: JsonObject, message: str) -> Result:
+        """A ``ComparisonError``: the next resync, refresh request or change of the app looks again; a
+        sync under way is looked at again soon, so that it does not stall."""
+        self._write_comparison_error(key, message)
+        self._consume_refresh_annotation(key, app)
+        return Result(requeue_after=_COMPARISON_RETRY) if key in self._operations else DONE
+
+    def _consume_refresh_annotation(self, key: AppKey, seen: JsonObject) -> None:
+        """Remove the refresh annotation this look honoured, after the status is written.
+
+        As ``handleRefreshAnnotation`` does: with a ``refresh-timestamp`` annotation, both go only
+        while that timestamp is the one seen (a newer request stays, and is honoured next).
+        """
+        annotations = seen["metadata"].get("annotations") or {}
+        if REFRESH_ANNOTATION not in annotations:
+            return
+        stamp = annotations.get(REFRESH_TIMESTAMP_ANNOTATION)
+
+        def remove(doc: JsonObject) -> None:
+            current = doc["metadata"].get("annotations") or {}
+            if stamp is not None and current.get(REFRESH_TIMESTAMP_ANNOTATION) != stamp:
+                return
+            current.pop(REFRESH_ANNOTATION, None)
+            current.pop(REFRESH_TIMESTAMP_ANNOTATION, None)
+
+        self._patch(key, remove)
 
     def _repository(self, url: str) -> GitRepository:
         path = repo_path(self.routes.resolve_git(url))
@@ -261,7 +403,8 @@ class ArgoCdController:
                 repository = self._repositories[str(path)] = GitRepository(path)
             return repository
 
-    def _target(self, app: JsonObject) -> _Target:
+    def _target(self, app: JsonObject, revision: str | None = None) -> _Target:
+        """What the source wants at ``revision``, or at what ``targetRevision`` names now (None)."""
         source = _source_of(app)
         destination = (app.get("spec") or {}).get("destination") or {}
         cluster_name = self.routes.resolve_cluster(
@@ -269,7 +412,8 @@ class ArgoCdController:
         )
         cluster = self.clusters[cluster_name]
         repository = self._repository(str(source.get("repoURL", "")))
-        revision = repository.resolve(str(source.get("targetRevision") or "HEAD"))
+        if revision is None:
+            revision = repository.resolve(str(source.get("targetRevision") or "HEAD"))
         files = repository.files(revision, str(source.get("path") or ""))
 
         def namespaced(api_version: str, kind: str) -> bool:
@@ -328,10 +472,11 @@ class ArgoCdController:
             operation = self._resumed(stored, target)
         elif requested:
             sync = requested.get("sync") or {}
-            revision = target.revision
-            if sync.get("revision") and sync["revision"] != revision:
-                repository = self._repository(str(target.source.get("repoURL", "")))
-                revision = repository.resolve(str(sync["revision"]))
+            # a sync resolves its revision itself (controller/sync.go: the operation's, else the
+            # source's targetRevision, without the revision cache): not the last comparison's
+            repository = self._repository(str(target.source.get("repoURL", "")))
+            wanted = sync.get("revision") or target.source.get("targetRevision") or "HEAD"
+            revision = repository.resolve(str(wanted))
             self._patch(key, lambda doc: doc.pop("operation", None))
             retry = dict(requested.get("retry") or {})  # the API server fills it from syncPolicy.retry
             operation = _Operation(
@@ -513,6 +658,7 @@ class ArgoCdController:
             status["history"] = history[-_HISTORY_LIMIT:]
 
         self._patch(run.key, record)
+        self._request_refresh(run.key)  # a completed operation is compared again at once (with Git)
         log.info("argocd: %s/%s synced to %s", run.key[0], run.key[1], operation.revision[:12])
 
     def _terminate(self, key: AppKey, app: JsonObject) -> None:
@@ -542,6 +688,7 @@ class ArgoCdController:
             doc.pop("operation", None)  # a completed operation clears the field
 
         self._patch(key, record)
+        self._request_refresh(key)
         log.info("argocd: operation of %s/%s terminated", key[0], key[1])
 
     def _fail(self, run: _Run, message: str) -> None:
@@ -570,6 +717,7 @@ class ArgoCdController:
             doc.setdefault("status", {})["operationState"] = state
 
         self._patch(run.key, record)
+        self._request_refresh(run.key)
         log.info("argocd: sync of %s/%s failed: %s", run.key[0], run.key[1], message)
 
     # ------------------------------------------------------------ status
@@ -618,7 +766,9 @@ class ArgoCdController:
 
         self._patch(key, record)
 
-    def _write_status(self, key: AppKey, target: _Target) -> None:
+    def _write_status(self, key: AppKey, target: _Target, *, reconciled: bool) -> None:
+        """The comparison's result; ``reconciled``: it read Git (``CompareWithLatest``), the only kind
+        of comparison that moves ``reconciledAt`` (controller/appcontroller.go)."""
         try:
             app = self.management.store.get(self._apps, *key).copy()
         except ApiError:
@@ -650,7 +800,6 @@ class ArgoCdController:
 
         def update(doc: JsonObject) -> None:
             status = doc.setdefault("status", {})
-            before = {k: v for k, v in status.items() if k != "reconciledAt"}
             status["sync"] = {
                 "status": "Synced" if synced else "OutOfSync",
                 "revision": target.revision,
@@ -662,10 +811,8 @@ class ArgoCdController:
             status["summary"] = status.get("summary") or {}
             status["controllerNamespace"] = CONTROLLER_NAMESPACE
             status.pop("conditions", None)
-            unchanged = before == {k: v for k, v in status.items() if k != "reconciledAt"}
-            last = parse_rfc3339(status.get("reconciledAt"))
-            if not unchanged or last is None or time.time() - last >= _RECONCILED_AT_PERIOD:
-                status["reconciledAt"] = now_rfc3339()  # fast polling must not mean a write per poll
+            if reconciled or not status.get("reconciledAt"):
+                status["reconciledAt"] = now_rfc3339()
 
         self._patch(key, update)
 

@@ -51,6 +51,10 @@ class KeeperCorrupt(OperationError):
 class UnsealMaterial(BaseModel):
     """Vault's unseal shares (plaintext, or PGP-encrypted per operator) and, transiently, a root token.
 
+    Under auto-unseal (a ``seal`` stanza: transit, a cloud KMS) init returns
+    *recovery* shares instead, kept here the same way (``recovery: true``): they
+    never unseal, but they are what generating a root token (or a rekey) takes.
+
     ``__repr__`` and ``__str__`` never show the values: a material object that
     ends up in a log line or an exception message leaks nothing.
     """
@@ -61,6 +65,7 @@ class UnsealMaterial(BaseModel):
     threshold: int = Field(ge=1)
     pgp_encrypted: bool = False
     root_token: str | None = None
+    recovery: bool = False  # the shares are recovery keys of an auto-unsealed Vault
 
     @model_validator(mode="after")
     def _threshold_reachable(self) -> UnsealMaterial:
@@ -71,13 +76,15 @@ class UnsealMaterial(BaseModel):
     def __repr__(self) -> str:
         root = "present" if self.root_token else "absent"
         encrypted = ", pgp-encrypted" if self.pgp_encrypted else ""
-        shares = f"{len(self.shares)} shares, threshold {self.threshold}{encrypted}"
+        kind = "recovery shares" if self.recovery else "shares"
+        shares = f"{len(self.shares)} {kind}, threshold {self.threshold}{encrypted}"
         return f"UnsealMaterial({shares}, root token {root})"
 
     __str__ = __repr__
 
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(), sort_keys=True)
+        # Shamir material is written exactly as before ``recovery`` existed: older readers forbid extras.
+        return json.dumps(self.model_dump(exclude=None if self.recovery else {"recovery"}), sort_keys=True)
 
     def with_root_token(self, token: str | None) -> UnsealMaterial:
         return self.model_copy(update={"root_token": token})

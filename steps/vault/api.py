@@ -61,6 +61,12 @@ class SealStatus:
     version: str
     product: str  # "openbao" or "vault"
     storage_type: str
+    seal_type: str = "shamir"  # "shamir", or the auto-unseal mechanism ("transit", "awskms", ...)
+    recovery_seal: bool = False  # auto-unseal: the shares are recovery keys, never unseal keys
+
+    @property
+    def auto_unseal(self) -> bool:
+        return self.recovery_seal or self.seal_type not in ("", "shamir")
 
 
 @contextmanager
@@ -162,11 +168,25 @@ class VaultApi:
             version=str(raw.get("version", "")),
             product=product,
             storage_type=str(raw.get("storage_type", "")),
+            seal_type=str(raw.get("type", "shamir")),
+            recovery_seal=bool(raw.get("recovery_seal", False)),
         )
 
-    def initialize(self, shares: int, threshold: int, pgp_keys: list[str] | None) -> tuple[list[str], str]:
-        """Initialise; return (shares as returned: base64, or PGP-encrypted base64) and the root token."""
+    def initialize(
+        self, shares: int, threshold: int, pgp_keys: list[str] | None, *, recovery: bool = False
+    ) -> tuple[list[str], str]:
+        """Initialise; return (shares as returned: base64, or PGP-encrypted base64) and the root token.
+
+        ``recovery``: the server auto-unseals, so the shares asked for are recovery keys
+        (``recovery_shares``/``recovery_threshold``; OpenBao refuses ``secret_shares`` then,
+        internal/http/sys_init.go ``validateInitParameters``) and come back as ``recovery_keys_base64``.
+        """
         with self.errors("initialise"):
+            if recovery:
+                result = self.client.sys.initialize(
+                    recovery_shares=shares, recovery_threshold=threshold, recovery_pgp_keys=pgp_keys or None
+                )
+                return list(result["recovery_keys_base64"]), str(result["root_token"])
             result = self.client.sys.initialize(
                 secret_shares=shares, secret_threshold=threshold, pgp_keys=pgp_keys or None
             )

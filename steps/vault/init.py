@@ -27,6 +27,13 @@ Never initialise twice, never overwrite a keeper:
 
 The step runs on every bootstrap (a no-op on an initialised Vault with a full
 keeper), so that a re-run can do the copy above.
+
+Under auto-unseal (the server's ``seal`` stanza: transit, a cloud KMS) Vault
+takes *recovery* shares at init (``recovery_shares``/``recovery_threshold``) and
+unseals itself; ``shares``/``threshold`` then say how many recovery shares, and
+the keeper keeps them exactly like unseal shares (``UnsealMaterial.recovery``).
+With a catalog, the server's seal type is checked against ``vault.seal`` before
+anything is done (``vaultflow.steps.vault.seal``).
 """
 
 import sys
@@ -34,6 +41,7 @@ import sys
 from pydantic import BaseModel
 
 from vaultflow.base.errors import InputError, OperationError
+from vaultflow.gitops.vault_seal import AnySeal
 from vaultflow.steps.keeper import (
     RESERVED_PROCEDURE,
     Keeper,
@@ -44,6 +52,7 @@ from vaultflow.steps.keeper import (
     write_retrying,
 )
 from vaultflow.steps.vault.api import SealStatus, VaultApi
+from vaultflow.steps.vault.seal import catalog_seal, check_seal_type
 from vaultflow.steps.vault.status import parse_addresses
 
 
@@ -53,6 +62,8 @@ class InitResult(BaseModel):
     shares: int
     threshold: int
     copied_from: str | None = None  # the fallback keeper the material was copied from, on a recovery
+    seal_type: str = "shamir"  # what Vault reports; anything else auto-unseals
+    recovery: bool = False  # the kept shares are recovery shares (auto-unseal), not unseal shares
 
 
 def init_vault(
@@ -64,11 +75,13 @@ def init_vault(
     threshold: int = 3,
     pgp_keys: str = "",
     ca_cert: str = "",
+    catalog: str = "",
 ) -> InitResult:
     """Initialise the leader (first address) if needed; the material goes to ``keeper`` only
     (or, if it cannot be written, to ``fallback_keeper``).
 
     ``pgp_keys``: comma-separated base64 PGP public keys, one per share (optional).
+    ``catalog``: when given, the server's seal must be the catalog's ``vault.seal``.
     """
     pgp = [key.strip() for key in pgp_keys.split(",") if key.strip()]
     if not 1 <= threshold <= shares:
@@ -88,6 +101,7 @@ def init_vault(
         threshold=threshold,
         pgp_keys=pgp,
         policy=WritePolicy.from_env(),
+        seal=catalog_seal(catalog),
     )
 
 
@@ -100,9 +114,11 @@ def initialise(
     threshold: int,
     pgp_keys: list[str],
     policy: WritePolicy,
+    seal: AnySeal | None = None,
 ) -> InitResult:
     """``init_vault`` with its keepers and Vault client opened (what the tests drive directly)."""
     status = leader.seal_status()
+    check_seal_type(status, seal)
     held = store.content()
     if status.initialized:
         if isinstance(held, UnsealMaterial):
@@ -112,6 +128,8 @@ def initialise(
                 keeper=store.location,
                 shares=len(held.shares),
                 threshold=held.threshold,
+                seal_type=status.seal_type,
+                recovery=held.recovery,
             )
         return _recover(leader, status, store, held, fallback=fallback, policy=policy)
     for keeper in (store, fallback):
@@ -124,12 +142,28 @@ def initialise(
     store.reserve()
     if fallback is not None:
         fallback.reserve()
-    keys, root_token = leader.initialize(shares, threshold, pgp_keys)
+    recovery = status.auto_unseal
+    keys, root_token = (
+        leader.initialize(shares, threshold, pgp_keys, recovery=True)
+        if recovery
+        else leader.initialize(shares, threshold, pgp_keys)
+    )
     material = UnsealMaterial(
-        shares=keys, threshold=threshold, pgp_encrypted=bool(pgp_keys), root_token=root_token
+        shares=keys,
+        threshold=threshold,
+        pgp_encrypted=bool(pgp_keys),
+        root_token=root_token,
+        recovery=recovery,
     )
     _keep(leader, store, fallback, material, policy)
-    return InitResult(initialized_now=True, keeper=store.location, shares=shares, threshold=threshold)
+    return InitResult(
+        initialized_now=True,
+        keeper=store.location,
+        shares=shares,
+        threshold=threshold,
+        seal_type=status.seal_type,
+        recovery=recovery,
+    )
 
 
 def _check_shape(leader: VaultApi, status: SealStatus, keeper: Keeper, material: UnsealMaterial) -> None:
@@ -204,6 +238,8 @@ def _recover(
             shares=len(rescued.shares),
             threshold=rescued.threshold,
             copied_from=fallback.location,
+            seal_type=status.seal_type,
+            recovery=rescued.recovery,
         )
     elsewhere = f" and {fallback.location} holds none either" if fallback is not None else ""
     if held is not None:

@@ -54,6 +54,7 @@ def init_vault(
             threshold=threshold,
             pgp_keys=pgp_keys,
             ca_cert=ca_cert,
+            catalog=catalog,
         )
 
 
@@ -62,7 +63,9 @@ def unseal_vault(
 ) -> unseal.UnsealResult:
     """*unseal* (``unseal.unseal_vault``), under the lock."""
     with lock_held(catalog, holder):
-        return unseal.unseal_vault(addresses, keeper, ca_cert=ca_cert, join_timeout=join_timeout)
+        return unseal.unseal_vault(
+            addresses, keeper, ca_cert=ca_cert, join_timeout=join_timeout, catalog=catalog
+        )
 
 
 def ensure_root_token(

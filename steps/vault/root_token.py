@@ -8,7 +8,9 @@ The first run uses the root token that init put in the keeper. Later runs
 authenticated ``sys/generate-root-token`` endpoints, which need a token of the
 ``vaultflow-bootstrap`` role (Kubernetes auth: the bootstrap workflow's own
 service account) *and* a quorum of unseal shares from the keeper; neither
-alone yields root. The token goes into the keeper, never into an output.
+alone yields root. Under auto-unseal the keeper holds recovery shares, and those
+are what Vault takes here (internal/vault/generate_root.go reads the recovery config).
+The token goes into the keeper, never into an output.
 
 revoke-root (the pipeline's exit handler, so it also runs after a failure)
 revokes the kept root token only once the bootstrap identity has been proven

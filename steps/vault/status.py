@@ -15,6 +15,7 @@ class ReplicaStatus(BaseModel):
     initialized: bool
     sealed: bool
     version: str
+    seal_type: str = "shamir"
 
 
 class VaultStatus(BaseModel):
@@ -53,6 +54,7 @@ def vault_status(addresses: str, ca_cert: str = "") -> VaultStatus:
                 initialized=status.initialized,
                 sealed=status.sealed,
                 version=status.version,
+                seal_type=status.seal_type,
             )
         )
     products = {s.product for s in statuses}
@@ -75,8 +77,9 @@ def check_status(addresses: str, ca_cert: str = "") -> Annotated[str, Parameter(
     for replica in status.replicas:
         state = "sealed" if replica.sealed else "unsealed"
         initialised = "initialised" if replica.initialized else "uninitialised"
+        seal = "" if replica.seal_type == "shamir" else f" (auto-unseal: {replica.seal_type} seal)"
         print(
-            f"{status.product} {replica.version} at {replica.address}: {initialised}, {state}",
+            f"{status.product} {replica.version} at {replica.address}: {initialised}, {state}{seal}",
             file=sys.stderr,
         )
     return "true" if status.initialized else "false"

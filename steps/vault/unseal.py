@@ -11,6 +11,14 @@ A follower whose join the raft leader refuses (raft-autopilot's "Preventing
 server addition ...", see ``RaftJoinRefused``) is retried with backoff until
 ``join_timeout``: the refusal lasts only as long as another member holds the
 follower's cluster address.
+
+Under auto-unseal (Vault reports a seal ``type`` other than ``shamir``: transit,
+a cloud KMS) no share is submitted, and none is even read: every replica
+unseals itself with its seal, and the keeper holds recovery shares, which
+cannot unseal. The step then joins a follower that never joined (the join
+unseals it) and waits until each replica is unsealed, failing with what to
+check when one stays sealed or unreachable. With a catalog, each replica's
+seal type must be the catalog's ``vault.seal`` (``vaultflow.steps.vault.seal``).
 """
 
 from collections.abc import Callable
@@ -19,8 +27,10 @@ from pydantic import BaseModel
 
 from vaultflow.base.errors import OperationError
 from vaultflow.base.retry import poll_until
+from vaultflow.gitops.vault_seal import AnySeal
 from vaultflow.steps.keeper import UnsealMaterial, open_keeper
 from vaultflow.steps.vault.api import RaftJoinRefused, SealStatus, VaultApi
+from vaultflow.steps.vault.seal import AUTO_UNSEAL_HINT, catalog_seal, check_seal_type
 from vaultflow.steps.vault.status import parse_addresses
 
 
@@ -29,10 +39,16 @@ class ReplicaUnseal(BaseModel):
     was_sealed: bool
     joined: bool
     sealed: bool
+    shares_submitted: int = 0  # 0 under auto-unseal: the replica unsealed itself
+    seal_type: str = "shamir"
 
 
 class UnsealResult(BaseModel):
     replicas: list[ReplicaUnseal]
+
+    @property
+    def shares_submitted(self) -> int:
+        return sum(replica.shares_submitted for replica in self.replicas)
 
     @property
     def unsealed_now(self) -> int:
@@ -49,14 +65,19 @@ def _seal_words(status: SealStatus) -> str:
 WRONG_SHARES = "failed to decrypt keys from storage"
 
 
-def _submit_threshold(replica: VaultApi, material: UnsealMaterial, source: str) -> SealStatus:
-    """Submit a threshold of shares (after clearing a half-finished attempt that would skew the count)."""
+def _submit_threshold(
+    replica: VaultApi, material: UnsealMaterial, source: str, submitted: list[int] | None = None
+) -> SealStatus:
+    """Submit a threshold of shares (after clearing a half-finished attempt that would skew the count);
+    ``submitted`` (one counter) counts the shares sent."""
     status = replica.seal_status()
     if not status.sealed:
         return status
     if status.progress:
         replica.reset_unseal()
     for share in material.shares[: material.threshold]:
+        if submitted is not None:
+            submitted[0] += 1
         try:
             status = replica.submit_unseal_share(share)
         except OperationError as error:
@@ -106,15 +127,26 @@ class _Leader:
 
 
 def _unseal_replica(
-    replica: VaultApi, leader: _Leader, material: UnsealMaterial, timeout: float, source: str
+    replica: VaultApi,
+    leader: _Leader,
+    material: UnsealMaterial,
+    timeout: float,
+    source: str,
+    *,
+    seal: AnySeal | None = None,
 ) -> ReplicaUnseal:
     """Join ``replica`` to the leader if it never joined, submit the shares, await it unsealed.
 
     A refused join (``RaftJoinRefused``) is retried, re-reading the replica first: its own
     ``retry_join`` may have joined it meanwhile, or it may have to be told to join again.
+    A replica that reports an auto-unseal seal gets no share (``_auto_unsealed_replica``).
     """
     before = replica.seal_status()
+    check_seal_type(before, seal)
+    if before.auto_unseal:
+        return _auto_unsealed_replica(replica, leader, seal, timeout, before)
     joined = False
+    submitted = [0]
 
     def attempt() -> SealStatus:
         nonlocal joined
@@ -123,7 +155,7 @@ def _unseal_replica(
             leader.ready()
             replica.raft_join(leader.api.address, leader_ca_cert=leader.api.ca_cert_pem)
             joined = True
-        return _submit_threshold(replica, material, source)
+        return _submit_threshold(replica, material, source, submitted)
 
     poll_until(
         attempt,
@@ -137,18 +169,94 @@ def _unseal_replica(
     )
     status = _await_unsealed(replica, timeout)
     return ReplicaUnseal(
-        address=replica.address, was_sealed=before.sealed, joined=joined, sealed=status.sealed
+        address=replica.address,
+        was_sealed=before.sealed,
+        joined=joined,
+        sealed=status.sealed,
+        shares_submitted=submitted[0],
     )
 
 
-def _load_material(keeper: str, leader: VaultApi) -> tuple[UnsealMaterial, str]:
-    """The keeper's material and where it is (for messages)."""
+# OpenBao's answer to a join while the node's own retry_join is joining it (internal/vault/raft.go): the node
+# needs no unseal key under auto-unseal, so retry_join completes by itself right after the leader's init.
+ALREADY_JOINING = "raft is already initialized"
+
+
+def _join_unless_joined(replica: VaultApi, leader: VaultApi) -> None:
+    """Join ``replica`` to ``leader``; a replica that its own ``retry_join`` is joining meanwhile is fine."""
+    try:
+        replica.raft_join(leader.address, leader_ca_cert=leader.ca_cert_pem)
+    except OperationError as error:
+        if ALREADY_JOINING not in str(error):
+            raise
+
+
+def _auto_unsealed_replica(
+    replica: VaultApi,
+    leader: _Leader,
+    seal: AnySeal | None,
+    timeout: float,
+    before: SealStatus | None = None,
+) -> ReplicaUnseal:
+    """Under auto-unseal: join ``replica`` if it never joined (the join unseals it), then wait until
+    it has unsealed itself. No share is submitted: recovery shares cannot unseal."""
+    if before is None:
+        try:
+            before = replica.seal_status()
+        except OperationError as error:
+            raise OperationError(f"{error}; {AUTO_UNSEAL_HINT}") from None
+        check_seal_type(before, seal)
+    if not before.auto_unseal:
+        raise OperationError(
+            f"Vault at {replica.address} uses the Shamir seal, but this Vault auto-unseals (the keeper "
+            "holds recovery shares, or the catalog's vault.seal says so): every replica needs the same "
+            "seal stanza"
+        )
+    joined = False
+    if before.sealed and not before.initialized and replica is not leader.api:
+        leader.ready()
+        poll_until(
+            lambda: _join_unless_joined(replica, leader.api),
+            lambda _: True,
+            what=f"the raft leader to let Vault at {replica.address} join",
+            timeout=timeout,
+            initial=0.5,
+            maximum=4.0,
+            transient=(RaftJoinRefused,),
+        )
+        joined = True
+    try:
+        status = poll_until(
+            replica.seal_status,
+            lambda status: not status.sealed,
+            what=f"Vault at {replica.address} to unseal itself with its {before.seal_type} seal",
+            timeout=timeout,
+            initial=0.1,
+            maximum=1.0,
+            describe=lambda status: "sealed" if status.sealed else "unsealed",
+        )
+    except OperationError as error:
+        raise OperationError(f"{error}; {AUTO_UNSEAL_HINT}") from None
+    return ReplicaUnseal(
+        address=replica.address,
+        was_sealed=before.sealed,
+        joined=joined,
+        sealed=status.sealed,
+        seal_type=before.seal_type,
+    )
+
+
+def _load_material(keeper: str, leader: VaultApi) -> tuple[UnsealMaterial, str] | None:
+    """The keeper's material and where it is (for messages); None when it holds recovery shares
+    (an auto-unsealed Vault: they cannot unseal, and are not needed to)."""
     store = open_keeper(keeper)
     material = store.load()
     if material is None:
         if leader.seal_status().initialized:
             raise OperationError(f"{store.location} is empty: cannot unseal Vault at {leader.address}")
         raise OperationError(f"Vault at {leader.address} is not initialised: run the init step first")
+    if material.recovery:
+        return None
     if material.pgp_encrypted:
         raise OperationError(
             f"the shares in {store.location} are PGP-encrypted: each operator must unseal with their own "
@@ -191,16 +299,25 @@ def _each(
 
 
 def unseal_vault(
-    addresses: str, keeper: str, *, ca_cert: str = "", join_timeout: float = 30.0
+    addresses: str, keeper: str, *, ca_cert: str = "", join_timeout: float = 30.0, catalog: str = ""
 ) -> UnsealResult:
     """Unseal the leader (first address), then join (if needed) and unseal each follower; wait until
-    a node is active. Fails, after trying every replica, naming each that is still sealed."""
+    a node is active. Fails, after trying every replica, naming each that is still sealed.
+
+    Under auto-unseal (the catalog's ``vault.seal``, the keeper's recovery shares or the replica's own
+    seal status say so) no share is submitted: the replicas unseal themselves (``_auto_unsealed_replica``).
+    """
     replicas = [VaultApi(address, ca_cert=ca_cert or None) for address in parse_addresses(addresses)]
-    material, source = _load_material(keeper, replicas[0])
+    seal = catalog_seal(catalog)
+    material = None if seal is not None and seal.type != "shamir" else _load_material(keeper, replicas[0])
     leader = _Leader(replicas[0], join_timeout)
-    done, problems = _each(
-        replicas, lambda replica: _unseal_replica(replica, leader, material, join_timeout, source)
-    )
+
+    def unseal(replica: VaultApi) -> ReplicaUnseal:
+        if material is None:
+            return _auto_unsealed_replica(replica, leader, seal, join_timeout)
+        return _unseal_replica(replica, leader, material[0], join_timeout, material[1], seal=seal)
+
+    done, problems = _each(replicas, unseal)
     if problems:
         unsealed = [r.address for r in done if not r.sealed]
         also = f" (unsealed: {', '.join(unsealed)})" if unsealed else ""

@@ -23,6 +23,11 @@ from vaultflow.sandbox.crd_sources import CrdSource, load_crds
 from vaultflow.sandbox.kube import KubeCluster
 from vaultflow.sandbox.routes import Routes
 
+# The emulator's own tests read Git every 0.1 s, without jitter (Argo CD's timeout.reconciliation and
+# its jitter): what they test is not how long Argo CD waits. The sandbox's default is Argo CD's, 120 s
+# plus up to 60 s (test_reconciliation.py).
+FAST = 0.1
+
 
 @dataclass
 class ArgoSandbox:
@@ -83,7 +88,9 @@ def argo(crd_documents: list[dict[str, Any]]) -> Iterator[ArgoSandbox]:
         cluster.register_crds(crd_documents)
     mgmt.store.create(mgmt.type_of("v1", "Namespace"), "", {"metadata": {"name": "argocd"}})
     routes = Routes.for_sandbox({mgmt.url: "mgmt", dest.url: "dest"}, "mgmt")
-    controller = ArgoCdController(mgmt, {"mgmt": mgmt, "dest": dest}, routes, poll_interval=0.1).start()
+    controller = ArgoCdController(
+        mgmt, {"mgmt": mgmt, "dest": dest}, routes, reconciliation_timeout=FAST, reconciliation_jitter=0
+    ).start()
     yield ArgoSandbox(mgmt, dest, routes, controller)
     controller.stop()
     mgmt.stop()

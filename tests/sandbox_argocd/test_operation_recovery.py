@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from kubernetes import config
 
-from tests.sandbox_argocd.conftest import ArgoSandbox, GitRemote, eventually
+from tests.sandbox_argocd.conftest import FAST, ArgoSandbox, GitRemote, eventually
 from tests.sandbox_argocd.test_argocd import configmap, synced_at
 from vaultflow.sandbox.argocd import ArgoCdController
 from vaultflow.sandbox.kube import KubeCluster
@@ -127,7 +127,9 @@ def own_argo(crd_documents: list[dict[str, Any]]) -> Iterator[ArgoSandbox]:
         cluster.register_crds(crd_documents)
     mgmt.store.create(mgmt.type_of("v1", "Namespace"), "", {"metadata": {"name": "argocd"}})
     routes = Routes.for_sandbox({mgmt.url: "mgmt", dest.url: "dest"}, "mgmt")
-    controller = ArgoCdController(mgmt, {"mgmt": mgmt, "dest": dest}, routes, poll_interval=0.1).start()
+    controller = ArgoCdController(
+        mgmt, {"mgmt": mgmt, "dest": dest}, routes, reconciliation_timeout=FAST, reconciliation_jitter=0
+    ).start()
     sandbox = ArgoSandbox(mgmt, dest, routes, controller)
     yield sandbox
     sandbox.controller.stop()
@@ -146,7 +148,11 @@ def test_an_operation_waiting_for_its_retry_is_resumed_by_a_restarted_controller
     argo.controller.stop()
     create_namespace(argo, missing)
     argo.controller = ArgoCdController(
-        argo.mgmt, {"mgmt": argo.mgmt, "dest": argo.dest}, argo.routes, poll_interval=0.1
+        argo.mgmt,
+        {"mgmt": argo.mgmt, "dest": argo.dest},
+        argo.routes,
+        reconciliation_timeout=FAST,
+        reconciliation_jitter=0,
     ).start()
 
     status = eventually(lambda: synced_at(argo, "resumed", revision), timeout=30, what="the resumed retry")

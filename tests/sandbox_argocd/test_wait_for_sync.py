@@ -35,7 +35,9 @@ def slow_argo(crd_documents: list[dict[str, Any]]) -> Iterator[ArgoSandbox]:
     mgmt.store.create(mgmt.type_of("v1", "Namespace"), "", {"metadata": {"name": "argocd"}})
     dest.store.create(dest.type_of("v1", "Namespace"), "", {"metadata": {"name": "team"}})
     routes = Routes.for_sandbox({mgmt.url: "mgmt", dest.url: "dest"}, "mgmt")
-    controller = ArgoCdController(mgmt, {"mgmt": mgmt, "dest": dest}, routes, poll_interval=SLOW_POLL).start()
+    controller = ArgoCdController(
+        mgmt, {"mgmt": mgmt, "dest": dest}, routes, reconciliation_timeout=SLOW_POLL, reconciliation_jitter=0
+    ).start()
     yield ArgoSandbox(mgmt, dest, routes, controller)
     controller.stop()
     mgmt.stop()

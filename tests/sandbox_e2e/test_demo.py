@@ -1,7 +1,9 @@
-"""``task demo``, then ``task sandbox:down``, then ``task demo`` again: the second run carries on with the
-same Vault (sealed, unsealed by the bootstrap pipeline with the keeper), both runs rotate every rotated
-secret (stage 7) and roll one back under a cloud fault (stage 8), and neither run prints a secret
-value (seeded, rotated, or rolled back) or an unkeyed digest of one."""
+"""``task demo``, then ``task sandbox:down``, then ``task demo`` again: the first run delivers the catalog
+as a pull request on the sandbox's GitHub, with the preflight in its body, merged through the API, and
+Argo CD syncs the merge commit; an apply with nothing to change makes no commit, nor does the second
+run, which carries on with the same Vault (sealed, unsealed by the bootstrap pipeline with the keeper).
+Both runs rotate every rotated secret (stage 7) and roll one back under a cloud fault (stage 8), and
+neither run prints a secret value (seeded, rotated, or rolled back) or an unkeyed digest of one."""
 
 from __future__ import annotations
 
@@ -15,18 +17,78 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from github import Auth, Github
 from kubernetes import client, config
 
 from vaultflow.gitops.catalog import load_catalog
 from vaultflow.sandbox import demo, lifecycle
 from vaultflow.sandbox.admin import AdminClient
+from vaultflow.sandbox.catalog_wiring import APP_OF_APPS
 from vaultflow.sandbox.layout import SandboxPaths
+from vaultflow.sandbox.observe import applications
 from vaultflow.sandbox.state import SandboxState
 from vaultflow.steps.rotation import tasks
 from vaultflow.steps.rotation.write import read_metadata, read_version
 
 DIGESTS = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512", "sha3_224", "sha3_256", "sha3_512")
 ROTATED = ("prod/database", "prod/app-credentials", "prod/lambda/db-password", "prod/cloudrun/signing-key")
+REPOSITORY = "example-org/platform-gitops"  # examples/catalog.yaml gitops.repoUrl, on the sandbox's GitHub
+APPS = (APP_OF_APPS, "eso-resources-prod-eu", "eso-resources-prod-us")
+
+
+def git(repository: Path, *arguments: str) -> str:
+    done = subprocess.run(
+        ["git", "--git-dir", str(repository), *arguments], capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def pull_requests(state: SandboxState) -> list[Any]:
+    """Every pull request of the GitOps repository, as the sandbox's GitHub serves them to PyGithub."""
+    github = Github(
+        base_url=state.github_api_url,
+        auth=Auth.Token(Path(state.github_token_file).read_text().strip()),
+        verify=state.ca_file,
+        seconds_between_requests=None,
+        seconds_between_writes=None,
+    )
+    try:
+        return list(github.get_repo(REPOSITORY).get_pulls(state="all"))
+    finally:
+        github.close()
+
+
+def assert_delivered_by_pull_request(output: str, state: SandboxState) -> str:
+    """Stages 5 and 6 of a first run: one pull request, its body with the preflight, merged through the
+    API; the merge commit is main's head and what every Application synced; the second apply made no
+    commit. Returns the merge commit."""
+    words = " ".join(output.split())
+    repo = SandboxPaths(Path(state.directory)).gitops_repo
+    [pull] = pull_requests(state)
+    assert (pull.head.ref, pull.base.ref, pull.state, pull.merged) == (
+        "vaultflow/eso-resources",
+        "main",
+        "closed",
+        True,
+    )
+    assert "### Preflight" in pull.body and "no finding" in pull.body
+    merge = str(pull.merge_commit_sha)
+    assert git(repo, "rev-parse", "main") == merge  # the second apply added nothing after the merge
+    assert git(repo, "rev-list", "--parents", "-n", "1", merge).split()[1:] == [
+        git(repo, "rev-parse", "main~1"),  # the README, the base of the pull request
+        str(pull.head.sha),
+    ]
+    assert git(repo, "rev-list", "--count", "--branches") == "3"  # the README, the proposal, the merge
+    assert f"pull request #{pull.number} opened from vaultflow/eso-resources" in words
+    assert f"merged through the API into main at {merge[:12]}" in words
+    assert "preflight: no finding, 7 Vault references checked" in words
+    assert "vaultflow preflight: 7 Vault references checked, no finding." in words  # the body, shown
+    seen = {app.name: app for app in applications(state)}
+    assert all(seen[name].synced_at(merge) and seen[name].health == "Healthy" for name in APPS), seen
+    assert "nothing to change: main already holds what the catalog renders (no pull request)" in words
+    second_apply = "second apply: nothing to change, no commit and no pull request; main still at"
+    assert f"{second_apply} {merge[:12]}" in words
+    return merge
 
 
 def secret_values(state: SandboxState) -> set[bytes]:
@@ -137,12 +199,19 @@ def test_demo_then_down_then_demo_again_and_no_value_or_digest_is_shown(
     directory = tmp_path / "demo"
     try:
         first = run_demo(catalog, directory, capsys)
+        merge = assert_delivered_by_pull_request(first, lifecycle.load_state(directory))
         assert_rotation_stages(first, first=True)
         lifecycle.down(directory)
         second = run_demo(catalog, directory, capsys)
         words = " ".join(second.split())  # rich wraps lines where the terminal ends
         assert "sandbox started again on its kept state: the same Vault, initialised and sealed" in words
-        assert "no commit" in words and "demo finished" in words
+        nothing = "nothing to deliver: main already holds what the catalog renders: no pull request,"
+        assert f"{nothing} no commit" in words
+        assert "demo finished" in words
+        rerun = lifecycle.load_state(directory)
+        assert len(pull_requests(rerun)) == 1  # no second pull request
+        assert git(SandboxPaths(directory).gitops_repo, "rev-parse", "main") == merge
+        assert all(app.synced_at(merge) for app in applications(rerun) if app.name in APPS)
         assert f"task sandbox:down SANDBOX_DIR={directory}" in words
         assert_rotation_stages(second, first=False)
 

@@ -68,3 +68,39 @@ def schema() -> None:
     from vaultflow.gitops.catalog.schema import catalog_json_schema
 
     typer.echo(json.dumps(catalog_json_schema(), indent=2, sort_keys=True))
+
+
+@app.command("seal")
+def seal(
+    path: Path = typer.Argument(
+        None, help="Catalog file (default: $VAULTFLOW_CATALOG or ./catalog.yaml).", show_default=False
+    ),
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """Print the Vault server's seal stanza and the chart values it needs, from the catalog's vault.seal.
+
+    Merge the values into the Vault Application (argocd-apps/apps/vault.yaml): the stanza goes after
+    server.ha.raft.config, the Secret environment and volumes beside those already there. They hold
+    no secret: tokens and keys come from the Secrets they name.
+    """
+    from vaultflow.gitops.catalog import load_catalog
+    from vaultflow.gitops.vault_seal import chart_values, render_seal
+    from vaultflow.gitops.yaml_emit import emit_yaml
+
+    source = path or default_catalog()
+    configured = load_catalog(source).catalog.vault.seal
+    rendered = render_seal(configured)
+    values = chart_values(configured)
+    if output is OutputFormat.json:
+        document = {"type": configured.type, "stanza": rendered.stanza, "values": values}
+        typer.echo(json.dumps(document, indent=2))
+        return
+    if not rendered.auto_unseal:
+        typer.echo(f"{source}: vault.seal is shamir: no seal stanza (bootstrap unseals with shares)")
+        return
+    typer.echo(f"# {source}: vault.seal {configured.type}. Append to server.ha.raft.config:")
+    typer.echo(rendered.stanza, nl=False)
+    server = {key: value for key, value in values["server"].items() if key != "ha"}
+    if server:
+        typer.echo("# and add to the helm values, beside what is there:")
+        typer.echo(emit_yaml({"server": server}), nl=False)

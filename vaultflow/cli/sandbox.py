@@ -68,6 +68,23 @@ def up(
     eso_vault_token_cache: bool = typer.Option(
         False, "--eso-vault-token-cache", help="Emulate ESO's --enable-vault-token-cache."
     ),
+    argocd_reconciliation_timeout: str = typer.Option(
+        "120s",
+        "--argocd-reconciliation-timeout",
+        help="How often Argo CD reads Git on its own (argocd-cm timeout.reconciliation, a Go duration; "
+        "0s: never). A pipeline that does not annotate argocd.argoproj.io/refresh waits this long.",
+    ),
+    argocd_reconciliation_jitter: str = typer.Option(
+        "60s",
+        "--argocd-reconciliation-jitter",
+        help="Up to this much later per Application (argocd-cm timeout.reconciliation.jitter).",
+    ),
+    seal: str = typer.Option(
+        "shamir",
+        "--seal",
+        help="How OpenBao is sealed: shamir (bootstrap unseals with shares) or transit (a second OpenBao, "
+        "the unsealer, auto-unseals every node).",
+    ),
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
     """Start the sandbox in the background, or bring a stopped one back with its state (the same Vault).
@@ -82,6 +99,8 @@ def up(
         return
     names = tuple(name.strip() for name in cluster_names.split(",") if name.strip()) or None
     vaults = tuple(name.strip() for name in azure_vaults.split(",") if name.strip()) or None
+    reconciliation = _seconds("--argocd-reconciliation-timeout", argocd_reconciliation_timeout)
+    jitter = _seconds("--argocd-reconciliation-jitter", argocd_reconciliation_jitter)
     loaded = None
     if catalog is not None:
         from vaultflow.gitops.catalog import load_catalog
@@ -101,6 +120,9 @@ def up(
         azure_vaults=vaults,
         eso_concurrent=eso_concurrent,
         eso_vault_token_cache=eso_vault_token_cache,
+        argocd_reconciliation_timeout=reconciliation,
+        argocd_reconciliation_jitter=jitter,
+        seal=seal,
     )
     wired: list[str] = []
     if loaded is not None:
@@ -125,7 +147,20 @@ _SPEC_OPTIONS = (
     "azure_vaults",
     "eso_concurrent",
     "eso_vault_token_cache",
+    "argocd_reconciliation_timeout",
+    "argocd_reconciliation_jitter",
+    "seal",
 )
+
+
+def _seconds(option: str, text: str) -> float:
+    """A Go duration given on the command line, in seconds (a bad one: one clear line, exit 2)."""
+    from vaultflow.base.durations import parse_go_duration
+
+    try:
+        return float(parse_go_duration(text))
+    except ValueError as error:
+        raise InputError(f"{option}: {error}") from None
 
 
 def _options_given(context: typer.Context) -> bool:
@@ -274,12 +309,18 @@ def restart_vault(
     from vaultflow.sandbox import lifecycle
 
     result = lifecycle.restart_vault(directory, node=node)
+    auto = result.state.unsealer is not None
+    nodes = [*result.state.vault, *([result.state.unsealer] if result.state.unsealer is not None else [])]
     for node_id in result.restarted:
-        address = next(n.address for n in result.state.vault if n.node_id == node_id)
-        typer.echo(f"OpenBao {node_id} restarted on its data at {address}: sealed ({SANDBOX_NOTE})")
-    typer.echo(
-        "unseal it with the keeper's shares: `task vault:init` runs the bootstrap pipeline, which does"
-    )
+        address = next(n.address for n in nodes if n.node_id == node_id)
+        after = "unsealed (by the transit seal)" if auto else "sealed"
+        if result.state.unsealer is not None and node_id == result.state.unsealer.node_id:
+            after = "the transit unsealer, unsealed again by the sandbox"
+        typer.echo(f"OpenBao {node_id} restarted on its data at {address}: {after} ({SANDBOX_NOTE})")
+    if not auto:
+        typer.echo(
+            "unseal it with the keeper's shares: `task vault:init` runs the bootstrap pipeline, which does"
+        )
 
 
 @app.command("down")

@@ -1,6 +1,12 @@
 """``vault-bootstrap``: one run at a time, initialise, keep the keys safe, unseal every replica,
 configure as code, smoke-test, create the catalog's missing secrets, revoke root.
 
+Under auto-unseal (the catalog's ``vault.seal``: transit or a cloud KMS) *init*
+creates recovery shares, kept like unseal shares; *unseal* submits none and only
+waits for every replica to unseal itself; *root-token* regenerates root with
+the recovery shares. *init* and *unseal* check that Vault's seal type is the
+catalog's before they act.
+
 Every step after *lock* is the step of ``vaultflow.steps.vault.locked``: it renews
 the lock when it starts and while it runs, so a run longer than ``lock-duration``
 keeps it, and stops if another run took it.
