@@ -18,7 +18,8 @@ Follows ``pkg/controllers/externalsecret/esmetrics/esmetrics.go`` and the
 The Kubernetes standard labels (``app_kubernetes_io_*``, which ESO adds only when
 asked to) are not emitted. Written by hand rather than with
 prometheus_client, which appends ``_total`` to every counter and so cannot spell
-``externalsecret_sync_calls_error`` as ESO does.
+``externalsecret_sync_calls_error`` as ESO does. ``metrics_server`` answers ``GET /metrics``
+as ESO's metrics port (8080) does, for a Prometheus to scrape.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from vaultflow.sandbox.http import HttpServer, Response, Router
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -120,3 +123,11 @@ def _escape(text: str) -> str:
 
 def _number(value: float) -> str:
     return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
+
+
+def metrics_server(metrics: ExternalSecretMetrics, port: int = 0) -> HttpServer:
+    """An ``HttpServer`` (not started) answering ``GET /metrics`` as ESO's metrics port (8080) does."""
+    text_format = "text/plain; version=0.0.4; charset=utf-8"
+    router = Router()
+    router.add("GET", "/metrics", lambda _: Response.text(metrics.exposition(), content_type=text_format))
+    return HttpServer(router, port=port, name="eso-metrics")

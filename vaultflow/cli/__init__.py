@@ -16,10 +16,10 @@ from typer.core import TyperGroup
 
 from vaultflow import __version__
 from vaultflow.base.errors import VaultflowError
-from vaultflow.cli import alerts as alerts_cmd
 from vaultflow.cli import catalog as catalog_cmd
 from vaultflow.cli import exporter as exporter_cmd
 from vaultflow.cli import gitops as gitops_cmd
+from vaultflow.cli import monitoring as monitoring_cmd
 from vaultflow.cli import observe as observe_cmd
 from vaultflow.cli import render as render_cmd
 from vaultflow.cli import rotate as rotate_cmd
@@ -66,7 +66,7 @@ app.command("rotate")(rotate_cmd.rotate)
 app.add_typer(workflows_cmd.app, name="workflows")
 app.add_typer(gitops_cmd.app, name="gitops")
 app.add_typer(sandbox_cmd.app, name="sandbox")
-app.add_typer(alerts_cmd.app, name="alerts")
+app.add_typer(monitoring_cmd.app, name="monitoring")
 app.command("exporter")(exporter_cmd.exporter)
 app.command("consumers")(observe_cmd.consumers)
 app.command("audit")(observe_cmd.audit)

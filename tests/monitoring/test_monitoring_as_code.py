@@ -1,5 +1,5 @@
-"""The alert rules: promtool accepts them, their unit tests pass and would catch a changed
-threshold, and the PrometheusRule that Argo CD delivers carries exactly the same groups."""
+"""The alert rules and the dashboard: promtool accepts the rules, their unit tests pass and would
+catch a changed threshold, and the manifests Argo CD delivers carry exactly the sources."""
 
 from __future__ import annotations
 
@@ -16,8 +16,16 @@ from typer.testing import CliRunner
 from tests.argocd_apps.argocd_policy import ProjectPolicy
 from tests.argocd_apps.manifests import directory_source_files, load_documents
 from vaultflow.cli import app
-from vaultflow.gitops.alert_rules import PROMETHEUS_RULE_FILE, RULES_FILE, prometheus_rule
 from vaultflow.gitops.crd_schemas import CrdRegistry
+from vaultflow.gitops.monitoring import (
+    DASHBOARD_CONFIG_MAP_FILE,
+    DASHBOARD_FILE,
+    PROMETHEUS_RULE_FILE,
+    RULES_FILE,
+    dashboard_config_map,
+    panel_queries,
+    prometheus_rule,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RULES = REPO_ROOT / RULES_FILE
@@ -107,7 +115,7 @@ def test_the_architecture_alerts_exist_with_their_severity_and_a_runbook(repo_ro
 def test_the_prometheus_rule_carries_the_rules_file_unchanged(upstream_crds: CrdRegistry) -> None:
     manifest_path = REPO_ROOT / PROMETHEUS_RULE_FILE
     assert manifest_path.read_text() == prometheus_rule(RULES.read_text()), (
-        f"{PROMETHEUS_RULE_FILE} is out of date: run `vaultflow alerts render`"
+        f"{PROMETHEUS_RULE_FILE} is out of date: run `vaultflow monitoring render`"
     )
     (document,) = yaml.safe_load_all(manifest_path.read_text())
     assert document["spec"]["groups"] == yaml.safe_load(RULES.read_text())["groups"]
@@ -116,7 +124,27 @@ def test_the_prometheus_rule_carries_the_rules_file_unchanged(upstream_crds: Crd
     assert upstream_crds.validate(broken), "the CRD schema must refuse a misspelt rule field"
 
 
-def test_the_monitoring_application_delivers_the_rule_through_its_project() -> None:
+def test_the_dashboard_config_map_carries_the_dashboard_for_grafana() -> None:
+    import json
+
+    import kubernetes_validate
+
+    text = (REPO_ROOT / DASHBOARD_FILE).read_text()
+    manifest_path = REPO_ROOT / DASHBOARD_CONFIG_MAP_FILE
+    assert manifest_path.read_text() == dashboard_config_map(text), (
+        f"{DASHBOARD_CONFIG_MAP_FILE} is out of date: run `vaultflow monitoring render`"
+    )
+    (config_map,) = yaml.safe_load_all(manifest_path.read_text())
+    kubernetes_validate.validate(config_map, "1.33.0", strict=True)
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(config_map["data"]["vaultflow.json"]) == json.loads(text)
+    queries = panel_queries(text)
+    assert {"vault_core_unsealed", "externalsecret_sync_calls_error", "vaultflow_consumer_stale_seconds"} <= {
+        name for _, expr in queries for name in re.findall(r"[a-z_]+", expr)
+    }
+
+
+def test_the_monitoring_application_delivers_both_manifests_through_its_project() -> None:
     apps_dir = REPO_ROOT / "argocd-apps" / "monitoring"
     (application,) = load_documents(apps_dir / "application.yaml")
     (project,) = load_documents(apps_dir / "project.yaml")
@@ -124,40 +152,46 @@ def test_the_monitoring_application_delivers_the_rule_through_its_project() -> N
     assert policy.application_violations(application.obj) == []
     source = application.obj["spec"]["source"]
     files = directory_source_files(REPO_ROOT / source["path"], source.get("directory"))
-    assert [f.relative_to(REPO_ROOT) for f in files] == [PROMETHEUS_RULE_FILE]
+    assert sorted(f.relative_to(REPO_ROOT) for f in files) == sorted(
+        [PROMETHEUS_RULE_FILE, DASHBOARD_CONFIG_MAP_FILE]
+    )
     server = application.obj["spec"]["destination"]["server"]
-    (rule,) = load_documents(files[0])
-    assert policy.object_violations(rule.obj, namespaced=True, server=server) == []
+    for path in files:
+        (document,) = load_documents(path)
+        assert policy.object_violations(document.obj, namespaced=True, server=server) == []
 
 
-def test_render_check_fails_on_a_stale_rule_and_render_fixes_it(
+def test_render_check_fails_on_a_stale_manifest_and_render_fixes_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(REPO_ROOT)  # the default paths are the repository's
-    out = tmp_path / "prometheusrule.yaml"
+    monkeypatch.chdir(REPO_ROOT)  # the default source folder is the repository's
+    out = tmp_path / "manifests"
 
-    def alerts_render(*extra: str) -> Any:
-        arguments = ["alerts", "render", "--rules", str(RULES_FILE), "--out", str(out), *extra]
-        return CliRunner().invoke(app, arguments)
+    def monitoring_render(*extra: str) -> Any:
+        return CliRunner().invoke(app, ["monitoring", "render", "--out", str(out), *extra])
 
-    missing = alerts_render("--check")
+    missing = monitoring_render("--check")
     assert missing.exit_code == 1 and "is missing" in missing.output
-    assert alerts_render().exit_code == 0
-    assert out.read_text() == prometheus_rule(RULES.read_text())
-    ok = alerts_render("--check")
+    assert monitoring_render().exit_code == 0
+    assert (out / PROMETHEUS_RULE_FILE.name).read_text() == prometheus_rule(RULES.read_text())
+    assert (out / DASHBOARD_CONFIG_MAP_FILE.name).read_text() == (
+        REPO_ROOT / DASHBOARD_CONFIG_MAP_FILE
+    ).read_text()
+    ok = monitoring_render("--check")
     assert ok.exit_code == 0, ok.output
-    out.write_text(out.read_text().replace("> 3600", "> 60"))
-    stale = alerts_render("--check")
-    assert stale.exit_code == 1 and "differs" in stale.output
+    rule = out / PROMETHEUS_RULE_FILE.name
+    rule.write_text(rule.read_text().replace("> 3600", "> 60"))
+    stale = monitoring_render("--check")
+    assert stale.exit_code == 1 and f"{rule} differs from its source" in stale.output
 
 
 def test_a_rules_file_without_groups_is_refused_in_one_line(tmp_path: Path) -> None:
-    rules = tmp_path / "rules.yaml"
-    rules.write_text("rules: []\n")
-    arguments = ["alerts", "render", "--rules", str(rules), "--out", str(tmp_path / "o")]
-    result = CliRunner().invoke(app, arguments)
+    (tmp_path / RULES_FILE.name).write_text("rules: []\n")
+    (tmp_path / DASHBOARD_FILE.name).write_text((REPO_ROOT / DASHBOARD_FILE).read_text())
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["monitoring", "render", "--source", str(tmp_path), "--out", str(out)])
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
-        f"error: {rules}: a Prometheus rules file needs a non-empty 'groups' list"
+        f"error: {tmp_path / RULES_FILE.name}: a Prometheus rules file needs a non-empty 'groups' list"
     ]
-    assert not (tmp_path / "o").exists()
+    assert not out.exists()
