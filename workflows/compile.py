@@ -157,6 +157,8 @@ def workflow_template(pipeline: Pipeline, image: str | None = None) -> WorkflowT
         on_exit=EXIT_TEMPLATE if pipeline.on_exit is not None else None,
         security_context=_pod_security_context(),
         pod_gc=m.PodGC(strategy="OnPodSuccess"),
+        # What the NetworkPolicies select the steps' pods by (argocd-apps/workflows/network/).
+        pod_metadata=m.Metadata(labels={PART_OF_LABEL: "vaultflow"}),
         synchronization=m.Synchronization(mutexes=[m.Mutex(name=pipeline.mutex)]) if pipeline.mutex else None,
         volumes=[_volume(mount) for mount in pipeline.secret_mounts] or None,
     ) as template:
