@@ -77,6 +77,7 @@ def _references(catalog: Catalog) -> Iterator[Finding]:
     clouds = {c.name: c.provider for c in catalog.clouds}
     known_clusters = ", ".join(sorted(clusters))
     known_clouds = ", ".join(sorted(clouds)) or "none defined"
+    by_path = {s.path: s for s in catalog.secrets}
     workflows = catalog.vault.kubernetes_auth.workflows_cluster
     if workflows is not None and workflows not in clusters:
         yield (
@@ -117,7 +118,7 @@ def _references(catalog: Catalog) -> Iterator[Finding]:
                     "a push needs 'cluster' and 'namespace' (where its PushSecret runs) "
                     "when the secret has no consumers to take them from",
                 )
-        yield from _rotation(base, secret, clusters)
+        yield from _rotation(base, secret, clusters, by_path)
 
 
 def _remote_key_format(here: FieldPath, remote_key: str, provider: str) -> Iterator[Finding]:
@@ -126,7 +127,9 @@ def _remote_key_format(here: FieldPath, remote_key: str, provider: str) -> Itera
         yield (*here, "remoteKey"), f"{remote_key!r} is not a valid {provider} secret name: use {allowed}"
 
 
-def _rotation(base: FieldPath, secret: Secret, clusters: set[str]) -> Iterator[Finding]:
+def _rotation(
+    base: FieldPath, secret: Secret, clusters: set[str], by_path: dict[str, Secret]
+) -> Iterator[Finding]:
     if secret.rotation is None:
         return
     if not secret.generated_keys():
@@ -142,6 +145,7 @@ def _rotation(base: FieldPath, secret: Secret, clusters: set[str]) -> Iterator[F
                 (*base, "consumers", c_index, field),
                 f"a rotated secret's consumer must pick up new values, but {reason}",
             )
+    yield from _credential(base, secret, by_path)
     consumed = {(c.cluster, c.namespace) for c in secret.consumers}
     for w_index, workload in enumerate(secret.rotation.restart):
         here = (*base, "rotation", "restart", w_index)
@@ -153,6 +157,68 @@ def _rotation(base: FieldPath, secret: Secret, clusters: set[str]) -> Iterator[F
                 f"{workload.kind} {workload.namespace}/{workload.name} in cluster {workload.cluster!r} "
                 f"does not consume {secret.path!r}: no consumer in that namespace",
             )
+
+
+def _key_of(secret: Secret, here: FieldPath, key: str, what: str) -> Iterator[Finding]:
+    if key not in secret.key_names():
+        yield (
+            here,
+            f"{key!r} ({what}) is not a key of secret {secret.path!r} "
+            f"(keys: {', '.join(secret.key_names())})",
+        )
+
+
+def _credential(base: FieldPath, secret: Secret, by_path: dict[str, Secret]) -> Iterator[Finding]:
+    """The credential block names keys the secret has, and what its strategy needs."""
+    assert secret.rotation is not None
+    credential = secret.rotation.credential
+    if credential is None:
+        return
+    here: FieldPath = (*base, "rotation", "credential")
+    generators = {field.name: field.generator.type for field in secret.keys}
+    yield from _key_of(secret, (*here, "usernameKey"), credential.username_key, "the username")
+    yield from _key_of(secret, (*here, "passwordKey"), credential.password_key, "the password")
+    if credential.username_key == credential.password_key:
+        yield (*here, "passwordKey"), "the password and the username must be different keys"
+    elif generators.get(credential.password_key) == "static":
+        yield (
+            (*here, "passwordKey"),
+            f"key {credential.password_key!r} is static: the rotation generates the password, "
+            "give it a password or random generator",
+        )
+    if generators.get(credential.username_key, "static") != "static":  # a missing key is reported above
+        yield (
+            (*here, "usernameKey"),
+            f"key {credential.username_key!r} is generated: a username is what the database knows, "
+            "make it static (alternating-users switches it between <user> and <user>_clone itself)",
+        )
+    if not isinstance(credential.host, str):
+        yield from _key_of(secret, (*here, "host", "key"), credential.host.key, "the host")
+    if credential.strategy == "alternating-users" and credential.admin is None:
+        yield (
+            (*here, "strategy"),
+            "alternating-users needs 'admin': the Vault path of a user that may CREATE and ALTER ROLE "
+            "(the pipeline sets the other user's password as that user)",
+        )
+    if credential.admin is not None:
+        if credential.admin.path == secret.path:
+            yield (*here, "admin", "path"), "the admin credential must be another secret than the rotated one"
+        elif credential.admin.path in by_path:
+            admin = by_path[credential.admin.path]
+            yield from _key_of(
+                admin, (*here, "admin", "usernameKey"), credential.admin.username_key, "username"
+            )
+            yield from _key_of(
+                admin, (*here, "admin", "passwordKey"), credential.admin.password_key, "password"
+            )
+    if credential.sslmode == "disable" and not credential.host_is_loopback_literal():
+        yield (
+            (*here, "sslmode"),
+            "sslmode 'disable' sends the password unencrypted: it is accepted only for a loopback host "
+            "(127.0.0.1, ::1, localhost) written literally",
+        )
+    elif credential.ca_file is not None and credential.sslmode == "disable":
+        yield (*here, "caFile"), "'caFile' has no effect with sslmode 'disable'"
 
 
 def unrefreshable(refresh_policy: str | None, refresh_interval: str) -> str | None:

@@ -76,11 +76,18 @@ def _parse(text: str, source: Path) -> LoadedCatalog:
 
 
 def _file_references(catalog: Catalog, base_dir: Path) -> list[tuple[FieldPath, str]]:
-    ca_file = catalog.vault.tls.ca_file
-    if ca_file is None:
-        return []
+    wanted: list[tuple[FieldPath, str]] = []
+    if catalog.vault.tls.ca_file is not None:
+        wanted.append((("vault", "tls", "caFile"), catalog.vault.tls.ca_file))
+    for index, secret in enumerate(catalog.secrets):
+        credential = secret.rotation.credential if secret.rotation else None
+        if credential is not None and credential.ca_file is not None:
+            wanted.append((("secrets", index, "rotation", "credential", "caFile"), credential.ca_file))
+    return [finding for where, ca_file in wanted for finding in _ca_file_problems(where, ca_file, base_dir)]
+
+
+def _ca_file_problems(where: FieldPath, ca_file: str, base_dir: Path) -> list[tuple[FieldPath, str]]:
     path = (base_dir / ca_file).resolve()
-    where: FieldPath = ("vault", "tls", "caFile")
     if not path.is_file():
         return [(where, f"CA file {ca_file!r} not found (looked at {path})")]
     if b"-----BEGIN CERTIFICATE-----" not in path.read_bytes():

@@ -556,6 +556,55 @@ class WorkloadRef(CatalogModel):
     name: DnsSubdomain
 
 
+class SecretKeyValue(CatalogModel):
+    """A value read from one key of the secret itself (``host: {key: host}``)."""
+
+    key: SecretKey
+
+
+class AdminSecretRef(CatalogModel):
+    """Another Vault secret (relative to the KV mount) holding a login that may ``ALTER ROLE`` the users."""
+
+    path: VaultPath
+    username_key: SecretKey = "username"
+    password_key: SecretKey = "password"
+
+
+# libpq's sslmode values that encrypt, plus 'disable' (refused for a host that is not loopback).
+SslMode = Literal["disable", "require", "verify-ca", "verify-full"]
+CredentialStrategy = Literal["single-user", "alternating-users"]
+
+
+class PostgresCredential(CatalogModel):
+    """The PostgreSQL server that checks the secret's username and password.
+
+    A rotation *sets* the new password there and *tests* a login with it before
+    any consumer sees it (steps/credentials). ``single-user`` changes the user's
+    own password, logged in as that user (``admin``, when given, is used only to
+    put the old password back if the user can no longer log in).
+    ``alternating-users`` keeps two users, ``<user>`` and ``<user>_clone``, and
+    sets the one not in use, logged in as ``admin``: a consumer still holding the
+    previous credential keeps working until the next rotation.
+    """
+
+    type: Literal["postgres"]
+    strategy: CredentialStrategy
+    host: Annotated[str, Field(min_length=1, max_length=253)] | SecretKeyValue
+    port: Annotated[int, Field(ge=1, le=65535)] = 5432
+    database: Annotated[str, Field(min_length=1, max_length=63)]
+    username_key: SecretKey = "username"
+    password_key: SecretKey = "password"
+    admin: AdminSecretRef | None = None
+    sslmode: SslMode = "verify-full"
+    ca_file: str | None = None  # PEM of the CA that signed the server's certificate, relative to the catalog
+
+    def host_is_loopback_literal(self) -> bool:
+        return isinstance(self.host, str) and self.host in _LOOPBACK_HOSTS
+
+
+Credential = Annotated[PostgresCredential, Field(discriminator="type")]
+
+
 class Rotation(CatalogModel):
     """When a secret rotates and what happens if the new value does not arrive everywhere."""
 
@@ -563,6 +612,8 @@ class Rotation(CatalogModel):
     verify_timeout: GoDuration = "10m"
     on_failure: Literal["alert", "rollback"] = "alert"
     restart: list[WorkloadRef] = []
+    # The system that checks the credential, where a new value is set and tested before it is promoted.
+    credential: Credential | None = None
 
 
 class ConsumerKey(CatalogModel):

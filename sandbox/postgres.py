@@ -1,0 +1,296 @@
+"""A real PostgreSQL server (Debian's ``postgresql`` package) for the sandbox and the tests.
+
+It holds the database whose credential a rotation sets and tests
+(steps/credentials/postgres). Like the real thing it refuses to run as root,
+so when the sandbox runs as root the server runs as the ``postgres`` system
+user (created by the Debian package; ``vaultflow-postgres`` is created with
+``useradd`` when neither exists). It listens on 127.0.0.1 only, has no Unix
+socket, and accepts only TLS connections with ``scram-sha-256`` password
+authentication (``hostssl`` lines in ``pg_hba.conf``; anything else finds no
+entry and is refused). Its certificate comes from the sandbox CA.
+
+``log_statement = all`` is on: PostgreSQL's own log then proves that no
+password ever reaches the server in clear text (the rotation sends SCRAM
+verifiers), and tests scan ``log_path`` for the values.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from vaultflow.base.errors import OperationError
+from vaultflow.sandbox.openbao import free_port
+from vaultflow.sandbox.pki import CertificateAuthority
+from vaultflow.steps.credentials.base import Credential, CredentialError
+
+if TYPE_CHECKING:
+    from vaultflow.steps.credentials.postgres import PostgresEndpoint  # psycopg loads only on demand
+
+SUPERUSER = "postgres"
+SERVICE_USERS = ("postgres", "vaultflow-postgres")
+_HBA = """\
+# vaultflow sandbox: TLS and SCRAM only, loopback only; anything else matches no line and is refused.
+hostssl all all 127.0.0.1/32 scram-sha-256
+hostssl all all ::1/128 scram-sha-256
+"""
+
+
+def postgres_bin_dir() -> Path:
+    """The directory of ``initdb`` and ``postgres``: ``VAULTFLOW_POSTGRES_BIN``, else Debian's newest."""
+    configured = os.environ.get("VAULTFLOW_POSTGRES_BIN")
+    candidates = [Path(configured)] if configured else []
+    candidates += sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+    )[::-1]
+    on_path = shutil.which("initdb")
+    if on_path:
+        candidates.append(Path(on_path).parent)
+    for directory in candidates:
+        if (directory / "initdb").is_file() and (directory / "postgres").is_file():
+            return directory
+    raise OperationError(
+        "PostgreSQL server binaries not found: install Debian's postgresql package "
+        "(apt-get install postgresql)"
+    )
+
+
+def service_user() -> str | None:
+    """The user the server runs as: None when we are not root, else a system user (created if missing)."""
+    if os.geteuid() != 0:
+        return None
+    for name in SERVICE_USERS:
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return name
+    name = SERVICE_USERS[-1]
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+        check=True,
+        capture_output=True,
+    )
+    return name
+
+
+def _reachable_by(user: str, directory: Path) -> bool:
+    """Every parent of ``directory`` lets ``user`` pass (search permission), as the server needs."""
+    account = pwd.getpwnam(user)
+    groups = {account.pw_gid, *(g.gr_gid for g in grp.getgrall() if user in g.gr_mem)}
+    for parent in directory.parents:
+        status = parent.stat()
+        if status.st_uid == account.pw_uid:
+            allowed = status.st_mode & 0o100
+        elif status.st_gid in groups:
+            allowed = status.st_mode & 0o010
+        else:
+            allowed = status.st_mode & 0o001
+        if not allowed:
+            return False
+    return True
+
+
+@dataclass
+class PostgresServer:
+    """One ``postgres`` process with its data, TLS material and log under ``base_dir``."""
+
+    base_dir: Path
+    authority: CertificateAuthority
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    _superuser_password: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
+
+    @property
+    def host(self) -> str:
+        return "127.0.0.1"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.base_dir / "data"
+
+    @property
+    def log_path(self) -> Path:
+        return self.base_dir / "postgres.log"
+
+    @property
+    def ca_file(self) -> Path:
+        """The sandbox CA's certificate: what a client gives as ``sslrootcert`` (``verify-full``)."""
+        return self.base_dir / "ca.crt"
+
+    def superuser(self) -> Credential:
+        return Credential(SUPERUSER, self._superuser_password)
+
+    def endpoint(self, database: str = "postgres") -> PostgresEndpoint:
+        from vaultflow.steps.credentials.postgres import PostgresEndpoint
+
+        return PostgresEndpoint(self.host, self.port, database, "verify-full", self.ca_file)
+
+    def start(self, timeout: float = 60.0) -> PostgresServer:
+        self.base_dir = self.base_dir.absolute()
+        user = service_user()
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        if user is not None and not _reachable_by(user, self.base_dir):
+            raise OperationError(
+                f"{self.base_dir}: user {user!r} (PostgreSQL refuses to run as root) cannot reach this "
+                "directory: a parent is not searchable by it; use a directory such as /tmp/<name>"
+            )
+        self._write_files(user)
+        if not (self.data_dir / "PG_VERSION").is_file():
+            self._initdb(user)
+        self._launch(user)
+        self._wait_ready(timeout)
+        return self
+
+    def _write_files(self, user: str | None) -> None:
+        certificate = self.authority.issue_server_certificate(("127.0.0.1", "localhost"))
+        self.ca_file.write_text(self.authority.certificate_pem)
+        (self.base_dir / "server.crt").write_text(certificate.certificate_pem)
+        key = self.base_dir / "server.key"
+        key.write_text(certificate.key_pem)
+        key.chmod(0o600)  # PostgreSQL refuses a key others can read
+        password_file = self.base_dir / "superuser.password"
+        if password_file.is_file():
+            self._superuser_password = password_file.read_text().strip()
+        else:
+            descriptor = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(self._superuser_password + "\n")
+        self.base_dir.chmod(0o700)
+        if user is not None:
+            for path in [self.base_dir, *self.base_dir.iterdir()]:
+                shutil.chown(path, user, pwd.getpwnam(user).pw_gid)
+
+    def _initdb(self, user: str | None) -> None:
+        result = subprocess.run(
+            [
+                str(postgres_bin_dir() / "initdb"),
+                f"--pgdata={self.data_dir}",
+                f"--username={SUPERUSER}",
+                f"--pwfile={self.base_dir / 'superuser.password'}",
+                "--auth=scram-sha-256",
+                "--encoding=UTF8",
+                "--no-locale",
+                "--no-sync",  # a sandbox: its data is thrown away with it
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=self.base_dir,
+            env=self._environment(),
+            user=user,
+            group=None if user is None else pwd.getpwnam(user).pw_gid,
+            extra_groups=None if user is None else [],
+        )
+        if result.returncode != 0:
+            last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            raise OperationError(f"initdb failed in {self.data_dir}: {last}")
+        (self.data_dir / "pg_hba.conf").write_text(_HBA)
+
+    def _environment(self) -> dict[str, str]:
+        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.base_dir), "LC_ALL": "C"}
+
+    def _launch(self, user: str | None) -> None:
+        settings = {
+            "listen_addresses": self.host,
+            "port": str(self.port),
+            "unix_socket_directories": "",
+            "ssl": "on",
+            "ssl_cert_file": str(self.base_dir / "server.crt"),
+            "ssl_key_file": str(self.base_dir / "server.key"),
+            "password_encryption": "scram-sha-256",
+            "log_statement": "all",
+            "log_connections": "on",
+            "log_destination": "stderr",
+            "logging_collector": "off",
+            "max_connections": "50",
+        }
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [str(postgres_bin_dir() / "postgres"), "-D", str(self.data_dir)]
+            + [item for name, value in settings.items() for item in ("-c", f"{name}={value}")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=self.base_dir,
+            env=self._environment(),
+            user=user,
+            group=None if user is None else pwd.getpwnam(user).pw_gid,
+            extra_groups=None if user is None else [],
+        )
+        log.close()
+
+    def _wait_ready(self, timeout: float) -> None:
+        from vaultflow.steps.credentials.postgres import PostgresSingleUser
+
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        checker = PostgresSingleUser(self.endpoint(), self.superuser())
+        while True:
+            if self.process.poll() is not None:
+                raise OperationError(
+                    f"postgres exited with code {self.process.returncode}; see {self.log_path}"
+                )
+            try:
+                checker.test(self.superuser())
+                return
+            except CredentialError as error:
+                if time.monotonic() > deadline:
+                    raise OperationError(
+                        f"postgres did not accept logins within {timeout:.0f}s: {error}"
+                    ) from None
+            time.sleep(0.1)
+
+    def execute(self, statement: str, database: str = "postgres") -> None:
+        """Run ``statement`` as the superuser (setting up users and grants)."""
+        from vaultflow.steps.credentials.postgres import connect
+
+        with connect(self.endpoint(database), self.superuser()) as connection:
+            connection.execute(statement.encode())
+
+    def create_user(self, credential: Credential, *, createrole: bool = False) -> None:
+        """A login role with ``credential``'s password, sent as a SCRAM verifier (never in the log)."""
+        from psycopg import sql
+
+        from vaultflow.steps.credentials.postgres import connect, scram_verifier
+
+        with connect(self.endpoint(), self.superuser()) as connection:
+            verifier = scram_verifier(connection, credential)
+            connection.execute(
+                sql.SQL("CREATE ROLE {} LOGIN {} PASSWORD {}").format(
+                    sql.Identifier(credential.username),
+                    sql.SQL("CREATEROLE" if createrole else "NOCREATEROLE"),
+                    sql.Literal(verifier),
+                )
+            )
+
+    def provision(self, database: str, owner: Credential, admin: Credential) -> None:
+        """The example catalog's ``prod/database``: a database owned by its user, and an admin that may
+        ``CREATE``/``ALTER ROLE`` it (``CREATEROLE``, plus ``ADMIN OPTION`` on the user, which
+        PostgreSQL 16 and later require to alter a role)."""
+        self.create_user(owner)
+        self.create_user(admin, createrole=True)
+        self.execute(f'GRANT "{owner.username}" TO "{admin.username}" WITH ADMIN OPTION')
+        self.execute(f'CREATE DATABASE "{database}" OWNER "{owner.username}"')
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Fast shutdown (SIGINT): open sessions are ended, as a database restart ends them."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout)
