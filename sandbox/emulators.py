@@ -5,8 +5,9 @@ Started after the clusters, stopped before them:
 * a sandbox CA (``DIR/tls/ca.crt``) for the HTTPS emulators;
 * the GCP Secret Manager emulator (plain HTTP) and one Azure Key Vault per
   name in the spec (HTTPS, each its own port);
-* an ESO emulator in every cluster and the Argo CD emulator in the
-  management cluster, sharing one fault injector and one set of routes;
+* an ESO emulator in every cluster (its metrics on ``GET /metrics``, a port of
+  its own) and the Argo CD emulator in the management cluster, sharing one fault
+  injector and one set of routes;
 * the admin API (faults, routes, controller counters) with its token in
   ``DIR/run/admin.token`` (0600);
 * the GitHub emulator (HTTPS, the sandbox CA) over the bare repositories the
@@ -32,6 +33,7 @@ from vaultflow.sandbox.argocd import ArgoCdController
 from vaultflow.sandbox.azure import AzureKeyVaultEmulator
 from vaultflow.sandbox.eso import EsoController
 from vaultflow.sandbox.eso.environment import CloudEndpoints, EsoEnvironment
+from vaultflow.sandbox.eso.metrics import metrics_server
 from vaultflow.sandbox.faults import FaultInjector
 from vaultflow.sandbox.gcp import GcpSecretManagerEmulator
 from vaultflow.sandbox.github import GitHubEmulator, GitHubStore, RepositoryDirectory, init_bare
@@ -54,6 +56,7 @@ class ServiceEmulators:
     routes: Routes
     faults: FaultInjector
     eso: dict[str, EsoController] = field(default_factory=dict)
+    eso_metrics: dict[str, HttpServer] = field(default_factory=dict)  # ESO's /metrics, per cluster
     argocd: ArgoCdController | None = None
     admin: HttpServer | None = None
     argo_server: ArgoServer | None = None
@@ -96,6 +99,7 @@ class ServiceEmulators:
                 concurrent=spec.eso_concurrent,
                 vault_token_cache=spec.eso_vault_token_cache,
             ).start()
+            services.eso_metrics[cluster.name] = metrics_server(services.eso[cluster.name].metrics).start()
         services.argocd = ArgoCdController(
             by_name[spec.management_cluster],
             by_name,
@@ -162,6 +166,8 @@ class ServiceEmulators:
             self.admin.stop()
         if self.argocd is not None:
             self.argocd.stop()
+        for server in self.eso_metrics.values():
+            server.stop()
         for controller in self.eso.values():
             controller.stop()
         self.azure.stop()

@@ -108,6 +108,14 @@ class SandboxPaths:
         return self.root / "routes.json"
 
     @property
+    def monitoring(self) -> Path:
+        """Prometheus', the Pushgateway's and the Alertmanager's data and configuration."""
+        return self.root / "monitoring"
+
+    def monitoring_pid(self, name: str) -> Path:
+        return self.run / f"monitoring-{name}.pid"
+
+    @property
     def restart_request(self) -> Path:
         """Which OpenBao nodes ``up``/``restart`` asks the supervisor to restart (then SIGHUP)."""
         return self.run / "restart-request.json"
@@ -167,6 +175,7 @@ class SandboxPaths:
             self.run,
             self.logs,
             self.openbao,
+            self.monitoring,
             self.clusters,
             self.tls,
             self.routes,

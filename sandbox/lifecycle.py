@@ -46,6 +46,7 @@ from vaultflow.sandbox.argocd.reconciliation import (
 from vaultflow.sandbox.crd_sources import resolve_crd_source
 from vaultflow.sandbox.kube.validation import dns1123_label
 from vaultflow.sandbox.layout import SandboxPaths
+from vaultflow.sandbox.monitoring import missing_packages
 from vaultflow.sandbox.processes import (
     port_is_free,
     port_is_listening,
@@ -153,6 +154,8 @@ def _supervisor_marker(directory: Path) -> str:
 def _pid_file_marker(paths: SandboxPaths, pid_file: Path) -> str:
     if pid_file == paths.supervisor_pid:
         return _supervisor_marker(paths.root)
+    if pid_file.stem.startswith("monitoring-"):  # its data directory is in its command line
+        return str(paths.monitoring / pid_file.stem.removeprefix("monitoring-"))
     node_id = pid_file.stem.removeprefix("openbao-")
     return str(paths.openbao_config(node_id))
 
@@ -589,7 +592,25 @@ def status(directory: Path = DEFAULT_DIR) -> SandboxStatus:
         )
     )
     components += _service_components(state)
+    components += _monitoring_components(state)
     return SandboxStatus(state, components)
+
+
+def _monitoring_components(state: SandboxState) -> list[ComponentStatus]:
+    """Prometheus, the Pushgateway and the Alertmanager, or why the sandbox runs without them."""
+    if not state.prometheus:
+        missing = ", ".join(missing_packages()) or "none"
+        why = f"not started (missing packages: {missing})"
+        return [ComponentStatus("monitoring", "prometheus", "", None, why, True)]
+    components = []
+    for name, url in (
+        ("prometheus", state.prometheus),
+        ("pushgateway", state.pushgateway),
+        ("alertmanager", state.alertmanager),
+    ):
+        ok, _ = _answers(f"{url}/-/ready")
+        components.append(ComponentStatus("monitoring", name, url, None, "ready" if ok else "down", ok))
+    return components
 
 
 def _unsealer_component(node: VaultNode) -> ComponentStatus:
@@ -694,6 +715,10 @@ def _service_environment(state: SandboxState) -> dict[str, str]:
         # `gh` would send to github.com). Clients verify the emulator with VAULTFLOW_SANDBOX_CA.
         environment["GITHUB_API_URL"] = state.github_api_url
         environment["VAULTFLOW_GITHUB_TOKEN_FILE"] = state.github_token_file
+    if state.prometheus:
+        environment["VAULTFLOW_PROMETHEUS_URL"] = state.prometheus
+        environment["VAULTFLOW_PUSHGATEWAY_URL"] = state.pushgateway
+        environment["VAULTFLOW_ALERTMANAGER_URL"] = state.alertmanager
     return {**environment, **_git_url_mapping(state)}
 
 

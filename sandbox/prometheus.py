@@ -1,10 +1,11 @@
-"""A real Prometheus server (Debian's ``prometheus`` package) for the sandbox and the tests.
+"""Real Prometheus, Pushgateway and Alertmanager (Debian's packages) for the sandbox and the tests.
 
-It scrapes what it is given (OpenBao's ``/v1/sys/metrics``, the ESO emulator's
-and vaultflow's exporter's ``/metrics``), evaluates the alert rules of
-``monitoring/vaultflow.rules.yaml`` and answers on its HTTP API, on loopback
-only, with its own data directory. Scrape and evaluation run every 5 s (a
-production Prometheus usually uses 30 s to 1 min) so that an alert's ``for:``
+Prometheus scrapes what it is given (OpenBao's ``/v1/sys/metrics``, the ESO
+emulator's and vaultflow's exporter's ``/metrics``, the Pushgateway), evaluates
+the alert rules of ``monitoring/vaultflow.rules.yaml``, sends firing alerts to
+the Alertmanager when one is given and answers on its HTTP API. Each runs on
+loopback only, with its own data directory. Scrape and evaluation run every 5 s
+(a production Prometheus usually uses 30 s to 1 min) so that an alert's ``for:``
 is what a test waits for, not the scrape interval.
 """
 
@@ -19,7 +20,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import yaml
 
@@ -38,66 +39,81 @@ class ScrapeTarget:
     labels: dict[str, str] = field(default_factory=dict)
 
 
-def prometheus_binary() -> str:
-    found = shutil.which("prometheus")
+def binary(name: str, package: str) -> str:
+    """The path of a monitoring binary; a clear error naming the Debian package when it is missing."""
+    found = shutil.which(name)
     if found is None:
         raise OperationError(
-            "prometheus not found: install Debian's prometheus package (apt-get install prometheus)"
+            f"{name} not found: install Debian's {package} package (apt-get install {package})"
         )
     return found
 
 
-def prometheus_config(targets: list[ScrapeTarget], rule_files: list[Path]) -> dict[str, Any]:
-    """The configuration file's content: one job per target, the rule files, fast intervals."""
-    return {
-        "global": {"scrape_interval": INTERVAL, "evaluation_interval": INTERVAL, "scrape_timeout": "4s"},
-        "rule_files": [str(path) for path in rule_files],
-        "scrape_configs": [
+def prometheus_config(
+    targets: list[ScrapeTarget], rule_files: list[Path], alertmanager: str = ""
+) -> dict[str, Any]:
+    """The configuration file's content: one job per job name (its targets together), the rule files,
+    the Alertmanager when given, fast intervals."""
+    jobs: dict[str, dict[str, Any]] = {}
+    for target in targets:
+        job = jobs.setdefault(
+            target.job,
             {
                 "job_name": target.job,
                 "metrics_path": target.metrics_path,
                 **({"params": target.params} if target.params else {}),
-                "static_configs": [
-                    {"targets": [target.address], **({"labels": target.labels} if target.labels else {})}
-                ],
-            }
-            for target in targets
-        ],
+                # A Pushgateway's metrics keep the job and instance they were pushed with.
+                **({"honor_labels": True} if target.job == "pushgateway" else {}),
+                "static_configs": [],
+            },
+        )
+        job["static_configs"].append(
+            {"targets": [target.address], **({"labels": target.labels} if target.labels else {})}
+        )
+    alerting = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]} if alertmanager else {}
+    return {
+        "global": {"scrape_interval": INTERVAL, "evaluation_interval": INTERVAL, "scrape_timeout": "4s"},
+        **({"alerting": alerting} if alerting else {}),
+        "rule_files": [str(path) for path in rule_files],
+        "scrape_configs": list(jobs.values()),
     }
 
 
 @dataclass
-class PrometheusServer:
-    """One ``prometheus`` process with its data under ``data_dir``, listening on 127.0.0.1."""
+class LoopbackProcess:
+    """One monitoring process on 127.0.0.1 with its files under ``data_dir``; ready when ``/-/ready`` is."""
 
     data_dir: Path
-    targets: list[ScrapeTarget]
-    rule_files: list[Path]
     port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    name = "process"
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     @property
-    def log_path(self) -> Path:
-        return self.data_dir / "prometheus.log"
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> PrometheusServer:
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / f"{self.name}.log"
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 30.0) -> Self:
         self.data_dir = self.data_dir.absolute()
-        (self.data_dir / "data").mkdir(parents=True, exist_ok=True)
-        config = self.data_dir / "prometheus.yml"
-        config.write_text(yaml.safe_dump(prometheus_config(self.targets, self.rule_files), sort_keys=False))
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [
-                prometheus_binary(),
-                f"--config.file={config}",
-                f"--storage.tsdb.path={self.data_dir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--web.enable-lifecycle",
-            ],
+            self.command(),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -110,7 +126,7 @@ class PrometheusServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise OperationError(
-                    f"prometheus exited with code {self.process.returncode}; see {self.log_path}"
+                    f"{self.name} exited with code {self.process.returncode}; see {self.log_path}"
                 )
             try:
                 with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as response:  # noqa: S310 (loopback)
@@ -119,7 +135,41 @@ class PrometheusServer:
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             time.sleep(0.1)
-        raise OperationError(f"prometheus did not become ready on {self.url} within {timeout:.0f}s")
+        raise OperationError(f"{self.name} did not become ready on {self.url} within {timeout:.0f}s")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout)
+
+
+@dataclass
+class PrometheusServer(LoopbackProcess):
+    """Prometheus scraping ``targets``, evaluating ``rule_files``, alerting ``alertmanager`` (host:port)."""
+
+    targets: list[ScrapeTarget] = field(default_factory=list)
+    rule_files: list[Path] = field(default_factory=list)
+    alertmanager: str = ""
+
+    name = "prometheus"
+
+    def command(self) -> list[str]:
+        (self.data_dir / "data").mkdir(parents=True, exist_ok=True)
+        config = self.data_dir / "prometheus.yml"
+        settings = prometheus_config(self.targets, self.rule_files, self.alertmanager)
+        config.write_text(yaml.safe_dump(settings, sort_keys=False))
+        return [
+            binary("prometheus", "prometheus"),
+            f"--config.file={config}",
+            f"--storage.tsdb.path={self.data_dir / 'data'}",
+            f"--web.listen-address={self.address}",
+            "--web.enable-lifecycle",
+        ]
 
     def api(self, path: str) -> Any:
         """GET ``/api/v1/<path>``'s ``data``; a clear error when Prometheus says it failed."""
@@ -137,12 +187,40 @@ class PrometheusServer:
             if alert["labels"].get("alertname") == name
         ]
 
-    def stop(self, timeout: float = 10.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout)
+
+@dataclass
+class Pushgateway(LoopbackProcess):
+    """``prometheus-pushgateway``, keeping what was pushed in a file across restarts."""
+
+    name = "pushgateway"
+
+    def command(self) -> list[str]:
+        return [
+            binary("prometheus-pushgateway", "prometheus-pushgateway"),
+            f"--web.listen-address={self.address}",
+            f"--persistence.file={self.data_dir / 'pushgateway.data'}",
+        ]
+
+
+@dataclass
+class Alertmanager(LoopbackProcess):
+    """``prometheus-alertmanager``, one instance (no cluster gossip), every alert to one null receiver."""
+
+    name = "alertmanager"
+
+    def command(self) -> list[str]:
+        config = self.data_dir / "alertmanager.yml"
+        routing = {"route": {"receiver": "sandbox", "group_wait": "5s"}, "receivers": [{"name": "sandbox"}]}
+        config.write_text(yaml.safe_dump(routing, sort_keys=False))
+        return [
+            binary("prometheus-alertmanager", "prometheus-alertmanager"),
+            f"--config.file={config}",
+            f"--storage.path={self.data_dir / 'data'}",
+            f"--web.listen-address={self.address}",
+            "--cluster.listen-address=",  # one instance: no gossip port
+        ]
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """The alerts it holds (API v2)."""
+        with urllib.request.urlopen(f"{self.url}/api/v2/alerts", timeout=10) as response:  # noqa: S310
+            return list(json.loads(response.read()))

@@ -116,6 +116,12 @@ class SandboxState(BaseModel):
     unsealer: VaultNode | None = Field(
         None, description="the second OpenBao whose transit engine auto-unseals the nodes (--seal transit)"
     )
+    eso_metrics: dict[str, str] = Field(
+        default_factory=dict, description="each cluster's ESO emulator metrics endpoint (GET /metrics)"
+    )
+    prometheus: str = Field("", description="Prometheus (empty: its Debian packages are not installed)")
+    pushgateway: str = Field("", description="the Prometheus Pushgateway")
+    alertmanager: str = Field("", description="the Alertmanager Prometheus sends its alerts to")
 
     @property
     def github_api_url(self) -> str:
@@ -144,6 +150,8 @@ class SandboxState(BaseModel):
         urls += [v.url for v in self.azure_vaults] + [
             u for u in (self.gcp_endpoint, self.admin_endpoint, self.argo_server, self.github_endpoint) if u
         ]
+        urls += list(self.eso_metrics.values())
+        urls += [u for u in (self.prometheus, self.pushgateway, self.alertmanager) if u]
         return [int(url.rsplit(":", 1)[1]) for url in urls]
 
     def azure_vault_url(self, name: str) -> str:

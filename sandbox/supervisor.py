@@ -3,7 +3,8 @@
 It hosts every emulator in threads (one Kubernetes API per cluster, moto for
 AWS, GCP Secret Manager, Azure Key Vaults, ESO in every cluster, Argo CD in the
 management cluster, see ``vaultflow.sandbox.emulators``) and owns the OpenBao server
-processes as its children, so that stopping it (SIGTERM, what ``down`` sends)
+processes and the monitoring (Prometheus, Pushgateway, Alertmanager:
+``vaultflow.sandbox.monitoring``) as its children, so that stopping it (SIGTERM, what ``down`` sends)
 stops the whole sandbox. It reads the request from ``DIR/spec.json`` and, once
 every component answers, writes the endpoints to ``DIR/sandbox.json``; ``up``
 waits for that file. A failure during start is written to
@@ -49,6 +50,7 @@ from vaultflow.sandbox.emulators import ServiceEmulators
 from vaultflow.sandbox.kube import KubeCluster
 from vaultflow.sandbox.kube.persistence import load_cluster, save_cluster, saved_port
 from vaultflow.sandbox.kubeconfig import ClusterAccess, write_kubeconfig
+from vaultflow.sandbox.monitoring import SandboxMonitoring, missing_packages
 from vaultflow.sandbox.openbao import OpenBaoServer, free_port, raft_cluster
 from vaultflow.sandbox.persistence import restore_clouds, save_clouds
 from vaultflow.sandbox.processes import port_is_free, write_pid
@@ -93,6 +95,7 @@ class Supervisor:
         self._endpoints: list[ClusterEndpoint] = []
         self._started_at = ""
         self.services: ServiceEmulators | None = None
+        self.monitoring: SandboxMonitoring | None = None
         self.ready = False
         self._saved_versions: dict[str, int] = {}
         self._saved_routes: dict[str, Any] | None = None
@@ -113,6 +116,7 @@ class Supervisor:
             prepare=lambda services: self._restore(services, previous),
         )
         self._wait_openbao()
+        self._start_monitoring()
         write_kubeconfig(
             self.paths.kubeconfig,
             [
@@ -150,6 +154,10 @@ class Supervisor:
             github_token_file=str(self.paths.github_token),
             gitops_repo=self.paths.gitops_repo.resolve().as_uri(),
             unsealer=_node(self.unsealer.server) if self.unsealer is not None else None,
+            eso_metrics={name: server.url for name, server in services.eso_metrics.items()},
+            prometheus=self.monitoring.prometheus.url if self.monitoring is not None else "",
+            pushgateway=self.monitoring.pushgateway.url if self.monitoring is not None else "",
+            alertmanager=self.monitoring.alertmanager.url if self.monitoring is not None else "",
         )
 
     def _openbao_ports(self, previous: SandboxState | None) -> list[tuple[int, int]]:
@@ -214,6 +222,21 @@ class Supervisor:
         for server in self.vault:
             server.wait_ready(timeout=60)
             log.info("OpenBao %s listens on %s", server.node_id, server.address)
+
+    def _start_monitoring(self) -> None:
+        """Prometheus, the Pushgateway and the Alertmanager, when their Debian packages are installed."""
+        missing = missing_packages()
+        if missing:
+            log.warning("monitoring not started: install %s (task demo does)", ", ".join(missing))
+            return
+        assert self.services is not None
+        self.monitoring = SandboxMonitoring.start(
+            self.paths.monitoring,
+            [server.address for server in self.vault],
+            {name: server.url for name, server in self.services.eso_metrics.items()},
+        )
+        for process in self.monitoring.processes:
+            write_pid(self.paths.monitoring_pid(process.name), process.pid or 0)
 
     def _start_moto(self) -> str:
         from moto.server import ThreadedMotoServer  # heavy; only the supervisor needs it
@@ -348,6 +371,10 @@ class Supervisor:
     # ------------------------------------------------------------ stop
 
     def stop(self) -> None:
+        if self.monitoring is not None:
+            self.monitoring.stop()
+            for process in self.monitoring.processes:
+                self.paths.monitoring_pid(process.name).unlink(missing_ok=True)
         if self.services is not None:
             self.services.stop()  # controllers first: they write into the clusters and clouds
         self.save(clouds=True)

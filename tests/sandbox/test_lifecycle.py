@@ -26,7 +26,7 @@ from vaultflow.base.errors import InputError, OperationError
 from vaultflow.cli.sandbox import app
 from vaultflow.sandbox import lifecycle
 from vaultflow.sandbox.layout import SandboxPaths
-from vaultflow.sandbox.processes import port_is_listening, process_alive
+from vaultflow.sandbox.processes import port_is_listening, process_alive, read_pid
 from vaultflow.sandbox.state import SandboxState
 
 runner = CliRunner()
@@ -62,6 +62,12 @@ def sandbox_dir(tmp_path: Path) -> Iterator[Path]:
     directory = tmp_path / "sbx"
     yield directory
     lifecycle.down(directory, purge=True)  # whatever a failing test left behind
+
+
+def monitoring_pids(directory: Path) -> list[str]:
+    """``monitoring-<name> (pid N)`` of each monitoring process a supervisor started, sorted as pid files."""
+    paths = SandboxPaths(directory)
+    return [f"{p.stem} (pid {read_pid(p)})" for p in paths.pid_files() if p.stem.startswith("monitoring-")]
 
 
 def initialise(address: str) -> tuple[str, str]:
@@ -327,10 +333,11 @@ def test_up_after_a_supervisor_crash_stops_what_it_left_and_starts_the_same_sand
     with pytest.raises(OperationError, match="is stopped"):
         lifecycle.load_state(sandbox_dir)
 
+    orphans = [*monitoring_pids(sandbox_dir), f"openbao-node-1 (pid {state.vault[0].pid})"]
     result = lifecycle.up(sandbox_dir, clusters=1, builtin_crds=True)
     assert result.started and result.resumed
     assert result.repaired == (
-        f"stopped openbao-node-1 (pid {state.vault[0].pid}), left running by a supervisor that is gone",
+        *(f"stopped {orphan}, left running by a supervisor that is gone" for orphan in orphans),
         f"removed the stale pid file supervisor.pid (process {state.supervisor_pid} is not running)",
     )
     assert not process_alive(state.vault[0].pid)  # the orphan, never two servers on one raft directory
@@ -349,8 +356,9 @@ def test_down_stops_an_orphaned_node_of_a_crashed_supervisor(sandbox_dir: Path) 
     deadline = time.monotonic() + 10
     while process_alive(state.supervisor_pid) and time.monotonic() < deadline:
         time.sleep(0.05)
+    orphans = [*monitoring_pids(sandbox_dir), f"openbao-node-1 (pid {state.vault[0].pid})"]
     result = lifecycle.down(sandbox_dir)
-    assert result.stopped == [f"openbao-node-1 (pid {state.vault[0].pid})"]
+    assert result.stopped == orphans
     assert_nothing_runs(sandbox_dir, state)
     assert SandboxPaths(sandbox_dir).pid_files() == [] and SandboxPaths(sandbox_dir).has_state()
 

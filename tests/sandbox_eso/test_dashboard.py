@@ -72,7 +72,9 @@ def test_every_dashboard_panel_returns_data_from_the_sandbox_prometheus(
         ScrapeTarget("external-secrets", f"127.0.0.1:{eso_metrics.port}"),
         ScrapeTarget("vaultflow-exporter", f"127.0.0.1:{exporter.server_port}"),
     ]
-    prometheus = PrometheusServer(tmp_path / "prometheus", targets, [REPO_ROOT / RULES_FILE]).start()
+    prometheus = PrometheusServer(
+        tmp_path / "prometheus", targets=targets, rule_files=[REPO_ROOT / RULES_FILE]
+    ).start()
     try:
         queries = panel_queries((REPO_ROOT / DASHBOARD_FILE).read_text())
         assert len(queries) >= 10

@@ -1,0 +1,84 @@
+"""The sandbox's monitoring: a real Prometheus, Pushgateway and Alertmanager, started by the supervisor.
+
+Prometheus scrapes every OpenBao node (``/v1/sys/metrics``, served without a
+token as argocd-apps/apps/vault.yaml configures Vault), the ESO emulator of
+every cluster (``/metrics``, ESO's metric names) and the Pushgateway, loads
+``monitoring/vaultflow.rules.yaml`` and sends its alerts to the Alertmanager.
+Their data lives in ``DIR/monitoring/`` and survives ``down``/``up``. Without
+Debian's packages installed the sandbox runs without them and ``sandbox status``
+says so (``task demo`` installs them).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from vaultflow.sandbox.prometheus import (
+    Alertmanager,
+    LoopbackProcess,
+    PrometheusServer,
+    Pushgateway,
+    ScrapeTarget,
+)
+
+log = logging.getLogger("vaultflow.sandbox.monitoring")
+
+RULES = Path(__file__).resolve().parents[1] / "monitoring" / "vaultflow.rules.yaml"
+PACKAGES = {
+    "prometheus": "prometheus",
+    "prometheus-pushgateway": "prometheus-pushgateway",
+    "prometheus-alertmanager": "prometheus-alertmanager",
+}
+
+
+def missing_packages() -> list[str]:
+    """The Debian packages whose binaries the sandbox's monitoring needs and cannot find."""
+    return [package for binary, package in PACKAGES.items() if shutil.which(binary) is None]
+
+
+@dataclass
+class SandboxMonitoring:
+    prometheus: PrometheusServer
+    pushgateway: Pushgateway
+    alertmanager: Alertmanager
+
+    @classmethod
+    def start(cls, root: Path, vault: list[str], eso: dict[str, str]) -> SandboxMonitoring:
+        """``vault``: the nodes' addresses (http://host:port); ``eso``: cluster name to its metrics URL."""
+        pushgateway = Pushgateway(root / "pushgateway").start()
+        alertmanager = Alertmanager(root / "alertmanager").start()
+        targets = [
+            ScrapeTarget("vault", _host_port(address), "/v1/sys/metrics", params={"format": ["prometheus"]})
+            for address in vault
+        ]
+        targets += [
+            ScrapeTarget("external-secrets", _host_port(url), labels={"cluster": cluster})
+            for cluster, url in sorted(eso.items())
+        ]
+        targets.append(ScrapeTarget("pushgateway", pushgateway.address))
+        prometheus = PrometheusServer(
+            root / "prometheus", targets=targets, rule_files=[RULES], alertmanager=alertmanager.address
+        ).start()
+        log.info(
+            "Prometheus on %s (Pushgateway %s, Alertmanager %s)",
+            prometheus.url,
+            pushgateway.url,
+            alertmanager.url,
+        )
+        return cls(prometheus, pushgateway, alertmanager)
+
+    @property
+    def processes(self) -> list[LoopbackProcess]:
+        """Stop order: Prometheus first, so it does not scrape or alert into what is gone."""
+        return [self.prometheus, self.alertmanager, self.pushgateway]
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.stop()
+
+
+def _host_port(url: str) -> str:
+    return url.split("://", 1)[-1].rstrip("/")
