@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vaultflow.base.errors import InputError, OperationError, VaultflowError
+from vaultflow.sandbox.processes import stop_child
 
 _HANDED_OUT: set[int] = set()
 
@@ -225,14 +226,7 @@ class OpenBaoServer:
         self.start(timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout)
+        stop_child(self.process, timeout)
 
 
 def raft_cluster(

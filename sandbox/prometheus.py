@@ -26,6 +26,7 @@ import yaml
 
 from vaultflow.base.errors import OperationError
 from vaultflow.sandbox.openbao import free_port
+from vaultflow.sandbox.processes import stop_child
 
 INTERVAL = "5s"
 
@@ -138,14 +139,7 @@ class LoopbackProcess:
         raise OperationError(f"{self.name} did not become ready on {self.url} within {timeout:.0f}s")
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout)
+        stop_child(self.process, timeout)
 
 
 @dataclass

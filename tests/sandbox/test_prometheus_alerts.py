@@ -42,9 +42,8 @@ def test_sealing_vault_fires_the_sealed_alert_and_unsealing_resolves_it(
         metrics_path="/v1/sys/metrics",
         params={"format": ["prometheus"]},
     )
-    prometheus = PrometheusServer(
-        tmp_path / "prometheus", [target], [REPO_ROOT / "monitoring" / "vaultflow.rules.yaml"]
-    )
+    rules = [REPO_ROOT / "monitoring" / "vaultflow.rules.yaml"]
+    prometheus = PrometheusServer(tmp_path / "prometheus", targets=[target], rule_files=rules)
     prometheus.start()
     try:
 
