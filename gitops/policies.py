@@ -28,6 +28,7 @@ from vaultflow.gitops.catalog.placement import Plan
 
 ROTATION_POLICY = "vaultflow-rotation"
 BOOTSTRAP_POLICY = "vaultflow-bootstrap"
+OBSERVER_POLICY = "vaultflow-observer"
 # Paths vaultflow keeps for itself under the KV mount (canaries, records; never a catalog secret).
 INTERNAL_PREFIX = "vaultflow"
 CANARY_PREFIX = f"{INTERNAL_PREFIX}/smoke-test"
@@ -106,6 +107,30 @@ def rotation_policy(catalog: Catalog) -> VaultPolicy:
     )
 
 
+def observer_policy(catalog: Catalog) -> VaultPolicy:
+    """What the exporter and the audit read: every secret's metadata (never its data), the policies
+    vaultflow renders (to compare them) and each cluster's ESO role (its token TTLs)."""
+    mount = catalog.vault.kv_mount
+    auth = catalog.vault.kubernetes_auth
+    names = [
+        *(eso_policy_name(c.name) for c in sorted(catalog.clusters, key=lambda c: c.name)),
+        ROTATION_POLICY,
+        BOOTSTRAP_POLICY,
+        OBSERVER_POLICY,
+    ]
+    stanzas = [_stanza(f"{mount}/metadata/*", ["read", "list"])]
+    stanzas += [_stanza(acl_policy_path(name), ["read"]) for name in names]
+    stanzas += [
+        _stanza(f"auth/{cluster.auth_mount(auth)}/role/{auth.eso_role}", ["read"])
+        for cluster in sorted(catalog.clusters, key=lambda c: c.name)
+    ]
+    return _policy(
+        OBSERVER_POLICY,
+        "The exporter and the audit: read-only; metadata of every secret, never a value.",
+        stanzas,
+    )
+
+
 def canary_path(cluster: str) -> str:
     """The smoke-test canary of ``cluster``'s ESO role, relative to the KV mount."""
     return f"{CANARY_PREFIX}/{cluster}"
@@ -125,4 +150,5 @@ def bootstrap_policy() -> VaultPolicy:
 
 
 def all_policies(catalog: Catalog, plan: Plan) -> list[VaultPolicy]:
-    return [*eso_policies(catalog, plan), rotation_policy(catalog), bootstrap_policy()]
+    policies = [*eso_policies(catalog, plan), rotation_policy(catalog), bootstrap_policy()]
+    return [*policies, observer_policy(catalog)]

@@ -88,7 +88,11 @@ def install_platform_accounts(state: SandboxState, catalog: Catalog) -> None:
         )
         accounts = [auth.eso_service_account, auth.reviewer_service_account]
         if cluster.name == workflows:
-            accounts += [auth.rotation_service_account, auth.bootstrap_service_account]
+            accounts += [
+                auth.rotation_service_account,
+                auth.bootstrap_service_account,
+                auth.observer_service_account,
+            ]
         for account in accounts:
             _ensure_service_account(core, account)
         _ensure_auth_delegator(core.api_client, auth.reviewer_service_account)

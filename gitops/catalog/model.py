@@ -119,6 +119,12 @@ class KubernetesAuth(CatalogModel):
     reviewer_service_account: ServiceAccountRef = ServiceAccountRef.model_construct(
         name="vault-token-reviewer", namespace="vault-system"
     )
+    # Read-only identity of `vaultflow exporter` and `vaultflow audit`: KV metadata (never data),
+    # the rendered policies and ESO's roles. Its role lives on the workflows cluster's mount.
+    observer_role: DnsLabel = "vaultflow-observer"
+    observer_service_account: ServiceAccountRef = ServiceAccountRef.model_construct(
+        name="vaultflow-observer", namespace="vaultflow-monitoring"
+    )
     workflows_cluster: DnsLabel | None = None
     token_ttl: GoDuration = "1h"
     token_max_ttl: GoDuration = "4h"

@@ -40,6 +40,7 @@ from vaultflow.gitops.catalog.model import Catalog
 from vaultflow.gitops.policies import REVIEWER_EXPIRY, reviewer_record_path
 from vaultflow.gitops.render import VAULT_PATH_ANNOTATION  # on every rendered ExternalSecret
 from vaultflow.steps.observe.freshness import stale_seconds
+from vaultflow.steps.observe.login import revoke_quietly
 from vaultflow.steps.rotation.write import ROTATED_AT, SecretMetadata, read_metadata
 from vaultflow.steps.vault.api import VaultApi
 
@@ -71,9 +72,16 @@ class CatalogCollector:
         registry: CollectorRegistry,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        login: Callable[[], VaultApi] | None = None,
+        relogin_after: float = 1800.0,
     ) -> None:
+        """``login``: how to get a fresh token (Kubernetes auth as the observer), used once the last
+        one is ``relogin_after`` seconds old (half its TTL), before it can expire under a scrape."""
         self.catalog = catalog
         self.vault = vault
+        self._login = login
+        self._relogin_after = relogin_after
+        self._logged_in = time.monotonic()
         self.clusters = dict(clusters)  # cluster name -> kubernetes ApiClient
         self.clock = clock
         # Not registered on its own: collected after the reads, so a scrape includes its own requests.
@@ -92,6 +100,7 @@ class CatalogCollector:
 
     def collect(self) -> Iterator[Metric]:
         started = time.monotonic()
+        self._fresh_token(started)
         now = self.clock()
         scrape = self._read()
         yield from self._rotation(scrape, now)
@@ -111,6 +120,17 @@ class CatalogCollector:
         )
 
     # ------------------------------------------------------------ reads
+
+    def _fresh_token(self, now: float) -> None:
+        if self._login is None or now - self._logged_in < self._relogin_after:
+            return
+        try:
+            fresh = self._login()
+        except VaultflowError as error:  # the old token may still work: the scrape says what fails
+            log.warning("scrape: cannot log in again: %s", error)
+            return
+        revoke_quietly(self.vault)
+        self.vault, self._logged_in = fresh, now
 
     def _read(self) -> _Scrape:
         scrape = _Scrape()

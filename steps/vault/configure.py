@@ -7,8 +7,8 @@ Desired state:
 * one Kubernetes auth mount per cluster, reviewing that cluster's own
   service-account tokens (API server URL, CA, reviewer token);
 * on every mount the ESO role (bound to ESO's service account, policy
-  ``eso-<cluster>``); on the workflows cluster's mount also the rotation and
-  bootstrap roles;
+  ``eso-<cluster>``); on the workflows cluster's mount also the rotation,
+  bootstrap and observer (exporter, audit: read-only) roles;
 * the least-privilege policies rendered from the catalog;
 * an active audit device: enabled through the API on Vault; on OpenBao, which
   refuses API-created audit devices, declared in the server configuration, so
@@ -36,7 +36,7 @@ from vaultflow.base.times import parse_time
 from vaultflow.gitops.catalog import LoadedCatalog
 from vaultflow.gitops.catalog.model import Catalog, Cluster
 from vaultflow.gitops.catalog.types import duration_seconds
-from vaultflow.gitops.policies import REVIEWER_EXPIRY, all_policies, reviewer_record_path
+from vaultflow.gitops.policies import OBSERVER_POLICY, REVIEWER_EXPIRY, all_policies, reviewer_record_path
 from vaultflow.steps.catalog_source import load_catalog_source
 from vaultflow.steps.kube.review import ClusterReview, cluster_review
 from vaultflow.steps.vault.api import KvUpgrading, VaultApi
@@ -96,6 +96,8 @@ def desired_config(catalog: LoadedCatalog, review_of: Callable[[Cluster], Cluste
             rotation, bootstrap = auth.rotation_service_account, auth.bootstrap_service_account
             spec.roles[auth.rotation_role] = role(rotation.name, rotation.namespace, "vaultflow-rotation")
             spec.roles[auth.bootstrap_role] = role(bootstrap.name, bootstrap.namespace, "vaultflow-bootstrap")
+            observer = auth.observer_service_account
+            spec.roles[auth.observer_role] = role(observer.name, observer.namespace, OBSERVER_POLICY)
         mounts.append(spec)
     policies = {policy.name: policy.hcl for policy in all_policies(model, catalog.plan)}
     return DesiredConfig(

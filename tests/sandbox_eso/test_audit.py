@@ -12,6 +12,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import hvac.exceptions
+import pytest
+
 from tests.sandbox_eso.conftest import VAULT_ADDRESS, EsoStack, external_secret
 from vaultflow.base.times import parse_time
 from vaultflow.gitops.catalog import LoadedCatalog, parse_catalog
@@ -129,3 +132,32 @@ def test_each_kind_of_drift_is_found_and_a_clean_platform_audits_clean(
     )
     final = audit(clean, vault, {"eso": eso.api})
     assert _mine(final, namespace, prefix) == set()  # policies written, nothing of this test drifts
+
+
+def test_the_observer_policy_is_enough_for_audit_and_exporter_and_reads_no_value(
+    eso: EsoStack, namespace: str, vault_path: str
+) -> None:
+    """As the rendered vaultflow-observer policy: every read the audit and the exporter make is
+    granted, and a secret's value is not."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from vaultflow.gitops.policies import observer_policy
+    from vaultflow.steps.observe.exporter import CatalogCollector
+
+    kv = eso.vault.secrets.kv.v2
+    kv.create_or_update_secret(vault_path, secret={"password": "p"}, mount_point="secret")
+    loaded = _loaded(namespace, {vault_path: "db"})
+    policy = observer_policy(loaded.catalog)
+    eso.vault.sys.create_or_update_policy(policy.name, policy.hcl)
+    token = eso.vault.auth.token.create(policies=[policy.name], no_default_policy=True, ttl="5m")
+    observer = VaultApi(eso.vault.url, token=token["auth"]["client_token"])
+
+    report = audit(loaded, observer, {"eso": eso.api})
+    assert not [d for d in report.drift if "denied" in d.message]  # every audit read was allowed
+    registry = CollectorRegistry()
+    CatalogCollector(loaded.catalog, observer, {"eso": eso.api}, registry)
+    text = generate_latest(registry).decode()
+    assert 'vaultflow_exporter_source_up{source="vault"} 1.0' in text
+    assert f'vaultflow_secret_last_write_timestamp_seconds{{path="{vault_path}"}}' in text
+    with pytest.raises(hvac.exceptions.Forbidden):
+        observer.client.secrets.kv.v2.read_secret_version(vault_path, mount_point="secret")

@@ -2,19 +2,21 @@
 
 Every scrape reads Vault's metadata (never a value) and one LIST of
 ExternalSecrets per catalog cluster (docs/observability.md lists the metrics).
-Vault is read with ``$VAULT_TOKEN``: a token whose policy grants ``read`` on the
-catalog paths' ``metadata/`` and on each cluster's ESO role, nothing more.
+Vault is read as the catalog's observer (Kubernetes auth, policy
+``vaultflow-observer``: metadata, never data), logging in again at half the
+token's TTL; or with ``$VAULT_TOKEN`` when set.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from pathlib import Path
 
 import typer
 
-from vaultflow.cli.options import CA_CERT_OPTION, VAULT_ADDRESSES_OPTION, default_catalog, token_vault
+from vaultflow.cli.options import CA_CERT_OPTION, VAULT_ADDRESSES_OPTION, default_catalog, vault_connection
 
 
 def exporter(
@@ -35,18 +37,30 @@ def exporter(
 
     from vaultflow.base.errors import InputError
     from vaultflow.gitops.catalog import load_catalog
+    from vaultflow.gitops.catalog.types import duration_seconds
     from vaultflow.steps.kube.clusters import cluster_clients
     from vaultflow.steps.observe.exporter import CatalogCollector
+    from vaultflow.steps.observe.login import observer_login
+    from vaultflow.steps.vault.api import VaultApi
 
     loaded = load_catalog(catalog or default_catalog())
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():
         raise InputError(f"--listen {listen!r}: give HOST:PORT, for example 127.0.0.1:9469")
-    vault = token_vault(
-        loaded.catalog.vault.address, vault_addresses, ca_cert, "read the catalog paths' metadata"
-    )
+    addresses, ca = vault_connection(vault_addresses, ca_cert)
+
+    def login() -> VaultApi:
+        return observer_login(loaded, addresses, ca)
+
     registry = CollectorRegistry()
-    CatalogCollector(loaded.catalog, vault, cluster_clients(loaded), registry)
+    CatalogCollector(
+        loaded.catalog,
+        login(),
+        cluster_clients(loaded),
+        registry,
+        login=None if os.environ.get("VAULT_TOKEN") else login,
+        relogin_after=duration_seconds(loaded.catalog.vault.kubernetes_auth.token_ttl) / 2,
+    )
     if once:
         typer.echo(generate_latest(registry).decode(), nl=False)
         return

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from vaultflow.cli.options import CA_CERT_OPTION, VAULT_ADDRESSES_OPTION, default_catalog, token_vault
+from vaultflow.cli.options import CA_CERT_OPTION, VAULT_ADDRESSES_OPTION, default_catalog, vault_connection
 
 
 class ConsumersFormat(enum.StrEnum):
@@ -76,17 +76,14 @@ def audit(
     from vaultflow.gitops.catalog import load_catalog
     from vaultflow.steps.kube.clusters import cluster_clients
     from vaultflow.steps.observe.audit import audit as audit_catalog
+    from vaultflow.steps.observe.login import observer_vault
 
     loaded = load_catalog(catalog or default_catalog())
-    vault = token_vault(
-        loaded.catalog.vault.address,
-        vault_addresses,
-        ca_cert,
-        "list the KV mount's metadata, read the catalog paths' metadata and the rendered policies",
-    )
+    addresses, ca = vault_connection(vault_addresses, ca_cert)
     clients = cluster_clients(loaded)
     try:
-        report = audit_catalog(loaded, vault, clients)
+        with observer_vault(loaded, addresses, ca) as vault:
+            report = audit_catalog(loaded, vault, clients)
     finally:
         for client in clients.values():
             client.close()

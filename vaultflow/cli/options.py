@@ -5,12 +5,8 @@ from __future__ import annotations
 import enum
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
-
-if TYPE_CHECKING:
-    from vaultflow.steps.vault.api import VaultApi
 
 
 class OutputFormat(enum.StrEnum):
@@ -46,18 +42,3 @@ def vault_connection(addresses: str | None, ca_cert: str | None) -> tuple[str, s
         addresses or os.environ.get("VAULT_ADDRESSES", ""),
         ca_cert if ca_cert is not None else os.environ.get("VAULT_CACERT", ""),
     )
-
-
-def token_vault(default_address: str, addresses: str | None, ca_cert: str | None, purpose: str) -> VaultApi:
-    """A client of the active Vault node holding ``$VAULT_TOKEN`` (read-only commands: audit, exporter).
-
-    ``purpose`` says in the error what the token must be allowed to do.
-    """
-    from vaultflow.base.errors import InputError
-    from vaultflow.steps.vault.active import active_node
-
-    token = os.environ.get("VAULT_TOKEN", "")
-    if not token:
-        raise InputError(f"set VAULT_TOKEN to a token that may {purpose}")
-    listed, ca = vault_connection(addresses, ca_cert)
-    return active_node(listed or default_address, token=token, ca_cert=ca)
