@@ -11,6 +11,7 @@ the versions, the targets and their timings. Values stay inside *rotate*.
 """
 
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from vaultflow.base.errors import InputError, OperationError
 from vaultflow.gitops.catalog import LoadedCatalog
 from vaultflow.steps.catalog_source import load_catalog_source
 from vaultflow.steps.kube.clusters import cluster_clients, kube_context
+from vaultflow.steps.observe.push import push_rotation
 from vaultflow.steps.rotation.clouds import CloudReaders
 from vaultflow.steps.rotation.plan import RotationPlan, plan_rotation
 from vaultflow.steps.rotation.report import ReportSecret, RotationReport
@@ -31,6 +33,7 @@ from vaultflow.steps.vault.active import active_node
 from vaultflow.steps.vault.api import VaultApi
 from vaultflow.steps.vault.login import kubernetes_login, service_account_token
 
+PUSHGATEWAY_ENV = "VAULTFLOW_PUSHGATEWAY_URL"  # where report pushes the run's metrics (sandbox env sets it)
 log = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 50  # secrets per rotate step: one shared verification loop, a result well under 256 KB
 
@@ -145,7 +148,8 @@ def rotate(
 
 
 def report(run_id: str, batches: str, *, report_file: str = "") -> dict[str, Any]:
-    """*report*: the run's report from every batch; written to ``report_file`` (JSON) when given.
+    """*report*: the run's report from every batch; written to ``report_file`` (JSON) when given,
+    and its counts and timings pushed to ``$VAULTFLOW_PUSHGATEWAY_URL`` when set.
 
     Fails (exit 1) when any secret was not rotated, after its rollback where configured.
     """
@@ -160,6 +164,9 @@ def report(run_id: str, batches: str, *, report_file: str = "") -> dict[str, Any
         temporary.write_text(full.to_json(), encoding="utf-8")
         temporary.replace(target)  # a reader never sees half a report
     log.info("%s", full.to_markdown())
+    gateway = os.environ.get(PUSHGATEWAY_ENV, "")
+    if gateway:
+        push_rotation(full, gateway)
     counts = {o: sum(1 for s in secrets if s.outcome == o) for o in ("Rotated", "RolledBack", "Failed")}
     if full.failed():
         failed = [f"{s.path} ({s.outcome})" for s in secrets if s.outcome in ("RolledBack", "Failed")]
