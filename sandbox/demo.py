@@ -33,7 +33,11 @@ Stages:
    pushed to a cloud, the one with the shortest ``verifyTimeout``): its cloud target times out,
    the previous value is written back and verified everywhere, and ``vaultflow rotate`` exits 1,
    as it must; the fault is always lifted, then ESO and Argo CD are asked to recover and every
-   Application is Healthy again.
+   Application is Healthy again;
+9. monitoring: the sandbox's Prometheus scraping every OpenBao node, every ESO and the Pushgateway
+   (every target up), the alerts (stage 8's rollback, pushed by the run's report step, fires
+   ``RotationFailed``), ``vaultflow exporter --once`` and ``vaultflow audit`` as the catalog's
+   read-only observer. Skipped when Debian's Prometheus packages are not installed.
 
 Run it again after ``task sandbox:down`` and it carries on where the sandbox stopped: the same
 Vault comes back initialised and sealed, the bootstrap pipeline unseals it with the keeper's
@@ -95,6 +99,7 @@ from vaultflow.sandbox.observe import (
     wait_for_applications,
 )
 from vaultflow.sandbox.platform import install_platform_accounts
+from vaultflow.sandbox.prometheus import alert_states, prometheus_api
 from vaultflow.sandbox.recovery import recover
 from vaultflow.sandbox.state import SandboxState
 from vaultflow.sandbox.status_view import print_status
@@ -582,7 +587,10 @@ class RotateCli:
     def run(self, *extra: str) -> tuple[int, str]:
         """Run it in a subprocess, its command line shown first and its output as it comes (stdout
         and stderr, in order); (exit code, output)."""
-        arguments = rotate_arguments(self.catalog, self.sandbox_dir, *extra)
+        return self.vaultflow(*rotate_arguments(self.catalog, self.sandbox_dir, *extra))
+
+    def vaultflow(self, *arguments: str, show: bool = True) -> tuple[int, str]:
+        """Any ``vaultflow`` command, run the same way (``show=False``: its output is returned only)."""
         console.print(f"[bold]$ {escape(shlex.join(['python', '-m', 'vaultflow', *arguments]))}")
         environment = {
             **os.environ,
@@ -601,7 +609,8 @@ class RotateCli:
             assert process.stdout is not None  # stdout=PIPE
             for line in process.stdout:
                 lines.append(line)
-                console.out(line.rstrip("\n"), highlight=False)  # as printed: no markup, no re-wrapping
+                if show:
+                    console.out(line.rstrip("\n"), highlight=False)  # as printed: no markup, no re-wrapping
         return process.wait(), "".join(lines)
 
 
@@ -681,14 +690,15 @@ def fault_candidate(catalog: Catalog) -> Secret | None:
     return min(candidates, key=lambda c: c[:2])[2] if candidates else None
 
 
-def fault_stage(loaded: LoadedCatalog, cli: RotateCli, synced: Synced, *, timeout: float) -> None:
+def fault_stage(loaded: LoadedCatalog, cli: RotateCli, synced: Synced, *, timeout: float) -> bool:
+    """True when a rotation rolled back (the catalog has a secret to run it on)."""
     _stage(8, "A cloud fault during a rotation, and the rollback")
     secret = fault_candidate(loaded.catalog)
     if secret is None or secret.rotation is None:
         console.print(
             "no rotated secret of this catalog is pushed to a cloud and rolls back on failure: skipped"
         )
-        return
+        return False
     cloud = loaded.catalog.cloud(secret.pushes[0].cloud)
     provider = cloud.provider
     console.print(
@@ -714,6 +724,65 @@ def fault_stage(loaded: LoadedCatalog, cli: RotateCli, synced: Synced, *, timeou
         console.print(f"[yellow]{escape(line)}[/yellow]")
     wait_for_applications(cli.state, synced.revision, synced.applications, timeout=timeout)
     console.print(f"every Application Synced and Healthy again: ESO pushes to {cloud.name} again")
+    return True
+
+
+def monitoring_stage(loaded: LoadedCatalog, cli: RotateCli, *, rolled_back: bool, timeout: float) -> None:
+    _stage(9, "Monitoring: Prometheus, the alerts, the exporter and the audit")
+    state = cli.state
+    if not state.prometheus:
+        console.print("Prometheus is not installed on this machine: skipped (`task demo` installs it)")
+        return
+    wait_for(
+        lambda: _targets(state.prometheus) if all(up for _, up in _targets(state.prometheus)) else None,
+        timeout=timeout,
+        what="every Prometheus target up",
+    )
+    table = Table(title=f"Prometheus {state.prometheus}: what it scrapes")
+    for column in ("job", "target", "health"):
+        table.add_column(column)
+    for target in prometheus_api(state.prometheus, "targets?state=active")["activeTargets"]:
+        table.add_row(target["labels"]["job"], target["labels"]["instance"], target["health"])
+    console.print(table)
+    if rolled_back:  # stage 8's run pushed its outcome: the alert that reads it fires
+        console.print("stage 8's rotation rolled back: its report step pushed that to the Pushgateway")
+        wait_for(
+            lambda: alert_states(state.prometheus, "RotationFailed") == ["firing"] or None,
+            timeout=timeout,
+            what="the RotationFailed alert to fire",
+        )
+    alerts = prometheus_api(state.prometheus, "alerts")["alerts"]
+    for alert in alerts:
+        labels = alert["labels"]
+        console.print(f"alert {labels['alertname']} ({labels.get('severity', '?')}): {alert['state']}")
+    if not alerts:
+        console.print("no alert pending or firing: Vault unsealed, ESO syncing, rotations on schedule")
+    console.print(
+        "the exporter and the audit read Vault as the catalog's observer (Kubernetes auth, policy "
+        "vaultflow-observer: metadata only), never root:"
+    )
+    code, scrape = cli.vaultflow("exporter", "--catalog", str(cli.catalog), "--once", show=False)
+    if code != 0:
+        raise OperationError(f"vaultflow exporter --once exited {code}")
+    shown = [line for line in scrape.splitlines() if line.startswith(EXPORTER_SHOWN)]
+    console.print(f"{len(scrape.splitlines())} lines scraped; of them:")
+    for line in shown:
+        console.out(line, highlight=False)
+    code, _ = cli.vaultflow("audit", "--catalog", str(cli.catalog))
+    if code not in (0, 1):
+        raise OperationError(f"vaultflow audit exited {code}")
+    if code == 1:
+        console.print("the audit found the drift above (exit 1)")
+
+
+EXPORTER_SHOWN = ("vaultflow_secret_rotation_overdue_seconds", "vaultflow_exporter_source_up")
+
+
+def _targets(url: str) -> list[tuple[str, bool]]:
+    return [
+        (target["labels"]["job"], target["health"] == "up")
+        for target in prometheus_api(url, "targets?state=active")["activeTargets"]
+    ]
 
 
 def rollback_lines(report: RotationReport, code: int) -> list[str]:
@@ -801,7 +870,8 @@ def main(argv: list[str] | None = None) -> int:
         synced = sync_stage(loaded, state, delivered, Fingerprints(), timeout=args.timeout)
         cli = RotateCli(state, args.catalog, args.dir)
         rotation_stage(loaded, cli, timeout=args.timeout)
-        fault_stage(loaded, cli, synced, timeout=args.timeout)
+        rolled_back = fault_stage(loaded, cli, synced, timeout=args.timeout)
+        monitoring_stage(loaded, cli, rolled_back=rolled_back, timeout=args.timeout)
     except VaultflowError as error:
         console.print(f"[red]error:[/red] {escape(str(error))}")  # controllers' messages are not markup
         return error.exit_code

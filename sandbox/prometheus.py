@@ -80,6 +80,21 @@ def prometheus_config(
     }
 
 
+def prometheus_api(url: str, path: str) -> Any:
+    """GET ``<url>/api/v1/<path>``'s ``data``; a clear error when Prometheus says it failed."""
+    with urllib.request.urlopen(f"{url}/api/v1/{path}", timeout=10) as response:  # noqa: S310 (loopback)
+        body = json.loads(response.read())
+    if body.get("status") != "success":
+        raise OperationError(f"prometheus {path}: {body.get('error', body)}")
+    return body["data"]
+
+
+def alert_states(url: str, name: str) -> list[str]:
+    """The states (``pending``, ``firing``) of every active alert called ``name``."""
+    alerts = prometheus_api(url, "alerts")["alerts"]
+    return [alert["state"] for alert in alerts if alert["labels"].get("alertname") == name]
+
+
 @dataclass
 class LoopbackProcess:
     """One monitoring process on 127.0.0.1 with its files under ``data_dir``; ready when ``/-/ready`` is."""
@@ -166,20 +181,10 @@ class PrometheusServer(LoopbackProcess):
         ]
 
     def api(self, path: str) -> Any:
-        """GET ``/api/v1/<path>``'s ``data``; a clear error when Prometheus says it failed."""
-        with urllib.request.urlopen(f"{self.url}/api/v1/{path}", timeout=10) as response:  # noqa: S310
-            body = json.loads(response.read())
-        if body.get("status") != "success":
-            raise OperationError(f"prometheus {path}: {body.get('error', body)}")
-        return body["data"]
+        return prometheus_api(self.url, path)
 
     def alert_states(self, name: str) -> list[str]:
-        """The states (``pending``, ``firing``) of every active alert called ``name``."""
-        return [
-            alert["state"]
-            for alert in self.api("alerts")["alerts"]
-            if alert["labels"].get("alertname") == name
-        ]
+        return alert_states(self.url, name)
 
 
 @dataclass

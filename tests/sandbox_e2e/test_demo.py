@@ -168,6 +168,21 @@ def assert_rotation_stages(output: str, *, first: bool) -> None:
     assert "every Application Synced and Healthy again" in fault and "demo finished" in fault
 
 
+def assert_monitoring_stage(output: str) -> None:
+    """Stage 9: every target up, stage 8's rollback firing RotationFailed, the exporter and a clean
+    audit as the read-only observer."""
+    words = " ".join(output.split())
+    monitoring = words[words.index("9. Monitoring") :]
+    scraped = monitoring[: monitoring.index("alert RotationFailed")]  # the targets table
+    assert "health" in scraped and " down " not in scraped
+    cells = " ".join(scraped.replace("│", " ").split())  # the table's rows, without its borders
+    for job in ("vault", "external-secrets", "pushgateway"):
+        assert f"{job} 127.0.0.1:" in cells
+    assert "alert RotationFailed (warning): firing" in monitoring
+    assert 'vaultflow_exporter_source_up{source="vault"} 1.0' in monitoring
+    assert "$ python -m vaultflow audit --catalog" in monitoring and "audit: no drift" in monitoring
+
+
 def assert_reports(directory: Path, history: dict[str, list[dict[str, Any]]]) -> None:
     """The reports of the last run, and what Vault holds after them."""
     runs = SandboxPaths(directory).runs
@@ -201,6 +216,7 @@ def test_demo_then_down_then_demo_again_and_no_value_or_digest_is_shown(
         first = run_demo(catalog, directory, capsys)
         merge = assert_delivered_by_pull_request(first, lifecycle.load_state(directory))
         assert_rotation_stages(first, first=True)
+        assert_monitoring_stage(first)
         lifecycle.down(directory)
         second = run_demo(catalog, directory, capsys)
         words = " ".join(second.split())  # rich wraps lines where the terminal ends
@@ -214,6 +230,7 @@ def test_demo_then_down_then_demo_again_and_no_value_or_digest_is_shown(
         assert all(app.synced_at(merge) for app in applications(rerun) if app.name in APPS)
         assert f"task sandbox:down SANDBOX_DIR={directory}" in words
         assert_rotation_stages(second, first=False)
+        assert_monitoring_stage(second)
 
         state = lifecycle.load_state(directory)
         assert not [fault for fault in AdminClient.for_state(state).faults().values() if fault.active]
