@@ -27,9 +27,10 @@ Measured, in this order, on the same sandbox:
   ``PARALLEL_BATCHES`` (4) at a time, each ``tasks.rotate`` in one of 4 worker
   processes (pods in the pipeline, their start-up left out), logging into Vault
   as the rotation role and running its own ``Rotator``: discover, write with
-  check-and-set, force-sync,
-  verify every Secret, annotate the PushSecrets, verify every AWS secret. Every
-  secret must come out ``Rotated``;
+  check-and-set (force-syncing each secret's ExternalSecrets as it is
+  written), verify every Secret, annotating each PushSecret as its source is
+  verified and verifying its AWS secret from then on. Every secret must come
+  out ``Rotated``;
 * (a) *the raw critical path*: 1,000 check-and-set writes to Vault (a token
   with the rotation policy), the 2,000 reads ESO makes (a token with the
   cluster's ESO policy), 1,000 ``PutSecretValue`` to moto, each phase in a pool
@@ -38,8 +39,9 @@ Measured, in this order, on the same sandbox:
 Target: vaultflow at most 1.5x (b). Also reported: the ratio to (a); the
 Kubernetes API calls of a verification round, counted in the rotate steps on
 the client side (every request the ``kubernetes`` client sends, by verb and
-resource; the emulator runs in the supervisor, out of reach), against one LIST
-of Secrets and one of ExternalSecrets per consuming namespace per cluster; and
+resource; the emulator runs in the supervisor, out of reach), against at most
+one LIST of ExternalSecrets and one of Secrets per consuming namespace per
+cluster, and the objects those LISTs return (narrowed by label); and
 p50/p95 of each target's write-to-verified seconds (``TargetResult.seconds``)
 per kind. Beside them, what explains the ratio: how busy ESO was (the sandbox
 admin API's reconcile counters), the CPU the supervisor, OpenBao and the rotate
@@ -136,10 +138,12 @@ secrets:
 def call_key(method: str, url: str) -> str:
     """``GET .../namespaces/team-1/secrets`` -> ``LIST secrets``: a request by verb and resource.
 
-    A GET of a collection is a LIST (``(cluster-wide)`` when not in one namespace); a
-    request naming an object keeps its HTTP verb; a subresource is ``<resource>/<subresource>``.
+    A GET of a collection is a LIST (``(cluster-wide)`` when not in one namespace, ``by label``
+    with a label selector); a request naming an object keeps its HTTP verb; a subresource is
+    ``<resource>/<subresource>``.
     """
-    parts = [part for part in urlsplit(url).path.split("/") if part]
+    split = urlsplit(url)
+    parts = [part for part in split.path.split("/") if part]
     parts = parts[2:] if parts[:1] == ["api"] else parts[3:] if parts[:1] == ["apis"] else parts
     namespaced = len(parts) >= 3 and parts[0] == "namespaces"
     rest = parts[2:] if namespaced else parts
@@ -148,7 +152,9 @@ def call_key(method: str, url: str) -> str:
         return f"{verb} /"
     resource = rest[0] + (f"/{rest[2]}" if len(rest) > 2 else "")
     if verb == "GET" and len(rest) == 1:
-        return f"LIST {resource}" + ("" if namespaced else " (cluster-wide)")
+        scope = [] if namespaced else ["cluster-wide"]
+        scope += ["by label"] if "labelSelector=" in split.query else []
+        return f"LIST {resource}" + (f" ({', '.join(scope)})" if scope else "")
     return f"{verb} {resource}"
 
 
@@ -588,7 +594,8 @@ class _StepProbe:
 
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
-        self.rounds: list[tuple[float, dict[str, int]]] = []  # (seconds, LISTs by resource)
+        self.rounds: list[tuple[float, dict[str, int], int]] = []  # (seconds, LISTs by resource, objects)
+        self.listed = 0  # objects the verification's LISTs returned
         self.stages: dict[str, float] = defaultdict(float)  # stage -> seconds
         self.lock = threading.Lock()
         self.installed = False
@@ -597,6 +604,7 @@ class _StepProbe:
         with self.lock:
             self.calls.clear()
             self.stages.clear()
+            self.listed = 0
         self.rounds.clear()
 
     def install(self) -> None:
@@ -611,17 +619,18 @@ class _StepProbe:
 
         _wrap(rest.RESTClientObject, "request", self._counting_request)
         _wrap(clouds.CloudReaders, "current", self._counting_read)
-        _wrap(verify, "poll_until", self._counting_rounds)
+        _wrap(verify, "poll_rounds", self._counting_rounds)
+        _wrap(verify, "list_namespaced", self._counting_objects)
         for owner, name, stage in (
             (tasks, "load_catalog_source", "load the catalog"),
             (tasks, "rotation_vault", "Vault login"),
             (rotate.Rotator, "discover", "discover"),
             (rotate.Rotator, "_write_all", "write"),
             (rotate.Rotator, "_read_versions", "read the versions back"),
-            (rotate, "force_sync_consumer", "force-sync"),
-            (rotate, "verify_kubernetes_targets", "verify Secrets (PushSecret annotations included)"),
-            (rotate, "force_sync", "annotate PushSecrets"),
-            (rotate, "verify_cloud_targets", "verify cloud secrets"),
+            (rotate.Rotator, "_force_sync_all", "force-sync"),
+            (rotate, "verify_kubernetes_targets", "verify Secrets (cloud secrets meanwhile)"),
+            (rotate, "force_sync", "PushSecret PATCHes (concurrent, summed)"),
+            (clouds.CloudVerification, "__exit__", "cloud secrets left after the last Secret"),
         ):
             if hasattr(owner, name):  # a stage the step no longer has is left out of the breakdown
                 _wrap(owner, name, functools.partial(self._timed, stage=stage))
@@ -642,16 +651,27 @@ class _StepProbe:
 
         return current
 
+    def _counting_objects(self, list_: Callable[..., Any]) -> Callable[..., Any]:
+        def listed(*args: Any, **kwargs: Any) -> Any:
+            items = list_(*args, **kwargs)
+            with self.lock:
+                self.listed += len(items)
+            return items
+
+        return listed
+
     def _counting_rounds(self, poll: Callable[..., Any]) -> Callable[..., Any]:
-        def poll_rounds(observe: Callable[[], Any], done: Callable[[Any], bool], **kwargs: Any) -> Any:
+        def poll_rounds(observe: Callable[[], Any], **kwargs: Any) -> Any:
             def round_() -> Any:
-                before = self._lists()
+                before, objects = self._lists(), self.listed
                 start = time.perf_counter()
                 seen = observe()
-                self.rounds.append((time.perf_counter() - start, dict(self._lists() - before)))
+                self.rounds.append(
+                    (time.perf_counter() - start, dict(self._lists() - before), self.listed - objects)
+                )
                 return seen
 
-            return poll(round_, done, **kwargs)
+            return poll(round_, **kwargs)
 
         return poll_rounds
 
@@ -897,8 +917,9 @@ def _step_row(concurrent: int, run: _Run) -> Measurement:
 
 def _round_row(concurrent: int, run: _Run) -> Measurement:
     """The verification rounds: their LISTs (per round, by resource) and every call a step made."""
-    rounds = [(seconds, lists) for batch in run.batches for seconds, lists in batch["rounds"]]
+    rounds = [(seconds, lists) for batch in run.batches for seconds, lists, _ in batch["rounds"]]
     most = max((sum(lists.values()) for _, lists in rounds), default=0)
+    objects = [listed for batch in run.batches for _, _, listed in batch["rounds"]]
     first = Counter[str]()
     for batch in run.batches:
         if batch["rounds"]:
@@ -916,7 +937,8 @@ def _round_row(concurrent: int, run: _Run) -> Measurement:
         seconds=statistics.fmean(seconds for seconds, _ in rounds) if rounds else 0.0,
         note=f"first round of a step: {', '.join(f'{k} {n / steps:g}' for k, n in sorted(first.items()))} "
         f"for {run.namespaces_per_batch} consuming namespaces (10 per cluster), at most {most} LISTs "
-        f"in any round; per step: {len(rounds) / steps:g} rounds, {others}, "
+        f"in any round, returning {statistics.fmean(objects) if objects else 0:.0f} objects in the mean "
+        f"(at most {max(objects, default=0)}); per step: {len(rounds) / steps:g} rounds, {others}, "
         f"and {discovery / steps:g} cluster-wide LISTs (discovery)",
     )
 

@@ -13,16 +13,17 @@ whole-Secret JSON is compared as parsed JSON, so formatting does not matter.
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import json
+import random
+import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from vaultflow.base.errors import OperationError
-from vaultflow.base.retry import poll_until
 from vaultflow.steps.rotation.discover import CloudStore, ConsumingPushSecret, PushedKey
 from vaultflow.steps.rotation.verify import Phase, TargetKind, TargetResult
 
@@ -168,8 +169,126 @@ class _Remote:
     key: PushedKey
     expected: bytes | None
     written_at: datetime
+    deadline: float  # time.monotonic() after which it is not read again
     seen: str = "not looked at yet"
     result: TargetResult | None = None
+    next_read: float = 0.0
+    wait: float = 0.0
+
+
+class CloudVerification:
+    """Verifies pushed cloud secrets in a thread of its own, each from the moment it is ``add``-ed.
+
+    The rotation adds a PushSecret as soon as its source Secret is verified and
+    the PushSecret annotated, while the other Secrets are still being verified:
+    a cloud secret's wait does not include the slowest Secret's. Each remote
+    secret is read on its own schedule, backing off (``initial`` doubling to
+    ``maximum`` seconds, with jitter) while it does not hold the new value, until
+    it does, or ``timeout`` seconds after the verification started (at least one
+    second after it was added); the last read is made at that deadline.
+
+    ``with CloudVerification(readers, timeout=...) as cloud: cloud.add(...)``;
+    leaving the block waits until every remote secret added is settled.
+    """
+
+    def __init__(
+        self,
+        readers: CloudReaders,
+        *,
+        timeout: float,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        initial: float = 0.25,  # ESO's PushSecret controller needs a moment after the annotation
+        maximum: float = 1.0,
+    ) -> None:
+        self._readers, self._timeout, self._now = readers, timeout, now
+        self._initial, self._maximum = initial, maximum
+        self._deadline = time.monotonic() + timeout
+        self._added: list[list[_Remote]] = []
+        self._closed = self._abandoned = False
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="verify-clouds", daemon=True)
+
+    def __enter__(self) -> CloudVerification:
+        self._thread.start()
+        return self
+
+    def __exit__(self, error_type: type[BaseException] | None, *_: object) -> None:
+        with self._changed:
+            self._closed = True
+            self._abandoned = error_type is not None  # the step is failing: do not wait for the clouds
+            self._changed.notify()
+        self._thread.join()
+
+    def add(self, target: CloudTarget) -> int:
+        """Start verifying the remote secrets of one PushSecret; the index for ``results``."""
+        at = time.monotonic()
+        remotes = [
+            _Remote(
+                target.push,
+                store,
+                key,
+                pushed_value(key, target.source),
+                target.written_at,
+                deadline=max(self._deadline, at + 1.0),
+                next_read=at + self._initial,
+                wait=self._initial,
+            )
+            for store in target.push.stores
+            for key in target.push.keys
+        ]
+        with self._changed:
+            self._added.append(remotes)
+            self._changed.notify()
+            return len(self._added) - 1
+
+    def results(self, index: int) -> list[TargetResult]:
+        """The results of one ``add``, one per store and key, in that order (after the ``with`` block)."""
+        return [r.result or self._timed_out(r) for r in self._added[index]]
+
+    def _timed_out(self, remote: _Remote) -> TargetResult:
+        return _cloud_result(
+            remote, "TimedOut", None, f"not verified within {self._timeout:g}s: {remote.seen}"
+        )
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                open_ = [r for remotes in self._added for r in remotes if r.result is None]
+                if (not open_ and self._closed) or self._abandoned:
+                    return
+                moment = time.monotonic()
+                due = [r for r in open_ if r.next_read <= moment or r.deadline <= moment]
+                if not due:
+                    upcoming = [min(r.next_read, r.deadline) for r in open_]
+                    self._changed.wait(timeout=min(upcoming) - moment if upcoming else None)
+                    continue
+            for remote in due:
+                self._read(remote)
+
+    def _read(self, remote: _Remote) -> None:
+        if remote.expected is None:
+            remote.result = _cloud_result(
+                remote, "Failed", None, f"source Secret has no key {remote.key.secret_key!r}"
+            )
+            return
+        try:
+            current = self._readers.current(remote.store, remote.key.remote_key)
+        except OperationError as error:
+            remote.seen = str(error)
+        else:
+            if current is not None and holds(current, remote.expected, remote.key):
+                seconds = (self._now() - remote.written_at).total_seconds()
+                remote.result = _cloud_result(
+                    remote, "Verified", seconds, "current version holds the new value"
+                )
+                return
+            remote.seen = "no current version" if current is None else "current version holds another value"
+        moment = time.monotonic()
+        if moment >= remote.deadline:  # that was the last read
+            remote.result = self._timed_out(remote)
+            return
+        remote.wait = min(remote.wait * 2, self._maximum)
+        remote.next_read = min(moment + random.uniform(remote.wait / 2, remote.wait), remote.deadline)
 
 
 def verify_cloud_targets(
@@ -179,45 +298,13 @@ def verify_cloud_targets(
     timeout: float,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> list[TargetResult]:
-    """Wait until every remote secret of ``pushes`` holds what ESO pushes from its (verified) source data."""
-    remotes = [
-        _Remote(target.push, store, key, pushed_value(key, target.source), target.written_at)
-        for target in pushes
-        for store in target.push.stores
-        for key in target.push.keys
-    ]
+    """Wait until every remote secret of ``pushes`` holds what ESO pushes from its (verified) source data.
 
-    def round_() -> int:
-        for remote in (r for r in remotes if r.result is None):
-            if remote.expected is None:
-                remote.result = _cloud_result(
-                    remote, "Failed", None, f"source Secret has no key {remote.key.secret_key!r}"
-                )
-                continue
-            try:
-                current = readers.current(remote.store, remote.key.remote_key)
-            except OperationError as error:
-                remote.seen = str(error)
-                continue
-            if current is not None and holds(current, remote.expected, remote.key):
-                seconds = (now() - remote.written_at).total_seconds()
-                remote.result = _cloud_result(
-                    remote, "Verified", seconds, "current version holds the new value"
-                )
-            else:
-                remote.seen = (
-                    "no current version" if current is None else "current version holds another value"
-                )
-        return sum(1 for r in remotes if r.result is None)
-
-    with contextlib.suppress(OperationError):  # what is still open is named below
-        poll_until(
-            round_, lambda left: left == 0, what="the pushed cloud secrets", timeout=timeout, describe=str
-        )
-    return [
-        r.result or _cloud_result(r, "TimedOut", None, f"not verified within {timeout:g}s: {r.seen}")
-        for r in remotes
-    ]
+    One result per PushSecret, store and key, in that order.
+    """
+    with CloudVerification(readers, timeout=timeout, now=now) as cloud:
+        added = [cloud.add(target) for target in pushes]
+    return [result for index in added for result in cloud.results(index)]
 
 
 def _cloud_result(remote: _Remote, phase: Phase, seconds: float | None, message: str) -> TargetResult:
@@ -238,7 +325,7 @@ def _cloud_result(remote: _Remote, phase: Phase, seconds: float | None, message:
 def unverified_pushes(push: ConsumingPushSecret, why: str) -> list[TargetResult]:
     """The cloud targets of a PushSecret whose source never held the new value: failed, and why."""
     return [
-        _cloud_result(_Remote(push, store, key, None, datetime.now(UTC)), "Failed", None, why)
+        _cloud_result(_Remote(push, store, key, None, datetime.now(UTC), deadline=0.0), "Failed", None, why)
         for store in push.stores
         for key in push.keys
     ]

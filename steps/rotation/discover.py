@@ -28,6 +28,9 @@ from vaultflow.gitops.catalog.placement import Plan
 from vaultflow.steps.kube.errors import kube_errors
 
 ESO_GROUP = "external-secrets.io"
+# The label render puts on every ExternalSecret it writes (gitops.render.SECRET_LABEL): verification
+# narrows its LISTs with it when every ExternalSecret it waits for in a namespace carries it.
+SECRET_LABEL = "vaultflow.io/secret"
 StoreKey = tuple[str, str, str]  # (kind, namespace or "" for a ClusterSecretStore, name)
 ObjectKey = tuple[str, str, str]  # (cluster, namespace, name)
 
@@ -57,6 +60,8 @@ class ConsumingExternalSecret(BaseModel):
     # The ClusterExternalSecret that controls it: ESO reverts annotations put on such an ExternalSecret,
     # so force-sync goes to the ClusterExternalSecret, which mirrors it onto its ExternalSecrets.
     cluster_external_secret: str | None = None
+    # Its ``vaultflow.io/secret`` label when discovered (rendered from the catalog), else None.
+    secret_label: str | None = None
 
 
 class PushedKey(BaseModel):
@@ -285,6 +290,7 @@ def _consumer(
         converted=converted,
         reads_other_paths=len(paths_read) > 1,
         cluster_external_secret=owner,
+        secret_label=(obj["metadata"].get("labels") or {}).get(SECRET_LABEL) or None,
     )
 
 

@@ -9,6 +9,7 @@ gave it a fresh value). Named paths rotate whether due or not.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Literal
 
@@ -21,6 +22,8 @@ from vaultflow.gitops.catalog.checks import unrefreshable
 from vaultflow.gitops.catalog.model import Catalog, Secret
 from vaultflow.steps.rotation.write import ROTATED_AT, read_metadata
 from vaultflow.steps.vault.api import VaultApi
+
+METADATA_READERS = 8  # concurrent metadata reads: a run of 1,000 secrets does not wait for them in turn
 
 
 class PlannedRotation(BaseModel):
@@ -88,8 +91,9 @@ def plan_rotation(
     by_path = {secret.path: secret for secret in catalog.secrets}
     planned, not_due, missing = [], [], []
     kv = catalog.vault.kv_mount
-    for path in candidates:
-        metadata = read_metadata(vault, kv, path)
+    with ThreadPoolExecutor(max_workers=max(1, min(METADATA_READERS, len(candidates)))) as pool:
+        read = list(pool.map(lambda path: read_metadata(vault, kv, path), candidates))
+    for path, metadata in zip(candidates, read, strict=True):
         if metadata is None:
             missing.append(f"{path}: does not exist in Vault ({kv}/{path}); seed it first")
             continue

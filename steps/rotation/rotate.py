@@ -13,12 +13,16 @@ Order, and why:
    up a new value (``CreatedOnce``, ``refreshInterval: 0``) refuses the batch
    before anything is written, and the data-hash of each indirectly verified
    target is read while it still is the one from before the write;
-2. *write* every secret (check-and-set, idempotent per run id);
+2. *write* every secret (check-and-set, idempotent per run id), a few at a
+   time;
 3. *force-sync* every consuming ExternalSecret (through its
-   ClusterExternalSecret when one controls it);
+   ClusterExternalSecret when one controls it) as soon as its secret is
+   written, while the others are (one that reads other paths too: after the
+   last write);
 4. *verify* every Kubernetes target; as each is verified, annotate the
-   PushSecrets that read its Secret (they do not watch it), then verify each
-   pushed cloud secret's current version;
+   PushSecrets that read its Secret (they do not watch it) and verify each
+   pushed cloud secret's current version from then on, while the other
+   Secrets are still being verified;
 5. *restart* the workloads of each secret whose targets are all verified;
 6. *roll back* (``onFailure: rollback``) each secret with a target that was
    not verified: the previous data as a new version, force-sync, verify again.
@@ -27,9 +31,9 @@ Order, and why:
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -39,7 +43,7 @@ from vaultflow.base.errors import InputError, OperationError
 from vaultflow.base.times import parse_time
 from vaultflow.gitops.catalog import LoadedCatalog
 from vaultflow.gitops.catalog.model import Secret, WorkloadRef
-from vaultflow.steps.rotation.clouds import CloudReaders, CloudTarget, unverified_pushes, verify_cloud_targets
+from vaultflow.steps.rotation.clouds import CloudReaders, CloudTarget, CloudVerification, unverified_pushes
 from vaultflow.steps.rotation.discover import (
     Consumers,
     ConsumingExternalSecret,
@@ -67,6 +71,7 @@ from vaultflow.steps.vault.api import VaultApi
 
 log = logging.getLogger(__name__)
 DEFAULT_WRITERS = 8  # concurrent Vault writes per batch: Vault's raft commits are the floor, not the client
+FORCE_SYNCERS = 8  # concurrent force-sync PATCHes per batch (ExternalSecrets, then each PushSecret)
 
 
 @dataclass
@@ -109,7 +114,8 @@ class Rotator:
         log.info("discovered %s", _count_targets(consumers.values()))
         indirect = [c for cs in consumers.values() for c in cs.external_secrets if c.templated or c.converted]
         hashes = data_hashes(self.clients, indirect) if indirect else {}
-        writes = self._write_all(planned)
+        with EarlySync(self.clients, consumers, self.run_id) as early:
+            writes = self._write_all(planned, on_written=early.written)
         forward = {
             path: w
             for path, w in writes.items()
@@ -120,6 +126,7 @@ class Rotator:
             consumers,
             hashes,
             sync_token=self.run_id,
+            synced=early.synced,
         )
         verified = [path for path in forward if _all_verified(results[path])]
         restarts = self._restart(verified)
@@ -146,12 +153,15 @@ class Rotator:
 
     # --- stages ------------------------------------------------------------------------------
 
-    def _write_all(self, planned: Mapping[str, int]) -> dict[str, VaultWrite | str]:
+    def _write_all(
+        self, planned: Mapping[str, int], on_written: Callable[[VaultWrite], None] = lambda _: None
+    ) -> dict[str, VaultWrite | str]:
         """Each path's write, or why it failed (a concurrent writer, a denied path: that secret only).
 
         What each write wrote, and when, is kept for the verification in this step (``_known``,
         ``_at``): Vault is not asked for data it was just given, and each target's latency is
-        counted from its own secret's write.
+        counted from its own secret's write. ``on_written`` is called with each write as it is
+        done (the step force-syncs its consumers meanwhile).
         """
         paths = list(planned)
 
@@ -171,6 +181,7 @@ class Rotator:
             self._at[path] = self.now() if written.written_now else parse_time(written.rotated_at)
             if data is not None:
                 self._known[(path, written.new_version)] = data
+            on_written(written)
             return written
 
         with ThreadPoolExecutor(max_workers=max(1, min(self.writers, len(paths)))) as pool:
@@ -186,47 +197,65 @@ class Rotator:
         hashes: Mapping[str, str | None],
         *,
         sync_token: str,
+        synced: Collection[str] = (),
     ) -> dict[str, list[TargetResult]]:
         """Force-sync every consumer of ``versions`` (path -> version expected, written at), verify each.
 
         ``sync_token`` is the force-sync annotation's value: ESO reconciles only when it changes, so the
         rotation and its rollback each have their own, and a retry of either sets the same one again.
+        ``synced`` names (``target_key``) the consumers already annotated with it.
         """
         if not versions:
             return {}
         data = self._read_versions({path: version for path, (version, _) in versions.items()})
-        for path in versions:
-            for consumer in consumers[path].external_secrets:
-                force_sync_consumer(self.clients[consumer.cluster], consumer, sync_token)
+        self._force_sync_all(
+            [c for path in versions for c in consumers[path].external_secrets if target_key(c) not in synced],
+            sync_token=sync_token,
+        )
         timeout = max(self._timeout(path) for path in versions)
-        started = time.monotonic()
         pushes = _PushIndex({path: consumers[path] for path in versions})
         targets = [
             (path, KubeTarget(c, expected_data(c, data[path]), hashes.get(target_key(c)), versions[path][1]))
             for path in versions
             for c in consumers[path].external_secrets
         ]
-        annotated: set[str] = set()
+        expected = {target_key(t.consumer): t for _, t in targets}
+        # PushSecret -> its cloud results once known: an index into the cloud verification, or why it failed.
+        followed: dict[str, Future[int | list[TargetResult]]] = {}
+        with (
+            ThreadPoolExecutor(max_workers=FORCE_SYNCERS) as annotator,
+            CloudVerification(self.readers, timeout=timeout) as cloud,
+        ):
 
-        def annotate(consumer: ConsumingExternalSecret) -> None:
-            for push in pushes.reading(consumer):
-                if _push_key(push) in annotated:
-                    continue
-                annotated.add(_push_key(push))
-                force_sync(
-                    self.clients[push.cluster],
-                    cluster=push.cluster,
-                    kind="PushSecret",
-                    namespace=push.namespace,
-                    name=push.name,
-                    run_id=sync_token,
-                )
+            def follow(push: ConsumingPushSecret, source: KubeTarget) -> int | list[TargetResult]:
+                """Annotate a PushSecret whose source is verified, then verify its cloud secrets."""
+                try:
+                    force_sync(
+                        self.clients[push.cluster],
+                        cluster=push.cluster,
+                        kind="PushSecret",
+                        namespace=push.namespace,
+                        name=push.name,
+                        run_id=sync_token,
+                    )
+                except OperationError as error:
+                    return unverified_pushes(push, f"its PushSecret could not be annotated: {error}")
+                return cloud.add(CloudTarget(push, source.expected, source.written_at))
 
-        kube = verify_kubernetes_targets(
-            self.clients, [t for _, t in targets], timeout=timeout, on_verified=annotate
-        )
+            def annotate(consumer: ConsumingExternalSecret) -> None:
+                """Called by the verification as each Secret is verified: it does not wait for the PATCH."""
+                for push in pushes.reading(consumer):
+                    if _push_key(push) not in followed:
+                        followed[_push_key(push)] = annotator.submit(
+                            follow, push, expected[target_key(consumer)]
+                        )
+
+            kube = verify_kubernetes_targets(
+                self.clients, [t for _, t in targets], timeout=timeout, on_verified=annotate
+            )
+            outcomes = {key: future.result() for key, future in followed.items()}
         by_path: dict[str, list[TargetResult]] = {path: [] for path in versions}
-        cloud_targets: list[tuple[str, CloudTarget]] = []
+        pushed: dict[str, list[TargetResult]] = {path: [] for path in versions}
         seen_pushes: set[str] = set()
         for (path, target), result in zip(targets, kube, strict=True):
             by_path[path].append(result)
@@ -234,20 +263,29 @@ class Rotator:
                 if _push_key(push) in seen_pushes:
                     continue
                 seen_pushes.add(_push_key(push))
-                if result.phase == "Verified":
-                    cloud_targets.append((path, CloudTarget(push, target.expected, target.written_at)))
-                else:
+                outcome = outcomes.get(_push_key(push))
+                if outcome is None:  # its source was not verified: never annotated
                     by_path[path].extend(
                         unverified_pushes(push, f"its source Secret was not verified ({result.phase})")
                     )
-        if cloud_targets:
-            left = max(1.0, round(timeout - (time.monotonic() - started)))
-            pushed = iter(verify_cloud_targets([t for _, t in cloud_targets], self.readers, timeout=left))
-            # One result per PushSecret, store and key, in that order (verify_cloud_targets' contract).
-            for path, cloud in cloud_targets:
-                for _ in range(len(cloud.push.stores) * len(cloud.push.keys)):
-                    by_path[path].append(next(pushed))
-        return {path: [self._within_timeout(path, r) for r in results] for path, results in by_path.items()}
+                else:
+                    pushed[path].extend(cloud.results(outcome) if isinstance(outcome, int) else outcome)
+        return {
+            path: [self._within_timeout(path, r) for r in [*results, *pushed[path]]]
+            for path, results in by_path.items()
+        }
+
+    def _force_sync_all(self, consumers: Sequence[ConsumingExternalSecret], *, sync_token: str) -> None:
+        """Annotate every consuming ExternalSecret (or its ClusterExternalSecret), a few at a time; the first
+        failure is raised once every PATCH was tried."""
+        if not consumers:
+            return
+        with ThreadPoolExecutor(max_workers=min(FORCE_SYNCERS, len(consumers))) as pool:
+            futures = [
+                pool.submit(force_sync_consumer, self.clients[c.cluster], c, sync_token) for c in consumers
+            ]
+        for future in futures:
+            future.result()
 
     def _read_versions(self, versions: Mapping[str, int]) -> dict[str, dict[str, Any]]:
         """Each path's data at its version: what this step wrote, else read back from Vault in parallel."""
@@ -352,6 +390,50 @@ class Rotator:
                 }
             )
         return result
+
+
+class EarlySync:
+    """Force-syncs each written secret's consumers while the other secrets of the batch are being written.
+
+    ESO starts on the first secret while Vault takes the others. Only a consumer that reads nothing but
+    its one path is annotated here: one that also reads another path (maybe rotated later in this batch)
+    must refresh after every write, so it waits for ``_propagate``, after the last one. Leaving the
+    ``with`` block waits for the PATCHes and raises the first failure, as ``_force_sync_all`` does.
+    """
+
+    def __init__(
+        self, clients: Mapping[str, Any], consumers: Mapping[str, Consumers], sync_token: str
+    ) -> None:
+        self._clients, self._consumers, self._token = clients, consumers, sync_token
+        self._pool = ThreadPoolExecutor(max_workers=FORCE_SYNCERS)
+        self._futures: dict[str, Future[None]] = {}
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> EarlySync:
+        return self
+
+    def __exit__(self, error_type: type[BaseException] | None, *_: object) -> None:
+        self._pool.shutdown(wait=True)
+        if error_type is None:  # else that error is the one to see
+            for future in self._futures.values():
+                future.result()
+
+    def written(self, write: VaultWrite) -> None:
+        """Called by each writer thread after its write: annotate that path's consumers (not waiting)."""
+        if write.rolled_back_version is not None:  # a retry of a run that already rolled it back
+            return
+        for consumer in self._consumers[write.path].external_secrets:
+            if consumer.reads_other_paths:
+                continue
+            with self._lock:
+                self._futures[target_key(consumer)] = self._pool.submit(
+                    force_sync_consumer, self._clients[consumer.cluster], consumer, self._token
+                )
+
+    @property
+    def synced(self) -> set[str]:
+        """The consumers annotated (``target_key``), once the ``with`` block is left."""
+        return set(self._futures)
 
 
 class _PushIndex:

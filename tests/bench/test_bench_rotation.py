@@ -38,6 +38,12 @@ from vaultflow.steps.rotation.tasks import DEFAULT_BATCH_SIZE
         ),
         ("GET", "https://h/api/v1/namespaces/team-1/secrets/s-0001", "GET secrets"),
         (
+            "GET",
+            "https://h/apis/external-secrets.io/v1/externalsecrets?labelSelector=vaultflow.io%2Fsecret+in+%28a%29",
+            "LIST externalsecrets (cluster-wide, by label)",
+        ),
+        ("GET", "https://h/api/v1/namespaces/team-1/secrets?labelSelector=a%3Db", "LIST secrets (by label)"),
+        (
             "PATCH",
             "https://h/apis/external-secrets.io/v1alpha1/namespaces/team-1/pushsecrets/p",
             "PATCH pushsecrets",
