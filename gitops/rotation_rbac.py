@@ -8,9 +8,12 @@ every catalog cluster, as ``vault.kubernetesAuth.rotationServiceAccount``:
   all namespaces, to find consumers written by hand too. Granted by the
   ClusterRole ``<sa>-discovery`` (list, nothing else) in every cluster as
   soon as one secret rotates: discovery reads every cluster.
-* verify: LIST ``secrets`` and LIST ``externalsecrets`` in each consuming
-  namespace, once per poll round. Secrets: the Role ``<sa>-consumers`` of
-  that namespace; ExternalSecrets: already the discovery ClusterRole's.
+* verify: LIST ``externalsecrets`` across namespaces once per cluster per poll
+  round (by the rendered ``vaultflow.io/secret`` label; the discovery
+  ClusterRole's), and LIST ``secrets`` in a consuming namespace once one of its
+  ExternalSecrets refreshed (by ESO's ``created-by`` label, or in full for a
+  hand-written or ``Merge``/``Orphan`` target): the Role ``<sa>-consumers`` of
+  that namespace.
 * force-sync: PATCH an ``externalsecret`` or ``pushsecret`` (the
   ``force-sync`` annotation; RBAC cannot narrow patch to annotations) in a
   consuming namespace: the Role. PATCH the ``clusterexternalsecret`` that
@@ -123,7 +126,7 @@ def cluster_external_secret_rules() -> list[PolicyRule]:
 def consumer_rules(workloads: Mapping[str, tuple[str, ...]]) -> list[PolicyRule]:
     """A consuming namespace's rules; ``workloads`` maps deployments/statefulsets/daemonsets to names."""
     rules = [
-        # verify: one LIST per poll round (the step never gets a single Secret)
+        # verify: a LIST once an ExternalSecret of the namespace refreshed (never a single Secret's GET)
         PolicyRule(api_groups=[""], resources=["secrets"], verbs=["list"]),
         # force-sync: a merge patch of the annotation
         PolicyRule(api_groups=[ESO_GROUP], resources=["externalsecrets", "pushsecrets"], verbs=["patch"]),
