@@ -16,17 +16,17 @@ from pathlib import Path
 
 import typer
 
-from vaultflow.cli.options import CA_CERT_OPTION, VAULT_ADDRESSES_OPTION, default_catalog, vault_connection
+from vaultflow.cli.options import (
+    CA_CERT_OPTION,
+    CATALOG_OPTION,
+    VAULT_ADDRESSES_OPTION,
+    default_catalog,
+    vault_connection,
+)
 
 
 def exporter(
-    catalog: Path = typer.Option(
-        None,
-        "--catalog",
-        "-c",
-        help="Catalog file (default: $VAULTFLOW_CATALOG or ./catalog.yaml).",
-        show_default=False,
-    ),
+    catalog: Path = CATALOG_OPTION,
     listen: str = typer.Option("127.0.0.1:9469", "--listen", help="HOST:PORT to serve /metrics on."),
     once: bool = typer.Option(False, "--once", help="Print one scrape (Prometheus text format) and exit."),
     vault_addresses: str = VAULT_ADDRESSES_OPTION,

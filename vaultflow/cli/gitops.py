@@ -11,7 +11,13 @@ from typing import Any
 
 import typer
 
-from vaultflow.cli.options import CA_CERT_OPTION, VAULT_ADDRESSES_OPTION, default_catalog, vault_connection
+from vaultflow.cli.options import (
+    CA_CERT_OPTION,
+    CATALOG_OPTION,
+    VAULT_ADDRESSES_OPTION,
+    default_catalog,
+    vault_connection,
+)
 
 app = typer.Typer(
     help="Deliver the catalog through Git and wait for Argo CD and ESO; check a change before it merges.",
@@ -28,13 +34,7 @@ class PreflightFormat(enum.StrEnum):
 
 @app.command("preflight")
 def preflight(
-    catalog: Path = typer.Option(
-        None,
-        "--catalog",
-        "-c",
-        help="Catalog file (default: $VAULTFLOW_CATALOG or ./catalog.yaml).",
-        show_default=False,
-    ),
+    catalog: Path = CATALOG_OPTION,
     *,
     output: PreflightFormat = typer.Option(
         PreflightFormat.table, "--output", "-o", help="table, markdown (a PR comment) or json."
@@ -103,13 +103,7 @@ _PATH = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 
 @app.command("apply")
 def apply(
-    catalog: Path = typer.Option(
-        None,
-        "--catalog",
-        "-c",
-        help="Catalog file (default: $VAULTFLOW_CATALOG or ./catalog.yaml).",
-        show_default=False,
-    ),
+    catalog: Path = CATALOG_OPTION,
     *,
     repo: str = typer.Option(
         None, "--repo", help="GitOps repository (default: the catalog's gitops.repoUrl).", show_default=False

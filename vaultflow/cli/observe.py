@@ -13,7 +13,13 @@ from pathlib import Path
 
 import typer
 
-from vaultflow.cli.options import CA_CERT_OPTION, VAULT_ADDRESSES_OPTION, default_catalog, vault_connection
+from vaultflow.cli.options import (
+    CA_CERT_OPTION,
+    CATALOG_OPTION,
+    VAULT_ADDRESSES_OPTION,
+    default_catalog,
+    vault_connection,
+)
 
 
 class ConsumersFormat(enum.StrEnum):
@@ -23,13 +29,7 @@ class ConsumersFormat(enum.StrEnum):
 
 def consumers(
     path: str = typer.Argument(..., help="The Vault path, as the catalog names it (e.g. prod/database)."),
-    catalog: Path = typer.Option(
-        None,
-        "--catalog",
-        "-c",
-        help="Catalog file (default: $VAULTFLOW_CATALOG or ./catalog.yaml).",
-        show_default=False,
-    ),
+    catalog: Path = CATALOG_OPTION,
     output: ConsumersFormat = typer.Option(ConsumersFormat.table, "--output", "-o", help="table or json."),
 ) -> None:
     """List every ExternalSecret, Secret, PushSecret, cloud copy and workload of PATH (never a value)."""
@@ -59,13 +59,7 @@ class AuditFormat(enum.StrEnum):
 
 
 def audit(
-    catalog: Path = typer.Option(
-        None,
-        "--catalog",
-        "-c",
-        help="Catalog file (default: $VAULTFLOW_CATALOG or ./catalog.yaml).",
-        show_default=False,
-    ),
+    catalog: Path = CATALOG_OPTION,
     output: AuditFormat = typer.Option(AuditFormat.table, "--output", "-o", help="table, markdown or json."),
     vault_addresses: str = VAULT_ADDRESSES_OPTION,
     ca_cert: str = CA_CERT_OPTION,

@@ -19,6 +19,15 @@ class OutputFormat(enum.StrEnum):
 OUTPUT_OPTION = typer.Option(OutputFormat.text, "--output", "-o", help="text for people, json for machines.")
 
 
+CATALOG_OPTION = typer.Option(
+    None,
+    "--catalog",
+    "-c",
+    help="Catalog file (default: $VAULTFLOW_CATALOG or ./catalog.yaml).",
+    show_default=False,
+)
+
+
 def default_catalog() -> Path:
     """``$VAULTFLOW_CATALOG``, else ``catalog.yaml`` in the current directory."""
     return Path(os.environ.get("VAULTFLOW_CATALOG", "catalog.yaml"))

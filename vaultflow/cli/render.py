@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from vaultflow.cli.options import OUTPUT_OPTION, OutputFormat, default_catalog
+from vaultflow.cli.options import CATALOG_OPTION, OUTPUT_OPTION, OutputFormat, default_catalog
 
 if TYPE_CHECKING:
     from vaultflow.gitops.render import RenderedTree
@@ -17,13 +17,7 @@ if TYPE_CHECKING:
 
 def render(
     *,
-    catalog: Path = typer.Option(
-        None,
-        "--catalog",
-        "-c",
-        help="Catalog file (default: $VAULTFLOW_CATALOG or ./catalog.yaml).",
-        show_default=False,
-    ),
+    catalog: Path = CATALOG_OPTION,
     out: Path = typer.Option(..., "--out", help="Directory to (re)write; vaultflow owns its content."),
     schemas: Path = typer.Option(
         None,

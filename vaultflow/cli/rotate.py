@@ -22,7 +22,13 @@ from typing import Any
 
 import typer
 
-from vaultflow.cli.options import CA_CERT_OPTION, VAULT_ADDRESSES_OPTION, default_catalog, vault_connection
+from vaultflow.cli.options import (
+    CA_CERT_OPTION,
+    CATALOG_OPTION,
+    VAULT_ADDRESSES_OPTION,
+    default_catalog,
+    vault_connection,
+)
 
 
 class ReportFormat(enum.StrEnum):
@@ -42,13 +48,7 @@ def rotate(
     all_due: bool = typer.Option(
         False, "--all-due", help="Rotate every secret whose schedule says it is due."
     ),
-    catalog: Path = typer.Option(
-        None,
-        "--catalog",
-        "-c",
-        help="Catalog file (default: $VAULTFLOW_CATALOG or ./catalog.yaml).",
-        show_default=False,
-    ),
+    catalog: Path = CATALOG_OPTION,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and its targets; write nothing."),
     output: ReportFormat = typer.Option(
         ReportFormat.table, "--output", "-o", help="table, json or markdown."
