@@ -138,6 +138,16 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     _typed(_RBAC, "v1", "ClusterRole", "clusterroles", namespaced=False),
     _typed(_RBAC, "v1", "ClusterRoleBinding", "clusterrolebindings", namespaced=False),
     _typed("coordination.k8s.io", "v1", "Lease", "leases"),
+    # Stored and served (Argo CD syncs the steps' policy, argocd-apps/workflows/network/), not enforced:
+    # the sandbox has no pod network.
+    _typed(
+        "networking.k8s.io",
+        "v1",
+        "NetworkPolicy",
+        "networkpolicies",
+        short_names=("netpol",),
+        tracks_generation=True,
+    ),
 )
 
 CORE_GROUP_ORDER = (
@@ -146,6 +156,7 @@ CORE_GROUP_ORDER = (
     "apiextensions.k8s.io",
     "authentication.k8s.io",
     "authorization.k8s.io",
+    "networking.k8s.io",
     _RBAC,
     "coordination.k8s.io",
 )
