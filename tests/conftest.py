@@ -44,6 +44,23 @@ def upstream_crds(schemas_dir: Path) -> CrdRegistry:
     return CrdRegistry.from_directory(schemas_dir)
 
 
+def mount_kv(client: Any, path: str) -> None:
+    """Mount KV v2 at ``path`` and wait until it serves requests: a fresh mount upgrades its storage
+    for a moment and refuses reads and writes meanwhile ("Upgrading from non-versioned ...")."""
+    import hvac.exceptions
+
+    from vaultflow.base.retry import poll_until
+
+    client.sys.enable_secrets_engine("kv", path=path, options={"version": "2"})
+    poll_until(
+        lambda: client.secrets.kv.v2.read_configuration(mount_point=path),
+        lambda _: True,
+        what=f"the new KV v2 mount {path}/ to serve requests",
+        timeout=30,
+        transient=(hvac.exceptions.InvalidRequest,),
+    )
+
+
 @dataclass(frozen=True)
 class UnsealedVault:
     """A real OpenBao server, initialised (one share) and unsealed, with KV v2 at ``secret/``."""
@@ -72,7 +89,7 @@ def unsealed_vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Unseale
         client.sys.submit_unseal_key(init["keys"][0])
         client.token = init["root_token"]
         VaultApi(server.address).wait_until_active()
-        client.sys.enable_secrets_engine("kv", path="secret", options={"version": "2"})
+        mount_kv(client, "secret")
         yield UnsealedVault(address=server.address, root_token=init["root_token"])
     finally:
         server.stop()

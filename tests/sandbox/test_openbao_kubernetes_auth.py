@@ -16,6 +16,7 @@ import hvac.exceptions
 import pytest
 from kubernetes import client, config
 
+from tests.conftest import mount_kv
 from vaultflow.sandbox.state import SandboxState
 from vaultflow.steps.vault.api import VaultApi
 
@@ -75,7 +76,7 @@ def configured_vault(sandbox_state: SandboxState) -> Iterator[ConfiguredVault]:
     root.sys.submit_unseal_key(keys["keys"][0])
     root.token = keys["root_token"]
     wait_active(root)
-    root.sys.enable_secrets_engine("kv", path="secret", options={"version": "2"})
+    mount_kv(root, "secret")
     root.secrets.kv.v2.create_or_update_secret(
         "prod/db", secret={"password": "allowed-value"}, mount_point="secret"
     )

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.conftest import UnsealedVault
+from tests.conftest import UnsealedVault, mount_kv
 from vaultflow.base.retry import poll_until
 from vaultflow.gitops.catalog import load_catalog
 from vaultflow.gitops.catalog.model import PasswordGenerator, RandomGenerator, SecretField
@@ -66,7 +66,7 @@ def test_uuid_and_static() -> None:
 def test_seeding_creates_missing_secrets_once_and_never_overwrites(unsealed_vault: UnsealedVault) -> None:
     # A KV mount of its own: the session's OpenBao is shared with other tests.
     mount = f"seed-{uuid.uuid4().hex[:8]}"
-    unsealed_vault.client().sys.enable_secrets_engine("kv", path=mount, options={"version": "2"})
+    mount_kv(unsealed_vault.client(), mount)
     example = load_catalog(EXAMPLE).catalog
     catalog = example.model_copy(update={"vault": example.vault.model_copy(update={"kv_mount": mount})})
     vault = VaultApi(unsealed_vault.address, token=unsealed_vault.root_token)

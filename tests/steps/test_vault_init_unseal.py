@@ -10,6 +10,7 @@ from pathlib import Path
 import hvac
 import pytest
 
+from tests.conftest import mount_kv
 from vaultflow.base.errors import InputError, OperationError
 from vaultflow.sandbox.openbao import OpenBaoServer
 from vaultflow.steps.keeper import Reservation, UnsealMaterial, open_keeper
@@ -166,7 +167,7 @@ def test_restarted_vault_is_unsealed_again_without_reinitialising(
     token = material(tmp_path).root_token
     assert token is not None
     client = wait_active(server.address, token)
-    client.sys.enable_secrets_engine("kv", path="secret", options={"version": "2"})
+    mount_kv(client, "secret")
     client.secrets.kv.v2.create_or_update_secret("before/restart", secret={"v": "kept"}, mount_point="secret")
     kept_before = material(tmp_path)
 
