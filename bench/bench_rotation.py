@@ -72,7 +72,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bench.common import Measurement, int_list_from_env, stopwatch
-from bench.platform_setup import FORCE_SYNC, initialise_vault, refreshed_for
+from bench.platform_setup import FORCE_SYNC, configure_from_catalog, refreshed_for
 
 CLUSTERS = ("east", "west")
 NAMESPACES = 10
@@ -249,33 +249,9 @@ def _sandbox(directory: Path, count: int, concurrent: int) -> Iterator[_Platform
 
 def _configure(state: Any, loaded: Any) -> Any:
     """OpenBao initialised, then configured from the catalog as the bootstrap pipeline does."""
-    from kubernetes import client, config
-
     from vaultflow.sandbox.catalog_wiring import wire_catalog
-    from vaultflow.sandbox.platform import install_platform_accounts
-    from vaultflow.steps.kube.review import ClusterReview
-    from vaultflow.steps.vault.api import VaultApi
-    from vaultflow.steps.vault.configure import apply_config, desired_config
-    from vaultflow.steps.vault.login import service_account_token
 
-    install_platform_accounts(state, loaded.catalog)
-    root = initialise_vault(state.vault_addr)
-    reviewer = loaded.catalog.vault.kubernetes_auth.reviewer_service_account
-
-    def review(cluster: Any) -> ClusterReview:
-        endpoint = state.cluster(cluster.name)
-        core = client.CoreV1Api(
-            config.new_client_from_config(config_file=state.kubeconfig, context=cluster.name)
-        )
-        return ClusterReview(
-            host=endpoint.url,
-            ca_pem=Path(endpoint.ca_file).read_text(),
-            reviewer_jwt=lambda: service_account_token(
-                namespace=reviewer.namespace, name=reviewer.name, core_api=core, expiration_seconds=86400
-            ),
-        )
-
-    apply_config(VaultApi(state.vault_addr, token=root.token), desired_config(loaded, review))
+    root = configure_from_catalog(state, loaded)
     wire_catalog(state, loaded)  # the Vault route, the AWS credentials Secrets the stores read
     return root
 

@@ -54,32 +54,14 @@ def configure_from_catalog(state: Any, loaded: Any) -> Any:
 
     Returns the root ``hvac.Client``: setup only, never the identity measured.
     """
-    from pathlib import Path
-
-    from kubernetes import client, config
-
-    from vaultflow.sandbox.platform import install_platform_accounts
-    from vaultflow.steps.kube.review import ClusterReview
+    from vaultflow.sandbox.platform import cluster_reviews, install_platform_accounts
     from vaultflow.steps.vault.api import VaultApi
     from vaultflow.steps.vault.configure import apply_config, desired_config
-    from vaultflow.steps.vault.login import service_account_token
 
     install_platform_accounts(state, loaded.catalog)
     root = initialise_vault(state.vault_addr)
-    reviewer = loaded.catalog.vault.kubernetes_auth.reviewer_service_account
-
-    def review(cluster: Any) -> ClusterReview:
-        endpoint = state.cluster(cluster.name)
-        core = client.CoreV1Api(
-            config.new_client_from_config(config_file=state.kubeconfig, context=cluster.name)
-        )
-        return ClusterReview(
-            host=endpoint.url,
-            ca_pem=Path(endpoint.ca_file).read_text(),
-            reviewer_jwt=lambda: service_account_token(
-                namespace=reviewer.namespace, name=reviewer.name, core_api=core, expiration_seconds=86400
-            ),
-        )
-
-    apply_config(VaultApi(state.vault_addr, token=root.token), desired_config(loaded, review))
+    apply_config(
+        VaultApi(state.vault_addr, token=root.token),
+        desired_config(loaded, cluster_reviews(state, loaded.catalog)),
+    )
     return root

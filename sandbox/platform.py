@@ -11,10 +11,13 @@ emulated clusters. Idempotent.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from vaultflow.gitops.catalog.model import Catalog, ServiceAccountRef
+from vaultflow.gitops.catalog.model import Catalog, Cluster, ServiceAccountRef
 from vaultflow.sandbox.state import SandboxState
+from vaultflow.steps.kube.review import ClusterReview
 
 
 def _ensure_namespace(core: Any, name: str) -> None:
@@ -109,3 +112,28 @@ def install_platform_accounts(state: SandboxState, catalog: Catalog) -> None:
             for consumer in secret.consumers:
                 if consumer.cluster == cluster.name and consumer.creation_policy in ("Merge", "None"):
                     _ensure_secret(core, consumer.namespace, consumer.secret_name)
+
+
+def cluster_reviews(state: SandboxState, catalog: Catalog) -> Callable[[Cluster], ClusterReview]:
+    """How Vault reaches each sandbox cluster to review tokens: its loopback URL and CA, and a reviewer
+    JWT from its TokenRequest API (a day long: the sandbox's counterpart of ``cluster_review``)."""
+    from kubernetes import client, config
+
+    from vaultflow.steps.vault.login import service_account_token
+
+    reviewer = catalog.vault.kubernetes_auth.reviewer_service_account
+
+    def review(cluster: Cluster) -> ClusterReview:
+        endpoint = state.cluster(cluster.name)
+        core = client.CoreV1Api(
+            config.new_client_from_config(config_file=state.kubeconfig, context=cluster.name)
+        )
+        return ClusterReview(
+            host=endpoint.url,
+            ca_pem=Path(endpoint.ca_file).read_text(),
+            reviewer_jwt=lambda: service_account_token(
+                namespace=reviewer.namespace, name=reviewer.name, core_api=core, expiration_seconds=86400
+            ),
+        )
+
+    return review

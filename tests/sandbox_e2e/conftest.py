@@ -15,22 +15,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import hvac
 import pytest
 from kubernetes import client, config
 
 from vaultflow.gitops.catalog import LoadedCatalog, load_catalog
-from vaultflow.gitops.catalog.model import Cluster
 from vaultflow.sandbox import lifecycle
 from vaultflow.sandbox.catalog_wiring import azure_vault_names, wire_catalog
-from vaultflow.sandbox.platform import install_platform_accounts
+from vaultflow.sandbox.platform import cluster_reviews, install_platform_accounts
 from vaultflow.sandbox.state import SandboxState
-from vaultflow.steps.kube.review import ClusterReview
 from vaultflow.steps.vault.api import VaultApi
 from vaultflow.steps.vault.configure import apply_config, desired_config
-from vaultflow.steps.vault.login import service_account_token
 
 # what the tests put in Vault: test data only, never a real secret
 SEEDS: dict[str, dict[str, str]] = {
@@ -67,25 +63,6 @@ def _initialise(address: str) -> hvac.Client:
     return root
 
 
-def _review_of(state: SandboxState, loaded: LoadedCatalog) -> Any:
-    reviewer = loaded.catalog.vault.kubernetes_auth.reviewer_service_account
-
-    def review(cluster: Cluster) -> ClusterReview:
-        endpoint = state.cluster(cluster.name)
-        core = client.CoreV1Api(
-            config.new_client_from_config(config_file=state.kubeconfig, context=cluster.name)
-        )
-        return ClusterReview(
-            host=endpoint.url,
-            ca_pem=Path(endpoint.ca_file).read_text(),
-            reviewer_jwt=lambda: service_account_token(
-                namespace=reviewer.namespace, name=reviewer.name, core_api=core, expiration_seconds=86400
-            ),
-        )
-
-    return review
-
-
 @contextmanager
 def catalog_sandbox_in(repo_root: Path, directory: Path) -> Iterator[CatalogSandbox]:
     """A sandbox for the example catalog in ``directory`` (see the module's docstring), stopped after."""
@@ -96,7 +73,8 @@ def catalog_sandbox_in(repo_root: Path, directory: Path) -> Iterator[CatalogSand
         install_platform_accounts(state, loaded.catalog)
         root = _initialise(state.vault_addr)
         apply_config(
-            VaultApi(state.vault_addr, token=root.token), desired_config(loaded, _review_of(state, loaded))
+            VaultApi(state.vault_addr, token=root.token),
+            desired_config(loaded, cluster_reviews(state, loaded.catalog)),
         )
         for path, values in SEEDS.items():
             root.secrets.kv.v2.create_or_update_secret(  # check-and-set: configure requires it
