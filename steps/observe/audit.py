@@ -1,7 +1,7 @@
 """Drift between the catalog and what is live: read-only, for a person or a scheduled check.
 
 Each cluster is asked once per kind (one LIST of ExternalSecrets, one of
-PushSecrets); Vault once per catalog path (its metadata, never a value), once
+PushSecrets); Vault once per catalog path (its metadata, never a value; 8 at a time), once
 per rendered policy, and once per folder of the KV mount (to find orphans).
 
 | check | drift |
@@ -18,6 +18,7 @@ per rendered policy, and once per folder of the KV mount (to find orphans).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -27,6 +28,7 @@ from vaultflow.base.durations import parse_go_duration
 from vaultflow.base.times import parse_time
 from vaultflow.gitops.catalog import LoadedCatalog
 from vaultflow.gitops.policies import INTERNAL_PREFIX, all_policies
+from vaultflow.steps.observe.exporter import READERS
 from vaultflow.steps.observe.freshness import is_ready, stale_seconds
 from vaultflow.steps.rotation.discover import list_cluster_objects
 from vaultflow.steps.rotation.write import SecretMetadata, read_metadata
@@ -83,7 +85,8 @@ def audit(
     catalog, plan = loaded.catalog, loaded.plan
     kv = catalog.vault.kv_mount
     paths = list(dict.fromkeys(secret.path for secret in catalog.secrets))
-    metadata = {path: read_metadata(vault, kv, path) for path in paths}
+    with ThreadPoolExecutor(max_workers=READERS) as pool:  # as the exporter reads them
+        metadata = dict(zip(paths, pool.map(lambda path: read_metadata(vault, kv, path), paths), strict=True))
     drift = [
         Drift(
             check="vault-missing", cluster=None, subject=f"path {path}", message=f"{kv}/{path} does not exist"
