@@ -133,12 +133,18 @@ class EsoController:
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> EsoController:
+        """Start the informers and the workers. The informers' list and watch are authorised first
+        (ESO's manager does not start when its cache cannot sync: a 403 here is that failure)."""
+        secrets = self.cluster.type_of("v1", "Secret")
+        informed = [secrets, *(t for t in self.cluster.catalog.types() if t.storage_key in self._kinds)]
+        for rtype in informed:
+            self.kube.store.require_watch(rtype)
         self.cluster.store.add_hook(self._on_event)
-        for entry in self.cluster.store.list(self.cluster.type_of("v1", "Secret"), None).entries:
+        for entry in self.kube.store.list(secrets, None).entries:
             self.owned.observe(None, entry.obj)
         for storage_key, kind in self._kinds.items():
             rtype = next(t for t in self.cluster.catalog.types() if t.storage_key == storage_key)
-            for entry in self.cluster.store.list(rtype, None).entries:
+            for entry in self.kube.store.list(rtype, None).entries:
                 self._index_target(kind, None, entry.obj)
                 metadata = entry.obj["metadata"]
                 self.enqueue((kind, metadata.get("namespace", ""), metadata["name"]))
@@ -259,7 +265,7 @@ class EsoController:
                 return document
 
             try:
-                self.cluster.store.patch(rtype, namespace, name, replace, subresource="status")
+                self.kube.store.patch(rtype, namespace, name, replace, subresource="status")
             except ApiError as error:
                 if error.code != 404:
                     raise

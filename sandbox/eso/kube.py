@@ -4,6 +4,13 @@ The reconcilers work on the in-process object store of the emulated cluster
 (exact watch events, no polling, and the throughput the benchmark asks for);
 service-account tokens go through the cluster's real TokenRequest API over
 HTTP, as ESO's do, so OpenBao's review of them is the real thing.
+
+ESO acts as its own service account (``external-secrets`` in
+``external-secrets-system``, the chart's), under the RBAC its Helm chart
+installs (``chart-rbac.yaml``, installed when missing as ``helm install`` would):
+every store call is authorised as the API request it stands for
+(``sandbox/kube/acting.py``), and its TokenRequests carry the account's own
+token, so a rule the chart lacks fails here as it fails on a real cluster.
 """
 
 from __future__ import annotations
@@ -13,12 +20,16 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import urllib3
+import yaml
 
 from vaultflow.sandbox.eso.providers.base import ProviderError
 from vaultflow.sandbox.kube import KubeCluster
+from vaultflow.sandbox.kube.acting import ActingStore
+from vaultflow.sandbox.kube.authz import service_account_user
 from vaultflow.sandbox.kube.errors import ApiError
 from vaultflow.sandbox.kube.resources import ResourceType
 from vaultflow.sandbox.kube.strategies import now_rfc3339
@@ -29,6 +40,10 @@ Field = tuple[str, str]  # ("labels" | "annotations" | "data", key)
 ESO_API = "external-secrets.io/v1"
 ESO_ALPHA_API = "external-secrets.io/v1alpha1"
 COMPONENT = "external-secrets"
+# The controller's identity: the chart's ServiceAccount (fullname ``external-secrets``) in the
+# namespace argocd-apps installs the chart into.
+ACCOUNT_NAMESPACE, ACCOUNT_NAME = "external-secrets-system", "external-secrets"
+CHART_RBAC = Path(__file__).resolve().parent / "chart-rbac.yaml"
 # Each ESO controller records Events under its own name (``mgr.GetEventRecorderFor`` in
 # ``pkg/controllers/externalsecret``, ``pushsecret`` and ``secretstore``); the source of an Event
 # is the component that reported it, which ``kubectl get events`` shows.
@@ -45,7 +60,8 @@ class KubeAccess:
 
     def __init__(self, cluster: KubeCluster, http: urllib3.PoolManager) -> None:
         self.cluster = cluster
-        self.store = cluster.store
+        install_chart_rbac(cluster)
+        self.store = ActingStore(cluster.store, service_account_user(ACCOUNT_NAMESPACE, ACCOUNT_NAME))
         self._http = http
         self._event_lock = threading.Lock()
         self._event_names: dict[tuple[str, str, str, str], str] = {}
@@ -84,6 +100,20 @@ class KubeAccess:
             raise ProviderError(f'failed to get data from configmap "{name}": key {key!r} not found')
         return str(value)
 
+    def own_token(self) -> str:
+        """The controller pod's projected service-account token (kubelet keeps one fresh; a new one
+        per call is the same to the API server)."""
+        account = self.cluster.store.get(
+            self.cluster.type_of("v1", "ServiceAccount"), ACCOUNT_NAMESPACE, ACCOUNT_NAME
+        )
+        token, _ = self.cluster.issuer.issue(
+            namespace=ACCOUNT_NAMESPACE,
+            service_account=ACCOUNT_NAME,
+            service_account_uid=str(account.obj["metadata"]["uid"]),
+            expiration_seconds=3600,
+        )
+        return token
+
     def token_request(self, namespace: str, account: str, audiences: list[str], expiration: int = 600) -> str:
         """A TokenRequest for ``namespace/account`` through the cluster's API (ESO's ``CreateToken``)."""
         url = f"{self.cluster.url}/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token"
@@ -97,7 +127,7 @@ class KubeAccess:
             url,
             body=json.dumps(body).encode(),
             headers={
-                "Authorization": f"Bearer {self.cluster.admin_token}",
+                "Authorization": f"Bearer {self.own_token()}",
                 "Content-Type": "application/json",
             },
             timeout=10,
@@ -258,3 +288,14 @@ def _count_up(event: JsonObject, now: str) -> JsonObject:
     event["count"] = int(event.get("count", 1)) + 1
     event["lastTimestamp"] = now
     return event
+
+
+def install_chart_rbac(cluster: KubeCluster) -> None:
+    """What ESO's chart installs for the controller (namespace, account, its RBAC), each object
+    created when missing and left alone when present (a test may have changed it)."""
+    for document in yaml.safe_load_all(CHART_RBAC.read_text(encoding="utf-8")):
+        rtype = cluster.type_of(document["apiVersion"], document["kind"])
+        metadata = document["metadata"]
+        namespace = metadata.get("namespace", "")
+        if not cluster.store.exists(rtype, namespace, metadata["name"]):
+            cluster.store.create(rtype, namespace, document)
