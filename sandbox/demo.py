@@ -25,10 +25,12 @@ Stages:
    again, which has nothing to change and makes no commit and no pull request;
 7. ``vaultflow rotate`` (the ``rotate-secrets`` pipeline on the local runner, logged into Vault as
    the rotation service account), run as a user runs it, in a subprocess with the sandbox's
-   environment: first ``--all-due --dry-run`` (on a freshly seeded sandbox nothing is due, and the
-   demo says so), then every secret with a ``rotation`` by name; its report shows each target
-   verified with its latency, and the workloads restarted (the demo deploys each one a rotation
-   restarts first, as its team would have, unless it exists);
+   environment, and in every cluster as the rotation's own service account (a kubeconfig of its
+   tokens, ``sandbox/accounts.py``: the emulated API servers enforce the RBAC the render delivered,
+   as a pod of the pipeline would meet it): first ``--all-due --dry-run`` (on a freshly seeded
+   sandbox nothing is due, and the demo says so), then every secret with a ``rotation`` by name;
+   its report shows each target verified with its latency, and the workloads restarted (the demo
+   deploys each one a rotation restarts first, as its team would have, unless it exists);
 8. a cloud goes down for ESO during the rotation of a secret that rolls back on failure (of those
    pushed to a cloud, the one with the shortest ``verifyTimeout``): its cloud target times out,
    the previous value is written back and verified everywhere, and ``vaultflow rotate`` exits 1,
@@ -83,6 +85,7 @@ from vaultflow.gitops.catalog import LoadedCatalog, load_catalog
 from vaultflow.gitops.catalog.model import Catalog, Secret, WorkloadRef
 from vaultflow.gitops.render import application_name, render_catalog
 from vaultflow.sandbox import lifecycle
+from vaultflow.sandbox.accounts import account_kubeconfig
 from vaultflow.sandbox.admin import AdminClient
 from vaultflow.sandbox.catalog_wiring import azure_vault_names, register_app_of_apps, wire_catalog
 from vaultflow.sandbox.faults import Fault
@@ -576,6 +579,7 @@ class RotateCli:
     state: SandboxState
     catalog: Path
     sandbox_dir: Path
+    rotation_kubeconfig: Path | None = None  # the rotation's own identity in every cluster (accounts.py)
 
     def report_file(self, name: str) -> Path:
         """Where a run of the demo writes a report (``--report``); an older one is removed first, so
@@ -587,14 +591,20 @@ class RotateCli:
     def run(self, *extra: str) -> tuple[int, str]:
         """Run it in a subprocess, its command line shown first and its output as it comes (stdout
         and stderr, in order); (exit code, output)."""
-        return self.vaultflow(*rotate_arguments(self.catalog, self.sandbox_dir, *extra))
+        return self.vaultflow(
+            *rotate_arguments(self.catalog, self.sandbox_dir, *extra), kubeconfig=self.rotation_kubeconfig
+        )
 
-    def vaultflow(self, *arguments: str, show: bool = True) -> tuple[int, str]:
-        """Any ``vaultflow`` command, run the same way (``show=False``: its output is returned only)."""
+    def vaultflow(
+        self, *arguments: str, show: bool = True, kubeconfig: Path | None = None
+    ) -> tuple[int, str]:
+        """Any ``vaultflow`` command, run the same way (``show=False``: its output is returned only;
+        ``kubeconfig``: the clusters reached as the identity it holds instead of the admin's)."""
         console.print(f"[bold]$ {escape(shlex.join(['python', '-m', 'vaultflow', *arguments]))}")
         environment = {
             **os.environ,
             **lifecycle.environment(self.state),  # what `vaultflow sandbox env` exports
+            **({"KUBECONFIG": str(kubeconfig)} if kubeconfig else {}),
             "COLUMNS": str(console.width),  # its tables as wide as the demo's
             "PYTHONUNBUFFERED": "1",  # each line as it is printed, not when the run ends
         }
@@ -657,6 +667,12 @@ def rotation_stage(loaded: LoadedCatalog, cli: RotateCli, *, timeout: float) -> 
         "or `task rotate -- ARGS`), logged into Vault as the rotation service account (Kubernetes auth), "
         "never as root. First what the schedules ask for, as a dry run:"
     )
+    if cli.rotation_kubeconfig is not None:
+        account = loaded.catalog.vault.kubernetes_auth.rotation_service_account
+        console.print(
+            f"In every cluster it acts as service account {account.namespace}/{account.name}, under the "
+            f"RBAC the render delivered (kubeconfig {escape(str(cli.rotation_kubeconfig))}), not as admin."
+        )
     code, output = cli.run("--all-due", "--dry-run")
     if code != 0:
         raise OperationError(f"`vaultflow rotate --all-due --dry-run` exited {code}: see its output above")
@@ -868,7 +884,9 @@ def main(argv: list[str] | None = None) -> int:
         seed_stage(bootstrap_stage(loaded, state))
         delivered = delivery_stage(loaded, state, started=started, timeout=args.timeout)
         synced = sync_stage(loaded, state, delivered, Fingerprints(), timeout=args.timeout)
-        cli = RotateCli(state, args.catalog, args.dir)
+        rotation_account = loaded.catalog.vault.kubernetes_auth.rotation_service_account
+        clusters = [cluster.name for cluster in loaded.catalog.clusters]
+        cli = RotateCli(state, args.catalog, args.dir, account_kubeconfig(state, rotation_account, clusters))
         rotation_stage(loaded, cli, timeout=args.timeout)
         rolled_back = fault_stage(loaded, cli, synced, timeout=args.timeout)
         monitoring_stage(loaded, cli, rolled_back=rolled_back, timeout=args.timeout)

@@ -33,6 +33,11 @@ class SandboxPaths:
         return self.root / KUBECONFIG_FILE
 
     @property
+    def account_kubeconfigs(self) -> Path:
+        """One kubeconfig per pipeline service account (``sandbox/accounts.py``), mode 0600."""
+        return self.root / "kubeconfigs"
+
+    @property
     def run(self) -> Path:
         return self.root / "run"
 
@@ -172,6 +177,7 @@ class SandboxPaths:
             self.state,
             self.spec,
             self.kubeconfig,
+            self.account_kubeconfigs,
             self.run,
             self.logs,
             self.openbao,

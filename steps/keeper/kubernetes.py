@@ -61,27 +61,19 @@ class KubernetesSecretKeeper(Keeper):
                 raise
 
     def _check_access(self) -> None:
-        from kubernetes import client
+        from vaultflow.steps.kube.access import Permission, denied
 
-        authorization = client.AuthorizationV1Api(self._core().api_client)
-        checks = [("create", ""), ("get", self.name), ("update", self.name)]
-        denied = []
+        checks = [
+            Permission("create", "secrets", self.namespace),
+            Permission("get", "secrets", self.namespace, name=self.name),
+            Permission("update", "secrets", self.namespace, name=self.name),
+        ]
         with self._errors("check its permissions"):
-            for verb, name in checks:
-                review = authorization.create_self_subject_access_review(
-                    client.V1SelfSubjectAccessReview(
-                        spec=client.V1SelfSubjectAccessReviewSpec(
-                            resource_attributes=client.V1ResourceAttributes(
-                                namespace=self.namespace, verb=verb, resource="secrets", name=name or None
-                            )
-                        )
-                    )
-                )
-                if not review.status.allowed:
-                    denied.append(f"{verb} secrets" + (f"/{name}" if name else ""))
-        if denied:
+            refused = denied(self._core().api_client, checks)
+        if refused:
+            what = ", ".join(f"{p.verb} secrets" + (f"/{p.name}" if p.name else "") for p in refused)
             raise OperationError(
-                f"{self.location}: this identity may not {', '.join(denied)} in namespace {self.namespace} "
+                f"{self.location}: this identity may not {what} in namespace {self.namespace} "
                 f"(SelfSubjectAccessReview); grant it ({RBAC_FILE}) before initialising"
             )
 

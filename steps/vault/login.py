@@ -42,12 +42,28 @@ def service_account_token(
     from vaultflow.steps.kube.errors import kube_errors
 
     api = core_api or core_v1(context)
+    own = _credential_of(api, f"system:serviceaccount:{namespace}:{name}")
+    if own is not None:
+        return own
     request = client.AuthenticationV1TokenRequest(
         spec=client.V1TokenRequestSpec(audiences=audiences or [], expiration_seconds=expiration_seconds)
     )
     with kube_errors(f"service account {namespace}/{name}", "get a token for it (TokenRequest)"):
         response = api.create_namespaced_service_account_token(name, namespace, request)
     return str(response.status.token)
+
+
+def _credential_of(api: Any, subject: str) -> str | None:
+    """The bearer token ``api`` itself sends, when it is ``subject``'s: a client that already acts as the
+    account (a kubeconfig of its tokens, as a pipeline's pod has) uses it, as a pod uses its projected
+    token, instead of asking TokenRequest for a token of itself, which its RBAC need not grant."""
+    configuration = getattr(getattr(api, "api_client", None), "configuration", None)
+    # a kubeconfig's token is under "BearerToken" (kubernetes >= 26), a hand-built one's "authorization"
+    for header in (getattr(configuration, "api_key", None) or {}).values():
+        token = str(header).removeprefix("Bearer ").strip()
+        if token and unverified_claims(token).get("sub") == subject:
+            return token
+    return None
 
 
 def _own_token_subject() -> str | None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from github import Auth, Github
 from kubernetes import client, config
 
@@ -146,6 +147,7 @@ def assert_rotation_stages(output: str, *, first: bool) -> None:
         f'Deployment production/api in prod-eu: {created}; deployment "api" successfully rolled out' in words
     )
     assert "$ python -m vaultflow rotate --catalog " in words and " --all-due --dry-run" in words
+    assert "it acts as service account argo/vaultflow-rotation, under the RBAC the render delivered" in words
     assert f"not due: {', '.join(ROTATED)}" in words and "nothing is due" in words
     assert f"demo-rotation-report.json {' '.join(ROTATED)}" in words  # every rotated secret, by name
     rotated = words[words.index("7. Rotate the secrets") : words.index("8. A cloud fault")]
@@ -207,6 +209,21 @@ def assert_reports(directory: Path, history: dict[str, list[dict[str, Any]]]) ->
     assert versions[rollback - 1] == versions[previous - 1] != versions[new - 1]
 
 
+def assert_rotation_kubeconfig(directory: Path, state: SandboxState) -> None:
+    """The rotation ran as its own service account in each cluster: a 0600 kubeconfig whose users are
+    that account's tokens (never the admin's), one context per cluster, as the admin's are named."""
+    path = SandboxPaths(directory).account_kubeconfigs / "vaultflow-rotation.yaml"
+    assert path.stat().st_mode & 0o777 == 0o600
+    kubeconfig = yaml.safe_load(path.read_text())
+    assert sorted(c["name"] for c in kubeconfig["contexts"]) == ["prod-eu", "prod-us"]
+    admin_tokens = {u["user"]["token"] for u in yaml.safe_load(Path(state.kubeconfig).read_text())["users"]}
+    for user in kubeconfig["users"]:
+        token = user["user"]["token"]
+        assert token not in admin_tokens
+        claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+        assert claims["sub"] == "system:serviceaccount:argo:vaultflow-rotation"
+
+
 def test_demo_then_down_then_demo_again_and_no_value_or_digest_is_shown(
     repo_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -237,6 +254,7 @@ def test_demo_then_down_then_demo_again_and_no_value_or_digest_is_shown(
         with config.new_client_from_config(config_file=state.kubeconfig, context="prod-eu") as api:
             template = client.AppsV1Api(api).read_namespaced_deployment("api", "production").spec.template
         assert "kubectl.kubernetes.io/restartedAt" in (template.metadata.annotations or {})
+        assert_rotation_kubeconfig(directory, state)
         history = vault_history(state, catalog, ROTATED)
         assert all(len(versions) >= 3 for versions in history.values())  # seeded, then rotated twice
         assert_reports(directory, history)
