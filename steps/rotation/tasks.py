@@ -25,6 +25,7 @@ from vaultflow.gitops.catalog import LoadedCatalog
 from vaultflow.steps.catalog_source import load_catalog_source
 from vaultflow.steps.kube.clusters import cluster_clients, kube_context
 from vaultflow.steps.observe.push import push_rotation
+from vaultflow.steps.rotation.access import check_rotation_access
 from vaultflow.steps.rotation.clouds import CloudReaders
 from vaultflow.steps.rotation.plan import RotationPlan, plan_rotation
 from vaultflow.steps.rotation.report import ReportSecret, RotationReport
@@ -87,7 +88,8 @@ def make_plan(
         now=now or datetime.now(UTC),
     )
     if plan.secrets:
-        rotator.discover([planned.path for planned in plan.secrets])
+        found = rotator.discover([planned.path for planned in plan.secrets])
+        check_rotation_access(rotator.loaded.catalog, found.values(), rotator.clients)
     return plan
 
 

@@ -420,3 +420,54 @@ def test_each_rendered_rotation_grant_is_needed(rotation: Rotation, cluster: str
         replace_role(rotation.admins[cluster], role)
     assert "forbidden" in message
     assert f'User "system:serviceaccount:argo:vaultflow-rotation" {grant.denial}' in message
+
+
+# ---------------------------------------------------------------- the plan asks first (SSAR)
+
+
+def test_the_plan_finds_the_rendered_rotation_rbac_enough(rotation: Rotation) -> None:
+    from vaultflow.steps.rotation.access import check_rotation_access, needed_permissions
+
+    found = discover_consumers(ROTATION_LOADED.catalog, ROTATION_LOADED.plan, ["shop/db"], rotation.admins)
+    asked = needed_permissions(ROTATION_LOADED.catalog, found.values())
+    assert sorted(asked) == ["edge", "hub"]  # quiet holds no consumer: nothing is asked there
+    assert "patch clusterexternalsecrets.external-secrets.io/fanout at the cluster scope" in map(
+        str, asked["hub"]
+    )
+    assert "patch deployments.apps/worker in namespace shop" in map(str, asked["hub"])
+    check_rotation_access(ROTATION_LOADED.catalog, found.values(), rotation.accounts)  # no InputError
+
+
+@pytest.mark.parametrize(
+    ("resource", "verb", "named"),
+    [
+        ("externalsecrets", "patch", "may not patch externalsecrets.external-secrets.io in namespace shop"),
+        ("pushsecrets", "patch", "may not patch pushsecrets.external-secrets.io in namespace shop"),
+        ("secrets", "list", "may not list secrets in namespace shop"),
+        ("daemonsets", "patch", "may not patch daemonsets.apps/agent in namespace shop"),
+    ],
+)
+def test_the_plan_names_what_the_rotation_may_not_do_before_anything_is_written(
+    rotation: Rotation, resource: str, verb: str, named: str
+) -> None:
+    from vaultflow.base.errors import InputError
+    from vaultflow.steps.rotation.access import check_rotation_access
+
+    found = discover_consumers(ROTATION_LOADED.catalog, ROTATION_LOADED.plan, ["shop/db"], rotation.admins)
+    cluster, grant = next(
+        (c, g)
+        for c, g in ROTATION_GRANTS
+        if c == "edge" and g.resource == resource and g.verb == verb and g.kind == "Role"
+    )
+    role = next(
+        r for r in rotation.roles[cluster] if r["metadata"]["name"] == grant.role and r["kind"] == "Role"
+    )
+    replace_role(rotation.admins[cluster], without(role, grant))
+    try:
+        with pytest.raises(InputError) as refused:
+            check_rotation_access(ROTATION_LOADED.catalog, found.values(), rotation.accounts)
+    finally:
+        replace_role(rotation.admins[cluster], role)
+    message = str(refused.value)
+    assert message.startswith("nothing was rotated: the rotation's identity lacks what it needs")
+    assert message.splitlines()[1:] == [f"cluster edge: {named}"]
