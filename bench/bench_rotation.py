@@ -32,7 +32,7 @@ Measured, in this order, on the same sandbox:
   verified and verifying its AWS secret from then on. Every secret must come
   out ``Rotated``;
 * (a) *the raw critical path*: 1,000 check-and-set writes to Vault (a token
-  with the rotation policy), the 2,000 reads ESO makes (a token with the
+  per rotation shard, as each rotate step holds), the 2,000 reads ESO makes (a token with the
   cluster's ESO policy), 1,000 ``PutSecretValue`` to moto, each phase in a pool
   of ``RAW_WORKERS`` threads, one phase after the other.
 
@@ -202,11 +202,11 @@ class _Platform:
             aws_secret_access_key="sandbox",  # moto accepts any credentials
         )
 
-    def token(self, policy: str) -> Any:
-        """An ``hvac.Client`` holding a fresh token with exactly ``policy``."""
+    def token(self, *policies: str) -> Any:
+        """An ``hvac.Client`` holding a fresh token with exactly ``policies``."""
         import hvac
 
-        created = self.root.auth.token.create(policies=[policy], ttl="2h", no_default_policy=True)
+        created = self.root.auth.token.create(policies=list(policies), ttl="2h", no_default_policy=True)
         return hvac.Client(url=self.state.vault_addr, token=created["auth"]["client_token"])
 
     @property
@@ -600,6 +600,7 @@ class _StepProbe:
         for owner, name, stage in (
             (tasks, "load_catalog_source", "load the catalog"),
             (tasks, "rotation_vault", "Vault login"),
+            (tasks, "batch_token", "the batch's child token"),
             (rotate.Rotator, "discover", "discover"),
             (rotate.Rotator, "_write_all", "write"),
             (rotate.Rotator, "_read_versions", "read the versions back"),
@@ -795,13 +796,16 @@ def _namespaces(platform: _Platform, paths: Sequence[str]) -> int:
 
 def _raw_critical_path(platform: _Platform) -> tuple[float, dict[str, float]]:
     """Seconds for the writes, reads and cloud writes a rotation cannot avoid, each phase in parallel."""
-    writer = platform.token("vaultflow-rotation")
+    from vaultflow.gitops.rotation_shards import RotationShards
+
+    shards = RotationShards(platform.loaded.catalog)  # a writer per shard, as each rotate step's token
+    writers = {policy: platform.token(policy) for policy in shards.names()}
     readers = {cluster: platform.token(f"eso-{cluster}") for cluster in CLUSTERS}
     aws = platform.aws()
     values = {path: uuid.uuid4().hex for path in platform.paths}
 
     def write(path: str) -> None:
-        writer.secrets.kv.v2.create_or_update_secret(
+        writers[shards.policy_of(path)].secrets.kv.v2.create_or_update_secret(
             path,
             secret={"username": "bench", "password": values[path]},
             cas=platform.versions[path],

@@ -8,10 +8,15 @@
   while the bootstrap pipeline's smoke test runs, and the text of this very
   policy (``sys/policies/acl/eso-<cluster>``), which preflight compares with
   the rendered one as ESO itself.
-* ``vaultflow-rotation``: what the rotation workflow may do: read and write
-  (check-and-set) the data of rotated secrets, read their metadata to learn
-  the current version, and patch their custom metadata to record the run.
-  Nothing else.
+* ``vaultflow-rotation-<k>``, the shards of what the rotation workflow may do
+  (``vaultflow.gitops.rotation_shards``): read and write (check-and-set) the
+  data of rotated secrets, read their metadata to learn the current version,
+  and patch their custom metadata to record the run. Nothing else. Each shard
+  covers a stable subset of the rotated secrets, so that a token holding only
+  the shards a batch needs costs Vault little per request.
+* ``vaultflow-rotation``: beside every shard on the rotation role's token:
+  create a child token (of a subset of its own policies, as Vault allows no
+  other) for one batch. Nothing else.
 * ``vaultflow-bootstrap``: what the bootstrap workflow's own identity may do
   without a root token: start and advance a root token generation, which
   also needs a quorum of unseal shares. Nothing else.
@@ -25,6 +30,7 @@ from dataclasses import dataclass
 
 from vaultflow.gitops.catalog.model import Catalog
 from vaultflow.gitops.catalog.placement import Plan
+from vaultflow.gitops.rotation_shards import RotationShards
 
 ROTATION_POLICY = "vaultflow-rotation"
 BOOTSTRAP_POLICY = "vaultflow-bootstrap"
@@ -90,21 +96,87 @@ def eso_policies(catalog: Catalog, plan: Plan) -> list[VaultPolicy]:
     return policies
 
 
-def rotation_policy(catalog: Catalog) -> VaultPolicy:
-    """Write access to the rotated secrets only.
+def rotation_shard_policies(catalog: Catalog) -> list[VaultPolicy]:
+    """Write access to the rotated secrets only, one policy per shard (an empty shard may do nothing).
 
     Data: read a version and write the next one (check-and-set). Metadata: read
     the current version, and patch the custom metadata where a run records
     itself (run id, state, versions, time: never a value).
     """
     mount = catalog.vault.kv_mount
-    stanzas = []
-    for path in sorted(s.path for s in catalog.secrets if s.rotation is not None):
-        stanzas.append(_stanza(kv_data_path(mount, path), ["create", "read", "update"]))
-        stanzas.append(_stanza(kv_metadata_path(mount, path), ["read", "patch"]))
-    return _policy(
-        ROTATION_POLICY, "Rotation workflow: write (check-and-set) only the secrets that rotate.", stanzas
+    shards = RotationShards(catalog)
+    policies = []
+    for shard, paths in shards.members().items():
+        stanzas = []
+        for path in paths:
+            stanzas.append(_stanza(kv_data_path(mount, path), ["create", "read", "update"]))
+            stanzas.append(_stanza(kv_metadata_path(mount, path), ["read", "patch"]))
+        purpose = (
+            f"Rotation workflow, shard {shard} of {shards.count}: "
+            "write (check-and-set) only these secrets that rotate."
+        )
+        policies.append(_policy(shards.names()[shard], purpose, stanzas))
+    return policies
+
+
+# What a rotate step may send to auth/token/create, nothing else (no orphan, period, role or use
+# limit): its child token holds a subset of the parent's policies, as Vault allows no other.
+_CHILD_TOKEN_PARAMETERS = ("display_name", "policies", "renewable", "ttl")
+
+
+def rotation_policy(catalog: Catalog) -> VaultPolicy:
+    """What the rotation role's token holds beside every shard: creating a child token for one batch.
+
+    Vault gives a child token (``auth/token/create``, no ``sudo``) only policies its parent holds,
+    and revokes it with its parent; the parameters it may set are listed, so it cannot ask for an
+    orphan, a periodic token or a role's.
+    """
+    del catalog  # the same for every catalog: the paths are in the shards
+    allowed = "".join(f'    "{name}" = []\n' for name in _CHILD_TOKEN_PARAMETERS)
+    stanza = (
+        'path "auth/token/create" {\n  capabilities = ["update"]\n'
+        f"  allowed_parameters = {{\n{allowed}  }}\n}}\n"
     )
+    return _policy(
+        ROTATION_POLICY,
+        "Rotation workflow: a child token for one batch, holding only that batch's shards.",
+        [stanza],
+    )
+
+
+def rotation_policies(catalog: Catalog) -> list[VaultPolicy]:
+    """The rotation role's policies: ``vaultflow-rotation``, every shard, and the credential staging one."""
+    return [rotation_policy(catalog), *rotation_shard_policies(catalog), *credential_staging_policy(catalog)]
+
+
+CREDENTIAL_POLICY = "vaultflow-rotation-credentials"
+# Where a credential rotation stages a new value before it is set, tested and promoted
+# (steps/rotation/credential.py). No ESO policy ever grants a path under it: no consumer reads it.
+CREDENTIAL_STAGING_PREFIX = f"{INTERNAL_PREFIX}/credential-staging"
+
+
+def credential_staging_policy(catalog: Catalog) -> list[VaultPolicy]:
+    """``vaultflow-rotation-credentials`` (none when no secret's rotation names a ``credential``):
+    read and write (check-and-set) each such secret's staging entry and record the run in its
+    metadata, delete it once promoted, and read the admin login its ``credential.admin`` names."""
+    mount = catalog.vault.kv_mount
+    checked = sorted(
+        (s for s in catalog.secrets if s.rotation is not None and s.rotation.credential is not None),
+        key=lambda s: s.path,
+    )
+    if not checked:
+        return []
+    stanzas, admins = [], set()
+    for secret in checked:
+        staging = f"{CREDENTIAL_STAGING_PREFIX}/{secret.path}"
+        stanzas.append(_stanza(kv_data_path(mount, staging), ["create", "read", "update"]))
+        stanzas.append(_stanza(kv_metadata_path(mount, staging), ["read", "patch", "delete"]))
+        credential = secret.rotation.credential if secret.rotation else None
+        if credential is not None and credential.admin is not None:
+            admins.add(credential.admin.path)
+    stanzas += [_stanza(kv_data_path(mount, path), ["read"]) for path in sorted(admins)]
+    purpose = "Rotation workflow: stage credentials before they are set and tested, read the admin logins."
+    return [_policy(CREDENTIAL_POLICY, purpose, stanzas)]
 
 
 def observer_policy(catalog: Catalog) -> VaultPolicy:
@@ -115,6 +187,8 @@ def observer_policy(catalog: Catalog) -> VaultPolicy:
     names = [
         *(eso_policy_name(c.name) for c in sorted(catalog.clusters, key=lambda c: c.name)),
         ROTATION_POLICY,
+        *RotationShards(catalog).names(),
+        *(policy.name for policy in credential_staging_policy(catalog)),
         BOOTSTRAP_POLICY,
         OBSERVER_POLICY,
     ]
@@ -150,5 +224,5 @@ def bootstrap_policy() -> VaultPolicy:
 
 
 def all_policies(catalog: Catalog, plan: Plan) -> list[VaultPolicy]:
-    policies = [*eso_policies(catalog, plan), rotation_policy(catalog), bootstrap_policy()]
+    policies = [*eso_policies(catalog, plan), *rotation_policies(catalog), bootstrap_policy()]
     return [*policies, observer_policy(catalog)]

@@ -20,6 +20,7 @@ from vaultflow.base.errors import InputError
 from vaultflow.base.times import parse_time
 from vaultflow.gitops.catalog.checks import unrefreshable
 from vaultflow.gitops.catalog.model import Catalog, Secret
+from vaultflow.gitops.rotation_shards import RotationShards
 from vaultflow.steps.rotation.write import ROTATED_AT, read_metadata
 from vaultflow.steps.vault.api import VaultApi
 
@@ -111,6 +112,33 @@ def plan_rotation(
     if missing:
         raise InputError("nothing was rotated:\n" + "\n".join(missing))
     return RotationPlan(run_id=run_id, secrets=planned, not_due=not_due)
+
+
+def shard_batches(
+    planned: Sequence[PlannedRotation], shards: RotationShards, batch_size: int
+) -> list[list[PlannedRotation]]:
+    """``planned`` in batches of at most ``batch_size``, grouped by rotation shard: a shard's secrets
+    share one batch (split only when a shard alone holds more), so that the child token of each
+    *rotate* step holds few shards. Shards are packed first fit, largest first: about as few batches
+    as without the grouping. Deterministic: the same plan gives the same batches.
+    """
+    groups: dict[int, list[PlannedRotation]] = {}
+    for secret in planned:
+        groups.setdefault(shards.of(secret.path), []).append(secret)
+    pieces = [
+        (shard, members[start : start + batch_size])
+        for shard, members in sorted(groups.items())
+        for start in range(0, len(members), batch_size)
+    ]
+    pieces.sort(key=lambda piece: -len(piece[1]))  # stable: equal sizes keep shard order
+    batches: list[list[PlannedRotation]] = []
+    for _, piece in pieces:
+        fit = next((batch for batch in batches if len(batch) + len(piece) <= batch_size), None)
+        if fit is None:
+            batches.append(list(piece))
+        else:
+            fit.extend(piece)
+    return batches
 
 
 def _is_due(secret: Secret, since: str, now: datetime) -> bool:

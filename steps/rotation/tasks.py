@@ -3,8 +3,10 @@
 Each step logs into Vault as the rotation service account through Kubernetes
 auth (in a pod its projected token; elsewhere a token from the workflows
 cluster's TokenRequest API, as a kubelet would project it) and revokes that
-token when it ends: the rotation never runs as root, and its policy reads and
-writes exactly the rotated paths.
+token when it ends: the rotation never runs as root, and its policies read and
+write exactly the rotated paths. A *rotate* step makes its requests with a
+child of that token holding only its batch's rotation shards (``batch_token``),
+and *plan* groups the batches by shard.
 
 What passes between steps is references: batches of paths, then per secret
 the versions, the targets and their timings. Values stay inside *rotate*.
@@ -22,12 +24,14 @@ from hera.workflows import Parameter
 
 from vaultflow.base.errors import InputError, OperationError
 from vaultflow.gitops.catalog import LoadedCatalog
+from vaultflow.gitops.rotation_shards import RotationShards
 from vaultflow.steps.catalog_source import load_catalog_source
 from vaultflow.steps.kube.clusters import cluster_clients, kube_context
 from vaultflow.steps.observe.push import push_rotation
 from vaultflow.steps.rotation.access import check_rotation_access
+from vaultflow.steps.rotation.batch_token import batch_token
 from vaultflow.steps.rotation.clouds import CloudReaders
-from vaultflow.steps.rotation.plan import RotationPlan, plan_rotation
+from vaultflow.steps.rotation.plan import RotationPlan, plan_rotation, shard_batches
 from vaultflow.steps.rotation.report import ReportSecret, RotationReport
 from vaultflow.steps.rotation.rotate import Rotator
 from vaultflow.steps.vault.active import active_node
@@ -55,17 +59,33 @@ def rotation_vault(loaded: LoadedCatalog, addresses: str, ca_cert: str = "") -> 
 
 @contextmanager
 def connected(
-    loaded: LoadedCatalog, addresses: str, run_id: str, ca_cert: str = "", readers: CloudReaders | None = None
+    loaded: LoadedCatalog,
+    addresses: str,
+    run_id: str,
+    ca_cert: str = "",
+    readers: CloudReaders | None = None,
+    *,
+    batch: Sequence[str] | None = None,
 ) -> Iterator[Rotator]:
-    """A ``Rotator`` for one step; its Vault token is revoked when the step ends, whatever happened."""
+    """A ``Rotator`` for one step; its Vault token is revoked when the step ends, whatever happened.
+
+    With ``batch`` (the paths a *rotate* step writes) it works with a child token holding only their
+    rotation shards, revoked first.
+    """
     vault = rotation_vault(loaded, addresses, ca_cert)
+    tokens = [vault]
     try:
-        yield Rotator(loaded, vault, cluster_clients(loaded), readers or CloudReaders(), run_id)
+        if batch is not None:
+            child = batch_token(vault, loaded.catalog, batch)
+            if child is not vault:
+                tokens.insert(0, child)
+        yield Rotator(loaded, tokens[0], cluster_clients(loaded), readers or CloudReaders(), run_id)
     finally:
-        try:
-            vault.revoke_self()
-        except OperationError as error:  # it expires with its TTL; the step's outcome matters more
-            log.warning("could not revoke the rotation token: %s", error)
+        for token in tokens:
+            try:
+                token.revoke_self()
+            except OperationError as error:  # it expires with its TTL; the step's outcome matters more
+                log.warning("could not revoke the rotation token: %s", error)
 
 
 def split_paths(paths: str) -> list[str]:
@@ -122,7 +142,7 @@ def plan(
         len(chosen),
         f"; not due: {', '.join(planned.not_due)}" if planned.not_due else "",
     )
-    batches = [chosen[i : i + batch_size] for i in range(0, len(chosen), batch_size)]
+    batches = shard_batches(chosen, RotationShards(loaded.catalog), batch_size)
     return [
         {"paths": ",".join(s.path for s in batch), "versions": ",".join(str(s.version) for s in batch)}
         for batch in batches
@@ -142,7 +162,7 @@ def rotate(
     if len(listed) != len(seen) or not all(v.isdigit() for v in seen):
         raise InputError(f"paths {paths!r} and versions {versions!r}: one version per path, as *plan* gives")
     loaded = load_catalog_source(catalog)
-    with connected(loaded, addresses, run_id, ca_cert) as rotator:
+    with connected(loaded, addresses, run_id, ca_cert, batch=listed) as rotator:
         entries = rotator.rotate(dict(zip(listed, map(int, seen), strict=True)))
     for entry in entries:
         log.info("%s: %s%s", entry.path, entry.outcome, f" ({entry.message})" if entry.message else "")

@@ -9,7 +9,9 @@ Desired state:
 * on every mount the ESO role (bound to ESO's service account, policy
   ``eso-<cluster>``); on the workflows cluster's mount also the rotation,
   bootstrap and observer (exporter, audit: read-only) roles;
-* the least-privilege policies rendered from the catalog;
+* the least-privilege policies rendered from the catalog, and none of the
+  rotation policy's shards (``vaultflow-rotation-<k>``) it no longer renders:
+  those are deleted once no role names them;
 * an active audit device: enabled through the API on Vault; on OpenBao, which
   refuses API-created audit devices, declared in the server configuration, so
   the step only checks that one is active.
@@ -36,7 +38,14 @@ from vaultflow.base.times import parse_time
 from vaultflow.gitops.catalog import LoadedCatalog
 from vaultflow.gitops.catalog.model import Catalog, Cluster
 from vaultflow.gitops.catalog.types import duration_seconds
-from vaultflow.gitops.policies import OBSERVER_POLICY, REVIEWER_EXPIRY, all_policies, reviewer_record_path
+from vaultflow.gitops.policies import (
+    OBSERVER_POLICY,
+    REVIEWER_EXPIRY,
+    all_policies,
+    reviewer_record_path,
+    rotation_policies,
+)
+from vaultflow.gitops.rotation_shards import is_shard_policy
 from vaultflow.steps.catalog_source import load_catalog_source
 from vaultflow.steps.kube.review import ClusterReview, cluster_review
 from vaultflow.steps.vault.api import KvUpgrading, VaultApi
@@ -83,8 +92,8 @@ def desired_config(catalog: LoadedCatalog, review_of: Callable[[Cluster], Cluste
     auth = model.vault.kubernetes_auth
     ttl, max_ttl = int(duration_seconds(auth.token_ttl)), int(duration_seconds(auth.token_max_ttl))
 
-    def role(account_name: str, namespace: str, policy: str) -> RoleSpec:
-        return RoleSpec((account_name,), (namespace,), (policy,), ttl, max_ttl)
+    def role(account_name: str, namespace: str, *policies: str) -> RoleSpec:
+        return RoleSpec((account_name,), (namespace,), policies, ttl, max_ttl)
 
     mounts = []
     workflows = model.workflows_cluster().name
@@ -94,7 +103,9 @@ def desired_config(catalog: LoadedCatalog, review_of: Callable[[Cluster], Cluste
         spec.roles[auth.eso_role] = role(eso.name, eso.namespace, f"eso-{cluster.name}")
         if cluster.name == workflows:
             rotation, bootstrap = auth.rotation_service_account, auth.bootstrap_service_account
-            spec.roles[auth.rotation_role] = role(rotation.name, rotation.namespace, "vaultflow-rotation")
+            spec.roles[auth.rotation_role] = role(
+                rotation.name, rotation.namespace, *(policy.name for policy in rotation_policies(model))
+            )
             spec.roles[auth.bootstrap_role] = role(bootstrap.name, bootstrap.namespace, "vaultflow-bootstrap")
             observer = auth.observer_service_account
             spec.roles[auth.observer_role] = role(observer.name, observer.namespace, OBSERVER_POLICY)
@@ -188,6 +199,15 @@ class _Configurer:
             if current != hcl:
                 self.call(f"write policy {name}", self.client.sys.create_or_update_acl_policy, name, hcl)
                 self.changes.append(f"{'updated' if current is not None else 'created'} policy {name}")
+
+    def stale_shards(self, desired: dict[str, str]) -> None:
+        """Delete the rotation shards the catalog no longer has (its shard count fell): after the
+        roles, so that no role names them any more."""
+        listed = self.call("list policies", self.client.sys.list_acl_policies)
+        names = (listed.get("data") or listed).get("keys") or []
+        for name in sorted(n for n in names if is_shard_policy(n) and n not in desired):
+            self.call(f"delete policy {name}", self.client.sys.delete_acl_policy, name)
+            self.changes.append(f"deleted policy {name} (a rotation shard the catalog no longer has)")
 
     def auth_mount(self, spec: AuthMountSpec) -> None:
         methods = self.call("list auth methods", self.client.sys.list_auth_methods)
@@ -347,6 +367,7 @@ def apply_config(
     configurer.policies(desired.policies)
     for mount in desired.auth_mounts:
         configurer.auth_mount(mount)
+    configurer.stale_shards(desired.policies)
     return configurer.changes
 
 

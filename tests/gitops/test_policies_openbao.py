@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import UnsealedVault
 from vaultflow.gitops.catalog import load_catalog
-from vaultflow.gitops.policies import ROTATION_POLICY, all_policies, eso_policy_name
+from vaultflow.gitops.policies import ROTATION_POLICY, all_policies, eso_policy_name, rotation_policies
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml"
 OUTSIDE = ["prod/payroll", "prod", "prod/database-old", "argocd/admin/extra"]
@@ -31,8 +31,8 @@ def vault_with_catalog(unsealed_vault: UnsealedVault) -> UnsealedVault:
     return unsealed_vault
 
 
-def token_with(vault: UnsealedVault, policy: str) -> Any:
-    token = vault.client().auth.token.create(policies=[policy], no_default_policy=True, ttl="10m")
+def token_with(vault: UnsealedVault, *policies: str) -> Any:
+    token = vault.client().auth.token.create(policies=list(policies), no_default_policy=True, ttl="10m")
     return vault.client(token["auth"]["client_token"])
 
 
@@ -70,7 +70,7 @@ def test_eso_policy_reads_exactly_its_clusters_paths(vault_with_catalog: Unseale
 
 def test_rotation_policy_writes_only_rotated_paths(vault_with_catalog: UnsealedVault) -> None:
     catalog = load_catalog(EXAMPLE).catalog
-    client = token_with(vault_with_catalog, ROTATION_POLICY)
+    client = token_with(vault_with_catalog, *(policy.name for policy in rotation_policies(catalog)))
     rotated = {s.path for s in catalog.secrets if s.rotation is not None}
     assert rotated and rotated != {s.path for s in catalog.secrets}
     for path in sorted({s.path for s in catalog.secrets} | set(OUTSIDE)):
@@ -83,3 +83,6 @@ def test_rotation_policy_writes_only_rotated_paths(vault_with_catalog: UnsealedV
         client.secrets.kv.v2.read_secret_metadata("shared/stripe", mount_point="secret")
     with pytest.raises(hvac.exceptions.Forbidden):
         client.secrets.kv.v2.delete_metadata_and_all_versions(sorted(rotated)[0], mount_point="secret")
+    # The base policy alone writes nothing: it only creates a (narrower) child token.
+    base = token_with(vault_with_catalog, ROTATION_POLICY)
+    assert not any(can_write(base, path) for path in sorted(rotated))

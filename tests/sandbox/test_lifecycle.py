@@ -125,6 +125,18 @@ def test_up_twice_is_harmless_and_down_leaves_nothing(sandbox_dir: Path) -> None
     assert again.exit_code == 0 and "nothing to stop" in again.output
 
 
+def moto_client(state: SandboxState) -> Any:
+    import boto3
+
+    return boto3.client(
+        "secretsmanager",
+        endpoint_url=state.aws_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="sandbox",
+        aws_secret_access_key="sandbox",  # moto accepts any credentials
+    )
+
+
 def test_down_then_up_brings_the_same_vault_and_clusters_back(sandbox_dir: Path) -> None:
     """Like minikube stop/start: the same raft data (initialised, same cluster id, the shares still
     unseal it), the same ports, and each cluster's objects, CA and signing key (old tokens stay valid)."""
@@ -136,6 +148,9 @@ def test_down_then_up_brings_the_same_vault_and_clusters_back(sandbox_dir: Path)
         token = core.create_namespaced_service_account_token(
             "reviewer", "default", {"spec": {"audiences": ["vault"]}}
         ).status.token
+    aws = moto_client(state)
+    aws.create_secret(Name="kept/probe", SecretString="first")
+    aws.put_secret_value(SecretId="kept/probe", SecretString="second", ClientRequestToken="a" * 32)
     lifecycle.down(sandbox_dir)
     assert_nothing_runs(sandbox_dir, state)
 
@@ -157,6 +172,8 @@ def test_down_then_up_brings_the_same_vault_and_clusters_back(sandbox_dir: Path)
         )
     assert restored.metadata.uid == account.metadata.uid
     assert review.status.authenticated is True  # what Vault's kubernetes auth asks after the restart
+    kept = moto_client(again).get_secret_value(SecretId="kept/probe")  # the clouds' save, at stop
+    assert (kept["SecretString"], kept["VersionId"]) == ("second", "a" * 32)
     assert (
         Path(again.cluster("workload-1").ca_file).read_text()
         == Path(state.cluster("workload-1").ca_file).read_text()

@@ -13,7 +13,7 @@ from vaultflow.base.errors import InputError
 from vaultflow.base.times import parse_time
 from vaultflow.gitops.catalog import parse_catalog
 from vaultflow.gitops.catalog.model import Catalog
-from vaultflow.gitops.policies import rotation_policy
+from vaultflow.gitops.policies import rotation_policies
 from vaultflow.steps.rotation.plan import plan_rotation
 from vaultflow.steps.rotation.write import write_rotation
 from vaultflow.steps.vault.api import VaultApi
@@ -45,7 +45,8 @@ def setup(unsealed_vault: UnsealedVault) -> tuple[VaultApi, Catalog, str]:
     prefix = f"plan-test-{uuid.uuid4().hex[:8]}"
     catalog = parse_catalog(CATALOG.format(prefix=prefix), Path("catalog.yaml")).catalog
     root = unsealed_vault.client()
-    root.sys.create_or_update_policy(name=f"{prefix}-rotation", policy=rotation_policy(catalog).hcl)
+    hcl = "\n".join(policy.hcl for policy in rotation_policies(catalog))  # the role's: base and shards
+    root.sys.create_or_update_policy(name=f"{prefix}-rotation", policy=hcl)
     for name in ("hourly", "yearly", "never"):
         root.secrets.kv.v2.create_or_update_secret(
             f"{prefix}/{name}", secret={"token": "t"}, mount_point="secret"

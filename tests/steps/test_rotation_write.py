@@ -18,7 +18,7 @@ from tests.conftest import UnsealedVault
 from vaultflow.base.errors import OperationError
 from vaultflow.gitops.catalog import parse_catalog
 from vaultflow.gitops.catalog.model import Secret
-from vaultflow.gitops.policies import rotation_policy
+from vaultflow.gitops.policies import rotation_policies
 from vaultflow.steps.rotation.write import (
     RUN,
     STATE,
@@ -59,7 +59,8 @@ def rotated(unsealed_vault: UnsealedVault) -> tuple[VaultApi, Secret, dict[str, 
     catalog = parse_catalog(CATALOG.format(prefix=prefix), Path("catalog.yaml")).catalog
     root = unsealed_vault.client()
     policy = f"{prefix}-rotation"
-    root.sys.create_or_update_policy(name=policy, policy=rotation_policy(catalog).hcl)
+    hcl = "\n".join(policy.hcl for policy in rotation_policies(catalog))  # the role's: base and shards
+    root.sys.create_or_update_policy(name=policy, policy=hcl)
     initial = {"username": "app", "password": f"initial-{uuid.uuid4().hex}"}
     root.secrets.kv.v2.create_or_update_secret(f"{prefix}/db", secret=initial, mount_point="secret")
     root.secrets.kv.v2.update_metadata(

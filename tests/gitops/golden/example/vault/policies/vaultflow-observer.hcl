@@ -17,6 +17,14 @@ path "sys/policies/acl/vaultflow-rotation" {
   capabilities = ["read"]
 }
 
+path "sys/policies/acl/vaultflow-rotation-0" {
+  capabilities = ["read"]
+}
+
+path "sys/policies/acl/vaultflow-rotation-credentials" {
+  capabilities = ["read"]
+}
+
 path "sys/policies/acl/vaultflow-bootstrap" {
   capabilities = ["read"]
 }

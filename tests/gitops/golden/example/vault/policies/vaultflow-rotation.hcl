@@ -1,34 +1,12 @@
 # Rendered by `vaultflow render` from the secrets catalog. Do not edit by hand.
-# Rotation workflow: write (check-and-set) only the secrets that rotate.
+# Rotation workflow: a child token for one batch, holding only that batch's shards.
 
-path "secret/data/prod/app-credentials" {
-  capabilities = ["create", "read", "update"]
-}
-
-path "secret/metadata/prod/app-credentials" {
-  capabilities = ["read", "patch"]
-}
-
-path "secret/data/prod/cloudrun/signing-key" {
-  capabilities = ["create", "read", "update"]
-}
-
-path "secret/metadata/prod/cloudrun/signing-key" {
-  capabilities = ["read", "patch"]
-}
-
-path "secret/data/prod/database" {
-  capabilities = ["create", "read", "update"]
-}
-
-path "secret/metadata/prod/database" {
-  capabilities = ["read", "patch"]
-}
-
-path "secret/data/prod/lambda/db-password" {
-  capabilities = ["create", "read", "update"]
-}
-
-path "secret/metadata/prod/lambda/db-password" {
-  capabilities = ["read", "patch"]
+path "auth/token/create" {
+  capabilities = ["update"]
+  allowed_parameters = {
+    "display_name" = []
+    "policies" = []
+    "renewable" = []
+    "ttl" = []
+  }
 }
