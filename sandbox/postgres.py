@@ -17,12 +17,15 @@ verifiers), and tests scan ``log_path`` for the values.
 from __future__ import annotations
 
 import grp
+import hashlib
+import json
 import os
 import pwd
 import secrets
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +37,10 @@ from vaultflow.sandbox.pki import CertificateAuthority
 from vaultflow.steps.credentials.base import Credential, CredentialError
 
 if TYPE_CHECKING:
+    from vaultflow.gitops.catalog.model import Catalog
+    from vaultflow.sandbox.state import PostgresSpec, SandboxState
     from vaultflow.steps.credentials.postgres import PostgresEndpoint  # psycopg loads only on demand
+    from vaultflow.steps.vault.api import VaultApi
 
 SUPERUSER = "postgres"
 SERVICE_USERS = ("postgres", "vaultflow-postgres")
@@ -89,6 +95,8 @@ def _reachable_by(user: str, directory: Path) -> bool:
     account = pwd.getpwnam(user)
     groups = {account.pw_gid, *(g.gr_gid for g in grp.getgrall() if user in g.gr_mem)}
     for parent in directory.parents:
+        if not parent.exists():
+            continue  # created later, searchable by all (mkdir's default mode)
         status = parent.stat()
         if status.st_uid == account.pw_uid:
             allowed = status.st_mode & 0o100
@@ -109,6 +117,7 @@ class PostgresServer:
     authority: CertificateAuthority
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    names: tuple[str, ...] = ()  # host names its certificate holds beside 127.0.0.1 and localhost
     _superuser_password: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
 
     @property
@@ -153,7 +162,7 @@ class PostgresServer:
         return self
 
     def _write_files(self, user: str | None) -> None:
-        certificate = self.authority.issue_server_certificate(("127.0.0.1", "localhost"))
+        certificate = self.authority.issue_server_certificate(("127.0.0.1", "localhost", *self.names))
         self.ca_file.write_text(self.authority.certificate_pem)
         (self.base_dir / "server.crt").write_text(certificate.certificate_pem)
         key = self.base_dir / "server.key"
@@ -294,3 +303,164 @@ class PostgresServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout)
+
+
+# --- the sandbox's server ---------------------------------------------------------------------------
+
+SANDBOX_USER = "app"  # the owner of the catalog's database, whose credential the catalog's secret holds
+SANDBOX_ADMIN = "vaultflow_admin"  # CREATEROLE + ADMIN OPTION: what alternating users log in as
+POSTGRES_PID = "postgres.pid"  # in the sandbox's run directory
+CREDENTIALS_FILE = "sandbox-credentials.json"  # the users' first passwords (0600): what seeds Vault
+
+
+def postgres_spec(catalog: Catalog) -> PostgresSpec | None:
+    """What the sandbox's server holds for ``catalog``: its first secret whose rotation names a
+    postgres credential (None when none does). A host read from a key of the secret (``{key: ...}``)
+    is not known before Vault holds it: the sandbox then names its server ``localhost``."""
+    from vaultflow.sandbox.state import PostgresSpec
+
+    for secret in catalog.secrets:
+        credential = secret.rotation.credential if secret.rotation is not None else None
+        if credential is None or credential.type != "postgres":
+            continue
+        admin = credential.admin
+        return PostgresSpec(
+            host=credential.host if isinstance(credential.host, str) else "localhost",
+            port=credential.port,
+            database=credential.database,
+            user=SANDBOX_USER,
+            admin_user=SANDBOX_ADMIN,
+            secret_path=secret.path,
+            admin_path=admin.path if admin is not None else "",
+            username_key=credential.username_key,
+            password_key=credential.password_key,
+            admin_username_key=admin.username_key if admin is not None else "username",
+            admin_password_key=admin.password_key if admin is not None else "password",
+        )
+    return None
+
+
+def sandbox_postgres_dir(root: Path) -> Path:
+    """Where a sandbox's server keeps its data: ``DIR/postgres`` when the user it runs as may reach it,
+    else a directory of its own under the system's temporary directory, named after ``DIR`` (the same
+    at every start, so its data survives ``down``/``up``; ``down --purge`` removes it)."""
+    root = root.absolute()
+    user = service_user()
+    if user is None or _reachable_by(user, root / "postgres"):
+        return root / "postgres"
+    digest = hashlib.sha256(str(root).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"vaultflow-sandbox-postgres-{digest}"
+
+
+def ensure_provisioned(server: PostgresServer, spec: PostgresSpec) -> None:
+    """The database and users ``spec`` names, created once (idempotent): roles that exist are left as
+    they are (a rotation may have changed their passwords since)."""
+    passwords = _sandbox_passwords(server.base_dir, spec)
+    _provision(
+        server,
+        spec,
+        Credential(spec.user, passwords[spec.user]),
+        Credential(spec.admin_user, passwords[spec.admin_user]),
+        reset=False,
+    )
+
+
+def adopt(state: SandboxState, user: Credential, admin: Credential) -> None:
+    """Make the sandbox's server accept exactly these logins, as its DBA would: ``user`` owns the
+    database, ``admin`` may ``ALTER ROLE`` it (the credentials a test seeded in Vault)."""
+    spec = state.spec.postgres
+    if spec is None or not state.postgres:
+        raise OperationError(f"the sandbox in {state.directory} runs no PostgreSQL")
+    _provision(attached(state), spec, user, admin, reset=True)
+
+
+def attached(state: SandboxState) -> PostgresServer:
+    """The running sandbox's server, to administer (its superuser's password from its 0600 file)."""
+    from vaultflow.sandbox.layout import SandboxPaths
+
+    paths = SandboxPaths(Path(state.directory))
+    server = PostgresServer(
+        sandbox_postgres_dir(paths.root),
+        CertificateAuthority.kept_in(paths.ca_file, paths.ca_key, "vaultflow sandbox CA"),
+        port=int(state.postgres.rsplit(":", 1)[1]),
+    )
+    server._superuser_password = (server.base_dir / "superuser.password").read_text().strip()
+    return server
+
+
+def _provision(
+    server: PostgresServer, spec: PostgresSpec, user: Credential, admin: Credential, *, reset: bool
+) -> None:
+    from psycopg import sql
+
+    from vaultflow.steps.credentials.postgres import connect, scram_verifier
+
+    with connect(server.endpoint(), server.superuser()) as connection:
+        connection.execute("SET log_statement = 'none'")  # a superuser session: nothing logged at all
+        for login, createrole in ((user, False), (admin, True)):
+            exists = connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [login.username])
+            if exists.fetchone() is not None and not reset:
+                continue
+            verb = "ALTER" if exists.rowcount else "CREATE"
+            connection.execute(
+                sql.SQL(verb + " ROLE {} LOGIN {} PASSWORD {}").format(
+                    sql.Identifier(login.username),
+                    sql.SQL("CREATEROLE" if createrole else "NOCREATEROLE"),
+                    sql.Literal(scram_verifier(connection, login)),
+                )
+            )
+        names = {"user": sql.Identifier(user.username), "admin": sql.Identifier(admin.username)}
+        connection.execute(sql.SQL("GRANT {user} TO {admin} WITH ADMIN OPTION").format(**names))
+        database = sql.Identifier(spec.database)
+        found = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [spec.database])
+        if found.fetchone() is None:
+            connection.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(database, names["user"]))
+        elif reset:
+            connection.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(database, names["user"]))
+
+
+def handover(vault: VaultApi, kv: str, state: SandboxState) -> list[str]:
+    """Make Vault hold logins the sandbox's server accepts, where what it holds does not log in (the
+    seed generated a password the database never saw): the admin's at ``admin_path``, the user's at
+    ``secret_path``, each a new version with check-and-set (other keys kept). One line per path."""
+    from vaultflow.steps.credentials.postgres import PostgresSingleUser
+    from vaultflow.steps.rotation.write import read_metadata, read_version, write_with_cas
+
+    spec = state.spec.postgres
+    if spec is None or not state.postgres:
+        return []
+    server = attached(state)
+    passwords = _sandbox_passwords(server.base_dir, spec)
+    endpoint = server.endpoint(spec.database)
+    lines = []
+    for path, username_key, password_key, username in (
+        (spec.admin_path, spec.admin_username_key, spec.admin_password_key, spec.admin_user),
+        (spec.secret_path, spec.username_key, spec.password_key, spec.user),
+    ):
+        if not path:
+            continue
+        metadata = read_metadata(vault, kv, path)
+        current = read_version(vault, kv, path, metadata.current_version) if metadata else {}
+        held = Credential(str(current.get(username_key, "")), str(current.get(password_key, "")))
+        try:
+            PostgresSingleUser(endpoint, held).test(held)
+            lines.append(f"{path}: PostgreSQL accepts the login Vault holds: kept")
+            continue
+        except CredentialError:
+            pass
+        data = {**current, username_key: username, password_key: passwords[username]}
+        version = write_with_cas(vault, kv, path, data, metadata.current_version if metadata else 0)
+        lines.append(f"{path}: a login the sandbox's PostgreSQL accepts, handed over to Vault (v{version})")
+    return lines
+
+
+def _sandbox_passwords(directory: Path, spec: PostgresSpec) -> dict[str, str]:
+    """The users' first passwords, generated once and kept in ``CREDENTIALS_FILE`` (mode 0600)."""
+    path = directory / CREDENTIALS_FILE
+    kept: dict[str, str] = json.loads(path.read_text()) if path.is_file() else {}
+    wanted = {user: kept.get(user) or secrets.token_urlsafe(24) for user in (spec.user, spec.admin_user)}
+    if wanted != kept:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(wanted, handle)
+    return wanted

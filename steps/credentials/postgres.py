@@ -19,6 +19,7 @@ Two strategies, as in AWS Secrets Manager's rotation functions:
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -55,6 +56,7 @@ class PostgresEndpoint:
     sslmode: str = "verify-full"
     ca_file: Path | None = None
     connect_timeout: int = 5
+    hostaddr: str | None = None  # the IP to connect to, ``host`` staying the name TLS verifies (a route)
 
     def describe(self) -> str:
         return f"postgres {self.host}:{self.port}/{self.database}"
@@ -73,7 +75,35 @@ class PostgresEndpoint:
         ca_file = None
         if spec.ca_file is not None:
             ca_file = ((base_dir or Path.cwd()) / spec.ca_file).resolve()
-        return cls(host=host, port=spec.port, database=spec.database, sslmode=spec.sslmode, ca_file=ca_file)
+        hostaddr, port = routed(host, spec.port)
+        return cls(
+            host=host,
+            port=port,
+            database=spec.database,
+            sslmode=spec.sslmode,
+            ca_file=ca_file,
+            hostaddr=hostaddr,
+        )
+
+
+ROUTES_ENV = "VAULTFLOW_POSTGRES_ROUTES"
+
+
+def routed(host: str, port: int) -> tuple[str | None, int]:
+    """(the IP to connect to, the port) for the catalog's ``host:port``: ``(None, port)`` unless
+    ``$VAULTFLOW_POSTGRES_ROUTES`` (``host:port=ip:port,...``, set by ``vaultflow sandbox env``) maps it.
+
+    A route is libpq's ``hostaddr``: the connection goes to that address while TLS still verifies
+    the server's certificate against ``host``, as when DNS resolves the name to it.
+    """
+    for entry in filter(None, (part.strip() for part in os.environ.get(ROUTES_ENV, "").split(","))):
+        source, _, target = entry.partition("=")
+        address, _, target_port = target.rpartition(":")
+        if not source or not address or not target_port.isdigit():
+            raise InputError(f"{ROUTES_ENV}: {entry!r} is not host:port=ip:port")
+        if source == f"{host}:{port}":
+            return address, int(target_port)
+    return None, port
 
 
 def _reason(error: psycopg.Error, secret: str) -> str:
@@ -107,6 +137,7 @@ def connect(
             application_name="vaultflow-rotation",
             sslmode=endpoint.sslmode,
             sslrootcert=None if endpoint.ca_file is None else str(endpoint.ca_file),  # None: left out
+            hostaddr=endpoint.hostaddr,
         )
     except psycopg.OperationalError as error:
         reason = _reason(error, credential.password)
@@ -152,6 +183,9 @@ def _set_password(
     new: Credential,
 ) -> None:
     _quiet(connection)
+    # A <user>_clone session starts as its primary (its ``role`` setting): back to the login itself,
+    # so that CURRENT_USER is the clone and a password it may change is its own.
+    connection.execute("SET ROLE NONE")
     statement = sql.SQL("ALTER ROLE {} PASSWORD {}").format(
         role, sql.Literal(scram_verifier(connection, new))
     )

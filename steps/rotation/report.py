@@ -55,6 +55,15 @@ class ReportRestart(_Camel):
         return cls.model_validate(result.model_dump())
 
 
+class ReportStep(_Camel):
+    """One step of a credential rotation (stage, set, test, finish, or restore after a failed test)."""
+
+    name: Literal["stage", "set", "test", "finish", "restore"]
+    phase: Literal["Done", "Resumed", "Failed"]  # Resumed: done by an earlier run, found in Vault
+    seconds: float
+    message: str = ""
+
+
 class ReportSecret(_Camel):
     path: str
     previous_version: int
@@ -65,6 +74,7 @@ class ReportSecret(_Camel):
     restarts: list[ReportRestart] = []
     rollback_version: int | None = None  # the version that restored the previous data
     rollback_targets: list[ReportTarget] = []  # each target verified again, holding the previous data
+    steps: list[ReportStep] = []  # a credential rotation's stage/set/test/finish (rotation.credential)
 
 
 class RotationReport(_Camel):
@@ -87,6 +97,12 @@ class RotationReport(_Camel):
             lines += [f"## `{secret.path}`: {secret.outcome} ({versions})", ""]
             if secret.message:
                 lines += [_escape(secret.message), ""]
+            if secret.steps:
+                lines += ["| step | phase | seconds | note |", "| --- | --- | --- | --- |"]
+                lines += [
+                    f"| {s.name} | {s.phase} | {s.seconds:.3f} | {_escape(s.message)} |" for s in secret.steps
+                ]
+                lines.append("")
             lines += _markdown_targets(secret.targets) if secret.targets else ["No targets.", ""]
             if secret.rollback_version is not None:
                 lines += [f"Rolled back: the previous data written as v{secret.rollback_version}.", ""]
@@ -108,7 +124,10 @@ class RotationReport(_Camel):
         for column in ("secret", "outcome", "target", "where", "phase", "seconds", "note"):
             table.add_column(column, overflow="fold")
         for secret in self.secrets:
-            rows: list[tuple[str, ...]] = [_row(target) for target in secret.targets]
+            rows: list[tuple[str, ...]] = [
+                (f"step {s.name}", "", s.phase, f"{s.seconds:.3f}", s.message) for s in secret.steps
+            ]
+            rows += [_row(target) for target in secret.targets]
             if secret.rollback_version is not None:
                 rows += [_row(t, f"rollback v{secret.rollback_version}: ") for t in secret.rollback_targets]
             rows += [

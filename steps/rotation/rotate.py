@@ -44,6 +44,7 @@ from vaultflow.base.times import parse_time
 from vaultflow.gitops.catalog import LoadedCatalog
 from vaultflow.gitops.catalog.model import Secret, WorkloadRef
 from vaultflow.steps.rotation.clouds import CloudReaders, CloudTarget, CloudVerification, unverified_pushes
+from vaultflow.steps.rotation.credential import CredentialRotation, restore_after_rollback
 from vaultflow.steps.rotation.discover import (
     Consumers,
     ConsumingExternalSecret,
@@ -51,7 +52,7 @@ from vaultflow.steps.rotation.discover import (
     discover_consumers,
 )
 from vaultflow.steps.rotation.force_sync import force_sync, force_sync_consumer
-from vaultflow.steps.rotation.report import Outcome, ReportRestart, ReportSecret, ReportTarget
+from vaultflow.steps.rotation.report import Outcome, ReportRestart, ReportSecret, ReportStep, ReportTarget
 from vaultflow.steps.rotation.restart import WorkloadResult, restart_workloads
 from vaultflow.steps.rotation.verify import (
     KubeTarget,
@@ -88,6 +89,7 @@ class Rotator:
     # (path, version) -> the data this step wrote: values, so never shown (repr) nor returned.
     _known: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict, repr=False)
     _at: dict[str, datetime] = field(default_factory=dict, repr=False)
+    _steps: dict[str, list[ReportStep]] = field(default_factory=dict, repr=False)  # credential rotations
 
     @property
     def kv(self) -> str:
@@ -149,7 +151,7 @@ class Rotator:
             path for path, w in writes.items() if isinstance(w, VaultWrite) and path not in verified
         ]
         report.update(self._fail(to_roll_back, writes, results, consumers))
-        return [report[path] for path in paths]
+        return [report[path].model_copy(update={"steps": self._steps.get(path, [])}) for path in paths]
 
     # --- stages ------------------------------------------------------------------------------
 
@@ -166,15 +168,25 @@ class Rotator:
         paths = list(planned)
 
         def write(path: str) -> VaultWrite | str:
+            secret = self.secret(path)
             try:
-                written, data = write_rotation_keeping_data(
-                    self.vault,
-                    self.kv,
-                    self.secret(path),
-                    self.run_id,
-                    self.now(),
-                    planned_version=planned[path],
-                )
+                if secret.rotation is not None and secret.rotation.credential is not None:
+                    # stage, set where it is checked, test, then promote (steps/rotation/credential.py)
+                    credential = CredentialRotation(
+                        self.vault,
+                        self.kv,
+                        secret,
+                        self.run_id,
+                        self.now,
+                        planned_version=planned[path],
+                        base_dir=self.loaded.base_dir,
+                    )
+                    self._steps[path] = credential.steps
+                    written, data = credential.run()
+                else:
+                    written, data = write_rotation_keeping_data(
+                        self.vault, self.kv, secret, self.run_id, self.now(), planned_version=planned[path]
+                    )
             except OperationError as error:
                 log.error("%s", error)
                 return str(error)
@@ -345,6 +357,8 @@ class Rotator:
                 )
                 continue
             try:
+                # single-user: the database gets the old password back before Vault does
+                restore_after_rollback(self.vault, self.kv, self.secret(path), written, self.loaded.base_dir)
                 rollbacks[path] = write_rollback(self.vault, self.kv, written)
             except OperationError as error:
                 entries[path] = _entry(

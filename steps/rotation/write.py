@@ -190,11 +190,14 @@ def write_rotation_keeping_data(
     now: datetime | None = None,
     *,
     planned_version: int | None = None,
+    staged: dict[str, Any] | None = None,
 ) -> tuple[VaultWrite, dict[str, Any] | None]:
     """``write_rotation``, and the data it wrote (None when a retry found the write already made).
 
     For a caller in the same step that verifies against it: the values stay in
     this process, and Vault is not asked for what was just written to it.
+    ``staged``: the data to write instead of newly generated values (a credential
+    rotation promotes what it staged, set and tested: steps/rotation/credential.py).
     """
     metadata = read_metadata(vault, kv, secret.path)
     if metadata is None:
@@ -232,7 +235,10 @@ def write_rotation_keeping_data(
             f"{kv}/{secret.path} changed while rotating: expected version {planned_version}, found {base} "
             "(another writer); nothing was written"
         )
-    values = new_values(secret, read_version(vault, kv, secret.path, base))
+    if staged is not None:
+        values = dict(staged)
+    else:
+        values = new_values(secret, read_version(vault, kv, secret.path, base))
     patch_custom_metadata(vault, kv, secret.path, {mine: str(base)})
     try:
         written = write_with_cas(vault, kv, secret.path, values, base)

@@ -119,6 +119,26 @@ def test_alternating_users_create_the_clone_with_the_same_grants(postgres: Sandb
     assert_never_shown(postgres, primary, clone, also=(checker,))
 
 
+def test_single_user_on_a_clone_login_changes_the_clones_password_only(postgres: SandboxPostgres) -> None:
+    """A ``<user>_clone`` session starts as its primary (``SET role``): CURRENT_USER would be the primary.
+    A catalog switched from alternating-users to single-user then rotates the clone, not the primary."""
+    primary = postgres.new_user("switch")
+    clone = PostgresAlternatingUsers(postgres.endpoint, postgres.admin).next_credential(
+        primary, new_password()
+    )
+    PostgresAlternatingUsers(postgres.endpoint, postgres.admin).set(clone)
+    single = PostgresSingleUser(postgres.endpoint, clone, postgres.admin)
+    new = single.next_credential(clone, new_password())
+    single.set(new)
+    single.test(new)
+    refused(postgres, clone)
+    PostgresSingleUser(postgres.endpoint, primary).test(primary)  # the primary was not touched
+    single.restore(clone, new)  # as the clone again (logged in with the new password)
+    single.test(clone)
+    PostgresSingleUser(postgres.endpoint, primary).test(primary)
+    assert_never_shown(postgres, primary, clone, new)
+
+
 def test_alternating_users_never_refuse_the_previous_credential(postgres: SandboxPostgres) -> None:
     """A consumer still holding the previous credential logs in throughout two rotations."""
     previous = postgres.new_user("poll")

@@ -26,7 +26,7 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
 def test_valid_catalog_exits_zero_with_a_summary() -> None:
     result = run_cli("catalog", "validate", str(EXAMPLE))
     assert result.returncode == 0, result.stderr
-    assert "valid: 6 secrets (4 rotated), 6 consumers in 2 clusters, 4 pushes to 3 clouds" in result.stdout
+    assert "valid: 7 secrets (4 rotated), 6 consumers in 2 clusters, 4 pushes to 3 clouds" in result.stdout
 
 
 def test_invalid_catalog_exits_two_without_traceback(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ are left to the tests.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,13 +25,16 @@ from vaultflow.gitops.catalog import LoadedCatalog, load_catalog
 from vaultflow.sandbox import lifecycle
 from vaultflow.sandbox.catalog_wiring import azure_vault_names, wire_catalog
 from vaultflow.sandbox.platform import cluster_reviews, install_platform_accounts
+from vaultflow.sandbox.postgres import adopt, postgres_spec, sandbox_postgres_dir
 from vaultflow.sandbox.state import SandboxState
+from vaultflow.steps.credentials import Credential
 from vaultflow.steps.vault.api import VaultApi
 from vaultflow.steps.vault.configure import apply_config, desired_config
 
 # what the tests put in Vault: test data only, never a real secret
 SEEDS: dict[str, dict[str, str]] = {
     "prod/database": {"username": "api-user-7f3", "password": "db-pass-1"},
+    "prod/database-admin": {"username": "dba-7f3", "password": "db-admin-pass-1"},
     "prod/app-credentials": {"username": "app-user-9c1", "password": "app-pass-1"},
     "argocd/admin": {"admin.password": "argo-pass-1"},
     "prod/lambda/db-password": {"password": "lambda-pass-1"},
@@ -68,7 +72,12 @@ def catalog_sandbox_in(repo_root: Path, directory: Path) -> Iterator[CatalogSand
     """A sandbox for the example catalog in ``directory`` (see the module's docstring), stopped after."""
     loaded = load_catalog(repo_root / "examples" / "catalog.yaml")
     names = [cluster.name for cluster in loaded.catalog.clusters]
-    state = lifecycle.up(directory, cluster_names=names, azure_vaults=azure_vault_names(loaded.catalog)).state
+    state = lifecycle.up(
+        directory,
+        cluster_names=names,
+        azure_vaults=azure_vault_names(loaded.catalog),
+        postgres=postgres_spec(loaded.catalog),  # prod/database's rotation sets and tests it there
+    ).state
     try:
         install_platform_accounts(state, loaded.catalog)
         root = _initialise(state.vault_addr)
@@ -80,6 +89,8 @@ def catalog_sandbox_in(repo_root: Path, directory: Path) -> Iterator[CatalogSand
             root.secrets.kv.v2.create_or_update_secret(  # check-and-set: configure requires it
                 path, secret=values, cas=0, mount_point=loaded.catalog.vault.kv_mount
             )
+        # PostgreSQL accepts what Vault holds for prod/database, as its DBA would have set it up
+        adopt(state, Credential(**SEEDS["prod/database"]), Credential(**SEEDS["prod/database-admin"]))
         wire_catalog(state, loaded)
         bare = directory.parent / "gitops.git"
         subprocess.run(
@@ -88,6 +99,8 @@ def catalog_sandbox_in(repo_root: Path, directory: Path) -> Iterator[CatalogSand
         yield CatalogSandbox(state, loaded, root, bare)
     finally:
         lifecycle.down(directory)
+        if not sandbox_postgres_dir(directory).is_relative_to(directory):  # pytest removes the rest
+            shutil.rmtree(sandbox_postgres_dir(directory), ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from vaultflow.sandbox.admin import AdminClient
 from vaultflow.sandbox.catalog_wiring import azure_vault_names
 from vaultflow.sandbox.faults import Fault
 from vaultflow.sandbox.observe import applications, ready_condition
+from vaultflow.sandbox.postgres import postgres_spec
 from vaultflow.sandbox.state import SandboxState
 
 FAILING_TIMEOUT = "45"  # the faulty state is reached within seconds and holds while the fault does
@@ -30,8 +31,11 @@ def sandbox(repo_root: Path, tmp_path: Path) -> Iterator[tuple[Path, SandboxStat
     directory = tmp_path / "demo"
     names = [cluster.name for cluster in loaded.catalog.clusters]
     try:
-        state = lifecycle.up(
-            directory, cluster_names=names, azure_vaults=azure_vault_names(loaded.catalog)
+        state = lifecycle.up(  # as the demo starts it: the demo refuses a sandbox of other options
+            directory,
+            cluster_names=names,
+            azure_vaults=azure_vault_names(loaded.catalog),
+            postgres=postgres_spec(loaded.catalog),
         ).state
         yield directory, state
     finally:

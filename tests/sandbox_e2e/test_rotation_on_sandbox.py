@@ -164,7 +164,14 @@ def test_a_rotation_reaches_every_cluster_and_cloud_restarts_its_workload_and_a_
     assert (entry["path"], entry["outcome"]) == (path, "Rotated")
     assert (entry["previousVersion"], entry["newVersion"]) == (before, before + 1)
     new = _vault_data(sandbox, path)
-    assert new["password"] != old["password"] and new["username"] == old["username"]  # static key kept
+    # alternating users (the catalog's credential): the other user of the pair, set and tested in PostgreSQL
+    assert new["password"] != old["password"] and new["username"] == old["username"] + "_clone"
+    assert [(s["name"], s["phase"]) for s in entry["steps"]] == [
+        ("stage", "Done"),
+        ("set", "Done"),
+        ("test", "Done"),
+        ("finish", "Done"),
+    ]
     targets = {(t["kind"], t["cluster"], t["namespace"], t["name"]): t for t in entry["targets"]}
     assert set(targets) == {
         ("KubernetesSecret", "prod-eu", "production", "db-secret"),
@@ -418,3 +425,32 @@ def test_a_dry_run_shows_the_plan_and_every_target_and_writes_nothing(
     assert "nothing is written" in text and "ExternalSecret prod-us/production/prod-database" in text
     assert {path: _version(sandbox, path) for path in before} == before
     assert not (tmp_path / "runs").exists()  # no pipeline ran
+
+
+def test_a_rotate_step_works_with_a_child_token_of_its_batchs_shards_revoked_when_it_ends(
+    synced: CatalogSandbox,
+) -> None:
+    """As the rotation role (Kubernetes auth): the step's Vault client holds a child token with its
+    batch's shard and every other policy of the role, not the role's own token; both end revoked."""
+    import hvac.exceptions
+
+    from vaultflow.gitops.policies import rotation_policies
+    from vaultflow.gitops.rotation_shards import RotationShards, is_shard_policy
+
+    sandbox = synced
+    env = lifecycle.environment(sandbox.state)
+    catalog = sandbox.loaded.catalog
+    path = "prod/database"
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        with tasks.connected(
+            sandbox.loaded, env["VAULT_ADDRESSES"], "rotate-secrets-child", batch=[path]
+        ) as rotator:
+            child = rotator.vault
+            own = child.client.auth.token.lookup_self()["data"]
+    others = [p.name for p in rotation_policies(catalog) if not is_shard_policy(p.name)]
+    assert sorted(own["policies"]) == sorted(["default", *others, RotationShards(catalog).policy_of(path)])
+    assert own["path"] == "auth/token/create" and own["renewable"] is False  # not the login's token
+    with pytest.raises(hvac.exceptions.Forbidden):  # revoked, with its parent
+        child.client.auth.token.lookup_self()

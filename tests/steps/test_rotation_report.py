@@ -66,6 +66,7 @@ def test_the_json_has_the_documented_shape() -> None:
         "restarts",
         "rollbackVersion",
         "rollbackTargets",
+        "steps",
     }
     assert set(secret["targets"][0]) == {
         "kind",

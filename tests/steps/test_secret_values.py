@@ -74,7 +74,12 @@ def test_seeding_creates_missing_secrets_once_and_never_overwrites(unsealed_vaul
     kv.create_or_update_secret("shared/stripe", secret={"api-key": "set-by-a-human"}, mount_point=mount)
 
     unknown = seed_missing_secrets(vault, catalog, lambda path, key: None)
-    assert unknown.needs_human == ["prod/database:username", "prod/app-credentials:username"]
+    assert unknown.needs_human == [
+        "prod/database:username",
+        "prod/database-admin:username",
+        "prod/database-admin:password",
+        "prod/app-credentials:username",
+    ]
     created_first = {s.path for s in unknown.secrets if s.created}
     assert "prod/database" not in created_first  # never half a secret
     assert "argocd/admin" in created_first  # generated keys only: created at once

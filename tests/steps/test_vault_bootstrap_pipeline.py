@@ -127,6 +127,8 @@ def test_three_nodes_bootstrap_then_rerun_without_change_and_without_leaks(
     # Without placeholders (a real platform) secrets with static keys wait for their owners.
     assert seeded["needs_human"] == [
         "prod/database:username",
+        "prod/database-admin:username",
+        "prod/database-admin:password",
         "prod/app-credentials:username",
         "shared/stripe:api-key",
     ]
