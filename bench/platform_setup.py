@@ -12,14 +12,15 @@ from typing import Any
 FORCE_SYNC = "force-sync"  # the annotation a rotation sets (steps/rotation/force_sync.py)
 
 
-def initialise_vault(address: str, timeout: float = 60.0) -> Any:
+def initialise_vault(address: str, timeout: float = 60.0, ca_file: str | None = None) -> Any:
     """The uninitialised OpenBao at ``address`` initialised (one share), unsealed and active.
 
     Returns an ``hvac.Client`` holding the root token: setup only, never the identity measured.
+    ``ca_file``: the CA an https ``address`` is verified with.
     """
     import hvac
 
-    root = hvac.Client(url=address)
+    root = hvac.Client(url=address, verify=ca_file or True)
     keys = root.sys.initialize(secret_shares=1, secret_threshold=1)
     root.sys.submit_unseal_key(keys["keys"][0])
     root.token = keys["root_token"]

@@ -2,12 +2,14 @@
 
 Any Kubernetes client (``kubernetes.config.load_kube_config``, ``kubectl``)
 reaches the sandbox's clusters through it: context name = cluster name, the
-cluster's admin bearer token as the user. It holds credentials, so it is
-written with mode 0600.
+cluster's admin bearer token as the user, the cluster's CA as
+``certificate-authority-data`` for an HTTPS server (nothing turns verification off).
+It holds credentials, so it is written with mode 0600.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +27,17 @@ class ClusterAccess:
     server: str
     token: str
     namespace: str = "default"
-    ca_file: str | None = None  # the cluster's CA, as a real kubeconfig carries it
+    ca_file: str | None = None  # the cluster's CA file (``certificate-authority``)
+    ca_pem: str | None = None  # the cluster's CA itself (``certificate-authority-data``, as kubeadm writes)
+
+
+def _cluster_entry(access: ClusterAccess) -> dict[str, Any]:
+    entry: dict[str, Any] = {"server": access.server}
+    if access.ca_pem:
+        entry["certificate-authority-data"] = base64.b64encode(access.ca_pem.encode()).decode()
+    elif access.ca_file:
+        entry["certificate-authority"] = access.ca_file
+    return entry
 
 
 def render_kubeconfig(clusters: Sequence[ClusterAccess], current: str | None = None) -> str:
@@ -35,16 +47,7 @@ def render_kubeconfig(clusters: Sequence[ClusterAccess], current: str | None = N
         "apiVersion": "v1",
         "kind": "Config",
         "preferences": {},
-        "clusters": [
-            {
-                "name": c.name,
-                "cluster": {
-                    "server": c.server,
-                    **({"certificate-authority": c.ca_file} if c.ca_file else {}),
-                },
-            }
-            for c in clusters
-        ],
+        "clusters": [{"name": c.name, "cluster": _cluster_entry(c)} for c in clusters],
         "users": [{"name": f"{c.name}-admin", "user": {"token": c.token}} for c in clusters],
         "contexts": [
             {

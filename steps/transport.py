@@ -17,7 +17,8 @@ from typing import Any
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:
-    """``error`` and everything it wraps: causes, contexts, urllib3's ``reason``, requests' ``args[0]``."""
+    """``error`` and everything it wraps: causes, contexts, urllib3's ``reason``, requests' ``args[0]``,
+    azure-core's ``inner_exception``."""
     pending, seen = [error], set()
     while pending:
         current = pending.pop(0)
@@ -25,7 +26,13 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
             continue
         seen.add(id(current))
         yield current
-        linked = [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        # azure-core's AzureError keeps what it wraps in ``inner_exception`` (not as a cause).
+        linked = [
+            current.__cause__,
+            current.__context__,
+            getattr(current, "reason", None),
+            getattr(current, "inner_exception", None),
+        ]
         linked += [arg for arg in current.args if isinstance(arg, BaseException)]
         pending += [link for link in linked if isinstance(link, BaseException)]
 

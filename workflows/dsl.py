@@ -218,3 +218,26 @@ class Pipeline:
     def retry_of(self, step: Step) -> Retry | None:
         chosen = step.retry if step.retry is not None else self.default_retry
         return None if chosen.limit == 0 else chosen
+
+
+# Vault's CA in the step pods (issue 14): the Secret that ``vault-ca-secret`` names (key ``ca.crt``,
+# e.g. a copy of the Vault server TLS Secret's CA in the workflows' namespace) is mounted read-only
+# at VAULT_CA_DIR in every step; ``ca-cert=/etc/vaultflow/vault-ca/ca.crt`` makes the steps verify
+# Vault's certificate with it. Optional: a Vault with a publicly trusted certificate needs none.
+VAULT_CA_DIR = "/etc/vaultflow/vault-ca"
+VAULT_CA_FILE = f"{VAULT_CA_DIR}/ca.crt"
+VAULT_CA_SECRET = Param(
+    "vault-ca-secret",
+    default="vaultflow-vault-ca",
+    description=f"Secret (key ca.crt) mounted at {VAULT_CA_DIR} in every step; optional.",
+)
+CA_CERT = Param(
+    "ca-cert",
+    default="",
+    description=f"CA bundle file to verify Vault (empty: system trust; {VAULT_CA_FILE}: vault-ca-secret's).",
+)
+
+
+def vault_ca_mount() -> SecretMount:
+    """The ``vault-ca-secret`` Secret at ``VAULT_CA_DIR`` (optional: absent, an empty directory)."""
+    return SecretMount(name="vault-ca", secret=param(VAULT_CA_SECRET.name), path=VAULT_CA_DIR, optional=True)

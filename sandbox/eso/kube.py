@@ -122,7 +122,10 @@ class KubeAccess:
             "kind": "TokenRequest",
             "spec": {"audiences": audiences or None, "expirationSeconds": expiration},
         }
-        response = self._http.request(
+        # ESO's in-cluster client trusts the cluster's CA (the service account's ca.crt); one pool per
+        # cluster, kept alive across requests.
+        pool = self._http.connection_from_url(url, pool_kwargs={"ca_cert_data": self.cluster.ca_pem})
+        response = pool.urlopen(
             "POST",
             url,
             body=json.dumps(body).encode(),

@@ -287,11 +287,14 @@ class StoreResolver:
             raise ProviderError(str(error)) from None
         version = str(spec.get("version") or "v2")
         mount = spec.get("path")
+        # ESO's configureClientTLS: caBundle and/or caProvider become the client's only roots.
+        ca_pem = ""
         if spec.get("caBundle"):
-            check_ca(decode_ca_bundle(str(spec["caBundle"])))
+            ca_pem = decode_ca_bundle(str(spec["caBundle"]))
+            check_ca(ca_pem)
         ca_provider = spec.get("caProvider")
         if ca_provider:
-            self._check_ca_provider(ca_provider, referent)
+            ca_pem += self._check_ca_provider(ca_provider, referent)
         auth = spec.get("auth") or {}
         kubernetes = auth.get("kubernetes")
         login: Callable[[VaultProvider], str]
@@ -318,6 +321,7 @@ class StoreResolver:
             static_token=kubernetes is None,
             token_cache=self.vault_token_cache,
             server=server,
+            ca_pem=ca_pem,
         )
 
     def _kubernetes_login(
@@ -350,7 +354,7 @@ class StoreResolver:
 
         return login
 
-    def _check_ca_provider(self, ca_provider: JsonObject, referent: _Referent) -> None:
+    def _check_ca_provider(self, ca_provider: JsonObject, referent: _Referent) -> str:
         name, key = str(ca_provider.get("name", "")), str(ca_provider.get("key", ""))
         namespace = referent.namespace_of(ca_provider)
         if ca_provider.get("type") == "Secret":
@@ -358,6 +362,7 @@ class StoreResolver:
         else:
             pem = self.kube.configmap_key(namespace, name, key)
         check_ca(pem)
+        return pem if pem.endswith("\n") else pem + "\n"
 
     def _aws(self, spec: JsonObject, referent: _Referent) -> tuple[Hashable, Callable[[], SecretsClient]]:
         service = spec.get("service", "SecretsManager")

@@ -31,6 +31,16 @@ from vaultflow.sandbox.kube.tokens import TokenIssuer
 from vaultflow.sandbox.pki import CertificateAuthority
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+# The names kube-apiserver's serving certificate carries (``--apiserver-cert-extra-sans`` aside):
+# the loopback address the sandbox serves on and the in-cluster ``kubernetes`` Service's names.
+SERVING_NAMES = (
+    "127.0.0.1",
+    "localhost",
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+)
 
 
 class KubeCluster:
@@ -47,8 +57,9 @@ class KubeCluster:
         issuer: TokenIssuer | None = None,
         tls: bool = False,
     ) -> None:
-        """``tls``: serve HTTPS with a certificate from ``certificate_authority`` (kubectl sends a
-        bearer token only over HTTPS); otherwise plain HTTP on loopback."""
+        """``tls``: serve HTTPS with a certificate from ``certificate_authority`` (the cluster's CA, as
+        kube-apiserver's serving certificate is; kubectl sends a bearer token only over HTTPS);
+        otherwise plain HTTP on loopback (in-process test clusters)."""
         self.name = name
         self.tls = tls
         self.admin_token = admin_token or secrets.token_urlsafe(32)
@@ -96,7 +107,7 @@ class KubeCluster:
         """
         ensure_bootstrap_policy(self.store)
         context = (
-            self.certificate_authority.issue_server_certificate(("127.0.0.1", "localhost")).ssl_context()
+            self.certificate_authority.issue_server_certificate(SERVING_NAMES).ssl_context()
             if self.tls
             else None
         )

@@ -81,10 +81,10 @@ def _read(path: Path) -> JsonObject:
     return document
 
 
-def load_cluster(path: Path, *, port: int | None = None) -> KubeCluster:
+def load_cluster(path: Path, *, port: int | None = None, tls: bool = False) -> KubeCluster:
     """The cluster ``save_cluster`` wrote, with the same objects and keys (not started).
 
-    ``port`` (default: the saved one) is where ``start`` will bind it.
+    ``port`` (default: the saved one) is where ``start`` will bind it; ``tls`` as ``KubeCluster``'s.
     """
     document = _read(path)
     cluster = KubeCluster(
@@ -95,6 +95,7 @@ def load_cluster(path: Path, *, port: int | None = None) -> KubeCluster:
             document["ca"]["certificate"], document["ca"]["key"]
         ),
         issuer=TokenIssuer.from_private_key_pem(document["issuer"]["key"], document["issuer"]["issuer"]),
+        tls=tls,
     )
     cluster.store.restore(document["resourceVersion"], _typed_objects(cluster, document["objects"]))
     return cluster

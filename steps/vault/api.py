@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from vaultflow.base.errors import OperationError
+from vaultflow.base.errors import InputError, OperationError
 from vaultflow.base.retry import backoff, poll_until
 from vaultflow.steps.transport import transport_cause
 
@@ -35,6 +35,34 @@ CONNECT_BACKOFF = (1.0, 10.0)  # first and longest wait, seconds
 # cluster address a voter of another node ID already has, when removing that voter would cost
 # quorum (numVoters - removals < quorum). OpenBao passes the sentence through unchanged.
 AUTOPILOT_REFUSAL = "Preventing server addition that would require removal of too many servers"
+
+
+# Plain http carries tokens, unseal shares and secret values in the clear: a step refuses it to any
+# host but loopback unless the user says so explicitly (``insecure_http=True``, or this variable in
+# the step's environment).
+INSECURE_HTTP_ENV = "VAULTFLOW_VAULT_INSECURE_HTTP"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _truthy(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def refuse_plain_http(address: str, *, insecure_http: bool | None = None) -> None:
+    """``InputError`` (one line) for ``http://`` to a host that is not loopback, unless allowed.
+
+    ``insecure_http=None`` reads ``$VAULTFLOW_VAULT_INSECURE_HTTP``.
+    """
+    split = urlsplit(address)
+    if split.scheme != "http" or (split.hostname or "") in LOOPBACK_HOSTS:
+        return
+    allowed = _truthy(os.environ.get(INSECURE_HTTP_ENV, "")) if insecure_http is None else insecure_http
+    if not allowed:
+        raise InputError(
+            f"Vault at {address}: plain http to a host that is not loopback sends tokens and secrets "
+            f"unencrypted; use https (with --ca-cert / $VAULT_CACERT for a private CA), or set "
+            f"{INSECURE_HTTP_ENV}=true to accept that"
+        )
 
 
 # A KV mount just enabled as (or upgraded to) version 2 answers 400 with this for a moment while
@@ -134,18 +162,33 @@ class VaultApi:
         token: str | None = None,
         ca_cert: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        insecure_http: bool | None = None,
     ) -> None:
+        """``insecure_http``: accept ``http://`` to a host that is not loopback (``None``: as
+        ``$VAULTFLOW_VAULT_INSECURE_HTTP`` says; refused by default, see ``refuse_plain_http``)."""
         import hvac
 
         self.address = address.rstrip("/")
+        refuse_plain_http(self.address, insecure_http=insecure_http)
+        self.insecure_http = insecure_http
         self.ca_cert = ca_cert
         self.timeout = timeout
+        # hvac takes a given session's ``verify`` over its own argument (hvac issue 991): the CA is set
+        # on the session, or a ``ca_cert`` would be silently replaced by the system's roots.
+        session = _session()
+        session.verify = ca_cert or True
         self.client = hvac.Client(
-            url=self.address, token=token, verify=ca_cert or True, timeout=timeout, session=_session()
+            url=self.address, token=token, verify=ca_cert or True, timeout=timeout, session=session
         )
 
     def with_token(self, token: str) -> VaultApi:
-        return VaultApi(self.address, token=token, ca_cert=self.ca_cert, timeout=self.timeout)
+        return VaultApi(
+            self.address,
+            token=token,
+            ca_cert=self.ca_cert,
+            timeout=self.timeout,
+            insecure_http=self.insecure_http,
+        )
 
     def errors(self, action: str) -> AbstractContextManager[None]:
         """``vault_errors`` for this server (its address and timeout) around a call that does ``action``."""

@@ -7,7 +7,7 @@ from hera.workflows import Parameter
 from pydantic import BaseModel
 
 from vaultflow.base.errors import InputError, OperationError
-from vaultflow.steps.vault.api import VaultApi
+from vaultflow.steps.vault.api import VaultApi, refuse_plain_http
 
 
 class ReplicaStatus(BaseModel):
@@ -40,6 +40,7 @@ def parse_addresses(addresses: str | list[str]) -> list[str]:
     for address in cleaned:
         if not address.startswith(("http://", "https://")):
             raise InputError(f"Vault address {address!r} is not an http(s) URL")
+        refuse_plain_http(address)  # every replica before any is asked
     return cleaned
 
 

@@ -74,9 +74,9 @@ def test_a_closed_port_is_connection_refused() -> None:
 
 def test_an_unresolvable_name_is_dns_name_not_found() -> None:
     with pytest.raises(OperationError) as caught:
-        VaultApi("http://vault-0.vault-internal.invalid:8200").seal_status()
+        VaultApi("https://vault-0.vault-internal.invalid:8200").seal_status()
     assert str(caught.value) == (
-        "Vault at http://vault-0.vault-internal.invalid:8200 is unreachable "
+        "Vault at https://vault-0.vault-internal.invalid:8200 is unreachable "
         "(DNS name vault-0.vault-internal.invalid not found): could not read the seal status"
     )
 

@@ -41,6 +41,7 @@ def test_parameters_and_their_defaults() -> None:
         "vault-addresses": "",
         "fail-on-findings": "true",
         "ca-cert": "",
+        "vault-ca-secret": "vaultflow-vault-ca",
         "git-credentials-secret": "vaultflow-delivery-git",
     }
     assert {p.name: p.enum for p in PIPELINE.params}["mode"] == ["push", "pr"]
@@ -98,13 +99,22 @@ def test_every_step_gets_the_git_credential_secret_as_a_read_only_file_never_a_p
                 "defaultMode": 0o440,
                 "optional": True,
             },
-        }
+        },
+        {  # Vault's CA (tests/workflows/test_vault_ca_mount.py)
+            "name": "vault-ca",
+            "secret": {
+                "secretName": "{{workflow.parameters.vault-ca-secret}}",
+                "defaultMode": 0o440,
+                "optional": True,
+            },
+        },
     ]
     scripts = [t["script"] for t in spec["templates"] if "script" in t]
     assert len(scripts) == len(PIPELINE.steps)
     for script in scripts:
         assert script["volumeMounts"] == [
-            {"name": "git-credentials", "mountPath": str(tasks.GIT_CREDENTIALS_DIR), "readOnly": True}
+            {"name": "git-credentials", "mountPath": str(tasks.GIT_CREDENTIALS_DIR), "readOnly": True},
+            {"name": "vault-ca", "mountPath": "/etc/vaultflow/vault-ca", "readOnly": True},
         ]
         assert "env" not in script or all(e["name"].startswith("hera__") for e in script["env"])
     # The pods read the file through the fsGroup (0440: owner root, group the steps' user).

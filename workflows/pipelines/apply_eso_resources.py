@@ -17,7 +17,19 @@ wait on the other's commit; one at a time keeps each run's wait about its own co
 """
 
 from vaultflow.steps.delivery import tasks
-from vaultflow.workflows.dsl import NO_RETRY, Param, Pipeline, Retry, SecretMount, Step, output, param
+from vaultflow.workflows.dsl import (
+    CA_CERT,
+    NO_RETRY,
+    VAULT_CA_SECRET,
+    Param,
+    Pipeline,
+    Retry,
+    SecretMount,
+    Step,
+    output,
+    param,
+    vault_ca_mount,
+)
 
 DELIVERY = {
     "repo": param("repo"),
@@ -45,7 +57,8 @@ PIPELINES = [
                 secret=param("git-credentials-secret"),
                 path=str(tasks.GIT_CREDENTIALS_DIR),
                 optional=True,
-            )
+            ),
+            vault_ca_mount(),
         ],
         params=[
             Param(
@@ -79,7 +92,8 @@ PIPELINES = [
                 enum=["true", "false"],
                 description="A preflight finding stops the run before any commit.",
             ),
-            Param("ca-cert", default="", description="CA bundle file to verify Vault (empty: system trust)."),
+            CA_CERT,
+            VAULT_CA_SECRET,
             Param(
                 "git-credentials-secret",
                 default="vaultflow-delivery-git",

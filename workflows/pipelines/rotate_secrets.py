@@ -25,6 +25,8 @@ from typing import Any
 
 from vaultflow.steps.rotation import tasks
 from vaultflow.workflows.dsl import (
+    CA_CERT,
+    VAULT_CA_SECRET,
     WORKFLOW_NAME,
     Param,
     Pipeline,
@@ -35,6 +37,7 @@ from vaultflow.workflows.dsl import (
     output,
     param,
     result,
+    vault_ca_mount,
 )
 
 PARALLEL_BATCHES = 4
@@ -75,6 +78,7 @@ PIPELINES = [
         parallelism=PARALLEL_BATCHES,
         default_retry=INFRASTRUCTURE,
         catalog_schedules=catalog_schedules,
+        secret_mounts=[vault_ca_mount()],
         params=[
             Param(
                 "vault-addresses",
@@ -99,7 +103,8 @@ PIPELINES = [
                 default=str(tasks.DEFAULT_BATCH_SIZE),
                 description="Secrets per rotate step (each batch shares one verification loop).",
             ),
-            Param("ca-cert", default="", description="CA bundle file to verify Vault (empty: system trust)."),
+            CA_CERT,
+            VAULT_CA_SECRET,
             Param("report-file", default="", description="Where the report step writes the JSON report."),
         ],
         steps=[

@@ -19,7 +19,17 @@ a reference.
 """
 
 from vaultflow.steps.vault import lock, locked
-from vaultflow.workflows.dsl import WORKFLOW_NAME, Param, Pipeline, Retry, Step, param
+from vaultflow.workflows.dsl import (
+    CA_CERT,
+    VAULT_CA_SECRET,
+    WORKFLOW_NAME,
+    Param,
+    Pipeline,
+    Retry,
+    Step,
+    param,
+    vault_ca_mount,
+)
 
 LOCKED = {"catalog": param("catalog"), "holder": WORKFLOW_NAME}  # where the lock lives, and who holds it
 VAULT = {"addresses": param("vault-addresses"), "ca_cert": param("ca-cert"), **LOCKED}
@@ -37,6 +47,7 @@ PIPELINES = [
         service_account="vaultflow-bootstrap",
         timeout="30m",
         default_retry=INFRASTRUCTURE,
+        secret_mounts=[vault_ca_mount()],
         params=[
             Param(
                 "vault-addresses", description="Replica addresses, comma-separated; the first is the leader."
@@ -61,7 +72,8 @@ PIPELINES = [
                 default="",
                 description="Optional base64 PGP keys, one per share, comma-separated.",
             ),
-            Param("ca-cert", default="", description="CA bundle file to verify Vault (empty: system trust)."),
+            CA_CERT,
+            VAULT_CA_SECRET,
             Param(
                 "audit-file", default="/vault/audit/audit.log", description="File audit path (Vault only)."
             ),

@@ -37,8 +37,10 @@ store's ``server``, as ESO's do. A failed Kubernetes login reads as the Vault
 client words it: ``unable to log in to auth method: unable to log in with
 Kubernetes auth: Error making API request. ...`` (``api.Auth.Login`` and
 ``api/auth/kubernetes``), an empty role ``no role name was provided``. The CA of
-``caBundle``/``caProvider`` is read and checked as ESO reads it, though the
-sandbox's OpenBao speaks plain HTTP on loopback.
+``caBundle``/``caProvider`` is read and checked as ESO reads it and, as in ESO's
+``configureClientTLS``, becomes the only roots an ``https`` server's certificate
+may chain to (without either: the system's roots); the connections to each server
+are pooled and kept alive.
 """
 
 from __future__ import annotations
@@ -151,8 +153,10 @@ class VaultProvider:
         static_token: bool = False,
         token_cache: bool = False,
         server: str = "",
+        ca_pem: str = "",
     ) -> None:
         self.address = address.rstrip("/")
+        self.ca_pem = ca_pem
         self.server = (server or address).rstrip("/")  # what the store names; messages use it
         self.mount = mount
         self.version = version
@@ -182,8 +186,11 @@ class VaultProvider:
             headers["X-Vault-Token"] = token
         if self._vault_namespace:
             headers["X-Vault-Namespace"] = self._vault_namespace
+        # One pool per (server, CA): the handshake is paid once per kept-alive connection.
+        pool_kwargs = {"ca_cert_data": self.ca_pem} if self.ca_pem else None
         try:
-            response = self._http.request(
+            pool = self._http.connection_from_url(url, pool_kwargs=pool_kwargs)
+            response = pool.urlopen(
                 method,
                 url,
                 body=json.dumps(body).encode() if body is not None else None,
@@ -191,6 +198,14 @@ class VaultProvider:
                 timeout=urllib3.Timeout(connect=5, read=30),
                 retries=False,
             )
+        except urllib3.exceptions.SSLError as error:
+            # Go's crypto/tls wording, as ESO's log and the store's status show it.
+            why = (
+                "x509: certificate signed by unknown authority"
+                if "CERTIFICATE_VERIFY_FAILED" in str(error)
+                else str(error)
+            )
+            raise ProviderError(f"{method} {shown}: tls: failed to verify certificate: {why}") from None
         except urllib3.exceptions.HTTPError as error:
             raise ProviderError(f"{method} {shown}: {error}") from None
         text = response.data
