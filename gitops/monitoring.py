@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from vaultflow.base.errors import InputError
+from vaultflow.gitops.catalog import LoadedCatalog
 from vaultflow.gitops.yaml_emit import emit_yaml
 
 SOURCE_DIR = Path("monitoring")
@@ -39,6 +40,10 @@ _RULE_WHY = (
     "# the same label the Vault and ESO ServiceMonitors carry (argocd-apps/apps/)."
 )
 _DASHBOARD_WHY = "Grafana's dashboard sidecar loads every ConfigMap labelled grafana_dashboard."
+_EXPORTER_WHY = (
+    "The exporter and its observer's least-privilege RBAC, derived from the catalog\n"
+    "# (gitops/monitoring_exporter.py, docs/observability.md)."
+)
 
 
 def rule_groups(rules_text: str, source: Path) -> list[dict[str, Any]]:
@@ -95,13 +100,36 @@ def dashboard_config_map(dashboard_text: str, source: Path = DASHBOARD_FILE) -> 
     return _HEADER.format(source=source.as_posix(), why=_DASHBOARD_WHY) + emit_yaml(manifest)
 
 
-def rendered(source_dir: Path = SOURCE_DIR) -> dict[Path, str]:
-    """What ``vaultflow monitoring render`` writes: file name (in the manifests folder) to text."""
+def rendered(
+    source_dir: Path = SOURCE_DIR, catalog: LoadedCatalog | None = None, catalog_name: str = ""
+) -> dict[Path, str]:
+    """What ``vaultflow monitoring render`` writes: path (in the manifests folder) to text. With a
+    catalog, also the exporter and its RBAC (``monitoring_exporter``): the workflows cluster's
+    objects beside the rules, every other catalog cluster's under ``clusters/<cluster>/``."""
     rules, board = source_dir / RULES_FILE.name, source_dir / DASHBOARD_FILE.name
-    return {
+    files = {
         Path(PROMETHEUS_RULE_FILE.name): prometheus_rule(_read(rules), rules),
         Path(DASHBOARD_CONFIG_MAP_FILE.name): dashboard_config_map(_read(board), board),
     }
+    if catalog is not None:
+        files.update(exporter_files(catalog, catalog_name or catalog.source.as_posix()))
+    return files
+
+
+def exporter_files(loaded: LoadedCatalog, catalog_name: str) -> dict[Path, str]:
+    """The exporter's manifests and the observer's RBAC, one object per file (``catalog_name``: the
+    catalog as the headers name it, the path given on the command line)."""
+    from vaultflow.gitops.monitoring_exporter import exporter_manifests
+
+    workflows = loaded.catalog.workflows_cluster().name
+    header = _HEADER.format(source=catalog_name, why=_EXPORTER_WHY)
+    files: dict[Path, str] = {}
+    for cluster, manifests in exporter_manifests(loaded).items():
+        for path, manifest in manifests:
+            # The workflows cluster's: flat, beside the rules (the Application syncs manifests/*.yaml).
+            where = Path(Path(path).name) if cluster == workflows else Path("clusters", cluster, path)
+            files[where] = header + emit_yaml(manifest)
+    return files
 
 
 def panel_queries(dashboard_text: str, source: Path = DASHBOARD_FILE) -> list[tuple[str, str]]:

@@ -2,7 +2,8 @@
 
 Prometheus scrapes every OpenBao node (``/v1/sys/metrics``, served without a
 token as argocd-apps/apps/vault.yaml configures Vault), the ESO emulator of
-every cluster (``/metrics``, ESO's metric names) and the Pushgateway, loads
+every cluster (``/metrics``, ESO's metric names), vaultflow's exporter once it
+runs (``vaultflow.sandbox.exporter``) and the Pushgateway, loads
 ``monitoring/vaultflow.rules.yaml`` and sends its alerts to the Alertmanager.
 Their data lives in ``DIR/monitoring/`` and survives ``down``/``up``. Without
 Debian's packages installed the sandbox runs without them and ``sandbox status``
@@ -46,12 +47,27 @@ class SandboxMonitoring:
     alertmanager: Alertmanager
 
     @classmethod
-    def start(cls, root: Path, vault: list[str], eso: dict[str, str]) -> SandboxMonitoring:
-        """``vault``: the nodes' addresses (http://host:port); ``eso``: cluster name to its metrics URL."""
+    def start(
+        cls,
+        root: Path,
+        vault: list[str],
+        eso: dict[str, str],
+        vault_ca_file: str = "",
+        file_targets: dict[str, Path] | None = None,
+    ) -> SandboxMonitoring:
+        """``vault``: the nodes' addresses (http(s)://host:port; https ones verified against
+        ``vault_ca_file``); ``eso``: cluster name to its metrics URL; ``file_targets``: jobs whose
+        targets come later, from a file (vaultflow's exporter, ``vaultflow.sandbox.exporter``)."""
         pushgateway = Pushgateway(root / "pushgateway").start()
         alertmanager = Alertmanager(root / "alertmanager").start()
         targets = [
-            ScrapeTarget("vault", _host_port(address), "/v1/sys/metrics", params={"format": ["prometheus"]})
+            ScrapeTarget(
+                "vault",
+                _host_port(address),
+                "/v1/sys/metrics",
+                params={"format": ["prometheus"]},
+                ca_file=vault_ca_file if address.startswith("https://") else "",
+            )
             for address in vault
         ]
         targets += [
@@ -60,7 +76,11 @@ class SandboxMonitoring:
         ]
         targets.append(ScrapeTarget("pushgateway", pushgateway.address))
         prometheus = PrometheusServer(
-            root / "prometheus", targets=targets, rule_files=[RULES], alertmanager=alertmanager.address
+            root / "prometheus",
+            targets=targets,
+            rule_files=[RULES],
+            alertmanager=alertmanager.address,
+            file_targets=dict(file_targets or {}),
         ).start()
         log.info(
             "Prometheus on %s (Pushgateway %s, Alertmanager %s)",

@@ -38,6 +38,7 @@ class ScrapeTarget:
     metrics_path: str = "/metrics"
     params: dict[str, list[str]] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
+    ca_file: str = ""  # an HTTPS target: scraped over TLS, verified against this CA
 
 
 def binary(name: str, package: str) -> str:
@@ -51,11 +52,18 @@ def binary(name: str, package: str) -> str:
 
 
 def prometheus_config(
-    targets: list[ScrapeTarget], rule_files: list[Path], alertmanager: str = ""
+    targets: list[ScrapeTarget],
+    rule_files: list[Path],
+    alertmanager: str = "",
+    file_targets: dict[str, Path] | None = None,
 ) -> dict[str, Any]:
     """The configuration file's content: one job per job name (its targets together), the rule files,
-    the Alertmanager when given, fast intervals."""
-    jobs: dict[str, dict[str, Any]] = {}
+    the Alertmanager when given, fast intervals. ``file_targets``: jobs whose targets are read from a
+    file (``file_sd_configs``, which Prometheus watches: a target that comes and goes later)."""
+    jobs: dict[str, dict[str, Any]] = {
+        job: {"job_name": job, "file_sd_configs": [{"files": [str(path)], "refresh_interval": INTERVAL}]}
+        for job, path in sorted((file_targets or {}).items())
+    }
     for target in targets:
         job = jobs.setdefault(
             target.job,
@@ -63,6 +71,7 @@ def prometheus_config(
                 "job_name": target.job,
                 "metrics_path": target.metrics_path,
                 **({"params": target.params} if target.params else {}),
+                **({"scheme": "https", "tls_config": {"ca_file": target.ca_file}} if target.ca_file else {}),
                 # A Pushgateway's metrics keep the job and instance they were pushed with.
                 **({"honor_labels": True} if target.job == "pushgateway" else {}),
                 "static_configs": [],
@@ -164,13 +173,14 @@ class PrometheusServer(LoopbackProcess):
     targets: list[ScrapeTarget] = field(default_factory=list)
     rule_files: list[Path] = field(default_factory=list)
     alertmanager: str = ""
+    file_targets: dict[str, Path] = field(default_factory=dict)  # job -> its targets file
 
     name = "prometheus"
 
     def command(self) -> list[str]:
         (self.data_dir / "data").mkdir(parents=True, exist_ok=True)
         config = self.data_dir / "prometheus.yml"
-        settings = prometheus_config(self.targets, self.rule_files, self.alertmanager)
+        settings = prometheus_config(self.targets, self.rule_files, self.alertmanager, self.file_targets)
         config.write_text(yaml.safe_dump(settings, sort_keys=False))
         return [
             binary("prometheus", "prometheus"),

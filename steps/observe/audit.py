@@ -13,28 +13,40 @@ per rendered policy, and once per folder of the KV mount (to find orphans).
 | vault-missing | a catalog path that does not exist in Vault |
 | orphan | a path under the KV mount that no catalog entry names (vaultflow's own ``vaultflow/`` excepted) |
 | policy | a rendered Vault policy that is missing or differs live |
+| push-stale | a rendered, Ready PushSecret whose cloud secret's current version is older than its path's
+  last write (or absent), past the ExternalSecret's and the PushSecret's refreshIntervals + 1 min |
+
+The clouds are asked once per remote secret of a live, Ready, rendered PushSecret, for metadata only
+(``cloud_times``: the current version's creation time, never a value).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from vaultflow.base.durations import parse_go_duration
+from vaultflow.base.errors import OperationError
 from vaultflow.base.times import parse_time
 from vaultflow.gitops.catalog import LoadedCatalog
+from vaultflow.gitops.catalog.model import AwsCloud, Catalog, GcpCloud
 from vaultflow.gitops.policies import INTERNAL_PREFIX, all_policies
+from vaultflow.steps.observe.cloud_times import current_version_time
 from vaultflow.steps.observe.exporter import READERS
 from vaultflow.steps.observe.freshness import is_ready, stale_seconds
-from vaultflow.steps.rotation.discover import list_cluster_objects
+from vaultflow.steps.rotation.clouds import CloudReaders
+from vaultflow.steps.rotation.discover import CloudStore, list_cluster_objects
 from vaultflow.steps.rotation.write import SecretMetadata, read_metadata
 from vaultflow.steps.vault.api import VaultApi
 
-Check = Literal["unmanaged", "missing", "not-ready", "stale", "vault-missing", "orphan", "policy"]
+Check = Literal[
+    "unmanaged", "missing", "not-ready", "stale", "vault-missing", "orphan", "policy", "push-stale"
+]
 GRACE_SECONDS = 60.0  # beyond refreshInterval, before a consumer that missed a write counts as stale
 
 
@@ -78,10 +90,17 @@ class AuditReport(BaseModel):
 
 
 def audit(
-    loaded: LoadedCatalog, vault: VaultApi, clients: Mapping[str, Any], *, now: datetime | None = None
+    loaded: LoadedCatalog,
+    vault: VaultApi,
+    clients: Mapping[str, Any],
+    *,
+    now: datetime | None = None,
+    clouds: CloudReaders | None = None,
 ) -> AuditReport:
-    """Compare the catalog with Vault and the clusters of ``clients`` (cluster name to ``ApiClient``)."""
+    """Compare the catalog with Vault and the clusters of ``clients`` (cluster name to ``ApiClient``);
+    ``clouds``: how to reach the clouds' metadata (default: the SDKs, configured from the environment)."""
     now = now or datetime.now(UTC)
+    clouds = clouds or CloudReaders()
     catalog, plan = loaded.catalog, loaded.plan
     kv = catalog.vault.kv_mount
     paths = list(dict.fromkeys(secret.path for secret in catalog.secrets))
@@ -94,7 +113,7 @@ def audit(
         for path, found in metadata.items()
         if found is None
     ]
-    checked = {"paths": len(paths), "ExternalSecrets": 0, "PushSecrets": 0}
+    checked = {"paths": len(paths), "ExternalSecrets": 0, "PushSecrets": 0, "cloud secrets": 0}
     for cluster, api_client in clients.items():
         rendered_es = {
             (e.namespace, e.name): e.secret.path for e in plan.external_secrets if e.cluster == cluster
@@ -107,6 +126,9 @@ def audit(
         drift += _objects(cluster, "ExternalSecret", live_es, set(rendered_es))
         drift += _objects(cluster, "PushSecret", live_ps, rendered_ps)
         drift += _stale(cluster, live_es, rendered_es, metadata, now)
+        pushes = _push_stale(loaded, cluster, live_ps, metadata, now, clouds)
+        checked["cloud secrets"] += pushes.checked
+        drift += pushes.drift
     drift += _orphans(vault, kv, set(paths))
     policies = all_policies(catalog, plan)
     checked["policies"] = len(policies)
@@ -174,6 +196,89 @@ def _stale(
                 f"(refreshInterval {int(interval)} s; last refresh "
                 f"{(obj.get('status') or {}).get('refreshTime') or 'never'})",
             )
+
+
+@dataclass
+class _Pushes:
+    drift: list[Drift] = field(default_factory=list)
+    checked: int = 0
+
+
+def cloud_store(catalog: Catalog, cloud_name: str) -> CloudStore:
+    """Where a catalog cloud keeps its secrets, as the rotation's readers address it."""
+    cloud = catalog.cloud(cloud_name)
+    if isinstance(cloud, AwsCloud):
+        return CloudStore(
+            store_kind="SecretStore", store_name=cloud.name, provider="aws", location=cloud.region
+        )
+    if isinstance(cloud, GcpCloud):
+        return CloudStore(
+            store_kind="SecretStore", store_name=cloud.name, provider="gcp", location=cloud.project_id
+        )
+    return CloudStore(
+        store_kind="SecretStore", store_name=cloud.name, provider="azure", location=cloud.vault_url
+    )
+
+
+def _push_stale(  # noqa: PLR0917 (private; each argument is one of the audit's inputs)
+    loaded: LoadedCatalog,
+    cluster: str,
+    live: Iterable[Mapping[str, Any]],
+    metadata: Mapping[str, SecretMetadata | None],
+    now: datetime,
+    clouds: CloudReaders,
+) -> _Pushes:
+    """Each live, Ready, rendered PushSecret of ``cluster`` whose cloud copy predates its path's write."""
+    plan = loaded.plan
+    ready = {
+        (obj["metadata"].get("namespace", ""), obj["metadata"]["name"]) for obj in live if is_ready(obj)[0]
+    }
+    sources = {(e.cluster, e.namespace, e.target): e.refresh_interval for e in plan.external_secrets}
+    found = _Pushes()
+    for ps in plan.push_secrets:
+        vault = metadata.get(ps.secret.path)
+        if (
+            ps.cluster != cluster
+            or (ps.namespace, ps.name) not in ready
+            or vault is None
+            or not vault.written_time
+        ):
+            continue  # not live or not Ready (reported as such), or its path is missing in Vault
+        written = parse_time(vault.written_time)
+        source = sources.get((ps.cluster, ps.namespace, ps.source_secret), "1h")
+        grace = parse_go_duration(source) + parse_go_duration(ps.push.refresh_interval) + GRACE_SECONDS
+        store = cloud_store(loaded.catalog, ps.push.cloud)
+        found.checked += 1
+        subject = f"PushSecret {ps.namespace}/{ps.name}"
+        try:
+            changed = current_version_time(clouds, store, ps.push.remote_key)
+        except OperationError as error:
+            found.drift.append(
+                Drift(check="push-stale", cluster=cluster, subject=subject, message=str(error))
+            )
+            continue
+        # Whole seconds, as for a consumer: a copy written in the write's second counts as after it.
+        if changed is not None and changed >= written.replace(microsecond=0):
+            continue
+        behind = (now - written).total_seconds()
+        if behind <= grace:
+            continue  # ESO may still be on its way: the ExternalSecret, then the PushSecret, refresh
+        where = f"{store.provider} {ps.push.remote_key} ({store.location})"
+        said = (
+            "has no such secret"
+            if changed is None
+            else f"current version written {changed:%Y-%m-%dT%H:%M:%SZ}"
+        )
+        found.drift.append(
+            Drift(
+                check="push-stale",
+                cluster=cluster,
+                subject=subject,
+                message=f"{where} {said}, before {ps.secret.path} was written {int(behind)} s ago "
+                f"(refreshIntervals {source} + {ps.push.refresh_interval})",
+            )
+        )
+    return found
 
 
 def _orphans(vault: VaultApi, kv: str, named: set[str]) -> Iterator[Drift]:

@@ -67,7 +67,7 @@ class CatalogCollector:
     def __init__(
         self,
         catalog: Catalog,
-        vault: VaultApi,
+        vault: VaultApi | None,
         clusters: Mapping[str, Any],
         registry: CollectorRegistry,
         *,
@@ -76,7 +76,9 @@ class CatalogCollector:
         relogin_after: float = 1800.0,
     ) -> None:
         """``login``: how to get a fresh token (Kubernetes auth as the observer), used once the last
-        one is ``relogin_after`` seconds old (half its TTL), before it can expire under a scrape."""
+        one is ``relogin_after`` seconds old (half its TTL), before it can expire under a scrape, and
+        at each scrape while there is none (``vault`` None: Vault sealed or not configured yet when
+        the exporter started; its source is reported down until a login succeeds)."""
         self.catalog = catalog
         self.vault = vault
         self._login = login
@@ -122,18 +124,24 @@ class CatalogCollector:
     # ------------------------------------------------------------ reads
 
     def _fresh_token(self, now: float) -> None:
-        if self._login is None or now - self._logged_in < self._relogin_after:
+        if self._login is None or (self.vault is not None and now - self._logged_in < self._relogin_after):
             return
         try:
             fresh = self._login()
         except VaultflowError as error:  # the old token may still work: the scrape says what fails
-            log.warning("scrape: cannot log in again: %s", error)
+            log.warning("scrape: cannot log in%s: %s", "" if self.vault is None else " again", error)
             return
-        revoke_quietly(self.vault)
+        if self.vault is not None:
+            revoke_quietly(self.vault)
         self.vault, self._logged_in = fresh, now
 
     def _read(self) -> _Scrape:
         scrape = _Scrape()
+        if self.vault is None:  # no login yet: only the clusters can be read
+            scrape.up["vault"] = False
+            for cluster in self.catalog.clusters:
+                scrape.up[f"cluster/{cluster.name}"] = self._list(cluster.name, scrape)
+            return scrape
         paths = list(dict.fromkeys(secret.path for secret in self.catalog.secrets))
         kv = self.catalog.vault.kv_mount
         try:
@@ -156,6 +164,7 @@ class CatalogCollector:
         return scrape
 
     def _metadata(self, kv: str, path: str) -> SecretMetadata | None:
+        assert self.vault is not None  # _read reads Vault only when logged in
         with self.vault_latency.labels("metadata").time():
             return read_metadata(self.vault, kv, path)
 
@@ -187,6 +196,7 @@ class CatalogCollector:
 
     def _role(self, mount: str, role: str) -> tuple[int, int] | None:
         where = f"auth/{mount}/role/{role}"
+        assert self.vault is not None
         try:
             with self.vault_latency.labels("role").time(), self.vault.errors(f"read {where}"):
                 data = self.vault.client.read(where)

@@ -16,13 +16,16 @@ from typer.testing import CliRunner
 from tests.argocd_apps.argocd_policy import ProjectPolicy
 from tests.argocd_apps.manifests import directory_source_files, load_documents
 from vaultflow.cli import app
+from vaultflow.gitops.catalog import load_catalog
 from vaultflow.gitops.crd_schemas import CrdRegistry
 from vaultflow.gitops.monitoring import (
     DASHBOARD_CONFIG_MAP_FILE,
     DASHBOARD_FILE,
+    MANIFESTS_DIR,
     PROMETHEUS_RULE_FILE,
     RULES_FILE,
     dashboard_config_map,
+    exporter_files,
     panel_queries,
     prometheus_rule,
 )
@@ -30,6 +33,8 @@ from vaultflow.gitops.monitoring import (
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RULES = REPO_ROOT / RULES_FILE
 RULE_TESTS = RULES.with_name("vaultflow.rules.test.yaml")
+EXAMPLE_NAME = "examples/catalog.yaml"  # what the committed exporter manifests are rendered from
+EXAMPLE = load_catalog(REPO_ROOT / EXAMPLE_NAME)
 # The architecture document's five alerts, and the ones its metrics make natural.
 ARCHITECTURE_ALERTS = {
     "VaultSealed": "critical",
@@ -152,19 +157,24 @@ def test_the_monitoring_application_delivers_both_manifests_through_its_project(
     assert policy.application_violations(application.obj) == []
     source = application.obj["spec"]["source"]
     files = directory_source_files(REPO_ROOT / source["path"], source.get("directory"))
+    # The workflows cluster's exporter objects are synced; other clusters' (clusters/<name>/) are not.
+    exporter = {MANIFESTS_DIR / p for p in exporter_files(EXAMPLE, EXAMPLE_NAME) if len(p.parts) == 1}
+    assert len(exporter) >= 4
     assert sorted(f.relative_to(REPO_ROOT) for f in files) == sorted(
-        [PROMETHEUS_RULE_FILE, DASHBOARD_CONFIG_MAP_FILE]
+        [PROMETHEUS_RULE_FILE, DASHBOARD_CONFIG_MAP_FILE, *exporter]
     )
     server = application.obj["spec"]["destination"]["server"]
     for path in files:
         (document,) = load_documents(path)
-        assert policy.object_violations(document.obj, namespaced=True, server=server) == []
+        namespaced = document.obj["kind"] not in {"ClusterRole", "ClusterRoleBinding", "Namespace"}
+        assert policy.object_violations(document.obj, namespaced=namespaced, server=server) == []
 
 
 def test_render_check_fails_on_a_stale_manifest_and_render_fixes_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(REPO_ROOT)  # the default source folder is the repository's
+    monkeypatch.delenv("VAULTFLOW_CATALOG", raising=False)  # no catalog: the rules and dashboard only
     out = tmp_path / "manifests"
 
     def monitoring_render(*extra: str) -> Any:

@@ -35,7 +35,7 @@ def exporter(
     """Serve /metrics: per secret its rotation delay, per consumer its staleness, per cluster ESO's role."""
     from prometheus_client import CollectorRegistry, generate_latest, start_http_server
 
-    from vaultflow.base.errors import InputError
+    from vaultflow.base.errors import InputError, VaultflowError
     from vaultflow.gitops.catalog import load_catalog
     from vaultflow.gitops.catalog.types import duration_seconds
     from vaultflow.steps.kube.clusters import cluster_clients
@@ -52,13 +52,21 @@ def exporter(
     def login() -> VaultApi:
         return observer_login(loaded, addresses, ca)
 
+    try:
+        vault: VaultApi | None = login()
+    except VaultflowError as error:
+        if once:
+            raise
+        # Sealed, or the bootstrap has not configured the observer yet: every scrape tries again.
+        typer.echo(f"cannot log in to Vault yet ({error}): each scrape tries again", err=True)
+        vault = None
     registry = CollectorRegistry()
     CatalogCollector(
         loaded.catalog,
-        login(),
+        vault,
         cluster_clients(loaded),
         registry,
-        login=None if os.environ.get("VAULT_TOKEN") else login,
+        login=None if os.environ.get("VAULT_TOKEN") and vault is not None else login,
         relogin_after=duration_seconds(loaded.catalog.vault.kubernetes_auth.token_ttl) / 2,
     )
     if once:
