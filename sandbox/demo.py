@@ -11,7 +11,10 @@ Stages:
 3. ``vault:init``: run the ``vault-bootstrap`` pipeline on the local runner: init into a 0600 keeper,
    unseal, configure from the catalog, smoke-test with ESO's own login, revoke root;
 4. the pipeline's *seed* step created the catalog's missing secrets (generated keys generated;
-   static keys, which humans own, get visible sandbox placeholders here);
+   static keys, which humans own, get visible sandbox placeholders here); a secret whose rotation
+   names a PostgreSQL credential gets the logins the sandbox's PostgreSQL accepts instead, handed
+   over as a DBA would (``sandbox/credential_demo.py``; a root token from the keeper's shares,
+   revoked right after);
 5. ``vaultflow gitops apply --mode pr --merge --wait`` (``apply_catalog``, in the sandbox's
    environment, on the catalog's own ``repoUrl``, which the sandbox routes to its bare repository):
    the render goes in as a pull request on the sandbox's GitHub whose body carries the preflight
@@ -31,6 +34,8 @@ Stages:
    sandbox nothing is due, and the demo says so), then every secret with a ``rotation`` by name;
    its report shows each target verified with its latency, and the workloads restarted (the demo
    deploys each one a rotation restarts first, as its team would have, unless it exists);
+   ``prod/database`` is set and tested in PostgreSQL first (alternating users): then a login with
+   what its consuming Secret holds now is accepted, and so is one with what it held before;
 8. a cloud goes down for ESO during the rotation of a secret that rolls back on failure (of those
    pushed to a cloud, the one with the shortest ``verifyTimeout``): its cloud target times out,
    the previous value is written back and verified everywhere, and ``vaultflow rotate`` exits 1,
@@ -88,6 +93,9 @@ from vaultflow.sandbox import lifecycle
 from vaultflow.sandbox.accounts import account_kubeconfig
 from vaultflow.sandbox.admin import AdminClient
 from vaultflow.sandbox.catalog_wiring import azure_vault_names, register_app_of_apps, wire_catalog
+from vaultflow.sandbox.credential_demo import handover_stage, login_lines, remember
+from vaultflow.sandbox.demo_observe import stale_consumer_stage
+from vaultflow.sandbox.exporter import enable_exporter
 from vaultflow.sandbox.faults import Fault
 from vaultflow.sandbox.layout import SandboxPaths
 from vaultflow.sandbox.observe import (
@@ -102,6 +110,7 @@ from vaultflow.sandbox.observe import (
     wait_for_applications,
 )
 from vaultflow.sandbox.platform import install_platform_accounts
+from vaultflow.sandbox.postgres import postgres_spec
 from vaultflow.sandbox.prometheus import alert_states, prometheus_api
 from vaultflow.sandbox.recovery import recover
 from vaultflow.sandbox.state import SandboxState
@@ -150,11 +159,18 @@ def validate_stage(catalog_path: Path) -> LoadedCatalog:
 def sandbox_stage(loaded: LoadedCatalog, sandbox_dir: Path) -> SandboxState:
     _stage(2, "vault:deploy: start the local sandbox (OpenBao sealed and uninitialised)")
     names = [cluster.name for cluster in loaded.catalog.clusters]
-    result = lifecycle.up(sandbox_dir, cluster_names=names, azure_vaults=azure_vault_names(loaded.catalog))
+    result = lifecycle.up(
+        sandbox_dir,
+        cluster_names=names,
+        azure_vaults=azure_vault_names(loaded.catalog),
+        postgres=postgres_spec(loaded.catalog),  # a rotation sets and tests its credential there
+    )
     install_platform_accounts(result.state, loaded.catalog)
     repo_url = ensure_bare_repo(SandboxPaths(Path(result.state.directory)).gitops_repo)
     for line in wire_catalog(result.state, loaded, repo_url=repo_url):
         console.print(f"[dim]{line}[/dim]")
+    exporter = enable_exporter(result.state, loaded)  # logs in to Vault once the bootstrap configured it
+    console.print(f"[dim]vaultflow exporter on {exporter}, as the observer, scraped by Prometheus[/dim]")
     for line in result.repaired:
         console.print(f"[yellow]{line}[/yellow]")
     if result.resumed:
@@ -686,12 +702,15 @@ def rotation_stage(loaded: LoadedCatalog, cli: RotateCli, *, timeout: float) -> 
             "A rotation by name does not wait for the schedule:"
         )
     report_file = cli.report_file("rotation")
+    logins = remember(loaded, cli.state)  # what each database credential's consumer holds before
     code, _ = cli.run("--report", str(report_file), *rotated)
     report = _read_report(report_file, code)
     if code != 0:
         raise OperationError(f"`vaultflow rotate` exited {code}: a secret did not rotate (the report above)")
     for secret in report.secrets:
         console.print(f"[green]✔[/green] {escape(rotated_line(secret))}")
+    for line in login_lines(loaded, cli.state, logins):  # set and tested in PostgreSQL before promoted
+        console.print(escape(line))
     console.print(f"report (JSON, references and timings only): {report_file}")
 
 
@@ -882,6 +901,7 @@ def main(argv: list[str] | None = None) -> int:
         loaded = validate_stage(args.catalog)
         state = sandbox_stage(loaded, args.dir)
         seed_stage(bootstrap_stage(loaded, state))
+        handover_stage(loaded, state, lambda line: console.print(escape(line)))
         delivered = delivery_stage(loaded, state, started=started, timeout=args.timeout)
         synced = sync_stage(loaded, state, delivered, Fingerprints(), timeout=args.timeout)
         rotation_account = loaded.catalog.vault.kubernetes_auth.rotation_service_account
@@ -890,6 +910,15 @@ def main(argv: list[str] | None = None) -> int:
         rotation_stage(loaded, cli, timeout=args.timeout)
         rolled_back = fault_stage(loaded, cli, synced, timeout=args.timeout)
         monitoring_stage(loaded, cli, rolled_back=rolled_back, timeout=args.timeout)
+        stale_consumer_stage(
+            loaded,
+            state,
+            vaultflow=cli.vaultflow,
+            console=console,
+            applications=synced.applications,
+            revision=synced.revision,
+            timeout=args.timeout,
+        )
     except VaultflowError as error:
         console.print(f"[red]error:[/red] {escape(str(error))}")  # controllers' messages are not markup
         return error.exit_code

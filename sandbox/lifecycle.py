@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -47,6 +48,7 @@ from vaultflow.sandbox.crd_sources import resolve_crd_source
 from vaultflow.sandbox.kube.validation import dns1123_label
 from vaultflow.sandbox.layout import SandboxPaths
 from vaultflow.sandbox.monitoring import missing_packages
+from vaultflow.sandbox.postgres import POSTGRES_PID, sandbox_postgres_dir
 from vaultflow.sandbox.processes import (
     port_is_free,
     port_is_listening,
@@ -58,6 +60,7 @@ from vaultflow.sandbox.processes import (
 from vaultflow.sandbox.state import (
     DEFAULT_AZURE_VAULTS,
     MANAGEMENT_CLUSTER,
+    PostgresSpec,
     SandboxSpec,
     SandboxState,
     VaultNode,
@@ -156,6 +159,8 @@ def _pid_file_marker(paths: SandboxPaths, pid_file: Path) -> str:
         return _supervisor_marker(paths.root)
     if pid_file.stem.startswith("monitoring-"):  # its data directory is in its command line
         return str(paths.monitoring / pid_file.stem.removeprefix("monitoring-"))
+    if pid_file.name == POSTGRES_PID:  # postgres -D <its data directory>
+        return str(sandbox_postgres_dir(paths.root) / "data")
     node_id = pid_file.stem.removeprefix("openbao-")
     return str(paths.openbao_config(node_id))
 
@@ -246,6 +251,8 @@ def up(
     argocd_reconciliation_timeout: float = DEFAULT_RECONCILIATION_TIMEOUT,
     argocd_reconciliation_jitter: float = DEFAULT_RECONCILIATION_JITTER,
     seal: str = "shamir",
+    vault_tls: bool = False,
+    postgres: PostgresSpec | None = None,
     timeout: float = START_TIMEOUT,
 ) -> UpResult:
     """Start a sandbox in ``directory``, or return the one already running there with these options.
@@ -256,7 +263,10 @@ def up(
     ``argocd_reconciliation_timeout``/``_jitter`` (seconds) are Argo CD's ``timeout.reconciliation``
     and ``timeout.reconciliation.jitter``: how long a push waits when nobody asks Argo CD to refresh.
     ``seal``: ``shamir`` (the default: bootstrap unseals with shares) or ``transit`` (a second OpenBao,
-    the unsealer, auto-unseals every node; ``vaultflow.sandbox.unsealer``).
+    the unsealer, auto-unseals every node; ``vaultflow.sandbox.unsealer``). ``vault_tls``: OpenBao
+    serves TLS with a certificate from the sandbox CA (``VAULT_CACERT`` in ``environment``).
+    ``postgres``: a PostgreSQL server holding what it names (``vaultflow.sandbox.postgres.postgres_spec``
+    of the catalog, when one of its rotations names a postgres credential).
     """
     names = _cluster_names(clusters, cluster_names)
     vaults = _azure_vault_names(azure_vaults)
@@ -288,6 +298,8 @@ def up(
         argocd_reconciliation_timeout=argocd_reconciliation_timeout,
         argocd_reconciliation_jitter=argocd_reconciliation_jitter,
         seal="transit" if seal == "transit" else "shamir",
+        vault_tls=vault_tls,
+        postgres=postgres,
     )
     return _up(_check_directory(directory), spec, timeout)
 
@@ -488,6 +500,8 @@ def down(directory: Path = DEFAULT_DIR, *, purge: bool = False) -> DownResult:
             _wait_ports_closed(state.ports())
         if purge:
             _remove(paths)
+            if state is not None and state.spec.postgres is not None:  # its data may live outside DIR
+                shutil.rmtree(sandbox_postgres_dir(root), ignore_errors=True)
     if purge:
         with contextlib.suppress(OSError):
             root.rmdir()  # only when empty: the user's own files stay
@@ -531,9 +545,11 @@ def load_state(directory: Path = DEFAULT_DIR) -> SandboxState:
     return state
 
 
-def _answers(url: str) -> tuple[bool, str]:
+def _answers(url: str, ca_file: str | None = None) -> tuple[bool, str]:
+    """``ca_file``: the CA an HTTPS endpoint's certificate must chain to (verified, never skipped)."""
+    context = ssl.create_default_context(cafile=ca_file) if ca_file else None
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (loopback http)
+        with urllib.request.urlopen(url, timeout=2, context=context) as response:  # noqa: S310 (loopback)
             return True, response.read().decode(errors="replace")
     except urllib.error.HTTPError as error:
         return True, error.read().decode(errors="replace")
@@ -541,8 +557,8 @@ def _answers(url: str) -> tuple[bool, str]:
         return False, ""
 
 
-def _vault_condition(address: str) -> tuple[bool, str]:
-    ok, body = _answers(f"{address}/v1/sys/seal-status")
+def _vault_condition(address: str, ca_file: str | None = None) -> tuple[bool, str]:
+    ok, body = _answers(f"{address}/v1/sys/seal-status", ca_file)
     if not ok:
         return False, "not answering"
     try:
@@ -564,12 +580,12 @@ def status(directory: Path = DEFAULT_DIR) -> SandboxStatus:
         components.append(_unsealer_component(state.unsealer))
     for node in state.vault:
         alive = process_alive(node.pid)
-        ok, condition = _vault_condition(node.address) if alive else (False, "not running")
+        ok, condition = _vault_condition(node.address, state.ca_file) if alive else (False, "not running")
         components.append(
             ComponentStatus("openbao", node.node_id, node.address, node.pid, condition, alive and ok)
         )
     for cluster in state.clusters:
-        ok, _ = _answers(f"{cluster.url}/version")
+        ok, _ = _answers(f"{cluster.url}/version", cluster.ca_file)
         components.append(
             ComponentStatus(
                 "kubernetes",
@@ -593,6 +609,16 @@ def status(directory: Path = DEFAULT_DIR) -> SandboxStatus:
     )
     components += _service_components(state)
     components += _monitoring_components(state)
+    if state.postgres:
+        pg_up = port_is_listening(int(state.postgres.rsplit(":", 1)[1]))
+        database = f"database {state.spec.postgres.database}" if state.spec.postgres else ""
+        condition = "answering" if pg_up else "down"
+        components.append(ComponentStatus("postgresql", database, state.postgres, None, condition, pg_up))
+    if state.exporter:  # a TCP check: a GET would run a whole scrape
+        up = port_is_listening(int(state.exporter.rsplit(":", 1)[1]))
+        condition = "serving (as the observer)" if up else "down"
+        exporter = ComponentStatus("monitoring", "vaultflow-exporter", state.exporter, None, condition, up)
+        components.append(exporter)
     return SandboxStatus(state, components)
 
 
@@ -681,6 +707,9 @@ def environment(state: SandboxState) -> dict[str, str]:
         "VAULT_ADDR": state.vault_addr,
         "BAO_ADDR": state.vault_addr,
         "VAULT_ADDRESSES": ",".join(node.address for node in state.vault),  # every replica, leader first
+        # The CA OpenBao's certificate chains to (the vault/bao CLIs and vaultflow read it) when it
+        # serves TLS; the other emulators' CA is VAULTFLOW_SANDBOX_CA (the same file).
+        **({"VAULT_CACERT": state.ca_file, "BAO_CACERT": state.ca_file} if state.spec.vault_tls else {}),
         "KUBECONFIG": state.kubeconfig,
         "AWS_ENDPOINT_URL": state.aws_endpoint,
         "AWS_ACCESS_KEY_ID": "sandbox",
@@ -689,6 +718,20 @@ def environment(state: SandboxState) -> dict[str, str]:
         "AWS_REGION": state.aws_region,
         "VAULTFLOW_SANDBOX_DIR": state.directory,
         **_service_environment(state),
+        **_postgres_environment(state),
+    }
+
+
+def _postgres_environment(state: SandboxState) -> dict[str, str]:
+    """The catalog's PostgreSQL host:port routed to the sandbox's server (the rotation's checker reads
+    ``VAULTFLOW_POSTGRES_ROUTES``), and libpq's own ``PGSSLROOTCERT``: the sandbox CA its certificate
+    chains to, for a client (``psql``, psycopg) that names no ``sslrootcert`` itself."""
+    spec = state.spec.postgres
+    if not state.postgres or spec is None:
+        return {}
+    return {
+        "VAULTFLOW_POSTGRES_ROUTES": f"{spec.host}:{spec.port}={state.postgres}",
+        "PGSSLROOTCERT": state.ca_file,
     }
 
 

@@ -28,6 +28,25 @@ AWS_REGION = "us-east-1"
 DEFAULT_AZURE_VAULTS = ("sandbox",)
 
 
+class PostgresSpec(BaseModel):
+    """The PostgreSQL server a sandbox runs because its catalog names a postgres credential
+    (``vaultflow.sandbox.postgres``): what it holds, and the address the catalog gives it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    host: str  # the catalog's host: the server's certificate names it, VAULTFLOW_POSTGRES_ROUTES maps it
+    port: int = 5432  # the catalog's port
+    database: str
+    user: str  # the database's owner, whose credential the catalog's secret holds
+    admin_user: str  # CREATEROLE and ADMIN OPTION on ``user``: what alternating users log in as
+    secret_path: str  # the catalog secret holding ``user``'s credential
+    admin_path: str = ""  # the Vault path of the admin's credential ("": the catalog names none)
+    username_key: str = "username"
+    password_key: str = "password"
+    admin_username_key: str = "username"
+    admin_password_key: str = "password"
+
+
 class SandboxSpec(BaseModel):
     """The options a sandbox was started with; ``up`` with other options must not reuse it."""
 
@@ -47,6 +66,10 @@ class SandboxSpec(BaseModel):
     argocd_reconciliation_jitter: float = DEFAULT_RECONCILIATION_JITTER
     # How the Vault nodes are sealed: Shamir shares, or auto-unseal by a second OpenBao's transit engine
     seal: Literal["shamir", "transit"] = "shamir"
+    # OpenBao's listener serves TLS with a certificate from the sandbox CA (``--vault-tls``)
+    vault_tls: bool = False
+    # A PostgreSQL server (the catalog given to ``up --catalog`` names a postgres credential)
+    postgres: PostgresSpec | None = None
 
     @property
     def cluster_names(self) -> tuple[str, ...]:
@@ -62,6 +85,10 @@ class SandboxSpec(BaseModel):
             described += f"; Argo CD reconciliation {reconciliation[0]:g}s + up to {reconciliation[1]:g}s"
         if self.seal != "shamir":
             described += f"; {self.seal} seal"
+        if self.vault_tls:
+            described += "; OpenBao over TLS"
+        if self.postgres is not None:
+            described += f"; PostgreSQL (database {self.postgres.database})"
         return described
 
 
@@ -122,6 +149,8 @@ class SandboxState(BaseModel):
     prometheus: str = Field("", description="Prometheus (empty: its Debian packages are not installed)")
     pushgateway: str = Field("", description="the Prometheus Pushgateway")
     alertmanager: str = Field("", description="the Alertmanager Prometheus sends its alerts to")
+    exporter: str = Field("", description="vaultflow's exporter as the observer (after `up --catalog`)")
+    postgres: str = Field("", description="PostgreSQL's host:port on loopback (TLS, sandbox CA), if started")
 
     @property
     def github_api_url(self) -> str:
@@ -151,7 +180,8 @@ class SandboxState(BaseModel):
             u for u in (self.gcp_endpoint, self.admin_endpoint, self.argo_server, self.github_endpoint) if u
         ]
         urls += list(self.eso_metrics.values())
-        urls += [u for u in (self.prometheus, self.pushgateway, self.alertmanager) if u]
+        urls += [u for u in (self.prometheus, self.pushgateway, self.alertmanager, self.exporter) if u]
+        urls += [f"tcp://{self.postgres}"] if self.postgres else []
         return [int(url.rsplit(":", 1)[1]) for url in urls]
 
     def azure_vault_url(self, name: str) -> str:

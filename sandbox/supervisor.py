@@ -47,12 +47,17 @@ from vaultflow.base.errors import InputError, VaultflowError
 from vaultflow.sandbox import layout
 from vaultflow.sandbox.crd_sources import CrdSource, load_crds
 from vaultflow.sandbox.emulators import ServiceEmulators
+from vaultflow.sandbox.exporter import JOB as EXPORTER_JOB
+from vaultflow.sandbox.exporter import SandboxExporter
+from vaultflow.sandbox.exporter import targets_file as exporter_targets
 from vaultflow.sandbox.kube import KubeCluster
 from vaultflow.sandbox.kube.persistence import load_cluster, save_cluster, saved_port
 from vaultflow.sandbox.kubeconfig import ClusterAccess, write_kubeconfig
 from vaultflow.sandbox.monitoring import SandboxMonitoring, missing_packages
 from vaultflow.sandbox.openbao import OpenBaoServer, free_port, raft_cluster
-from vaultflow.sandbox.persistence import restore_clouds, save_clouds
+from vaultflow.sandbox.persistence import CloudSaver, MotoServer, restore_clouds
+from vaultflow.sandbox.pki import CertificateAuthority
+from vaultflow.sandbox.postgres import POSTGRES_PID, PostgresServer, ensure_provisioned, sandbox_postgres_dir
 from vaultflow.sandbox.processes import port_is_free, write_pid
 from vaultflow.sandbox.state import (
     ClusterEndpoint,
@@ -70,7 +75,7 @@ from vaultflow.sandbox.unsealer import Unsealer
 log = logging.getLogger("vaultflow.sandbox.supervisor")
 
 SAVE_INTERVAL = 5.0  # seconds between checks whether a cluster or the routes changed and must be saved
-CLOUD_SAVE_INTERVAL = 30.0  # reading every cloud secret back costs more; at stop they are saved anyway
+CLOUD_SAVE_INTERVAL = 30.0  # the clouds' file holds every value: written less often; at stop anyway
 # SDK loggers that log every request's headers at INFO (azure-core's HttpLoggingPolicy): the ESO
 # emulator's pushes through the real Azure SDK would fill the supervisor log with them.
 NOISY_LOGGERS = ("werkzeug", "azure.core.pipeline.policies.http_logging_policy")
@@ -90,12 +95,15 @@ class Supervisor:
         self.vault: list[OpenBaoServer] = []
         self.unsealer: Unsealer | None = None
         self.clusters: list[KubeCluster] = []
-        self._moto: Any = None
+        self._moto: MotoServer | None = None
+        self._cloud_saver: CloudSaver | None = None  # saves the clouds when they changed
         self._aws_endpoint = ""
         self._endpoints: list[ClusterEndpoint] = []
         self._started_at = ""
         self.services: ServiceEmulators | None = None
         self.monitoring: SandboxMonitoring | None = None
+        self.postgres: PostgresServer | None = None  # when the catalog names a postgres credential
+        self.exporter: SandboxExporter | None = None
         self.ready = False
         self._saved_versions: dict[str, int] = {}
         self._saved_routes: dict[str, Any] | None = None
@@ -116,13 +124,12 @@ class Supervisor:
             prepare=lambda services: self._restore(services, previous),
         )
         self._wait_openbao()
+        self._start_postgres(previous)
         self._start_monitoring()
+        self.exporter_requested()  # the exporter of a kept `up --catalog`, on this run's addresses
         write_kubeconfig(
             self.paths.kubeconfig,
-            [
-                ClusterAccess(c.name, c.url, c.admin_token, ca_file=str(self.paths.cluster_ca(c.name)))
-                for c in self.clusters
-            ],
+            [ClusterAccess(c.name, c.url, c.admin_token, ca_pem=c.ca_pem) for c in self.clusters],
             current=self.spec.workload_clusters[0],
         )
         self._started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -158,6 +165,8 @@ class Supervisor:
             prometheus=self.monitoring.prometheus.url if self.monitoring is not None else "",
             pushgateway=self.monitoring.pushgateway.url if self.monitoring is not None else "",
             alertmanager=self.monitoring.alertmanager.url if self.monitoring is not None else "",
+            exporter=self.exporter.url if self.exporter is not None else "",
+            postgres=f"{self.postgres.host}:{self.postgres.port}" if self.postgres is not None else "",
         )
 
     def _openbao_ports(self, previous: SandboxState | None) -> list[tuple[int, int]]:
@@ -212,6 +221,13 @@ class Supervisor:
             ports=self._openbao_ports(previous),
             seal_hcl=seal_hcl,
             env=environment,
+            # --vault-tls: every node's certificate from the sandbox CA (the emulators' CA, kept in DIR/tls)
+            authority=(
+                CertificateAuthority.kept_in(self.paths.ca_file, self.paths.ca_key, "vaultflow sandbox CA")
+                if self.spec.vault_tls
+                else None
+            ),
+            ca_file=self.paths.ca_file if self.spec.vault_tls else None,
         )
         for server in nodes:
             self.vault.append(server)
@@ -222,6 +238,25 @@ class Supervisor:
         for server in self.vault:
             server.wait_ready(timeout=60)
             log.info("OpenBao %s listens on %s", server.node_id, server.address)
+
+    def _start_postgres(self, previous: SandboxState | None) -> None:
+        """PostgreSQL (``vaultflow.sandbox.postgres``) when the spec names one: on its kept data and
+        port where free, TLS with the sandbox CA, its database and users provisioned once."""
+        spec = self.spec.postgres
+        if spec is None:
+            return
+        kept = _port(previous.postgres) if previous is not None and previous.postgres else 0
+        server = PostgresServer(
+            sandbox_postgres_dir(self.paths.root),
+            CertificateAuthority.kept_in(self.paths.ca_file, self.paths.ca_key, "vaultflow sandbox CA"),
+            port=kept if kept and port_is_free(kept) else free_port(),
+            names=(spec.host,),
+        )
+        self.postgres = server
+        server.start()
+        write_pid(self.paths.run / POSTGRES_PID, server.process.pid if server.process else 0)
+        ensure_provisioned(server, spec)
+        log.info("PostgreSQL listens on %s:%s (database %s)", server.host, server.port, spec.database)
 
     def _start_monitoring(self) -> None:
         """Prometheus, the Pushgateway and the Alertmanager, when their Debian packages are installed."""
@@ -234,27 +269,27 @@ class Supervisor:
             self.paths.monitoring,
             [server.address for server in self.vault],
             {name: server.url for name, server in self.services.eso_metrics.items()},
+            vault_ca_file=str(self.paths.ca_file) if self.spec.vault_tls else "",
+            file_targets={EXPORTER_JOB: exporter_targets(self.paths.monitoring)},
         )
         for process in self.monitoring.processes:
             write_pid(self.paths.monitoring_pid(process.name), process.pid or 0)
 
     def _start_moto(self) -> str:
-        from moto.server import ThreadedMotoServer  # heavy; only the supervisor needs it
-
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self._moto.start()
-        host, port = self._moto.get_host_and_port()
-        log.info("moto (AWS Secrets Manager, KMS) listens on http://%s:%s", host, port)
-        return f"http://{host}:{port}"
+        self._moto = MotoServer()  # in this process: the cloud save reads its state in memory
+        endpoint = self._moto.start()
+        self._cloud_saver = CloudSaver(self._moto, self.paths.clouds)
+        log.info("moto (AWS Secrets Manager, KMS) listens on %s", endpoint)
+        return endpoint
 
     def _cluster(self, name: str) -> KubeCluster:
         """The cluster as the last run left it (same objects, keys and port), or a new one."""
         snapshot = self.paths.cluster_snapshot(name)
         if not snapshot.is_file():
-            return KubeCluster(name)
+            return KubeCluster(name, tls=True)  # HTTPS, its certificate from the cluster's own CA
         try:
             port = saved_port(snapshot)
-            cluster = load_cluster(snapshot)
+            cluster = load_cluster(snapshot, tls=True)
         except ValueError as error:
             raise InputError(
                 f"{error}; start over with `vaultflow sandbox down --purge --dir {self.directory}`"
@@ -322,8 +357,28 @@ class Supervisor:
             if routes != self._saved_routes:
                 write_json_atomically(self.paths.routes, json.dumps(routes, indent=2) + "\n")
                 self._saved_routes = routes
-            if clouds:
-                save_clouds(self.services, self._aws_endpoint, self.spec.azure_vaults, self.paths.clouds)
+            if clouds and self._cloud_saver is not None:
+                self._cloud_saver.save(self.services, self.spec.azure_vaults)
+
+    def exporter_requested(self) -> None:
+        """(Re)start vaultflow's exporter when ``enable_exporter`` asked for it (SIGUSR1, and at start)."""
+        addresses = [server.address for server in self.vault]
+        ca_file = str(self.paths.ca_file) if self.spec.vault_tls else ""
+        exporter = SandboxExporter.requested(self.paths.monitoring, addresses, ca_file)
+        if exporter is None:
+            return
+        if self.exporter is not None:
+            self.exporter.stop()
+        self.exporter = None
+        try:
+            self.exporter = exporter.start()
+            write_pid(self.paths.monitoring_pid(exporter.name), exporter.pid or 0)
+            log.info("vaultflow exporter on %s (as the observer)", exporter.url)
+        except VaultflowError as error:
+            exporter.stop()  # a process that did not become ready is not left behind
+            log.error("vaultflow exporter not started: %s", error)
+        if self.ready:
+            write_json_atomically(self.paths.state, dump(self.state()))
 
     def restart_requested(self) -> None:
         """Restart the OpenBao nodes ``restart-request.json`` names; answer in ``restart-done.json``."""
@@ -371,12 +426,18 @@ class Supervisor:
     # ------------------------------------------------------------ stop
 
     def stop(self) -> None:
+        if self.exporter is not None:  # before the clusters and Vault it reads
+            self.exporter.stop()
+            self.paths.monitoring_pid(self.exporter.name).unlink(missing_ok=True)
         if self.monitoring is not None:
             self.monitoring.stop()
             for process in self.monitoring.processes:
                 self.paths.monitoring_pid(process.name).unlink(missing_ok=True)
         if self.services is not None:
             self.services.stop()  # controllers first: they write into the clusters and clouds
+        if self.postgres is not None:
+            self.postgres.stop()
+            self.paths.run.joinpath(POSTGRES_PID).unlink(missing_ok=True)
         self.save(clouds=True)
         for cluster in self.clusters:
             cluster.stop()
@@ -410,13 +471,21 @@ def _write_error(paths: layout.SandboxPaths, error: BaseException) -> None:
     write_json_atomically(paths.supervisor_error, json.dumps({"kind": kind, "message": message}))
 
 
-def _serve(supervisor: Supervisor, stop_requested: threading.Event, restart: threading.Event) -> None:
+def _serve(
+    supervisor: Supervisor,
+    stop_requested: threading.Event,
+    restart: threading.Event,
+    exporter: threading.Event | None = None,
+) -> None:
     """Until asked to stop: restart what is asked for, save what changed (a crash loses little)."""
     last_save = last_clouds = time.monotonic()
     while not stop_requested.wait(0.2):
         if restart.is_set():
             restart.clear()
             supervisor.restart_requested()
+        if exporter is not None and exporter.is_set():
+            exporter.clear()
+            supervisor.exporter_requested()
         now = time.monotonic()
         if now - last_save >= SAVE_INTERVAL:
             clouds = now - last_clouds >= CLOUD_SAVE_INTERVAL
@@ -440,6 +509,8 @@ def run(directory: Path) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGHUP, lambda signum, _: restart.set())
+    exporter = threading.Event()
+    signal.signal(signal.SIGUSR1, lambda signum, _: exporter.set())  # vaultflow.sandbox.exporter
     supervisor: Supervisor | None = None
     try:
         supervisor = Supervisor(directory, read_spec(directory))
@@ -447,7 +518,7 @@ def run(directory: Path) -> int:
         write_json_atomically(paths.state, dump(state))
         ready.set()
         log.info("sandbox ready in %s", directory)
-        _serve(supervisor, stop_requested, restart)
+        _serve(supervisor, stop_requested, restart, exporter)
         return 0
     except Exception as error:
         if not isinstance(error, VaultflowError):

@@ -157,6 +157,9 @@ def assert_rotation_stages(output: str, *, first: bool) -> None:
         and "then Deployment production/api in prod-eu Restarted" in rotated
     )
     assert "3/3 targets Verified holding the new version" in rotated
+    # set and tested in PostgreSQL first (alternating users): both the new and the previous login work
+    assert "prod-eu/production/db-secret holds now: accepted (SELECT 1)" in rotated
+    assert "prod-eu/production/db-secret held before: accepted (SELECT 1) until the next rotation" in rotated
     fault = words[words.index("8. A cloud fault") :]
     assert "aws goes down for ESO" in fault and "verifyTimeout (30s)" in fault
     assert "RolledBack" in fault and "TimedOut" in fault  # the CLI's report table
@@ -178,11 +181,19 @@ def assert_monitoring_stage(output: str) -> None:
     scraped = monitoring[: monitoring.index("alert RotationFailed")]  # the targets table
     assert "health" in scraped and " down " not in scraped
     cells = " ".join(scraped.replace("│", " ").split())  # the table's rows, without its borders
-    for job in ("vault", "external-secrets", "pushgateway"):
+    for job in ("vault", "external-secrets", "pushgateway", "vaultflow-exporter"):
         assert f"{job} 127.0.0.1:" in cells
     assert "alert RotationFailed (warning): firing" in monitoring
     assert 'vaultflow_exporter_source_up{source="vault"} 1.0' in monitoring
     assert "$ python -m vaultflow audit --catalog" in monitoring and "audit: no drift" in monitoring
+    # The last step: a fault leaves shared/stripe's consumer stale; an alert fires, the audit names it.
+    fault = monitoring[monitoring.index("A fault:") :]
+    assert "alert ExternalSecretSyncFailures (critical) in prod-us: firing" in fault
+    assert 'vaultflow_consumer_stale_seconds{externalsecret="shared-stripe"}' in fault
+    audited = fault[: fault.index("the audit names the consumer")]
+    assert "payments/shared-stripe" in audited and "not-ready" in audited
+    assert "left behind (prod-us payments/shared-stripe): exit 1" in fault
+    assert "refreshed: the audit is clean again" in fault
 
 
 def assert_reports(directory: Path, history: dict[str, list[dict[str, Any]]]) -> None:

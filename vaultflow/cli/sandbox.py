@@ -85,6 +85,11 @@ def up(
         help="How OpenBao is sealed: shamir (bootstrap unseals with shares) or transit (a second OpenBao, "
         "the unsealer, auto-unseals every node).",
     ),
+    vault_tls: bool = typer.Option(
+        False,
+        "--vault-tls",
+        help="OpenBao serves TLS with a certificate from the sandbox CA (`env` exports VAULT_CACERT).",
+    ),
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
     """Start the sandbox in the background, or bring a stopped one back with its state (the same Vault).
@@ -102,13 +107,16 @@ def up(
     reconciliation = _seconds("--argocd-reconciliation-timeout", argocd_reconciliation_timeout)
     jitter = _seconds("--argocd-reconciliation-jitter", argocd_reconciliation_jitter)
     loaded = None
+    postgres = None
     if catalog is not None:
         from vaultflow.gitops.catalog import load_catalog
         from vaultflow.sandbox.catalog_wiring import azure_vault_names
+        from vaultflow.sandbox.postgres import postgres_spec
 
         loaded = load_catalog(catalog)
         names = names or tuple(cluster.name for cluster in loaded.catalog.clusters)
         vaults = vaults or azure_vault_names(loaded.catalog) or None
+        postgres = postgres_spec(loaded.catalog)  # a postgres credential: the sandbox runs the database
     result = lifecycle.up(
         directory,
         clusters=clusters,
@@ -123,6 +131,8 @@ def up(
         argocd_reconciliation_timeout=reconciliation,
         argocd_reconciliation_jitter=jitter,
         seal=seal,
+        vault_tls=vault_tls,
+        postgres=postgres,
     )
     wired: list[str] = []
     if loaded is not None:
@@ -132,6 +142,10 @@ def up(
         install_platform_accounts(result.state, loaded.catalog)
         # the catalog's repoUrl routed to the sandbox's GitOps remote: Argo CD, GitHub and `git` all reach it
         wired = wire_catalog(result.state, loaded, repo_url=result.state.gitops_repo or None)
+        from vaultflow.sandbox.exporter import enable_exporter
+
+        # vaultflow's exporter as the observer (it logs in to Vault once the bootstrap configured it)
+        wired.append(f"vaultflow exporter on {enable_exporter(result.state, loaded)} (as the observer)")
     _print_up(result, directory, output, wired)
 
 
@@ -150,6 +164,7 @@ _SPEC_OPTIONS = (
     "argocd_reconciliation_timeout",
     "argocd_reconciliation_jitter",
     "seal",
+    "vault_tls",
 )
 
 
