@@ -25,6 +25,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from vaultflow.base.errors import InputError
+from vaultflow.base.steps_image import STEPS_UID, image
 from vaultflow.gitops.catalog import LoadedCatalog
 from vaultflow.gitops.catalog.model import Catalog, ServiceAccountRef
 from vaultflow.gitops.rbac_objects import (
@@ -37,7 +38,6 @@ from vaultflow.gitops.rbac_objects import (
 )
 from vaultflow.gitops.resources.meta import ObjectMeta
 from vaultflow.gitops.resources.rbac import PolicyRule, ServiceAccount
-from vaultflow.workflows.settings import STEPS_UID, image
 
 EXPORTER = "vaultflow-exporter"
 OBSERVER_ROLE = "vaultflow-observer"  # the ClusterRole (list ExternalSecrets) in every catalog cluster

@@ -225,16 +225,24 @@ def main(argv: list[str] | None = None) -> int:
     settings = json.loads((args.dir / SETTINGS).read_text())
     os.environ["KUBECONFIG"] = settings["kubeconfig"]
     os.environ.pop("VAULT_TOKEN", None)  # always as the observer, never an inherited token
-    command = ["exporter", "--catalog", settings["catalog"], "--listen", settings["listen"]]
-    command += ["--vault-addresses", settings["vault_addresses"]]
-    if settings.get("ca_cert"):
-        command += ["--ca-cert", settings["ca_cert"]]
-    from vaultflow.cli import app
+    from vaultflow.base.errors import VaultflowError
+    from vaultflow.gitops.catalog import load_catalog
+    from vaultflow.steps.observe.exporter import catalog_registry, serve_until_stopped
 
+    host, _, port = settings["listen"].rpartition(":")
     try:
-        app(command, prog_name="vaultflow")
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
+        loaded = load_catalog(Path(settings["catalog"]))
+        registry = catalog_registry(
+            loaded,
+            settings["vault_addresses"],
+            settings.get("ca_cert") or "",
+            required=False,
+            say=log.warning,
+        )
+    except VaultflowError as error:
+        log.error("%s", error)
+        return error.exit_code
+    serve_until_stopped(registry, host, int(port))
     return 0
 
 

@@ -30,6 +30,7 @@ from hera.workflows import (
 from hera.workflows import models as m
 from hera.workflows.script import RunnerScriptConstructor
 
+from vaultflow.base import steps_image
 from vaultflow.base.durations import parse_argo_duration
 from vaultflow.workflows import entry, settings
 from vaultflow.workflows.dsl import Param, Pipeline, Retry, Schedule, SecretMount, Step
@@ -79,9 +80,9 @@ def _container_security_context() -> m.SecurityContext:
 def _pod_security_context() -> m.PodSecurityContext:
     return m.PodSecurityContext(
         run_as_non_root=True,
-        run_as_user=settings.STEPS_UID,
-        run_as_group=settings.STEPS_UID,
-        fs_group=settings.STEPS_UID,
+        run_as_user=steps_image.STEPS_UID,
+        run_as_group=steps_image.STEPS_UID,
+        fs_group=steps_image.STEPS_UID,
         seccomp_profile=m.SeccompProfile(type="RuntimeDefault"),
     )
 
@@ -139,7 +140,7 @@ def _parameter(param: Param) -> Parameter:
 
 def workflow_template(pipeline: Pipeline, image: str | None = None) -> WorkflowTemplate:
     """The pipeline as a Hera ``WorkflowTemplate`` (``image`` defaults to ``VAULTFLOW_IMAGE``)."""
-    image = image or settings.image()
+    image = image or steps_image.image()
     labels = {PART_OF_LABEL: "vaultflow", **pipeline.labels}
     # Built outside the template's context, Hera lists them after the DAGs that use them: main comes first.
     exit_steps = [pipeline.on_exit] if pipeline.on_exit is not None else []

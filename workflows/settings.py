@@ -1,28 +1,7 @@
-"""Deployment settings of the workflows: one place, read from the environment.
-
-The steps image is the only thing that differs between a release and a
-development build, so it is one setting: ``VAULTFLOW_IMAGE``. By default it is
-the published steps image tagged with this package's version, so a rendered
-template always runs the code it was rendered from.
-"""
+"""Deployment settings of the workflows that are theirs alone (the steps image, shared with the
+exporter, is ``vaultflow.base.steps_image``)."""
 
 from __future__ import annotations
 
-import os
-
-from vaultflow import __version__
-
-IMAGE_REPOSITORY = "ghcr.io/vaultflow/vaultflow-steps"
-IMAGE_ENV = "VAULTFLOW_IMAGE"
-DEFAULT_IMAGE = f"{IMAGE_REPOSITORY}:{__version__}"
-
-# The Dockerfile's non-root user; pods run as it so that runAsNonRoot can be enforced.
-STEPS_UID = 10001
-
 # Service accounts declared (with their RBAC) in argocd-apps/workflows/rbac.
 DEFAULT_SERVICE_ACCOUNT = "vaultflow-workflow"
-
-
-def image() -> str:
-    """The steps image every script template runs (``VAULTFLOW_IMAGE`` or the versioned default)."""
-    return os.environ.get(IMAGE_ENV, "").strip() or DEFAULT_IMAGE

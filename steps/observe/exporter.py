@@ -22,6 +22,9 @@ carries a secret value: labels are paths, cluster, namespace and object names.
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +39,7 @@ from vaultflow.base.cron import next_run
 from vaultflow.base.durations import parse_go_duration
 from vaultflow.base.errors import VaultflowError
 from vaultflow.base.times import parse_time
+from vaultflow.gitops.catalog import LoadedCatalog
 from vaultflow.gitops.catalog.model import Catalog
 from vaultflow.gitops.policies import REVIEWER_EXPIRY, reviewer_record_path
 from vaultflow.gitops.render import VAULT_PATH_ANNOTATION  # on every rendered ExternalSecret
@@ -288,3 +292,51 @@ class CatalogCollector:
         for cluster, expiry in sorted(scrape.reviewer_expiry.items()):
             reviewer.add_metric([cluster], expiry.timestamp())
         yield from (ttl, max_ttl, reviewer)
+
+
+def catalog_registry(
+    loaded: LoadedCatalog, addresses: str, ca_cert: str, *, required: bool, say: Callable[[str], None]
+) -> CollectorRegistry:
+    """A registry holding the catalog's collector, logged in to Vault as the observer (or with
+    ``$VAULT_TOKEN``). ``required``: a failed first login is an error; otherwise it is said and
+    each scrape tries again (the exporter must serve while Vault is sealed)."""
+    from vaultflow.gitops.catalog.types import duration_seconds
+    from vaultflow.steps.kube.clusters import cluster_clients
+    from vaultflow.steps.observe.login import observer_login
+
+    def login() -> VaultApi:
+        return observer_login(loaded, addresses, ca_cert)
+
+    try:
+        vault: VaultApi | None = login()
+    except VaultflowError as error:
+        if required:
+            raise
+        say(f"cannot log in to Vault yet ({error}): each scrape tries again")
+        vault = None
+    registry = CollectorRegistry()
+    CatalogCollector(
+        loaded.catalog,
+        vault,
+        cluster_clients(loaded),
+        registry,
+        login=None if os.environ.get("VAULT_TOKEN") and vault is not None else login,
+        relogin_after=duration_seconds(loaded.catalog.vault.kubernetes_auth.token_ttl) / 2,
+    )
+    return registry
+
+
+def serve_until_stopped(registry: CollectorRegistry, host: str, port: int) -> None:
+    """Serve ``/metrics`` on ``host:port`` until SIGTERM or Ctrl-C."""
+    from prometheus_client import start_http_server
+
+    server, thread = start_http_server(port, addr=host, registry=registry)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        stopped.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from vaultflow import __version__
-from vaultflow.workflows import settings
+from vaultflow.base import steps_image
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = (REPO_ROOT / "Dockerfile").read_text()
@@ -19,11 +19,11 @@ def _instructions(name: str) -> list[str]:
 
 
 def test_the_image_runs_as_the_uid_the_templates_require() -> None:
-    assert _instructions("USER")[-1] == f"{settings.STEPS_UID}:{settings.STEPS_UID}"
+    assert _instructions("USER")[-1] == f"{steps_image.STEPS_UID}:{steps_image.STEPS_UID}"
     template = yaml.safe_load(
         (REPO_ROOT / "argocd-apps/workflows/templates/workflowtemplates/vaultflow-selftest.yaml").read_text()
     )
-    assert template["spec"]["securityContext"]["runAsUser"] == settings.STEPS_UID
+    assert template["spec"]["securityContext"]["runAsUser"] == steps_image.STEPS_UID
     assert template["spec"]["securityContext"]["runAsNonRoot"] is True
 
 
@@ -34,5 +34,5 @@ def test_dependencies_are_installed_from_the_constraints_file() -> None:
 
 
 def test_the_default_image_reference_carries_the_package_version() -> None:
-    assert settings.DEFAULT_IMAGE.endswith(f":{__version__}")
-    assert settings.IMAGE_REPOSITORY in DOCKERFILE
+    assert steps_image.DEFAULT_IMAGE.endswith(f":{__version__}")
+    assert steps_image.IMAGE_REPOSITORY in DOCKERFILE

@@ -9,9 +9,10 @@ import yaml
 
 from tests.workflows import dsl_steps
 from tests.workflows.conftest import pipeline
+from vaultflow.base import steps_image
 from vaultflow.gitops.catalog import load_catalog
 from vaultflow.gitops.crd_schemas import CrdRegistry
-from vaultflow.workflows import runner, settings
+from vaultflow.workflows import runner
 from vaultflow.workflows.dsl import Param, Schedule, Step
 from vaultflow.workflows.registry import Registry, load_registry
 from vaultflow.workflows.render import HEADER, CatalogFile, render
@@ -22,8 +23,8 @@ COMMITTED = REPO_ROOT / "argocd-apps" / "workflows" / "templates"
 
 @pytest.fixture
 def default_image(monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.delenv(settings.IMAGE_ENV, raising=False)
-    return settings.DEFAULT_IMAGE
+    monkeypatch.delenv(steps_image.IMAGE_ENV, raising=False)
+    return steps_image.DEFAULT_IMAGE
 
 
 def _scheduled() -> Registry:
@@ -67,7 +68,7 @@ def test_rendering_twice_is_byte_identical(tmp_path: Path, default_image: str) -
 
 
 def test_every_template_runs_the_configured_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(settings.IMAGE_ENV, "registry.example.com/steps:dev")
+    monkeypatch.setenv(steps_image.IMAGE_ENV, "registry.example.com/steps:dev")
     (path,) = [p for p in render(load_registry(), tmp_path) if p.stem == "vaultflow-selftest"]
     document = yaml.safe_load(path.read_text())
     images = {t["script"]["image"] for t in document["spec"]["templates"] if "script" in t}
@@ -77,7 +78,7 @@ def test_every_template_runs_the_configured_image(tmp_path: Path, monkeypatch: p
 def test_default_image_is_tagged_with_the_package_version(default_image: str) -> None:
     from vaultflow import __version__
 
-    assert settings.image() == f"{settings.IMAGE_REPOSITORY}:{__version__}"
+    assert steps_image.image() == f"{steps_image.IMAGE_REPOSITORY}:{__version__}"
 
 
 def test_stale_generated_files_are_removed_and_others_kept(tmp_path: Path, default_image: str) -> None:

@@ -9,9 +9,6 @@ token's TTL; or with ``$VAULT_TOKEN`` when set.
 
 from __future__ import annotations
 
-import os
-import signal
-import threading
 from pathlib import Path
 
 import typer
@@ -33,53 +30,22 @@ def exporter(
     ca_cert: str = CA_CERT_OPTION,
 ) -> None:
     """Serve /metrics: per secret its rotation delay, per consumer its staleness, per cluster ESO's role."""
-    from prometheus_client import CollectorRegistry, generate_latest, start_http_server
+    from prometheus_client import generate_latest
 
-    from vaultflow.base.errors import InputError, VaultflowError
+    from vaultflow.base.errors import InputError
     from vaultflow.gitops.catalog import load_catalog
-    from vaultflow.gitops.catalog.types import duration_seconds
-    from vaultflow.steps.kube.clusters import cluster_clients
-    from vaultflow.steps.observe.exporter import CatalogCollector
-    from vaultflow.steps.observe.login import observer_login
-    from vaultflow.steps.vault.api import VaultApi
+    from vaultflow.steps.observe.exporter import catalog_registry, serve_until_stopped
 
     loaded = load_catalog(catalog or default_catalog())
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():
         raise InputError(f"--listen {listen!r}: give HOST:PORT, for example 127.0.0.1:9469")
     addresses, ca = vault_connection(vault_addresses, ca_cert)
-
-    def login() -> VaultApi:
-        return observer_login(loaded, addresses, ca)
-
-    try:
-        vault: VaultApi | None = login()
-    except VaultflowError as error:
-        if once:
-            raise
-        # Sealed, or the bootstrap has not configured the observer yet: every scrape tries again.
-        typer.echo(f"cannot log in to Vault yet ({error}): each scrape tries again", err=True)
-        vault = None
-    registry = CollectorRegistry()
-    CatalogCollector(
-        loaded.catalog,
-        vault,
-        cluster_clients(loaded),
-        registry,
-        login=None if os.environ.get("VAULT_TOKEN") and vault is not None else login,
-        relogin_after=duration_seconds(loaded.catalog.vault.kubernetes_auth.token_ttl) / 2,
+    registry = catalog_registry(
+        loaded, addresses, ca, required=once, say=lambda line: typer.echo(line, err=True)
     )
     if once:
         typer.echo(generate_latest(registry).decode(), nl=False)
         return
-    server, thread = start_http_server(int(port), addr=host, registry=registry)
     typer.echo(f"serving http://{listen}/metrics for {len(loaded.catalog.secrets)} secret(s)", err=True)
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    try:
-        stopped.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
+    serve_until_stopped(registry, host, int(port))
