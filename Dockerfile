@@ -7,7 +7,7 @@
 # emulator code (tests/test_layout.py builds the same COPY set and checks it).
 #
 # Build it with the tag the rendered templates reference by default
-# (workflows/settings.py: ghcr.io/vaultflow/vaultflow-steps:<package version>):
+# (vaultflow/base/steps_image.py: ghcr.io/vaultflow/vaultflow-steps:<package version>):
 #
 #   docker build -t "ghcr.io/vaultflow/vaultflow-steps:$(python -c 'import vaultflow; print(vaultflow.__version__)')" .
 #
@@ -39,7 +39,7 @@ FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="vaultflow-steps" \
       org.opencontainers.image.description="vaultflow workflow steps, run by Argo Workflows through Hera's runner" \
       org.opencontainers.image.licenses="Apache-2.0"
-# UID/GID 10001 match workflows/settings.py (STEPS_UID): templates set runAsNonRoot and runAsUser to it.
+# UID/GID 10001 match vaultflow/base/steps_image.py (STEPS_UID): templates set runAsNonRoot and runAsUser to it.
 RUN groupadd --system --gid 10001 vaultflow \
  && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /home/vaultflow --shell /usr/sbin/nologin vaultflow
 COPY --from=build /opt/vaultflow /opt/vaultflow
