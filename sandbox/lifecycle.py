@@ -188,6 +188,10 @@ def _exclusive(paths: SandboxPaths) -> Iterator[None]:
     finally:
         if locked and not paths.has_state() and not paths.logs.exists():
             paths.lock.unlink(missing_ok=True)
+        if locked:
+            # Released explicitly: closing only drops this descriptor, and a process that shares its
+            # open file description would keep the directory locked for the next command.
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
         os.close(descriptor)
         if created:
             with contextlib.suppress(OSError):
