@@ -11,7 +11,7 @@ shipped RBAC on the pipeline exactly as kube-apiserver would. Written atomically
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from vaultflow.base.errors import OperationError
@@ -23,8 +23,17 @@ from vaultflow.sandbox.state import SandboxState
 TOKEN_SECONDS = 3600  # a projected token's default life; a pipeline run is shorter
 
 
-def account_kubeconfig(state: SandboxState, account: ServiceAccountRef, clusters: Sequence[str]) -> Path:
-    """``DIR/kubeconfigs/<account>.yaml``: a context per cluster of ``clusters``, as ``account``.
+def account_kubeconfig(
+    state: SandboxState,
+    account: ServiceAccountRef,
+    clusters: Sequence[str],
+    *,
+    path: Path | None = None,
+    expiration_seconds: int = TOKEN_SECONDS,
+    contexts: Mapping[str, str] | None = None,
+) -> Path:
+    """``path`` (default ``DIR/kubeconfigs/<account>.yaml``): a context per cluster of ``clusters``
+    (named as the cluster, or as ``contexts`` maps it), as ``account``.
 
     The account must exist in each of them (its namespace and ServiceAccount are what the
     platform's charts and the render create); a missing one is named, nothing is written."""
@@ -36,7 +45,7 @@ def account_kubeconfig(state: SandboxState, account: ServiceAccountRef, clusters
         endpoint = state.cluster(name)
         with config.new_client_from_config(config_file=state.kubeconfig, context=name) as admin:
             request = client.AuthenticationV1TokenRequest(
-                spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=TOKEN_SECONDS)
+                spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=expiration_seconds)
             )
             try:
                 issued = client.CoreV1Api(admin).create_namespaced_service_account_token(
@@ -47,8 +56,11 @@ def account_kubeconfig(state: SandboxState, account: ServiceAccountRef, clusters
                     f"cluster {name}: no token for service account {account.namespace}/{account.name} "
                     f"(HTTP {error.status}): is the platform installed there?"
                 ) from None
+        context = (contexts or {}).get(name, name)
         accesses.append(
-            ClusterAccess(name, endpoint.url, str(issued.status.token), account.namespace, endpoint.ca_file)
+            ClusterAccess(
+                context, endpoint.url, str(issued.status.token), account.namespace, endpoint.ca_file
+            )
         )
-    path = SandboxPaths(Path(state.directory)).account_kubeconfigs / f"{account.name}.yaml"
-    return write_kubeconfig(path, accesses, current=clusters[0] if clusters else None)
+    path = path or SandboxPaths(Path(state.directory)).account_kubeconfigs / f"{account.name}.yaml"
+    return write_kubeconfig(path, accesses, current=accesses[0].name if accesses else None)

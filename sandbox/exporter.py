@@ -35,7 +35,6 @@ from typing import Any
 from vaultflow.base.errors import OperationError
 from vaultflow.gitops.catalog import LoadedCatalog
 from vaultflow.gitops.monitoring_exporter import exporter_manifests
-from vaultflow.sandbox.kubeconfig import ClusterAccess, write_kubeconfig
 from vaultflow.sandbox.openbao import free_port
 from vaultflow.sandbox.prometheus import LoopbackProcess
 from vaultflow.sandbox.state import SandboxState, read_state, write_json_atomically
@@ -155,10 +154,10 @@ def _apply(api: Any, manifest: dict[str, Any]) -> None:
 def install_observer(state: SandboxState, loaded: LoadedCatalog) -> Path:
     """The observer's rendered RBAC in every catalog cluster, and a kubeconfig of its own tokens (the
     file the exporter runs with)."""
-    from kubernetes import client
+    from vaultflow.sandbox.accounts import account_kubeconfig
 
     account = loaded.catalog.vault.kubernetes_auth.observer_service_account
-    access = []
+    clusters = []
     for cluster, manifests in exporter_manifests(loaded).items():
         admin = _admin(state, cluster)
         objects = sorted(
@@ -171,17 +170,15 @@ def install_observer(state: SandboxState, loaded: LoadedCatalog) -> Path:
             _apply(admin, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
         for manifest in objects:
             _apply(admin, manifest)
-        request = client.AuthenticationV1TokenRequest(
-            spec=client.V1TokenRequestSpec(expiration_seconds=TOKEN_SECONDS)
-        )
-        token = client.CoreV1Api(admin).create_namespaced_service_account_token(
-            account.name, account.namespace, request
-        )
-        endpoint = state.cluster(cluster)
-        context = loaded.catalog.cluster(cluster).kube_context or cluster
-        access.append(ClusterAccess(context, endpoint.url, str(token.status.token), ca_file=endpoint.ca_file))
-    path = exporter_dir(Path(state.directory) / "monitoring") / KUBECONFIG
-    return write_kubeconfig(path, access, current=access[0].name if access else None)
+        clusters.append(cluster)
+    return account_kubeconfig(
+        state,
+        account,
+        clusters,
+        path=exporter_dir(Path(state.directory) / "monitoring") / KUBECONFIG,
+        expiration_seconds=TOKEN_SECONDS,
+        contexts={c: loaded.catalog.cluster(c).kube_context or c for c in clusters},
+    )
 
 
 def enable_exporter(state: SandboxState, loaded: LoadedCatalog, timeout: float = 60.0) -> str:
