@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from vaultflow.sandbox.recovery import recover
 from vaultflow.steps.vault.root_token import ensure_root_token, revoke_root_token, root_client
 
 ALERT = "ExternalSecretSyncFailures"
-FAILED_REFRESHES = 8  # the alert's threshold is more than 5 in 10 minutes
+ALERT_THRESHOLD = 5  # the alert fires at more than 5 failures in 10 minutes
 
 
 def stale_candidate(loaded: LoadedCatalog) -> PlannedExternalSecret | None:
@@ -75,34 +76,41 @@ def write_new_version(state: Any, loaded: LoadedCatalog, path: str) -> int:
         revoke_root_token(addresses, keeper, catalog=catalog)
 
 
-def _sync_errors(metrics_url: str, namespace: str, name: str) -> float:
-    """ESO's ``externalsecret_sync_calls_error`` of one ExternalSecret, read from its ``/metrics``."""
-    import urllib.request
+def fail_until_counted(
+    refresh: Callable[[int], None], scraped: Callable[[], float | None], *, more_than: int, timeout: float
+) -> float:
+    """Ask for refreshes that fail (``refresh(attempt)``) until Prometheus has scraped more than
+    ``more_than`` failures beyond the first value it saw; the last scraped value.
 
-    from prometheus_client.parser import text_string_to_metric_families
+    Each refresh waits until Prometheus has scraped a higher count than before it, so every
+    failure the alert needs is in Prometheus's samples, whatever ESO's own backoff retries added
+    meanwhile: ``increase()`` over the window is at least the difference between its first and last
+    sample, and a counter's first sample shows no increase (under load it can already be at 5).
+    """
+    refresh(0)
+    first = wait_for(scraped, timeout=timeout, what="Prometheus to scrape ESO's first failed refresh")
+    seen, attempt = first, 0
+    while seen - first <= more_than:
+        attempt += 1
+        refresh(attempt)
+        before = seen
+        seen = wait_for(
+            lambda: value if (value := scraped()) is not None and value > before else None,  # noqa: B023
+            timeout=timeout,
+            what=f"ESO to fail refresh {attempt} and Prometheus to scrape it (last seen {before:g})",
+        )
+    return seen
 
-    with urllib.request.urlopen(metrics_url, timeout=10) as response:  # noqa: S310 (loopback)
-        text = response.read().decode()
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = (sample.labels.get("namespace"), sample.labels.get("name"))
-            # prometheus_client's parser names a counter's samples ..._total, which ESO's lacks
-            if sample.name.removesuffix("_total") == "externalsecret_sync_calls_error" and labels == (
-                namespace,
-                name,
-            ):
-                return float(sample.value)
-    return 0.0
 
-
-def _scraped_errors(prometheus: str, consumer: PlannedExternalSecret) -> float:
-    """The consumer's ``externalsecret_sync_calls_error`` as Prometheus last scraped it (0: none yet)."""
+def _scraped_errors(prometheus: str, consumer: PlannedExternalSecret) -> float | None:
+    """The consumer's ``externalsecret_sync_calls_error`` as Prometheus last scraped it (None: no
+    series yet)."""
     query = (
         f'externalsecret_sync_calls_error{{cluster="{consumer.cluster}",'
         f'namespace="{consumer.namespace}",name="{consumer.name}"}}'
     )
     found = _series(prometheus, query)
-    return float(found[0]["value"][1]) if found else 0.0
+    return float(found[0]["value"][1]) if found else None
 
 
 def _series(url: str, query: str) -> list[dict[str, Any]]:
@@ -141,30 +149,22 @@ def stale_consumer_stage(
         admin.set_fault("vault", Fault(down=True))
         version = write_new_version(state, loaded, path)
         console.print(f"{path} is at version {version} now (break-glass root token, revoked again)")
-        # Each refresh it is asked for fails: ESO counts a sync error per attempt. Asked again once
-        # each failure is counted (not ESO's backoff, which spaces them 1 s, 2 s, 4 s ...), until
-        # more than 5 are in the window (the first attempt only creates the series, at 1).
-        metrics = f"{state.eso_metrics[consumer.cluster].rstrip('/')}/metrics"  # the server's base URL
-        errors = _sync_errors(metrics, consumer.namespace, consumer.name)
-        for attempt in range(FAILED_REFRESHES):
-            force_sync(
+        # Each refresh it is asked for fails and ESO counts a sync error; asked again as soon as
+        # Prometheus has scraped the last one (not ESO's backoff, which spaces them 1 s, 2 s, 4 s ...).
+        errors = fail_until_counted(
+            lambda attempt: force_sync(
                 api,
                 cluster=consumer.cluster,
                 kind="ExternalSecret",
                 namespace=consumer.namespace,
                 name=consumer.name,
                 run_id=f"demo-{int(before)}-{attempt}",
-            )
-            counted = errors + attempt + 1
-            # Prometheus must have scraped each failure: a counter first seen at 8 shows no increase.
-            wait_for(
-                lambda: _scraped_errors(state.prometheus, consumer) >= counted,  # noqa: B023
-                timeout=timeout,
-                what=f"ESO to fail refreshing {where}, and Prometheus to scrape that",
-            )
-        console.print(
-            f"ESO failed to refresh {where} {FAILED_REFRESHES} times (externalsecret_sync_calls_error)"
+            ),
+            lambda: _scraped_errors(state.prometheus, consumer),
+            more_than=ALERT_THRESHOLD,
+            timeout=timeout,
         )
+        console.print(f"ESO failed to refresh {where}: externalsecret_sync_calls_error = {errors:g}")
         firing = wait_for(
             lambda: (
                 [

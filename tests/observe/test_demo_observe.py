@@ -1,28 +1,51 @@
-"""The demo's stale-consumer step reads ESO's error counter from the ESO emulator's real ``/metrics``
-server, and picks the consumer the fault leaves stale from the catalog."""
+"""The demo's stale-consumer step makes Prometheus see enough failed refreshes for the alert, and
+picks the consumer the fault leaves stale from the catalog."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from vaultflow.base.errors import OperationError
 from vaultflow.gitops.catalog import load_catalog
-from vaultflow.sandbox.demo_observe import _sync_errors, stale_candidate
-from vaultflow.sandbox.eso.metrics import ExternalSecretMetrics, metrics_server
+from vaultflow.sandbox.demo_observe import fail_until_counted, stale_candidate
 
 
-def test_the_sync_errors_of_one_external_secret_are_read_from_esos_metrics() -> None:
-    metrics = ExternalSecretMetrics()
-    server = metrics_server(metrics).start()
-    try:
-        url = f"{server.url}/metrics"
-        assert _sync_errors(url, "payments", "shared-stripe") == 0.0  # no series before a failure
-        for _ in range(3):
-            metrics.sync_error("payments", "shared-stripe")
-        metrics.sync_error("payments", "other")
-        metrics.sync_error("shop", "shared-stripe")
-        assert _sync_errors(url, "payments", "shared-stripe") == 3.0
-    finally:
-        server.stop()
+class _ScrapedCounter:
+    """ESO's error counter as Prometheus sees it: a failed refresh counts at once, Prometheus's view
+    moves on the second look after it (a scrape interval later); ``backlog`` failures of ESO's own
+    backoff retries were counted before Prometheus first saw the series, as under load."""
+
+    def __init__(self, backlog: int) -> None:
+        self.count, self.backlog, self.looks = 0, backlog, 0
+        self.view: float | None = None
+        self.refreshes: list[int] = []
+
+    def refresh(self, attempt: int) -> None:
+        self.refreshes.append(attempt)
+        self.count += 1 + self.backlog
+        self.backlog = 0
+
+    def scraped(self) -> float | None:
+        self.looks += 1
+        if self.looks % 2 == 0 and self.count:
+            self.view = float(self.count)
+        return self.view
+
+
+def test_refreshes_go_on_until_prometheus_has_seen_more_failures_than_the_threshold_past_its_first() -> None:
+    # Prometheus first sees the counter at 5: five more counted failures would show an increase of
+    # 0 to the alert; it needs six failures scraped after that first sample.
+    counter = _ScrapedCounter(backlog=4)
+    last = fail_until_counted(counter.refresh, counter.scraped, more_than=5, timeout=30)
+    assert last == 11.0
+    assert counter.refreshes == list(range(7))
+
+
+def test_no_scraped_failure_is_one_clear_timeout() -> None:
+    with pytest.raises(OperationError, match="Prometheus to scrape ESO's first failed refresh"):
+        fail_until_counted(lambda _: None, lambda: None, more_than=5, timeout=0.2)
 
 
 def test_the_stale_candidate_is_a_lone_owned_unrotated_unpushed_consumer(repo_root: Path) -> None:
