@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 from vaultflow.base.errors import OperationError
 from vaultflow.sandbox.openbao import free_port
 from vaultflow.sandbox.pki import CertificateAuthority
+from vaultflow.sandbox.processes import process_alive
 from vaultflow.steps.credentials.base import Credential, CredentialError
 
 if TYPE_CHECKING:
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
     from vaultflow.steps.vault.api import VaultApi
 
 SUPERUSER = "postgres"
+OUTSIDE_PREFIX = "vaultflow-sandbox-postgres-"  # a data directory outside DIR (see sandbox_postgres_dir)
+OWNER_MARK = "sandbox-directory"  # in such a directory: the DIR it belongs to
 SERVICE_USERS = ("postgres", "vaultflow-postgres")
 _HBA = """\
 # vaultflow sandbox: TLS and SCRAM only, loopback only; anything else matches no line and is refused.
@@ -349,7 +352,47 @@ def sandbox_postgres_dir(root: Path) -> Path:
     if user is None or _reachable_by(user, root / "postgres"):
         return root / "postgres"
     digest = hashlib.sha256(str(root).encode()).hexdigest()[:12]
-    return Path(tempfile.gettempdir()) / f"vaultflow-sandbox-postgres-{digest}"
+    return Path(tempfile.gettempdir()) / f"{OUTSIDE_PREFIX}{digest}"
+
+
+def claim_postgres_dir(root: Path) -> Path:
+    """``sandbox_postgres_dir(root)``, marked with ``root`` when it lies outside it, after removing
+    the directories outside that no sandbox owns any more.
+
+    A sandbox directory deleted without ``down --purge`` (``rm -rf``, a test's temporary directory)
+    would otherwise leave its database behind in the temporary directory for good: the mark names
+    the sandbox directory, and a directory whose sandbox is gone and whose server is not running is
+    removed at the next start of any sandbox's PostgreSQL.
+    """
+    base = sandbox_postgres_dir(root)
+    if base.is_relative_to(root.absolute()):
+        return base
+    sweep_orphaned_postgres_dirs(base.parent)
+    base.mkdir(parents=True, exist_ok=True)
+    (base / OWNER_MARK).write_text(f"{root.absolute()}\n")
+    return base
+
+
+def sweep_orphaned_postgres_dirs(parent: Path) -> list[Path]:
+    """Remove the sandbox PostgreSQL directories in ``parent`` whose marked sandbox directory no
+    longer exists and whose server does not run; the ones removed. Unmarked ones are left alone."""
+    removed = []
+    for base in sorted(parent.glob(f"{OUTSIDE_PREFIX}*")):
+        mark = base / OWNER_MARK
+        if not mark.is_file() or Path(mark.read_text().strip()).exists() or _server_running(base):
+            continue
+        shutil.rmtree(base, ignore_errors=True)
+        removed.append(base)
+    return removed
+
+
+def _server_running(base: Path) -> bool:
+    """Whether ``postmaster.pid`` under ``base`` names a live process (its first line is the pid)."""
+    try:
+        first = (base / "data" / "postmaster.pid").read_text().split("\n", 1)[0].strip()
+    except OSError:
+        return False
+    return first.isdigit() and process_alive(int(first))
 
 
 def ensure_provisioned(server: PostgresServer, spec: PostgresSpec) -> None:

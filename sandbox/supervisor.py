@@ -57,7 +57,7 @@ from vaultflow.sandbox.monitoring import SandboxMonitoring, missing_packages
 from vaultflow.sandbox.openbao import OpenBaoServer, free_port, raft_cluster
 from vaultflow.sandbox.persistence import CloudSaver, MotoServer, restore_clouds
 from vaultflow.sandbox.pki import CertificateAuthority
-from vaultflow.sandbox.postgres import POSTGRES_PID, PostgresServer, ensure_provisioned, sandbox_postgres_dir
+from vaultflow.sandbox.postgres import POSTGRES_PID, PostgresServer, claim_postgres_dir, ensure_provisioned
 from vaultflow.sandbox.processes import port_is_free, write_pid
 from vaultflow.sandbox.state import (
     ClusterEndpoint,
@@ -247,7 +247,7 @@ class Supervisor:
             return
         kept = _port(previous.postgres) if previous is not None and previous.postgres else 0
         server = PostgresServer(
-            sandbox_postgres_dir(self.paths.root),
+            claim_postgres_dir(self.paths.root),
             CertificateAuthority.kept_in(self.paths.ca_file, self.paths.ca_key, "vaultflow sandbox CA"),
             port=kept if kept and port_is_free(kept) else free_port(),
             names=(spec.host,),

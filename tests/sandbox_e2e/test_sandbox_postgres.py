@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from vaultflow.cli.sandbox import app
 from vaultflow.gitops.catalog import load_catalog
 from vaultflow.sandbox import lifecycle
-from vaultflow.sandbox.postgres import CREDENTIALS_FILE, postgres_spec, sandbox_postgres_dir
+from vaultflow.sandbox.postgres import CREDENTIALS_FILE, OWNER_MARK, postgres_spec, sandbox_postgres_dir
 from vaultflow.sandbox.processes import port_is_listening
 from vaultflow.steps.credentials import Credential, CredentialError
 from vaultflow.steps.credentials.postgres import PostgresEndpoint, PostgresSingleUser
@@ -75,6 +75,7 @@ def test_up_with_a_postgres_credential_runs_the_database_until_down(repo_root: P
         assert exports["VAULTFLOW_POSTGRES_ROUTES"] == f"postgres.prod.internal:5432={state.postgres}"
         assert exports["PGSSLROOTCERT"] == state.ca_file
         passwords = json.loads((data / CREDENTIALS_FILE).read_text())
+        assert (data / OWNER_MARK).read_text() == f"{directory.absolute()}\n"  # outside DIR: marked
         assert ((data / CREDENTIALS_FILE).stat().st_mode & 0o777) == 0o600
         app_login = Credential("app", passwords["app"])
         assert _logs_in(repo_root, exports, app_login)  # verify-full against the catalog's host name
