@@ -119,7 +119,12 @@ def rendered(
 def exporter_files(loaded: LoadedCatalog, catalog_name: str) -> dict[Path, str]:
     """The exporter's manifests and the observer's RBAC, one object per file (``catalog_name``: the
     catalog as the headers name it, the path given on the command line)."""
-    from vaultflow.gitops.monitoring_exporter import exporter_manifests
+    from vaultflow.gitops.monitoring_exporter import (
+        APPLICATIONS_DIR,
+        CLUSTERS_DIR,
+        cluster_applications,
+        exporter_manifests,
+    )
 
     workflows = loaded.catalog.workflows_cluster().name
     header = _HEADER.format(source=catalog_name, why=_EXPORTER_WHY)
@@ -127,8 +132,12 @@ def exporter_files(loaded: LoadedCatalog, catalog_name: str) -> dict[Path, str]:
     for cluster, manifests in exporter_manifests(loaded).items():
         for path, manifest in manifests:
             # The workflows cluster's: flat, beside the rules (the Application syncs manifests/*.yaml).
-            where = Path(Path(path).name) if cluster == workflows else Path("clusters", cluster, path)
+            where = Path(Path(path).name) if cluster == workflows else Path(CLUSTERS_DIR, cluster, path)
             files[where] = header + emit_yaml(manifest)
+    # Synced by the monitoring Application too (its include crosses folders); each syncs one
+    # clusters/<cluster>/ folder, which the monitoring Application excludes, to that cluster.
+    for name, application in cluster_applications(loaded.catalog):
+        files[Path(APPLICATIONS_DIR, name)] = header + emit_yaml(application)
     return files
 
 

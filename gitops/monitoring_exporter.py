@@ -16,7 +16,9 @@ to) as the observer service account, in that account's namespace:
 
 Outside the workflows cluster the account exists only to be bound (the exporter reaches those
 clusters through a kubeconfig holding the account's token there), with its Namespace, rendered as
-``delivery_rbac`` renders the pipelines' (``rbac_objects``).
+``delivery_rbac`` renders the pipelines' (``rbac_objects``), and delivered by an Application per
+such cluster (``cluster_applications``), as the ESO resources reach each cluster: the monitoring
+Application syncs those Applications, each syncs its cluster's folder to that cluster.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from typing import Any
 from vaultflow.base.errors import InputError
 from vaultflow.base.steps_image import STEPS_UID, image
 from vaultflow.gitops.catalog import LoadedCatalog
-from vaultflow.gitops.catalog.model import Catalog, ServiceAccountRef
+from vaultflow.gitops.catalog.model import Catalog, Cluster, ServiceAccountRef
+from vaultflow.gitops.names import k8s_name
 from vaultflow.gitops.rbac_objects import (
     ESO_GROUP,
     PlacedObject,
@@ -49,6 +52,12 @@ CA_DIR = "/etc/vaultflow/vault-ca"
 CA_KEY = "vault-ca.crt"
 KUBECONFIG_SECRET = "vaultflow-observer-kubeconfig"
 KUBECONFIG_DIR = "/var/run/secrets/vaultflow.io/kube"
+# The project of the monitoring Application and of each cluster's (argocd-apps/monitoring/project.yaml).
+PROJECT = "vaultflow-monitoring"
+APPLICATIONS_DIR = "applications"  # beside the workflows cluster's manifests: what the parent syncs
+CLUSTERS_DIR = "clusters"  # clusters/<cluster>/: each other cluster's objects, excluded by the parent
+# Where argocd-apps/monitoring/manifests/ lies in the GitOps repository (its application.yaml's path).
+MANIFESTS_PATH = "argocd-apps/monitoring/manifests"
 # Bytes the API server accepts in one ConfigMap (ValidateConfigMap, MaxSecretSize = 1 MiB).
 CONFIG_MAP_LIMIT = 1024 * 1024
 
@@ -169,8 +178,8 @@ def deployment(catalog: Catalog) -> dict[str, Any]:
         volumes.append(ca_volume)
         mounts.append({"name": "vault-ca", "mountPath": CA_DIR, "readOnly": True})
     if len(catalog.clusters) > 1:
-        # The other clusters (and then the workflows one too) through a kubeconfig with the
-        # observer's tokens there, created by hand, never in Git.
+        # The other clusters through a kubeconfig with the observer's tokens there, written by
+        # `vaultflow cluster onboard`, never in Git (its own cluster stays in-cluster).
         volumes.append({"name": "kubeconfig", "secret": {"secretName": KUBECONFIG_SECRET}})
         mounts.append({"name": "kubeconfig", "mountPath": KUBECONFIG_DIR, "readOnly": True})
         env.append({"name": "KUBECONFIG", "value": f"{KUBECONFIG_DIR}/config"})
@@ -279,3 +288,56 @@ def exporter_manifests(loaded: LoadedCatalog) -> dict[str, list[tuple[str, dict[
         *placed[workflows],
     ]
     return placed
+
+
+def cluster_application_name(cluster: Cluster) -> str:
+    return k8s_name(PROJECT, cluster.name)
+
+
+def cluster_application(catalog: Catalog, cluster: Cluster) -> dict[str, Any]:
+    """The Application that syncs ``clusters/<cluster>/`` (the observer's RBAC there) to that cluster.
+
+    Pruned with a finalizer: a cluster dropped from the catalog loses its Application, and the grant
+    goes with it (the Namespace stays: ``rbac_objects`` marks it ``Prune=false,Delete=false``)."""
+    account = catalog.vault.kubernetes_auth.observer_service_account
+    destination = {
+        **({"server": cluster.argocd.server} if cluster.argocd.server else {}),
+        **({"name": cluster.argocd.name} if cluster.argocd.name else {}),
+        "namespace": account.namespace,
+    }
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {
+            "name": cluster_application_name(cluster),
+            "namespace": catalog.gitops.argocd_namespace,
+            "labels": _labels("observer"),
+            "finalizers": ["resources-finalizer.argocd.argoproj.io"],
+        },
+        "spec": {
+            "project": PROJECT,
+            "source": {
+                "repoURL": catalog.gitops.repo_url,
+                "targetRevision": catalog.gitops.revision,
+                "path": f"{MANIFESTS_PATH}/{CLUSTERS_DIR}/{cluster.name}",
+                # the account lies in a folder of its namespace
+                "directory": {"recurse": True},
+            },
+            "destination": destination,
+            "syncPolicy": {
+                "automated": {"prune": True, "selfHeal": True},
+                "syncOptions": ["FailOnSharedResource=true"],
+                "retry": {"limit": 10, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "5m"}},
+            },
+        },
+    }
+
+
+def cluster_applications(catalog: Catalog) -> list[tuple[str, dict[str, Any]]]:
+    """One Application per catalog cluster other than the workflows one (file name, object)."""
+    workflows = catalog.workflows_cluster().name
+    return [
+        (f"{cluster_application_name(cluster)}.yaml", cluster_application(catalog, cluster))
+        for cluster in sorted(catalog.clusters, key=lambda c: c.name)
+        if cluster.name != workflows
+    ]

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from vaultflow.gitops.catalog.model import Catalog
 from vaultflow.gitops.catalog.placement import Plan
-from vaultflow.gitops.rotation_shards import RotationShards
+from vaultflow.gitops.rotation_shards import ROTATION_SHARD_PREFIX, RotationShards
 
 ROTATION_POLICY = "vaultflow-rotation"
 BOOTSTRAP_POLICY = "vaultflow-bootstrap"
@@ -181,19 +181,25 @@ def credential_staging_policy(catalog: Catalog) -> list[VaultPolicy]:
 
 def observer_policy(catalog: Catalog) -> VaultPolicy:
     """What the exporter and the audit read: every secret's metadata (never its data), the policies
-    vaultflow renders (to compare them) and each cluster's ESO role (its token TTLs)."""
+    vaultflow renders (to compare them), each cluster's ESO role (its token TTLs), and the revocation
+    of its own token (its role hands out no ``default`` policy, which would otherwise grant that).
+
+    Its size does not grow with the catalog: Vault builds the token's ACL from its policies on every
+    request, and the exporter sends one per catalog path per scrape. The rotation's shards and its
+    credential staging policy (``vaultflow-rotation-<k>``, ``vaultflow-rotation-credentials``) are
+    one glob, not a stanza each."""
     mount = catalog.vault.kv_mount
     auth = catalog.vault.kubernetes_auth
     names = [
         *(eso_policy_name(c.name) for c in sorted(catalog.clusters, key=lambda c: c.name)),
         ROTATION_POLICY,
-        *RotationShards(catalog).names(),
-        *(policy.name for policy in credential_staging_policy(catalog)),
+        f"{ROTATION_SHARD_PREFIX}*",  # the shards and CREDENTIAL_POLICY
         BOOTSTRAP_POLICY,
         OBSERVER_POLICY,
     ]
     stanzas = [_stanza(f"{mount}/metadata/*", ["read", "list"])]
     stanzas += [_stanza(acl_policy_path(name), ["read"]) for name in names]
+    stanzas += [_stanza("auth/token/revoke-self", ["update"])]
     stanzas += [
         _stanza(f"auth/{cluster.auth_mount(auth)}/role/{auth.eso_role}", ["read"])
         for cluster in sorted(catalog.clusters, key=lambda c: c.name)

@@ -201,6 +201,23 @@ def _recent_revision(app: JsonObject) -> str | None:
     return revision if revision and sync.get("status") in ("Synced", "OutOfSync") else None
 
 
+SYNC_OPTIONS_ANNOTATION = "argocd.argoproj.io/sync-options"
+
+
+def _kept_on_delete(cluster: KubeCluster, rtype: Any, resource: ResourceKey) -> bool:
+    """Whether deleting the Application leaves this live object alone, as Argo CD's
+    ``shouldBeDeleted`` (controller/appcontroller.go) decides: a CRD, or an object annotated
+    ``argocd.argoproj.io/sync-options: Delete=false`` or ``helm.sh/resource-policy: keep``."""
+    try:
+        live = cluster.store.get(rtype, resource.namespace, resource.name).obj
+    except ApiError:
+        return False  # gone already, or unreadable: the prune that follows says which
+    annotations = (live.get("metadata") or {}).get("annotations") or {}
+    options = {o.strip() for o in str(annotations.get(SYNC_OPTIONS_ANNOTATION, "")).split(",")}
+    keep = {p.strip() for p in str(annotations.get("helm.sh/resource-policy", "")).split(",")}
+    return live.get("kind") == "CustomResourceDefinition" or "Delete=false" in options or "keep" in keep
+
+
 class ArgoCdController:
     """Reconciles the Applications of ``management`` into ``clusters`` (name -> cluster).
 
@@ -870,6 +887,8 @@ class ArgoCdController:
             if rtype is None:
                 continue
             resource = ResourceKey(group, entry["kind"], entry.get("namespace", ""), entry["name"])
+            if _kept_on_delete(cluster, rtype, resource):
+                continue
             if applying.prune(cluster, rtype, resource, instance) is not None:
                 pending += 1
         if pending:

@@ -23,7 +23,6 @@ The clouds are asked once per remote secret of a live, Ready, rendered PushSecre
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -39,9 +38,10 @@ from vaultflow.gitops.policies import INTERNAL_PREFIX, all_policies
 from vaultflow.steps.observe.cloud_times import current_version_time
 from vaultflow.steps.observe.exporter import READERS
 from vaultflow.steps.observe.freshness import is_ready, stale_seconds
+from vaultflow.steps.observe.metadata_reads import MetadataReads
 from vaultflow.steps.rotation.clouds import CloudReaders
 from vaultflow.steps.rotation.discover import CloudStore, list_cluster_objects
-from vaultflow.steps.rotation.write import SecretMetadata, read_metadata
+from vaultflow.steps.rotation.write import SecretMetadata
 from vaultflow.steps.vault.api import VaultApi
 
 Check = Literal[
@@ -104,8 +104,8 @@ def audit(
     catalog, plan = loaded.catalog, loaded.plan
     kv = catalog.vault.kv_mount
     paths = list(dict.fromkeys(secret.path for secret in catalog.secrets))
-    with ThreadPoolExecutor(max_workers=READERS) as pool:  # as the exporter reads them
-        metadata = dict(zip(paths, pool.map(lambda path: read_metadata(vault, kv, path), paths), strict=True))
+    with MetadataReads(vault, kv, connections=READERS) as reads:  # as the exporter reads them
+        metadata = reads.read_all(paths)
     drift = [
         Drift(
             check="vault-missing", cluster=None, subject=f"path {path}", message=f"{kv}/{path} does not exist"

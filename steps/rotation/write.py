@@ -29,6 +29,7 @@ leaving the record to the writer that won.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -91,6 +92,11 @@ def read_metadata(vault: VaultApi, kv: str, path: str) -> SecretMetadata | None:
             data = vault.client.secrets.kv.v2.read_secret_metadata(path, mount_point=kv)["data"]
         except hvac.exceptions.InvalidPath:
             return None
+    return metadata_from(data)
+
+
+def metadata_from(data: Mapping[str, Any]) -> SecretMetadata:
+    """``SecretMetadata`` from the ``data`` of a KV v2 metadata read (also the exporter's pooled reads)."""
     current = int(data["current_version"])
     return SecretMetadata(
         current_version=current,

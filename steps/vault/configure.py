@@ -26,7 +26,7 @@ is recorded in the KV metadata of ``vaultflow/kubernetes-auth/<cluster>``
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -60,6 +60,10 @@ class RoleSpec:
     policies: tuple[str, ...]
     token_ttl: int
     token_max_ttl: int
+    # Without Vault's ``default`` policy on its tokens: the observer needs none of it (it revokes its own
+    # token through its policy), and each of its requests, one per catalog path per scrape, then costs
+    # Vault about half the CPU (0.5 against 1 ms per metadata read, OpenBao 2.7, docs/observability.md).
+    no_default_policy: bool = False
 
 
 @dataclass
@@ -108,7 +112,9 @@ def desired_config(catalog: LoadedCatalog, review_of: Callable[[Cluster], Cluste
             )
             spec.roles[auth.bootstrap_role] = role(bootstrap.name, bootstrap.namespace, "vaultflow-bootstrap")
             observer = auth.observer_service_account
-            spec.roles[auth.observer_role] = role(observer.name, observer.namespace, OBSERVER_POLICY)
+            spec.roles[auth.observer_role] = replace(
+                role(observer.name, observer.namespace, OBSERVER_POLICY), no_default_policy=True
+            )
         mounts.append(spec)
     policies = {policy.name: policy.hcl for policy in all_policies(model, catalog.plan)}
     return DesiredConfig(
@@ -303,6 +309,7 @@ class _Configurer:
             "token_policies": list(role.policies),
             "token_ttl": role.token_ttl,
             "token_max_ttl": role.token_max_ttl,
+            "token_no_default_policy": role.no_default_policy,
         }
         if current is not None and all(_same(current.get(key), value) for key, value in desired.items()):
             return

@@ -40,6 +40,6 @@ def test_a_scrape_and_an_audit_send_what_the_targets_say() -> None:
         }
     assert audited["vault GET secret/metadata/*"] == COUNT
     assert result.audit_drift == 0  # the platform is what the catalog says
-    [scraped, audit] = measurements(result)
+    [scraped, floor, audit] = measurements(result)
     assert scraped.target_seconds == 2.0 and scraped.seconds > 0 and scraped.baseline_seconds
-    assert "1 east GET externalsecrets" in scraped.note and audit.baseline_seconds
+    assert "1 east GET externalsecrets" in scraped.note and audit.baseline_seconds and floor.seconds > 0

@@ -157,17 +157,38 @@ def test_the_monitoring_application_delivers_both_manifests_through_its_project(
     assert policy.application_violations(application.obj) == []
     source = application.obj["spec"]["source"]
     files = directory_source_files(REPO_ROOT / source["path"], source.get("directory"))
-    # The workflows cluster's exporter objects are synced; other clusters' (clusters/<name>/) are not.
-    exporter = {MANIFESTS_DIR / p for p in exporter_files(EXAMPLE, EXAMPLE_NAME) if len(p.parts) == 1}
-    assert len(exporter) >= 4
+    # The workflows cluster's exporter objects and the other clusters' Applications (applications/)
+    # are synced; the other clusters' objects (clusters/<name>/) are not: each has its Application.
+    rendered_files = exporter_files(EXAMPLE, EXAMPLE_NAME)
+    exporter = {MANIFESTS_DIR / p for p in rendered_files if len(p.parts) == 1}
+    children = {MANIFESTS_DIR / p for p in rendered_files if p.parts[0] == "applications"}
+    assert len(exporter) >= 4 and len(children) == len(EXAMPLE.catalog.clusters) - 1
     assert sorted(f.relative_to(REPO_ROOT) for f in files) == sorted(
-        [PROMETHEUS_RULE_FILE, DASHBOARD_CONFIG_MAP_FILE, *exporter]
+        [PROMETHEUS_RULE_FILE, DASHBOARD_CONFIG_MAP_FILE, *exporter, *children]
     )
     server = application.obj["spec"]["destination"]["server"]
     for path in files:
         (document,) = load_documents(path)
-        namespaced = document.obj["kind"] not in {"ClusterRole", "ClusterRoleBinding", "Namespace"}
-        assert policy.object_violations(document.obj, namespaced=namespaced, server=server) == []
+        assert (
+            policy.object_violations(document.obj, namespaced=_namespaced(document.obj), server=server) == []
+        )
+    for child_file in sorted(children):  # each through the same project, its folder to its cluster
+        (child,) = load_documents(REPO_ROOT / child_file)
+        assert policy.application_violations(child.obj) == []
+        child_source, destination = child.obj["spec"]["source"], child.obj["spec"]["destination"]
+        cluster = child_source["path"].rsplit("/", 1)[-1]
+        synced = directory_source_files(REPO_ROOT / child_source["path"], child_source.get("directory"))
+        assert sorted(f.relative_to(REPO_ROOT / MANIFESTS_DIR) for f in synced) == sorted(
+            p for p in rendered_files if p.parts[:2] == ("clusters", cluster)
+        )
+        for path in synced:
+            (document,) = load_documents(path)
+            where = {"server": destination.get("server", ""), "name": destination.get("name", "")}
+            assert policy.object_violations(document.obj, namespaced=_namespaced(document.obj), **where) == []
+
+
+def _namespaced(obj: dict[str, Any]) -> bool:
+    return obj["kind"] not in {"ClusterRole", "ClusterRoleBinding", "Namespace"}
 
 
 def test_render_check_fails_on_a_stale_manifest_and_render_fixes_it(

@@ -17,11 +17,7 @@ path "sys/policies/acl/vaultflow-rotation" {
   capabilities = ["read"]
 }
 
-path "sys/policies/acl/vaultflow-rotation-0" {
-  capabilities = ["read"]
-}
-
-path "sys/policies/acl/vaultflow-rotation-credentials" {
+path "sys/policies/acl/vaultflow-rotation-*" {
   capabilities = ["read"]
 }
 
@@ -31,6 +27,10 @@ path "sys/policies/acl/vaultflow-bootstrap" {
 
 path "sys/policies/acl/vaultflow-observer" {
   capabilities = ["read"]
+}
+
+path "auth/token/revoke-self" {
+  capabilities = ["update"]
 }
 
 path "auth/kubernetes-prod-eu/role/external-secrets" {
