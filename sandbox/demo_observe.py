@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from vaultflow.gitops.catalog.placement import PlannedExternalSecret
 from vaultflow.sandbox.admin import AdminClient
 from vaultflow.sandbox.faults import Fault
 from vaultflow.sandbox.layout import SandboxPaths
-from vaultflow.sandbox.observe import wait_for
+from vaultflow.sandbox.observe import ready_condition, wait_for
 from vaultflow.sandbox.prometheus import prometheus_api
 from vaultflow.sandbox.recovery import recover
 from vaultflow.steps.vault.root_token import ensure_root_token, revoke_root_token, root_client
@@ -63,9 +64,10 @@ def write_new_version(state: Any, loaded: LoadedCatalog, path: str) -> int:
     keeper = SandboxPaths(Path(state.directory)).keeper.as_uri()
     catalog = str(loaded.source)
     kv = loaded.catalog.vault.kv_mount
-    ensure_root_token(addresses, keeper, catalog=catalog)
+    ca = str(state.ca_file)  # OpenBao's certificate chains to the sandbox CA
+    ensure_root_token(addresses, keeper, catalog=catalog, ca_cert=ca)
     try:
-        root = root_client(addresses, keeper)
+        root = root_client(addresses, keeper, ca)
         secrets = root.client.secrets.kv.v2
         current = secrets.read_secret_version(path, mount_point=kv, raise_on_deleted_version=True)["data"]
         written = secrets.create_or_update_secret(
@@ -73,11 +75,16 @@ def write_new_version(state: Any, loaded: LoadedCatalog, path: str) -> int:
         )
         return int(written["data"]["version"])
     finally:
-        revoke_root_token(addresses, keeper, catalog=catalog)
+        revoke_root_token(addresses, keeper, catalog=catalog, ca_cert=ca)
 
 
 def fail_until_counted(
-    refresh: Callable[[int], None], scraped: Callable[[], float | None], *, more_than: int, timeout: float
+    refresh: Callable[[int], None],
+    scraped: Callable[[], float | None],
+    *,
+    more_than: int,
+    timeout: float,
+    explain: Callable[[], str] = lambda: "",
 ) -> float:
     """Ask for refreshes that fail (``refresh(attempt)``) until Prometheus has scraped more than
     ``more_than`` failures beyond the first value it saw; the last scraped value.
@@ -86,6 +93,7 @@ def fail_until_counted(
     failure the alert needs is in Prometheus's samples, whatever ESO's own backoff retries added
     meanwhile: ``increase()`` over the window is at least the difference between its first and last
     sample, and a counter's first sample shows no increase (under load it can already be at 5).
+    A timeout's message ends with ``explain()``: what ESO itself says at that moment.
     """
     refresh(0)
     first = wait_for(scraped, timeout=timeout, what="Prometheus to scrape ESO's first failed refresh")
@@ -94,12 +102,42 @@ def fail_until_counted(
         attempt += 1
         refresh(attempt)
         before = seen
-        seen = wait_for(
-            lambda: value if (value := scraped()) is not None and value > before else None,  # noqa: B023
-            timeout=timeout,
-            what=f"ESO to fail refresh {attempt} and Prometheus to scrape it (last seen {before:g})",
-        )
+        try:
+            seen = wait_for(
+                lambda: value if (value := scraped()) is not None and value > before else None,  # noqa: B023
+                timeout=timeout,
+                what=f"ESO to fail refresh {attempt} and Prometheus to scrape it (last seen {before:g})",
+            )
+        except OperationError as error:
+            raise OperationError(f"{error}; {explain()}") from None
     return seen
+
+
+def _eso_view(metrics_url: str, api: Any, consumer: PlannedExternalSecret) -> str:
+    """What ESO says of the consumer: its own error counter and the ExternalSecret's Ready condition."""
+    from kubernetes import client
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(metrics_url, timeout=10) as response:  # noqa: S310 (loopback)
+        families = text_string_to_metric_families(response.read().decode())
+    counted = [
+        sample.value
+        for family in families
+        for sample in family.samples
+        # prometheus_client's parser names a counter's samples ..._total, which ESO's lacks
+        if sample.name.removesuffix("_total") == "externalsecret_sync_calls_error"
+        and (sample.labels.get("namespace"), sample.labels.get("name")) == (consumer.namespace, consumer.name)
+    ]
+    es = client.CustomObjectsApi(api).get_namespaced_custom_object(
+        "external-secrets.io", "v1", consumer.namespace, "externalsecrets", consumer.name
+    )
+    ready = ready_condition(es) or {}
+    return (
+        f"ESO's own externalsecret_sync_calls_error: {counted[0] if counted else 'no series'}; "
+        f"Ready {ready.get('status', '?')} ({ready.get('reason', '?')}: {ready.get('message', '')}), "
+        f"refreshTime {(es.get('status') or {}).get('refreshTime', '?')}, "
+        f"force-sync {(es['metadata'].get('annotations') or {}).get('force-sync', '-')}"
+    )
 
 
 def _scraped_errors(prometheus: str, consumer: PlannedExternalSecret) -> float | None:
@@ -151,6 +189,7 @@ def stale_consumer_stage(
         console.print(f"{path} is at version {version} now (break-glass root token, revoked again)")
         # Each refresh it is asked for fails and ESO counts a sync error; asked again as soon as
         # Prometheus has scraped the last one (not ESO's backoff, which spaces them 1 s, 2 s, 4 s ...).
+        metrics = f"{state.eso_metrics[consumer.cluster].rstrip('/')}/metrics"  # the server's base URL
         errors = fail_until_counted(
             lambda attempt: force_sync(
                 api,
@@ -163,6 +202,7 @@ def stale_consumer_stage(
             lambda: _scraped_errors(state.prometheus, consumer),
             more_than=ALERT_THRESHOLD,
             timeout=timeout,
+            explain=lambda: _eso_view(metrics, api, consumer),
         )
         console.print(f"ESO failed to refresh {where}: externalsecret_sync_calls_error = {errors:g}")
         firing = wait_for(

@@ -54,3 +54,15 @@ def test_the_stale_candidate_is_a_lone_owned_unrotated_unpushed_consumer(repo_ro
     assert chosen is not None
     assert (chosen.cluster, chosen.namespace, chosen.name) == ("prod-us", "payments", "shared-stripe")
     assert not chosen.secret.pushes and chosen.secret.rotation is None
+
+
+def test_a_refresh_prometheus_never_sees_times_out_with_what_eso_says() -> None:
+    counter = _ScrapedCounter(backlog=0)
+    with pytest.raises(OperationError, match=r"fail refresh 1 .*last seen 1\); ESO says: Ready True"):
+        fail_until_counted(
+            lambda attempt: counter.refresh(attempt) if attempt == 0 else None,  # later refreshes succeed
+            counter.scraped,
+            more_than=5,
+            timeout=0.3,
+            explain=lambda: "ESO says: Ready True",
+        )
