@@ -138,9 +138,9 @@ secrets:
 def call_key(method: str, url: str) -> str:
     """``GET .../namespaces/team-1/secrets`` -> ``LIST secrets``: a request by verb and resource.
 
-    A GET of a collection is a LIST (``(cluster-wide)`` when not in one namespace, ``by label``
-    with a label selector); a request naming an object keeps its HTTP verb; a subresource is
-    ``<resource>/<subresource>``.
+    A GET of a collection is a LIST, a WATCH with ``watch=true`` (``(cluster-wide)`` when not in
+    one namespace, ``by label`` with a label selector); a request naming an object keeps its HTTP
+    verb; a subresource is ``<resource>/<subresource>``.
     """
     split = urlsplit(url)
     parts = [part for part in split.path.split("/") if part]
@@ -154,7 +154,8 @@ def call_key(method: str, url: str) -> str:
     if verb == "GET" and len(rest) == 1:
         scope = [] if namespaced else ["cluster-wide"]
         scope += ["by label"] if "labelSelector=" in split.query else []
-        return f"LIST {resource}" + (f" ({', '.join(scope)})" if scope else "")
+        watching = any(part.lower() in ("watch=true", "watch=1") for part in split.query.split("&"))
+        return ("WATCH " if watching else "LIST ") + resource + (f" ({', '.join(scope)})" if scope else "")
     return f"{verb} {resource}"
 
 
@@ -198,6 +199,7 @@ class _Platform:
             "secretsmanager",
             region_name=REGION,
             endpoint_url=self.state.aws_endpoint,
+            verify=self.state.ca_file,  # moto serves HTTPS from the sandbox CA
             aws_access_key_id="sandbox",
             aws_secret_access_key="sandbox",  # moto accepts any credentials
         )
@@ -207,7 +209,8 @@ class _Platform:
         import hvac
 
         created = self.root.auth.token.create(policies=list(policies), ttl="2h", no_default_policy=True)
-        return hvac.Client(url=self.state.vault_addr, token=created["auth"]["client_token"])
+        token = created["auth"]["client_token"]
+        return hvac.Client(url=self.state.vault_addr, token=token, verify=self.state.ca_file)
 
     @property
     def paths(self) -> list[str]:
@@ -595,7 +598,7 @@ class _StepProbe:
 
         _wrap(rest.RESTClientObject, "request", self._counting_request)
         _wrap(clouds.CloudReaders, "current", self._counting_read)
-        _wrap(verify, "poll_rounds", self._counting_rounds)
+        _wrap(verify, "watch_rounds", self._counting_rounds)
         _wrap(verify, "list_namespaced", self._counting_objects)
         for owner, name, stage in (
             (tasks, "load_catalog_source", "load the catalog"),
@@ -691,7 +694,8 @@ def rotate_batch(catalog: str, addresses: str, run_id: str, paths: str, versions
     _PROBE.install()
     _PROBE.reset()
     started, cpu = time.time(), time.process_time()
-    report = tasks.rotate(catalog, addresses, run_id, paths, versions)
+    # VAULT_CACERT: the sandbox CA, in the environment `_vaultflow` gives the step processes
+    report = tasks.rotate(catalog, addresses, run_id, paths, versions, ca_cert=os.environ["VAULT_CACERT"])
     return {
         "report": report,
         "started": started,
@@ -706,7 +710,7 @@ def rotate_batch(catalog: str, addresses: str, run_id: str, paths: str, versions
 def plan_step(catalog: str, addresses: str, run_id: str, paths: str) -> list[dict[str, str]]:
     from vaultflow.steps.rotation import tasks
 
-    return tasks.plan(catalog, addresses, run_id, paths=paths)
+    return tasks.plan(catalog, addresses, run_id, paths=paths, ca_cert=os.environ["VAULT_CACERT"])
 
 
 @dataclass

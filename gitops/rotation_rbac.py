@@ -6,14 +6,16 @@ every catalog cluster, as ``vault.kubernetesAuth.rotationServiceAccount``:
 * discover: one LIST each of ``externalsecrets``, ``pushsecrets``,
   ``secretstores`` and ``clustersecretstores`` (external-secrets.io) across
   all namespaces, to find consumers written by hand too. Granted by the
-  ClusterRole ``<sa>-discovery`` (list, nothing else) in every cluster as
-  soon as one secret rotates: discovery reads every cluster.
-* verify: LIST ``externalsecrets`` across namespaces once per cluster per poll
-  round (by the rendered ``vaultflow.io/secret`` label; the discovery
-  ClusterRole's), and LIST ``secrets`` in a consuming namespace once one of its
-  ExternalSecrets refreshed (by ESO's ``created-by`` label, or in full for a
-  hand-written or ``Merge``/``Orphan`` target): the Role ``<sa>-consumers`` of
-  that namespace.
+  ClusterRole ``<sa>-discovery`` (list, and in a cluster with a consuming
+  namespace watch of ExternalSecrets for verify) in every cluster as soon as
+  one secret rotates: discovery reads every cluster.
+* verify: LIST ``externalsecrets`` across namespaces once per cluster, then
+  WATCH them from that LIST's resourceVersion (by the rendered
+  ``vaultflow.io/secret`` label; the discovery ClusterRole's, which grants
+  ``watch`` on ExternalSecrets alone), and LIST ``secrets`` in a consuming
+  namespace when one of its ExternalSecrets refreshed (by ESO's ``created-by``
+  label, or in full for a hand-written or ``Merge``/``Orphan`` target): the
+  Role ``<sa>-consumers`` of that namespace.
 * force-sync: PATCH an ``externalsecret`` or ``pushsecret`` (the
   ``force-sync`` annotation; RBAC cannot narrow patch to annotations) in a
   consuming namespace: the Role. PATCH the ``clusterexternalsecret`` that
@@ -29,7 +31,7 @@ A *consuming namespace* is a (cluster, namespace) where the catalog places an
 ExternalSecret or a PushSecret of a secret that has ``rotation`` (push
 sources included); the catalog's checks put every restarted workload in one.
 Nothing is granted where only secrets without ``rotation`` are consumed,
-nothing is ever granted ``get`` on a Secret, ``watch``, ``create`` or
+nothing is ever granted ``get`` on a Secret, ``watch`` (but on ExternalSecrets), ``create`` or
 ``delete``, and a catalog in which no secret rotates renders nothing.
 
 In the workflows cluster the service account comes with the workflows
@@ -58,6 +60,11 @@ DISCOVERED_KINDS = ("externalsecrets", "pushsecrets", "secretstores", "clusterse
 _DISCOVERY_WHY = (
     "vaultflow rotation, discover: one LIST per kind across namespaces finds every consumer of a "
     "rotated path (hand-written ones too) and the stores they read. List only."
+)
+_DISCOVERY_VERIFY_WHY = (
+    "vaultflow rotation, discover: one LIST per kind across namespaces finds every consumer of a "
+    "rotated path (hand-written ones too) and the stores they read; verify watches the "
+    "ExternalSecrets it waits for. List, and watch of ExternalSecrets only."
 )
 _CES_WHY = (
     "vaultflow rotation, force-sync: an ExternalSecret that a ClusterExternalSecret controls is "
@@ -115,8 +122,12 @@ def rotation_grants(catalog: Catalog, plan: Plan) -> dict[str, ClusterGrants]:
     }
 
 
-def discovery_rules() -> list[PolicyRule]:
-    return [PolicyRule(api_groups=[ESO_GROUP], resources=list(DISCOVERED_KINDS), verbs=["list"])]
+def discovery_rules(*, verify: bool = False) -> list[PolicyRule]:
+    """``verify``: the cluster has consuming namespaces, whose ExternalSecrets the verification watches."""
+    rules = [PolicyRule(api_groups=[ESO_GROUP], resources=list(DISCOVERED_KINDS), verbs=["list"])]
+    if verify:  # one WATCH of the ExternalSecrets it waits for, from the LIST's resourceVersion
+        rules.append(PolicyRule(api_groups=[ESO_GROUP], resources=["externalsecrets"], verbs=["watch"]))
+    return rules
 
 
 def cluster_external_secret_rules() -> list[PolicyRule]:
@@ -161,7 +172,10 @@ def cluster_objects(catalog: Catalog, grants: ClusterGrants, meta: MetaFactory) 
     workflows = catalog.workflows_cluster().name
     if grants.cluster != workflows:
         objects.append(remote_account(account, meta, what=_ACCOUNT_WHAT, cluster=workflows))
-    cluster_pairs = [(discovery, _DISCOVERY_WHY, discovery_rules())]
+    verify = bool(grants.namespaces)
+    cluster_pairs = [
+        (discovery, _DISCOVERY_VERIFY_WHY if verify else _DISCOVERY_WHY, discovery_rules(verify=verify))
+    ]
     if grants.namespaces:
         cluster_pairs.append((cluster_es, _CES_WHY, cluster_external_secret_rules()))
     for name, why, rules in cluster_pairs:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import random
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -52,7 +53,7 @@ _ANONYMOUS_PATHS = frozenset(
     {"/version", "/healthz", "/livez", "/readyz", "/.well-known/openid-configuration", "/openid/v1/jwks"}
 )
 _NAMESPACE_SUBRESOURCES = frozenset({"status", "finalize"})
-_WATCH_DEFAULT_TIMEOUT = 1800.0
+_WATCH_DEFAULT_TIMEOUT = 1800.0  # kube-apiserver's --min-request-timeout
 
 
 @dataclass(frozen=True)
@@ -353,22 +354,32 @@ class KubeApi:
     def _watch(self, request: Request, target: _Target) -> Response:
         since_text = request.query_value("resourceVersion")
         since = int(since_text) if since_text.isdigit() and since_text != "0" else None
-        timeout = float(request.query_value("timeoutSeconds") or _WATCH_DEFAULT_TIMEOUT)
-        events = self.store.watch(  # a 410 is raised here, before the response starts
-            target.rtype,
-            target.namespace,
-            self._predicate(request, target.rtype),
-            since=since,
-            timeout=timeout,
-            stopped=self.stopped,
-        )
+        headers = {"Content-Type": "application/json"}
+        try:
+            events = self.store.watch(
+                target.rtype,
+                target.namespace,
+                self._predicate(request, target.rtype),
+                since=since,
+                timeout=_watch_timeout(request),
+                stopped=self.stopped,
+                bookmarks=_truthy(request.query_value("allowWatchBookmarks")),
+            )
+        except ApiError as error:
+            if error.code != 410:
+                raise
+            # Past authentication, authorisation and a valid resourceVersion, kube-apiserver's watch
+            # cache answers a too old one with 200 and one ERROR event (the cacher's newErrWatcher),
+            # as the uncached etcd watch does; client-go's reflector relists on it.
+            gone = json.dumps(error.status(), separators=(",", ":")).encode()
+            return Response(status=200, headers=headers, stream=iter([_watch_event("ERROR", gone)]))
 
         def stream() -> Iterator[bytes]:
             for kind, entry in events:
-                encoded = self._encoded(target.rtype, entry)
-                yield b'{"type":"' + kind.encode() + b'","object":' + encoded + b"}\n"
+                encoded = entry.encoded if kind == "ERROR" else self._encoded(target.rtype, entry)
+                yield _watch_event(kind, encoded)
 
-        return Response(status=200, headers={"Content-Type": "application/json"}, stream=stream())
+        return Response(status=200, headers=headers, stream=stream())
 
     def _get(self, request: Request, target: _Target) -> Response:
         entry = self.store.get(target.rtype, target.namespace or "", target.name)
@@ -485,6 +496,21 @@ class KubeApi:
                 if error.code != 404:
                     raise
         return Response.json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
+
+
+def _watch_event(kind: str, encoded: bytes) -> bytes:
+    return b'{"type":"' + kind.encode() + b'","object":' + encoded + b"}\n"
+
+
+def _watch_timeout(request: Request) -> float:
+    """``timeoutSeconds``, or when absent or 0 kube-apiserver's default: ``--min-request-timeout``
+    (1800 s) times a random factor in [1, 2), which spreads the watches' reconnections out."""
+    text = request.query_value("timeoutSeconds")
+    try:
+        seconds = float(text) if text else 0.0
+    except ValueError:
+        raise errors.bad_request("timeoutSeconds must be an integer") from None
+    return seconds if seconds > 0 else _WATCH_DEFAULT_TIMEOUT * (1.0 + random.random())
 
 
 def _truthy(value: str) -> bool:

@@ -543,22 +543,29 @@ class ObjectStore:
         since: int | None,
         timeout: float,
         stopped: threading.Event,
+        bookmarks: bool = False,
     ) -> Iterator[tuple[str, Entry]]:
         """(event type, object) for every change after ``since``, until ``timeout`` or ``stopped``.
 
         ``since=None`` first reports every existing object as ADDED (a watch
         without resourceVersion). A ``since`` older than the event log raises
-        410 here, before any event is produced.
+        410 here, before any event is produced. ``bookmarks`` (the request's
+        ``allowWatchBookmarks``) adds BOOKMARK events as kube-apiserver's
+        watch cache sends them (``cacheWatcher.nextBookmarkTime``): about every
+        minute, and 2 s before the watch's deadline, so that a client that
+        watches again after the timeout starts from a recent resourceVersion.
         """
         with self._lock:
             scope = _WatchScope(rtype, namespace, predicate)
             if since is None:
                 initial = self.list(rtype, namespace, predicate)
-                return self._follow(scope, initial.entries, initial.resource_version, timeout, stopped)
+                return self._follow(
+                    scope, initial.entries, initial.resource_version, timeout, stopped, bookmarks=bookmarks
+                )
             oldest = self._events[0].resource_version if self._events else self._resource_version + 1
             if since < oldest - 1:
                 raise errors.gone(f"too old resource version: {since} ({oldest - 1})")
-            return self._follow(scope, [], since, timeout, stopped)
+            return self._follow(scope, [], since, timeout, stopped, bookmarks=bookmarks)
 
     def _follow(
         self,
@@ -567,24 +574,50 @@ class ObjectStore:
         position: int,
         timeout: float,
         stopped: threading.Event,
+        *,
+        bookmarks: bool,
     ) -> Iterator[tuple[str, Entry]]:
         for entry in initial:
             yield "ADDED", entry
-        deadline = time.monotonic() + timeout
+        started_at = position  # the cacher sends a bookmark only past the watch's starting resourceVersion
+        now = time.monotonic()
+        deadline = now + timeout
+        next_bookmark = _next_bookmark(now, deadline) if bookmarks else None
         while not stopped.is_set():
+            bookmark: int | None = None
             with self._lock:
-                pending = self._events_after(position)
-                if not pending:
-                    remaining = deadline - time.monotonic()
+                fell_behind = bool(self._events) and self._events[0].resource_version > position + 1
+                oldest = self._events[0].resource_version - 1 if self._events else position
+                pending = [] if fell_behind else self._events_after(position)
+                now = time.monotonic()
+                if fell_behind:
+                    pass
+                elif not pending and next_bookmark is not None and now >= next_bookmark:
+                    next_bookmark = _next_bookmark(now, deadline)
+                    if self._resource_version > started_at:  # every event up to it was reported
+                        bookmark = self._resource_version
+                elif not pending:
+                    remaining = deadline - now
                     if remaining <= 0:
                         return
-                    self._changed.wait(min(remaining, 0.5))
+                    until_bookmark = next_bookmark - now if next_bookmark is not None else remaining
+                    self._changed.wait(min(remaining, until_bookmark, 0.5))
                     continue
-                position = pending[-1].resource_version
+                else:
+                    position = pending[-1].resource_version
+            if fell_behind:
+                # Events this watch had not reported yet left the log: it cannot go on. The uncached
+                # watch ends so (etcd compacted: an ERROR event, 410 Expired; the watch cache closes a
+                # watcher that fell behind), and the client lists again.
+                gone = errors.gone(f"too old resource version: {position} ({oldest})").status()
+                yield "ERROR", Entry(gone, encode(gone))
+                return
+            if bookmark is not None:  # sent outside the lock, as every event is
+                yield "BOOKMARK", _bookmark(scope.rtype, bookmark)
             for event in pending:
                 reported = scope.report(event)
                 if reported is not None:
-                    yield reported, event.entry
+                    yield reported, _reported_entry(reported, event)
 
     def _events_after(self, position: int) -> Sequence[Event]:
         """The logged events newer than ``position`` (newest are at the right end)."""
@@ -646,6 +679,36 @@ class _WatchScope:
         if self.rtype.namespaced and self.namespace is not None and event.namespace != self.namespace:
             return None
         return _filtered_type(event, self.predicate)
+
+
+BOOKMARK_FREQUENCY = 60.0  # seconds: the cacher's defaultBookmarkFrequency
+
+
+def _next_bookmark(now: float, deadline: float) -> float | None:
+    """When a watch's next bookmark is due (``cacheWatcher.nextBookmarkTime``): a minute from now, or 2 s
+    before the deadline if that is sooner; None when that moment has already passed."""
+    due = min(now + BOOKMARK_FREQUENCY, deadline - 2.0)
+    return None if due < now else due
+
+
+def _bookmark(rtype: ResourceType, resource_version: int) -> Entry:
+    """A BOOKMARK's object: the watched kind with nothing but ``metadata.resourceVersion``."""
+    obj: JsonObject = {
+        "kind": rtype.kind,
+        "apiVersion": rtype.api_version,
+        "metadata": {"resourceVersion": str(resource_version)},
+    }
+    return Entry(obj, encode(obj))
+
+
+def _reported_entry(reported: str, event: Event) -> Entry:
+    """The object a watch reports for ``event``: an object that left the selection is DELETED with its
+    previous content at the event's resourceVersion (``cacheWatcher.convertToWatchEvent``)."""
+    if reported != "DELETED" or event.type == "DELETED" or event.previous is None:
+        return event.entry
+    metadata = {**event.previous["metadata"], "resourceVersion": str(event.resource_version)}
+    previous = {**event.previous, "metadata": metadata}
+    return Entry(previous, encode(previous))
 
 
 def _filtered_type(event: Event, predicate: Predicate | None) -> str | None:

@@ -8,7 +8,8 @@ make of what discovery found (what ``gitops/rotation_rbac.py`` grants):
 
 * force-sync: ``patch`` ExternalSecrets and PushSecrets in each consuming namespace, and each
   ClusterExternalSecret that controls a consumer (by name);
-* verify: ``list`` Secrets in each namespace holding a consumer's target;
+* verify: ``list`` Secrets in each namespace holding a consumer's target, and ``list`` and ``watch``
+  ExternalSecrets at the cluster scope (one watch per cluster, ``steps/kube/reflector.py``);
 * restart: ``get`` and ``patch`` of each workload ``rotation.restart`` names (by name).
 
 One review per distinct request per cluster, never one per consumer.
@@ -38,6 +39,7 @@ def needed_permissions(catalog: Catalog, found: Iterable[Consumers]) -> dict[str
         for es in consumers.external_secrets:
             asks = needed.setdefault(es.cluster, set())
             asks.add(Permission("list", "secrets", es.namespace))
+            asks.update(Permission(verb, "externalsecrets", group=ESO_GROUP) for verb in ("list", "watch"))
             if es.cluster_external_secret:
                 asks.add(
                     Permission(

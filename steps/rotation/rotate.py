@@ -2,9 +2,10 @@
 
 One call does every stage for a batch of secrets, in one process, because
 values never leave a step (the expected data is read back from Vault by
-version, here) and because verification is cheap only when it is shared: each
-poll round lists each consuming namespace once per cluster for the whole
-batch, whatever the number of secrets in it. The pipeline fans batches out
+version, here) and because verification is cheap only when it is shared: one
+watch of the batch's ExternalSecrets per cluster, and a LIST of a consuming
+namespace's Secrets when ESO reports a refresh there, whatever the number of
+secrets in the batch. The pipeline fans batches out
 (``vaultflow.workflows.pipelines.rotate_secrets``).
 
 Order, and why:

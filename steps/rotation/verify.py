@@ -17,20 +17,28 @@ conversion or decoding strategy, a rewrite) is verified *indirectly*: Ready,
 refreshed after the write, and its data-hash changed from the one before the
 write. An ``immutable`` target that still holds the old value is a failure.
 
-Each poll round lists, per cluster, the ExternalSecrets it waits for once, and
-each consuming namespace's Secrets once when an ExternalSecret there has
-refreshed since the write (until then its Secret cannot be verified): the
-number of requests of a round does not grow with the number of targets. The
-LISTs ask only for the objects the round waits for, by label, where the labels
-say which they are: ``vaultflow.io/secret`` (rendered on every catalog
-ExternalSecret, seen at discovery; one LIST across namespaces, which the
-discovery's ClusterRole already allows) and ESO's
+The ExternalSecrets are watched, as a controller would: per cluster, one LIST of
+those the verification waits for, then one WATCH from that LIST's
+resourceVersion (``steps/kube/reflector.py``: bookmarks, a new watch when the
+server ends one, a new LIST after a 410; LISTs with backoff where the watch is
+not granted). A round runs when the watch reports a change (after
+``COALESCE`` seconds, so that ESO's next changes are looked at with it), and
+lists a consuming namespace's Secrets once an ExternalSecret there refreshed
+since the write and changed since its Secret was last looked at: until then its
+Secret cannot be verified, and the number of requests does not grow with the
+number of targets. The requests ask only for the objects the verification waits
+for, by label, where the labels say which they are: ``vaultflow.io/secret``
+(rendered on every catalog ExternalSecret, seen at discovery; watched across
+namespaces, which the discovery's ClusterRole allows) and ESO's
 ``reconcile.external-secrets.io/created-by`` (on every Secret an ``Owner``
 ExternalSecret writes; one LIST per namespace, the only place the rotation may
-read Secrets). An ExternalSecret without the label (written by hand) is looked
-for in a LIST of its whole namespace. A narrowed LIST that misses an object it
-should hold is repeated in full for that namespace, which is listed in full from
-then on: a label changed by hand never hides a target.
+read Secrets). An ExternalSecret without the label (written by hand) is watched
+in its whole namespace. A narrowed LIST that misses an object it should hold is
+repeated in full for that namespace, which is listed (or watched) in full from
+then on: a label changed by hand never hides a target. What makes a target
+verified is decided only from the objects' content (``observe_target``), never
+from the fact that an event arrived: an event from before the write (a
+``refreshTime`` before it) counts for nothing.
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ import base64
 import hashlib
 import hmac
 import json
-import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -51,12 +59,14 @@ from pydantic import BaseModel
 from vaultflow.base.errors import OperationError
 from vaultflow.base.times import parse_time
 from vaultflow.steps.kube.errors import kube_errors
+from vaultflow.steps.kube.reflector import Collection, Reflector
 from vaultflow.steps.rotation.discover import ESO_GROUP, SECRET_LABEL, ConsumingExternalSecret
 
 DATA_HASH = "reconcile.external-secrets.io/data-hash"
 OWNER_LABEL = "reconcile.external-secrets.io/created-by"
 MAX_SELECTOR_VALUES = 100  # more targets than this in one namespace: the whole namespace is asked for
-POLL_INITIAL, POLL_MAXIMUM = 0.2, 1.0  # seconds between rounds (see poll_rounds)
+COALESCE = 0.2  # seconds a round waits after a change for the ones ESO makes next (watch_rounds)
+RECHECK_INITIAL, RECHECK_MAXIMUM = 0.2, 1.0  # a refreshed target's Secret looked at again, backing off
 Phase = Literal["Verified", "Failed", "TimedOut"]
 TargetKind = Literal["KubernetesSecret", "AwsSecretsManager", "GcpSecretManager", "AzureKeyVault"]
 
@@ -210,6 +220,11 @@ class _Pending:
     target: KubeTarget
     seen: str = "not looked at yet"
     result: TargetResult | None = field(default=None)
+    # The ExternalSecret's resourceVersion when its Secret was last looked at, and when to look again
+    # without a new one (ESO writes the Secret before the status, so this is seldom needed).
+    checked_version: str | None = None
+    recheck_at: float = 0.0
+    recheck_wait: float = RECHECK_INITIAL
 
     @property
     def consumer(self) -> ConsumingExternalSecret:
@@ -226,53 +241,104 @@ def verify_kubernetes_targets(
 ) -> list[TargetResult]:
     """Wait until every target holds its expected data, or ``timeout`` seconds pass.
 
-    ``on_verified`` is called once per target as it is verified (the
-    PushSecrets that read it are annotated then). Latency is wall-clock time
-    since the target's write: the write may have happened in another step, in
-    another pod. Returns one result per target, in order.
+    The ExternalSecrets are watched (``ClusterExternalSecrets``); a round runs when one of them
+    changed, and lists the Secrets of each namespace where one refreshed since the write. ``on_verified``
+    is called once per target as it is verified (the PushSecrets that read it are annotated then).
+    Latency is wall-clock time since the target's write: the write may have happened in another step,
+    in another pod. Returns one result per target, in order.
     """
     pending = [_Pending(target) for target in targets]
-    listers = {cluster: ClusterLister(api_client, cluster) for cluster, api_client in clients.items()}
+    changed = threading.Event()
+    watched = {
+        cluster: ClusterExternalSecrets(
+            clients[cluster], cluster, [p.consumer for p in in_cluster], changed.set
+        )
+        for cluster, in_cluster in _by_cluster(pending).items()
+    }
+    listers = {cluster: ClusterLister(clients[cluster], cluster) for cluster in watched}
 
     def round_() -> int:
-        open_ = [p for p in pending if p.result is None]
-        for cluster, in_cluster in _by_cluster(open_).items():
-            lister = listers[cluster]
-            try:
-                external_secrets = lister.external_secrets([item.consumer for item in in_cluster])
-            except OperationError as error:  # a cluster down or a 403: named per target, polled again
-                for item in in_cluster:
-                    item.seen = str(error)
-                continue
+        for cluster, in_cluster in _by_cluster(p for p in pending if p.result is None).items():
+            external_secrets = watched[cluster]
             for namespace, group in _by_namespace(in_cluster).items():
-                # A Secret is looked at only once its ExternalSecret refreshed after the write.
-                refreshed = [
-                    item.consumer
-                    for item in group
-                    if _not_refreshed(
-                        item.consumer,
-                        external_secrets.get((namespace, item.consumer.name)),
-                        item.target.written_at,
-                    )
-                    is None
-                ]
-                try:
-                    secrets = lister.secrets(namespace, refreshed) if refreshed else {}
-                except OperationError as error:
-                    for item in group:
-                        item.seen = str(error)
-                    continue
-                for item in group:
-                    _settle(
-                        item, external_secrets.get((namespace, item.consumer.name)), secrets, now, on_verified
-                    )
+                _round_in_namespace(
+                    external_secrets, listers[cluster], namespace, group, now=now, on_verified=on_verified
+                )
         return sum(1 for p in pending if p.result is None)
 
-    poll_rounds(round_, timeout=timeout)  # on timeout the targets still open are named below
+    def next_recheck() -> float | None:
+        waiting = [p.recheck_at for p in pending if p.result is None and p.checked_version is not None]
+        return min(waiting, default=None)
+
+    try:
+        for external_secrets in watched.values():
+            external_secrets.start()
+        watch_rounds(round_, timeout=timeout, changed=changed, next_recheck=next_recheck)
+    finally:
+        for external_secrets in watched.values():
+            external_secrets.stop()
     return [
         p.result or _result(p.consumer, "TimedOut", None, f"not verified within {timeout:g}s: {p.seen}")
         for p in pending
     ]
+
+
+def _round_in_namespace(
+    external_secrets: ClusterExternalSecrets,
+    lister: ClusterLister,
+    namespace: str,
+    group: list[_Pending],
+    *,
+    now: Callable[[], datetime],
+    on_verified: Callable[[ConsumingExternalSecret], None],
+) -> None:
+    """One look at the open targets of one namespace: their Secrets are listed (once) only when an
+    ExternalSecret refreshed after the write, changed since its Secret was last looked at (or its
+    recheck is due): before that the Secret cannot be verified, and after it nothing new is to be seen."""
+    clock = time.monotonic()
+    looked_at: list[tuple[_Pending, Mapping[str, Any]]] = []
+    refreshed: list[_Pending] = []
+    for item in group:
+        external_secret, unknown = external_secrets.get(item.consumer)
+        if unknown is not None:  # not listed yet, or its LIST failed: named as what was last seen
+            item.seen = unknown
+            continue
+        waiting = _not_refreshed(item.consumer, external_secret, item.target.written_at)
+        if waiting is not None or external_secret is None:  # (gone: _not_refreshed says so)
+            item.seen = waiting or item.seen
+            continue
+        refreshed.append(item)
+        looked_at.append((item, external_secret))
+    due = [
+        item
+        for item, refreshed_object in looked_at
+        if item.checked_version != _version(refreshed_object) or clock >= item.recheck_at
+    ]
+    if not due:
+        return
+    try:
+        secrets = lister.secrets(namespace, [item.consumer for item in refreshed])
+    except OperationError as error:  # a 403, a cluster down: named per target, looked at again later
+        for item in refreshed:
+            item.seen = str(error)
+            _recheck_later(item, None, clock)
+        return
+    for item, refreshed_object in looked_at:
+        _settle(item, refreshed_object, secrets, now, on_verified)
+        if item.result is None:
+            _recheck_later(item, _version(refreshed_object), clock)
+
+
+def _recheck_later(item: _Pending, version: str | None, clock: float) -> None:
+    """Refreshed, but its Secret is not (yet) right: look again at the next change, or after a backoff."""
+    if version is None or item.checked_version == version:
+        item.recheck_wait = min(RECHECK_MAXIMUM, item.recheck_wait * 2)
+    item.checked_version = version if version is not None else ""
+    item.recheck_at = clock + item.recheck_wait
+
+
+def _version(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion", ""))
 
 
 def _settle(
@@ -282,7 +348,7 @@ def _settle(
     now: Callable[[], datetime],
     on_verified: Callable[[ConsumingExternalSecret], None],
 ) -> None:
-    """One look at one target with what the round listed; its result once verified or failed."""
+    """One look at one target with what was listed; its result once verified or failed."""
     consumer = item.consumer
     seen = observe_target(
         consumer,
@@ -301,24 +367,106 @@ def _settle(
             on_verified(consumer)
 
 
-def poll_rounds(
-    round_: Callable[[], int], *, timeout: float, initial: float = POLL_INITIAL, maximum: float = POLL_MAXIMUM
+def watch_rounds(
+    round_: Callable[[], int],
+    *,
+    timeout: float,
+    changed: threading.Event,
+    next_recheck: Callable[[], float | None] = lambda: None,
 ) -> None:
     """Run ``round_`` (it returns how many targets are still open) until none is, or ``timeout`` passes.
 
-    Between rounds the wait doubles, from ``initial`` up to ``maximum`` (each drawn from the upper half
-    of its step, so that parallel steps do not poll in lockstep), after each round that settles
-    nothing, and stays as it is after one that settles a target. The last wait is cut short at the
-    deadline, so that a final round is made when it passes.
+    A round runs when ``changed`` is set (a watched object changed), after ``COALESCE`` seconds more, so
+    that the changes ESO makes one after another are looked at together (one LIST of a namespace's
+    Secrets for several); or when ``next_recheck`` (a ``time.monotonic()`` moment) comes. A final round
+    is made when the time is up.
     """
     deadline = time.monotonic() + timeout
-    wait = initial
     still_open = round_()
     while still_open and (left := deadline - time.monotonic()) > 0:
-        time.sleep(min(random.uniform(wait / 2, wait), left))
-        before, still_open = still_open, round_()
-        if still_open == before:
-            wait = min(maximum, wait * 2)
+        recheck = next_recheck()
+        wait = left if recheck is None else max(0.0, min(left, recheck - time.monotonic()))
+        if changed.wait(wait):
+            time.sleep(min(COALESCE, max(0.0, deadline - time.monotonic())))
+        changed.clear()  # what changes from here on wakes the next wait
+        still_open = round_()
+
+
+class ClusterExternalSecrets:
+    """The ExternalSecrets a verification waits for in one cluster, watched (``steps/kube/reflector.py``).
+
+    One reflector across namespaces per ``vaultflow.io/secret`` selector (one for up to
+    ``MAX_SELECTOR_VALUES`` secrets: a batch's verification makes one LIST and one WATCH per
+    cluster), and one per namespace holding an ExternalSecret without the label. When the labelled
+    copy, once listed, lacks an ExternalSecret it should hold (a label changed by hand, the object
+    deleted), its namespace is watched whole from then on: a label never hides a target.
+    """
+
+    def __init__(
+        self,
+        api_client: Any,
+        cluster: str,
+        consumers: Iterable[ConsumingExternalSecret],
+        on_change: Callable[[], None],
+    ) -> None:
+        self._api_client, self.cluster, self._on_change = api_client, cluster, on_change
+        wanted = list(consumers)
+        whole = sorted({c.namespace for c in wanted if not c.secret_label})
+        self._whole = {namespace: self._reflector(namespace, None) for namespace in whole}
+        labelled = [c for c in wanted if c.secret_label and c.namespace not in self._whole]
+        labels = sorted({c.secret_label for c in labelled if c.secret_label})
+        self._by_label: dict[str, Reflector] = {}
+        for selector, chunk in zip(external_secret_selectors(labelled), _chunks(labels), strict=True):
+            reflector = self._reflector(None, selector)
+            self._by_label.update(dict.fromkeys(chunk, reflector))
+        self._started = False
+
+    def start(self) -> None:
+        self._started = True
+        for reflector in self.reflectors():
+            reflector.start()
+
+    def stop(self) -> None:
+        for reflector in self.reflectors():
+            reflector.stop()
+
+    def reflectors(self) -> list[Reflector]:
+        return [*dict.fromkeys(self._by_label.values()), *self._whole.values()]
+
+    def get(self, consumer: ConsumingExternalSecret) -> tuple[dict[str, Any] | None, str | None]:
+        """(the ExternalSecret as last seen, or None when it does not exist; None), or (None, why it
+        cannot be known now: not listed yet, or its LIST or WATCH is failing, a copy that may be stale)."""
+        key = (consumer.namespace, consumer.name)
+        whole = self._whole.get(consumer.namespace)
+        if whole is None and consumer.secret_label:
+            labelled = self._by_label[consumer.secret_label]
+            if not labelled.synced or labelled.error:
+                return None, labelled.error or "waiting for the first LIST of ExternalSecrets"
+            found = labelled.objects().get(key)
+            if found is not None:
+                return found, None
+            whole = self._watch_whole(consumer.namespace)  # missing by label: its namespace, whole
+        if whole is None:  # unlabelled consumers' namespaces are watched whole from the start
+            whole = self._watch_whole(consumer.namespace)
+        if not whole.synced or whole.error:
+            return None, whole.error or f"waiting for the LIST of ExternalSecrets in {consumer.namespace}"
+        return whole.objects().get(key), None
+
+    def _watch_whole(self, namespace: str) -> Reflector:
+        reflector = self._whole.get(namespace)
+        if reflector is None:
+            reflector = self._whole[namespace] = self._reflector(namespace, None)
+            if self._started:
+                reflector.start()
+        return reflector
+
+    def _reflector(self, namespace: str | None, selector: str | None) -> Reflector:
+        collection = Collection(ESO_GROUP, "v1", "externalsecrets", "ExternalSecrets", namespace, selector)
+        return Reflector(self._api_client, self.cluster, collection, self._on_change)
+
+
+def _chunks(values: list[str]) -> list[list[str]]:
+    return [values[i : i + MAX_SELECTOR_VALUES] for i in range(0, len(values), MAX_SELECTOR_VALUES)]
 
 
 def _result(
@@ -403,27 +551,12 @@ def secret_selector(consumers: Iterable[ConsumingExternalSecret]) -> str | None:
 
 @dataclass
 class ClusterLister:
-    """What a round waits for in one cluster, as plain JSON objects, narrowed by label while the labels
-    hold (see the module's docstring): ExternalSecrets by (namespace, name), Secrets by name."""
+    """The Secrets a round looks at in one cluster's namespaces, as plain JSON objects by name, narrowed
+    by ESO's ``created-by`` label while it holds (see the module's docstring)."""
 
     api_client: Any
     cluster: str
-    whole_namespaces: set[str] = field(default_factory=set)  # ExternalSecrets listed whole here
     whole_secrets: set[str] = field(default_factory=set)  # Secrets listed whole here
-
-    def external_secrets(self, consumers: Iterable[ConsumingExternalSecret]) -> dict[tuple[str, str], Any]:
-        wanted = list(consumers)
-        whole = {c.namespace for c in wanted if not c.secret_label or c.namespace in self.whole_namespaces}
-        labelled = [c for c in wanted if c.namespace not in whole]
-        found: dict[tuple[str, str], Any] = {}
-        for selector in external_secret_selectors(labelled):
-            found.update(self._external_secrets(None, selector))
-        # A label changed, or the object is gone: from now on its namespace is asked for whole.
-        missed = {c.namespace for c in labelled if (c.namespace, c.name) not in found}
-        self.whole_namespaces |= missed
-        for namespace in sorted(whole | missed):
-            found.update(self._external_secrets(namespace, None))
-        return found
 
     def secrets(self, namespace: str, consumers: Iterable[ConsumingExternalSecret]) -> dict[str, Any]:
         wanted = list(consumers)
@@ -435,10 +568,6 @@ class ClusterLister:
             listed = list_namespaced(self.api_client, self.cluster, namespace, "secrets", None)
             found = {item["metadata"]["name"]: item for item in listed}
         return found
-
-    def _external_secrets(self, namespace: str | None, selector: str | None) -> dict[tuple[str, str], Any]:
-        listed = list_namespaced(self.api_client, self.cluster, namespace, "externalsecrets", selector)
-        return {(item["metadata"].get("namespace", ""), item["metadata"]["name"]): item for item in listed}
 
 
 def list_namespaced(

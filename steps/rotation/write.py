@@ -36,7 +36,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from vaultflow.base.errors import OperationError
-from vaultflow.gitops.catalog.model import Secret
+from vaultflow.gitops.catalog.model import Secret, StaticGenerator
 from vaultflow.steps.secrets.generators import generate
 from vaultflow.steps.vault.api import VaultApi, vault_errors
 
@@ -170,6 +170,11 @@ def new_values(secret: Secret, current: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+def keeps_static_keys(secret: Secret) -> bool:
+    """Whether a key of ``secret`` is static (only humans set it): its current value must be kept."""
+    return any(isinstance(field.generator, StaticGenerator) for field in secret.keys)
+
+
 def write_rotation(
     vault: VaultApi,
     kv: str,
@@ -244,7 +249,10 @@ def write_rotation_keeping_data(
     if staged is not None:
         values = dict(staged)
     else:
-        values = new_values(secret, read_version(vault, kv, secret.path, base))
+        # The current data only when a key keeps its value: a secret whose keys are all generated
+        # costs one request fewer (its values do not depend on the version being replaced).
+        current = read_version(vault, kv, secret.path, base) if keeps_static_keys(secret) else {}
+        values = new_values(secret, current)
     patch_custom_metadata(vault, kv, secret.path, {mine: str(base)})
     try:
         written = write_with_cas(vault, kv, secret.path, values, base)

@@ -44,6 +44,11 @@ from vaultflow.steps.rotation.tasks import DEFAULT_BATCH_SIZE
         ),
         ("GET", "https://h/api/v1/namespaces/team-1/secrets?labelSelector=a%3Db", "LIST secrets (by label)"),
         (
+            "GET",
+            "https://h/apis/external-secrets.io/v1/externalsecrets?labelSelector=a%3Db&watch=true",
+            "WATCH externalsecrets (cluster-wide, by label)",
+        ),
+        (
             "PATCH",
             "https://h/apis/external-secrets.io/v1alpha1/namespaces/team-1/pushsecrets/p",
             "PATCH pushsecrets",

@@ -151,6 +151,7 @@ DISCOVERY = [
         "verbs": ["list"],
     }
 ]
+WATCH = [{"apiGroups": [ESO], "resources": ["externalsecrets"], "verbs": ["watch"]}]  # verify, by consumers
 CES = [{"apiGroups": [ESO], "resources": ["clusterexternalsecrets"], "verbs": ["patch"]}]
 CONSUMERS = [
     {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]},
@@ -168,7 +169,7 @@ def _workloads(resource: str, *names: str) -> dict[str, Any]:
 
 
 def _cluster_wide(*, ces: bool) -> set[Shape]:
-    roles = [("vaultflow-rotation-discovery", DISCOVERY)]
+    roles = [("vaultflow-rotation-discovery", DISCOVERY + WATCH if ces else DISCOVERY)]
     if ces:
         roles.append(("vaultflow-rotation-cluster-external-secrets", CES))
     return {_role("ClusterRole", name, rules) for name, rules in roles} | {

@@ -296,7 +296,11 @@ def test_a_watch_without_resource_version_starts_with_the_current_objects(
     assert seen == [("ADDED", "existing")]
 
 
-def test_watch_from_a_resource_version_older_than_the_event_log_is_410(api_client: client.ApiClient) -> None:
+def test_watch_from_a_resource_version_older_than_the_event_log_is_an_error_event_410(
+    api_client: client.ApiClient,
+) -> None:
+    """As kube-apiserver's watch cache answers (newErrWatcher): 200, then one ERROR event holding the
+    410 Expired Status; the client raises it as an ApiException with status 410."""
     small = KubeCluster("small-log", event_log_size=10).start()
     try:
         token = small.admin_token
@@ -304,10 +308,13 @@ def test_watch_from_a_resource_version_older_than_the_event_log_is_410(api_clien
             small.store.create(
                 small.type_of("v1", "ConfigMap"), "default", {"metadata": {"name": f"c{index}"}}
             )
-        code, status = raw_get(
+        code, event = raw_get(
             f"{small.url}/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=2", token=token
         )
-        assert code == 410 and status["reason"] == "Expired"
+        assert code == 200 and event["type"] == "ERROR"
+        assert event["object"]["kind"] == "Status"
+        assert (event["object"]["code"], event["object"]["reason"]) == (410, "Expired")
+        assert event["object"]["message"].startswith("too old resource version: 2 ")
     finally:
         small.stop()
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client
+from kubernetes import client, watch
 
 from vaultflow.sandbox.kube import KubeCluster
 from vaultflow.sandbox.kube.persistence import load_cluster, save_cluster, saved_port
@@ -90,9 +90,14 @@ def test_a_saved_cluster_comes_back_with_its_objects_keys_and_tokens(
             assert kept["metadata"]["uid"] == store["metadata"]["uid"]  # the CRD serves its kind again
             created = core.create_namespaced_config_map("eso", {"metadata": {"name": "after"}})
             assert int(created.metadata.resource_version) > before  # resourceVersions keep counting up
-            with pytest.raises(client.ApiException) as gone:
-                core.list_namespaced_config_map(
-                    "eso", watch=True, resource_version=str(before - 1), timeout_seconds=1
+            with pytest.raises(client.ApiException) as gone:  # the ERROR event of a 200 watch
+                list(
+                    watch.Watch().stream(
+                        core.list_namespaced_config_map,
+                        "eso",
+                        resource_version=str(before - 1),
+                        timeout_seconds=1,
+                    )
                 )
             assert gone.value.status == 410  # a watch from before the restart relists
     finally:

@@ -14,6 +14,7 @@ succeeds.
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ from vaultflow.sandbox.kubeconfig import ClusterAccess, write_kubeconfig
 from vaultflow.steps.catalog_source import load_catalog_source
 from vaultflow.steps.keeper.kubernetes import KubernetesSecretKeeper
 from vaultflow.steps.kube.lease import LeaseLock
+from vaultflow.steps.kube.reflector import Collection, Reflector
 from vaultflow.steps.rotation.discover import discover_consumers
 from vaultflow.steps.rotation.force_sync import force_sync, force_sync_consumer
 from vaultflow.steps.rotation.restart import restart_workloads
@@ -124,6 +126,25 @@ def outcome(invocation: Callable[[], Any]) -> str:
         return str(error)
     messages = [getattr(item, "message", "") for item in result] if isinstance(result, list) else []
     return "\n".join(message for message in messages if "forbidden" in message)
+
+
+def watch_external_secrets(api: client.ApiClient, cluster: str) -> None:
+    """What the verification's reflector asks of a cluster: a LIST of ExternalSecrets across namespaces,
+    then WATCHes (each ended by the server after a second); raises what it fails with."""
+    reflector = Reflector(
+        api, cluster, Collection("external-secrets.io", "v1", "externalsecrets", "ExternalSecrets"),
+        lambda: None, watch_timeout=1,
+    )  # fmt: skip
+    reflector.start()
+    try:
+        until = time.monotonic() + 30
+        while reflector.requests["WATCH"] < 2 and not reflector.error:  # the second: the first was served
+            assert time.monotonic() < until, "the reflector neither watched twice nor failed"
+            time.sleep(0.02)
+    finally:
+        reflector.stop()
+    if reflector.error:
+        raise OperationError(reflector.error)
 
 
 def token_for(admin: client.ApiClient, namespace: str, name: str) -> str:
@@ -333,7 +354,7 @@ def rotation(schemas_dir: Path) -> Iterator[Rotation]:
 
         runs = iter(range(1_000_000))
 
-        def invocation(cluster: str, grant: Grant) -> Callable[[], Any]:
+        def invocation(cluster: str, grant: Grant) -> Callable[[], Any]:  # noqa: PLR0911 (a case per kind of grant)
             """The smallest rotation step call, in ``cluster``, that makes the request ``grant`` allows
             (each under a new run id: a step retried under the same run skips what that run did)."""
             run = f"{RUN}-{next(runs)}"
@@ -349,6 +370,8 @@ def rotation(schemas_dir: Path) -> Iterator[Rotation]:
                 fanned = next(c for c in mine if c.cluster_external_secret)
                 return lambda: force_sync_consumer(accounts[cluster], fanned, run)
             if grant.resource == "externalsecrets":
+                if grant.verb == "watch":  # the verification's reflector
+                    return lambda: watch_external_secrets(accounts[cluster], cluster)
                 direct = next(c for c in mine if not c.cluster_external_secret)
                 return lambda: force_sync_consumer(accounts[cluster], direct, run)
             if grant.resource == "pushsecrets":
@@ -438,17 +461,21 @@ def test_the_plan_finds_the_rendered_rotation_rbac_enough(rotation: Rotation) ->
     check_rotation_access(ROTATION_LOADED.catalog, found.values(), rotation.accounts)  # no InputError
 
 
+ES = "externalsecrets.external-secrets.io"
+
+
 @pytest.mark.parametrize(
-    ("resource", "verb", "named"),
+    ("kind", "resource", "verb", "named"),
     [
-        ("externalsecrets", "patch", "may not patch externalsecrets.external-secrets.io in namespace shop"),
-        ("pushsecrets", "patch", "may not patch pushsecrets.external-secrets.io in namespace shop"),
-        ("secrets", "list", "may not list secrets in namespace shop"),
-        ("daemonsets", "patch", "may not patch daemonsets.apps/agent in namespace shop"),
+        ("Role", "externalsecrets", "patch", f"may not patch {ES} in namespace shop"),
+        ("Role", "pushsecrets", "patch", "may not patch pushsecrets.external-secrets.io in namespace shop"),
+        ("Role", "secrets", "list", "may not list secrets in namespace shop"),
+        ("Role", "daemonsets", "patch", "may not patch daemonsets.apps/agent in namespace shop"),
+        ("ClusterRole", "externalsecrets", "watch", f"may not watch {ES} at the cluster scope"),
     ],
-)
+)  # fmt: skip
 def test_the_plan_names_what_the_rotation_may_not_do_before_anything_is_written(
-    rotation: Rotation, resource: str, verb: str, named: str
+    rotation: Rotation, kind: str, resource: str, verb: str, named: str
 ) -> None:
     from vaultflow.base.errors import InputError
     from vaultflow.steps.rotation.access import check_rotation_access
@@ -457,10 +484,10 @@ def test_the_plan_names_what_the_rotation_may_not_do_before_anything_is_written(
     cluster, grant = next(
         (c, g)
         for c, g in ROTATION_GRANTS
-        if c == "edge" and g.resource == resource and g.verb == verb and g.kind == "Role"
+        if c == "edge" and g.resource == resource and g.verb == verb and g.kind == kind
     )
     role = next(
-        r for r in rotation.roles[cluster] if r["metadata"]["name"] == grant.role and r["kind"] == "Role"
+        r for r in rotation.roles[cluster] if r["metadata"]["name"] == grant.role and r["kind"] == kind
     )
     replace_role(rotation.admins[cluster], without(role, grant))
     try:

@@ -51,20 +51,23 @@ class Recording(client.ApiClient):  # type: ignore[misc]
         configuration.host = cluster.url
         configuration.api_key = {"authorization": f"Bearer {cluster.admin_token}"}
         super().__init__(configuration)
-        self.sent: list[tuple[str, str, str | None]] = []
+        self.sent: list[tuple[str, str, str | None]] = []  # (LIST or WATCH or the method, path, selector)
 
     def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         split = urlsplit(url)
-        selector = parse_qs(split.query).get("labelSelector", [None])[0]
-        self.sent.append((method, split.path, selector))
+        query = parse_qs(split.query)
+        watching = query.get("watch", [""])[0].lower() == "true"
+        selector = query.get("labelSelector", [None])[0]
+        verb = ("WATCH" if watching else "LIST") if method == "GET" else method
+        self.sent.append((verb, split.path, selector))
         return super().call_api(method, url, *args, **kwargs)
 
-    def lists(self, plural: str) -> list[tuple[str, str | None]]:
-        """The LISTs of ``plural``, in order: (``"namespace"`` or ``"cluster"``, label selector)."""
+    def lists(self, plural: str, verb: str = "LIST") -> list[tuple[str, str | None]]:
+        """The LISTs (or WATCHes) of ``plural``, in order: (``"namespace"`` or ``"cluster"``, selector)."""
         return [
             ("namespace" if path.endswith(f"/namespaces/{NAMESPACE}/{plural}") else "cluster", selector)
-            for method, path, selector in self.sent
-            if method == "GET" and path.endswith(f"/{plural}")
+            for sent, path, selector in self.sent
+            if sent == verb and path.endswith(f"/{plural}")
         ]
 
 
@@ -228,6 +231,8 @@ def test_a_round_asks_only_for_the_objects_it_waits_for(cluster: KubeCluster) ->
         assert [r.phase for r in results] == ["Verified"] * 3
         # One LIST of ExternalSecrets across namespaces, one of Secrets in the namespace, both by label.
         assert api.lists("externalsecrets") == [("cluster", f"{SECRET_LABEL} in (team-a,team-b,team-c)")]
+        # ... then one WATCH from it, by the same label (kept open until the verification ends).
+        assert api.lists("externalsecrets", "WATCH") == api.lists("externalsecrets")
         owners = ",".join(sorted(gohash.owner_label(NAMESPACE, n) for n in "abc"))
         assert api.lists("secrets") == [("namespace", f"{OWNER_LABEL} in ({owners})")]
         # What the selectors name is what the emulator returns: the three targets, not the 30 others.

@@ -154,36 +154,3 @@ def test_a_cluster_that_cannot_be_listed_times_out_named_with_the_cause() -> Non
     # The ExternalSecrets are listed first (across namespaces, by label when they have the rendered one,
     # else their namespace); their Secrets only once one has refreshed.
     assert "list ExternalSecrets in namespace apps" in result.message and "cluster one" in result.message
-
-
-def test_rounds_back_off_while_nothing_settles_and_the_last_one_is_at_the_deadline() -> None:
-    """Waits double while no target settles (seldom rounds while ESO is busy elsewhere); a final round
-    is made when the time is up, not a backoff step later."""
-    import time
-
-    from vaultflow.steps.rotation.verify import poll_rounds
-
-    started = time.monotonic()
-    at: list[float] = []
-
-    def nothing_settles() -> int:
-        at.append(time.monotonic() - started)
-        return 3
-
-    poll_rounds(nothing_settles, timeout=1.5, initial=0.1, maximum=2.0)
-    # Waits of at least 0.05, 0.1, 0.2, 0.4, 0.8 s: no more than 6 rounds in 1.5 s, the last after it.
-    assert 2 <= len(at) <= 6 and at[-1] >= 1.5
-
-
-def test_rounds_end_as_soon_as_every_target_is_settled() -> None:
-    from vaultflow.steps.rotation.verify import poll_rounds
-
-    left = iter([3, 1, 0])
-    calls: list[int] = []
-
-    def settling() -> int:
-        calls.append(1)
-        return next(left)
-
-    poll_rounds(settling, timeout=60, initial=0.01, maximum=0.02)
-    assert len(calls) == 3

@@ -276,3 +276,45 @@ def test_a_missing_secret_is_refused(
     unsealed_vault.client().secrets.kv.v2.delete_metadata_and_all_versions(secret.path, mount_point="secret")
     with pytest.raises(OperationError, match="does not exist in Vault"):
         write_rotation(vault, "secret", secret, "run-1")
+
+
+def _requests_of(vault: VaultApi, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Every request the client sends from now on: (method, path without the query)."""
+    sent: list[tuple[str, str]] = []
+    adapter = vault.client.adapter
+    request = adapter.request
+
+    def recording(method: str, url: str, *args: object, **kwargs: object) -> object:
+        sent.append((method.upper(), url.split("?", maxsplit=1)[0]))
+        return request(method, url, *args, **kwargs)
+
+    monkeypatch.setattr(adapter, "request", recording)
+    return sent
+
+
+def test_a_secret_whose_keys_are_all_generated_is_written_without_reading_its_data(
+    rotated: tuple[VaultApi, Secret, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four requests (metadata, mark, check-and-set, record): nothing of the old version is needed."""
+    vault, secret, initial = rotated
+    generated = secret.model_copy(update={"keys": [k for k in secret.keys if k.name == "password"]})
+    sent = _requests_of(vault, monkeypatch)
+    written = write_rotation(vault, "secret", generated, "run-1")
+    data_path, metadata_path = f"/v1/secret/data/{secret.path}", f"/v1/secret/metadata/{secret.path}"
+    assert sent == [
+        ("GET", metadata_path),
+        ("PATCH", metadata_path),
+        ("POST", data_path),
+        ("PATCH", metadata_path),
+    ]
+    data = read_version(vault, "secret", secret.path, written.new_version)
+    assert list(data) == ["password"] and data["password"] != initial["password"]
+
+
+def test_a_secret_with_a_static_key_reads_the_version_it_replaces(
+    rotated: tuple[VaultApi, Secret, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vault, secret, _ = rotated
+    sent = _requests_of(vault, monkeypatch)
+    write_rotation(vault, "secret", secret, "run-1")
+    assert ("GET", f"/v1/secret/data/{secret.path}") in sent and len(sent) == 5
