@@ -87,30 +87,32 @@ def fail_until_counted(
     explain: Callable[[], str] = lambda: "",
 ) -> float:
     """Ask for refreshes that fail (``refresh(attempt)``) until Prometheus has scraped more than
-    ``more_than`` failures beyond the first value it saw; the last scraped value.
+    ``more_than`` failures beyond the first value it saw; how many it has seen since.
 
     Each refresh waits until Prometheus has scraped a higher count than before it, so every
     failure the alert needs is in Prometheus's samples, whatever ESO's own backoff retries added
     meanwhile: ``increase()`` over the window is at least the difference between its first and last
     sample, and a counter's first sample shows no increase (under load it can already be at 5).
+    A value below the one before is a reset (ESO restarted from 0), counted as ``increase()`` does.
     A timeout's message ends with ``explain()``: what ESO itself says at that moment.
     """
     refresh(0)
-    first = wait_for(scraped, timeout=timeout, what="Prometheus to scrape ESO's first failed refresh")
-    seen, attempt = first, 0
-    while seen - first <= more_than:
+    seen = wait_for(scraped, timeout=timeout, what="Prometheus to scrape ESO's first failed refresh")
+    gained, attempt = 0.0, 0
+    while gained <= more_than:
         attempt += 1
         refresh(attempt)
         before = seen
         try:
             seen = wait_for(
-                lambda: value if (value := scraped()) is not None and value > before else None,  # noqa: B023
+                lambda: value if (value := scraped()) is not None and value != before else None,  # noqa: B023
                 timeout=timeout,
                 what=f"ESO to fail refresh {attempt} and Prometheus to scrape it (last seen {before:g})",
             )
         except OperationError as error:
             raise OperationError(f"{error}; {explain()}") from None
-    return seen
+        gained += seen - before if seen > before else seen
+    return gained
 
 
 def _eso_view(metrics_url: str, api: Any, consumer: PlannedExternalSecret) -> str:
@@ -140,11 +142,12 @@ def _eso_view(metrics_url: str, api: Any, consumer: PlannedExternalSecret) -> st
     )
 
 
-def _scraped_errors(prometheus: str, consumer: PlannedExternalSecret) -> float | None:
-    """The consumer's ``externalsecret_sync_calls_error`` as Prometheus last scraped it (None: no
-    series yet)."""
+def _scraped_errors(prometheus: str, instance: str, consumer: PlannedExternalSecret) -> float | None:
+    """The consumer's ``externalsecret_sync_calls_error`` as Prometheus last scraped it from the ESO
+    at ``instance`` (host:port; None: no series yet). The instance matters: after a resume on other
+    ports the previous ESO's series stays queryable for Prometheus's 5-minute lookback, unchanging."""
     query = (
-        f'externalsecret_sync_calls_error{{cluster="{consumer.cluster}",'
+        f'externalsecret_sync_calls_error{{cluster="{consumer.cluster}",instance="{instance}",'
         f'namespace="{consumer.namespace}",name="{consumer.name}"}}'
     )
     found = _series(prometheus, query)
@@ -199,12 +202,12 @@ def stale_consumer_stage(
                 name=consumer.name,
                 run_id=f"demo-{int(before)}-{attempt}",
             ),
-            lambda: _scraped_errors(state.prometheus, consumer),
+            lambda: _scraped_errors(state.prometheus, urllib.parse.urlsplit(metrics).netloc, consumer),
             more_than=ALERT_THRESHOLD,
             timeout=timeout,
             explain=lambda: _eso_view(metrics, api, consumer),
         )
-        console.print(f"ESO failed to refresh {where}: externalsecret_sync_calls_error = {errors:g}")
+        console.print(f"ESO failed to refresh {where}; Prometheus counted {errors:g} more sync errors")
         firing = wait_for(
             lambda: (
                 [

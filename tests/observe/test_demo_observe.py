@@ -38,9 +38,18 @@ def test_refreshes_go_on_until_prometheus_has_seen_more_failures_than_the_thresh
     # Prometheus first sees the counter at 5: five more counted failures would show an increase of
     # 0 to the alert; it needs six failures scraped after that first sample.
     counter = _ScrapedCounter(backlog=4)
-    last = fail_until_counted(counter.refresh, counter.scraped, more_than=5, timeout=30)
-    assert last == 11.0
+    gained = fail_until_counted(counter.refresh, counter.scraped, more_than=5, timeout=30)
+    assert gained == 6.0  # 5 -> 11
     assert counter.refreshes == list(range(7))
+
+
+def test_a_counter_reset_counts_its_new_value_as_increase_does() -> None:
+    # ESO restarted after Prometheus saw 9: the counter starts again from 0.
+    views = iter([9.0, 9.0, 1.0, 1.0, 3.0, 6.0])
+    refreshes: list[int] = []
+    gained = fail_until_counted(refreshes.append, lambda: next(views), more_than=5, timeout=30)
+    assert gained == 6.0  # 1 (after the reset) + 2 + 3: an increase past the threshold
+    assert refreshes == [0, 1, 2, 3]
 
 
 def test_no_scraped_failure_is_one_clear_timeout() -> None:
