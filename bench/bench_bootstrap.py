@@ -47,6 +47,7 @@ def _pipeline(state: SandboxState, keeper: str, run_root: Path) -> float:
     spec = runner.load(registry.document("vault-bootstrap"), lookup=registry.lookup)
     parameters = {
         "vault-addresses": ",".join(n.address for n in state.vault),
+        "ca-cert": state.ca_file,  # OpenBao's certificate chains to the sandbox CA
         "keeper": keeper,
         "catalog": str(EXAMPLE),
     }
@@ -62,15 +63,18 @@ def _raw(state: SandboxState) -> float:
     catalog = loaded.catalog
     auth = catalog.vault.kubernetes_auth
     reviews = {c.name: cluster_review(c, auth.reviewer_service_account) for c in catalog.clusters}
-    leader, *followers = [hvac.Client(url=n.address) for n in state.vault]
+    leader, *followers = [hvac.Client(url=n.address, verify=state.ca_file) for n in state.vault]
+    leader_ca = Path(state.ca_file).read_text()  # a follower's join verifies the leader with it
     with stopwatch() as elapsed:
         init = leader.sys.initialize(secret_shares=5, secret_threshold=3)
         for share in init["keys"][:3]:
             leader.sys.submit_unseal_key(share)
-        VaultApi(state.vault[0].address).wait_until_active()
+        VaultApi(state.vault[0].address, ca_cert=state.ca_file).wait_until_active()
         for follower in followers:
             if not follower.sys.read_seal_status()["initialized"]:
-                follower.sys.join_raft_cluster(leader_api_addr=state.vault[0].address)
+                follower.sys.join_raft_cluster(
+                    leader_api_addr=state.vault[0].address, leader_ca_cert=leader_ca
+                )
             for share in init["keys"][:3]:
                 follower.sys.submit_unseal_key(share)
             while follower.sys.read_seal_status()["sealed"]:
@@ -104,7 +108,7 @@ def _raw(state: SandboxState) -> float:
                 name=auth.eso_service_account.name,
                 context=cluster.name,
             )
-            hvac.Client(url=state.vault[0].address).auth.kubernetes.login(
+            hvac.Client(url=state.vault[0].address, verify=state.ca_file).auth.kubernetes.login(
                 role=auth.eso_role, jwt=jwt, mount_point=mount
             )
         leader.auth.token.revoke_self()

@@ -127,6 +127,7 @@ def _rotation(platform: _Platform, index: int) -> tuple[float, dict[str, Any]]:
             f"bench-credential-{index}",
             PATH,
             str(version),
+            ca_cert=environment["VAULT_CACERT"],  # OpenBao's certificate chains to the sandbox CA
         )
     seconds = elapsed()
     [entry] = report["secrets"]

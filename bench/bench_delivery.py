@@ -270,9 +270,12 @@ def _seed(root: Any, paths: list[str]) -> None:
         list(pool.map(seed, paths))
 
 
-def _raw_reads(address: str, root: Any, pairs: list[tuple[str, str]], workers: int, *, glob: bool) -> float:
+def _raw_reads(
+    address: str, ca_file: str, root: Any, pairs: list[tuple[str, str]], workers: int, *, glob: bool
+) -> float:
     """Seconds for reading every (cluster, path) with a token of that cluster's ESO policy (``glob``: of
-    one policy with the single stanza ``secret/data/bench/*``), in a pool of ``workers`` threads."""
+    one policy with the single stanza ``secret/data/bench/*``), in a pool of ``workers`` threads, over
+    OpenBao's TLS listener (verified with ``ca_file``), as preflight reads it."""
     from concurrent.futures import ThreadPoolExecutor
 
     import hvac
@@ -287,7 +290,7 @@ def _raw_reads(address: str, root: Any, pairs: list[tuple[str, str]], workers: i
     for cluster in CLUSTERS:
         policy = "bench-glob" if glob else eso_policy_name(cluster)
         token = root.auth.token.create(policies=[policy], ttl="1h", no_default_policy=True)
-        clients[cluster] = hvac.Client(url=address, token=token["auth"]["client_token"])
+        clients[cluster] = hvac.Client(url=address, token=token["auth"]["client_token"], verify=ca_file)
 
     def read(pair: tuple[str, str]) -> None:
         cluster, path = pair
@@ -313,12 +316,12 @@ def measure_preflight(directory: Path, loaded: Any) -> PreflightResult:
         # The baseline's reads of the first cluster before preflight and of the others after it, so that
         # a machine (or a Vault) getting busier or quieter during the run weighs on both sides alike.
         first = [pair for pair in pairs if pair[0] == CLUSTERS[0]]
-        raw = _raw_reads(state.vault_addr, root, first, READERS, glob=False)
+        raw = _raw_reads(state.vault_addr, state.ca_file, root, first, READERS, glob=False)
         audit_log = Path(state.vault[0].data_dir) / "audit.log"
         offset = audit_log.stat().st_size  # what preflight sends is what the log holds after this
         counter = _InFlight(state.vault_addr)
         with _environment(lifecycle.environment(state)), counter.installed(), stopwatch() as elapsed:
-            access = eso_access(loaded, state.vault_addr)
+            access = eso_access(loaded, state.vault_addr, state.ca_file)
             try:
                 report = preflight(loaded, access)
             finally:
@@ -327,8 +330,8 @@ def measure_preflight(directory: Path, loaded: Any) -> PreflightResult:
         seconds = elapsed()
         requests = audit_requests(audit_log, offset)  # read before the baseline's second half
         rest = [pair for pair in pairs if pair[0] != CLUSTERS[0]]
-        raw += _raw_reads(state.vault_addr, root, rest, READERS, glob=False)
-        glob = _raw_reads(state.vault_addr, root, pairs, READERS, glob=True)
+        raw += _raw_reads(state.vault_addr, state.ca_file, root, rest, READERS, glob=False)
+        glob = _raw_reads(state.vault_addr, state.ca_file, root, pairs, READERS, glob=True)
     finally:
         lifecycle.down(sandbox_dir, purge=True)
     kinds = Counter(_kind_of(entry) for entry in requests)

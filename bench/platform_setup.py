@@ -60,9 +60,9 @@ def configure_from_catalog(state: Any, loaded: Any) -> Any:
     from vaultflow.steps.vault.configure import apply_config, desired_config
 
     install_platform_accounts(state, loaded.catalog)
-    root = initialise_vault(state.vault_addr)
+    root = initialise_vault(state.vault_addr, ca_file=state.ca_file)  # the sandbox CA signed OpenBao's
     apply_config(
-        VaultApi(state.vault_addr, token=root.token),
+        VaultApi(state.vault_addr, token=root.token, ca_cert=state.ca_file),
         desired_config(loaded, cluster_reviews(state, loaded.catalog)),
     )
     return root

@@ -116,17 +116,30 @@ def _render(loaded: LoadedCatalog, repo_url: str | None) -> RenderedTree:
     tree = RenderedTree()
     tree.add_text(MARKER_FILE, MARKER_TEXT)
 
-    def meta(name: str, namespace: str | None) -> ObjectMeta:
-        return _meta(name, namespace, WAVE_STORES)
-
-    rotation, delivery = rotation_rbac(catalog, plan, meta), delivery_rbac(catalog, plan, meta)
+    rbac = pipeline_rbac(catalog, plan)
     for cluster in catalog.clusters:
-        rbac: list[PlacedObject] = [*rotation[cluster.name], *delivery[cluster.name]]
-        _render_cluster(tree, catalog, plan, cluster, ca_bundle, rbac=account_namespaces(rbac, meta) + rbac)
+        _render_cluster(tree, catalog, plan, cluster, ca_bundle, rbac=rbac[cluster.name])
     for policy in all_policies(catalog, plan):
         tree.add_text(f"vault/policies/{policy.name}.hcl", policy.hcl)
     _render_applications(tree, catalog, repo_url or catalog.gitops.repo_url)
     return tree
+
+
+def rbac_meta(name: str, namespace: str | None) -> ObjectMeta:
+    """The metadata of the pipelines' rendered RBAC objects (``vaultflow cluster onboard`` applies
+    the same objects, so that Argo CD later finds them as it would have made them)."""
+    return _meta(name, namespace, WAVE_STORES)
+
+
+def pipeline_rbac(catalog: Catalog, plan: Plan) -> dict[str, list[PlacedObject]]:
+    """Per cluster, the rotation's and the delivery's RBAC of the ESO tree, after the Namespaces of the
+    accounts it renders outside the workflows cluster."""
+    rotation, delivery = rotation_rbac(catalog, plan, rbac_meta), delivery_rbac(catalog, plan, rbac_meta)
+    placed: dict[str, list[PlacedObject]] = {}
+    for cluster in catalog.clusters:
+        rbac: list[PlacedObject] = [*rotation[cluster.name], *delivery[cluster.name]]
+        placed[cluster.name] = account_namespaces(rbac, rbac_meta) + rbac
+    return placed
 
 
 def _ca_bundle(loaded: LoadedCatalog) -> str | None:

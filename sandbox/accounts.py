@@ -11,10 +11,15 @@ shipped RBAC on the pipeline exactly as kube-apiserver would. Written atomically
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from vaultflow.base.errors import OperationError
+from vaultflow.gitops.catalog import LoadedCatalog
 from vaultflow.gitops.catalog.model import ServiceAccountRef
 from vaultflow.sandbox.kubeconfig import ClusterAccess, write_kubeconfig
 from vaultflow.sandbox.layout import SandboxPaths
@@ -64,3 +69,124 @@ def account_kubeconfig(
         )
     path = path or SandboxPaths(Path(state.directory)).account_kubeconfigs / f"{account.name}.yaml"
     return write_kubeconfig(path, accesses, current=accesses[0].name if accesses else None)
+
+
+# The hand-written RBAC of the workflows cluster (the workflows Application syncs it on a platform).
+WORKFLOWS_RBAC = Path(__file__).resolve().parents[1] / "argocd-apps" / "workflows" / "rbac"
+WORKFLOWS_RBAC_FILES = ("service-accounts.yaml", "bootstrap.yaml", "delivery-pipeline.yaml")
+
+
+def _admin(state: SandboxState, context: str) -> Any:
+    from kubernetes import config
+
+    return config.new_client_from_config(config_file=state.kubeconfig, context=context)
+
+
+def install_workflows_rbac(state: SandboxState, cluster: str) -> list[str]:
+    """``argocd-apps/workflows/rbac`` in ``cluster``, as the workflows Application would sync it (a Role
+    whose namespace the cluster lacks is skipped: the sandbox's Argo CD runs in its own cluster)."""
+    from vaultflow.steps.kube.onboard import Kube, converge
+
+    kube = Kube(_admin(state, cluster), cluster)
+    done = []
+    for name in WORKFLOWS_RBAC_FILES:
+        for manifest in yaml.safe_load_all((WORKFLOWS_RBAC / name).read_text()):
+            outcome = converge(kube, manifest, dry_run=False, required=False)
+            meta = manifest["metadata"]
+            done.append(
+                f"{cluster}: {manifest['kind']} {meta.get('namespace', '')}/{meta['name']}: {outcome}"
+            )
+    return done
+
+
+def onboard_clusters(state: SandboxState, loaded: LoadedCatalog) -> list[str]:
+    """``vaultflow cluster onboard`` for every catalog cluster, as an admin runs it (the sandbox's admin
+    kubeconfig): the pipelines' accounts and RBAC in each, their kubeconfig Secrets in the workflows
+    cluster. The workflows cluster first gets what argocd-apps ships for it. Idempotent."""
+    from vaultflow.steps.kube.onboard import onboard_cluster
+
+    catalog = loaded.catalog
+    workflows = catalog.workflows_cluster()
+    lines = install_workflows_rbac(state, workflows.name)
+    workflows_client = _admin(state, workflows.name)
+    for cluster in [workflows, *(c for c in catalog.clusters if c.name != workflows.name)]:
+        endpoint = state.cluster(cluster.name)
+        report = onboard_cluster(
+            loaded,
+            cluster,
+            cluster_client=_admin(state, cluster.name),
+            workflows_client=workflows_client,
+            server=endpoint.url,
+            ca_pem=Path(endpoint.ca_file).read_text() if endpoint.ca_file else None,
+        )
+        lines += [action.line() for action in report.actions]
+    return lines
+
+
+def pipeline_kubeconfig(state: SandboxState, loaded: LoadedCatalog, account: ServiceAccountRef) -> Path:
+    """``DIR/kubeconfigs/<account>.yaml``: what a pod of ``account``'s pipeline has, in one file: its own
+    (projected, here TokenRequest) token for the workflows cluster, and the contexts of the other
+    clusters from the kubeconfig Secret onboarding wrote (``vaultflow-kubeconfig-<account>``). Mode 0600."""
+    import base64
+
+    from kubernetes import client
+
+    from vaultflow.steps.kube.onboard import KUBECONFIG_KEY, kubeconfig_secret
+
+    catalog = loaded.catalog
+    workflows = catalog.workflows_cluster()
+    context = workflows.kube_context or workflows.name
+    path = SandboxPaths(Path(state.directory)).account_kubeconfigs / f"{account.name}.yaml"
+    account_kubeconfig(state, account, [workflows.name], path=path, contexts={workflows.name: context})
+    own = yaml.safe_load(path.read_text())
+    if len(catalog.clusters) > 1:
+        name = kubeconfig_secret(catalog, account)
+        try:
+            secret = client.CoreV1Api(_admin(state, workflows.name)).read_namespaced_secret(
+                name, account.namespace
+            )
+        except client.ApiException as error:
+            raise OperationError(
+                f"cluster {workflows.name}: no kubeconfig Secret {account.namespace}/{name} "
+                f"(HTTP {error.status}): onboard the other clusters first (vaultflow cluster onboard)"
+            ) from None
+        onboarded = yaml.safe_load(base64.b64decode(secret.data[KUBECONFIG_KEY])) or {}
+        for section in ("clusters", "users", "contexts"):
+            own[section] = [*own[section], *(onboarded.get(section) or [])]
+    _write_private(path, yaml.safe_dump(own, sort_keys=False))
+    return path
+
+
+def _write_private(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+    temporary.replace(path)
+
+
+def delivery_kubeconfig(state: SandboxState, loaded: LoadedCatalog) -> Path:
+    """The delivery's ``pipeline_kubeconfig`` plus the sandbox's Argo CD cluster (``mgmt``).
+
+    On a platform Argo CD runs in the workflows cluster, where ``delivery-pipeline.yaml`` lets the delivery
+    read and refresh its Applications; the sandbox runs Argo CD in a cluster of its own, so that file's
+    account and Roles are installed there too and the delivery reaches it with its own token."""
+    from vaultflow.gitops.delivery_rbac import DELIVERY_ACCOUNT
+    from vaultflow.steps.kube.onboard import Kube, converge
+
+    management = state.management_cluster.name
+    kube = Kube(_admin(state, management), management)
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": DELIVERY_ACCOUNT.namespace}}
+    converge(kube, namespace, dry_run=False)
+    for manifest in yaml.safe_load_all((WORKFLOWS_RBAC / "delivery-pipeline.yaml").read_text()):
+        converge(kube, manifest, dry_run=False, required=False)
+    path = pipeline_kubeconfig(state, loaded, DELIVERY_ACCOUNT)
+    argocd = account_kubeconfig(
+        state, DELIVERY_ACCOUNT, [management], path=path.with_name(f".{path.name}.argocd")
+    )
+    merged, extra = yaml.safe_load(path.read_text()), yaml.safe_load(argocd.read_text())
+    argocd.unlink()
+    for section in ("clusters", "users", "contexts"):
+        merged[section] = [*merged[section], *extra[section]]
+    _write_private(path, yaml.safe_dump(merged, sort_keys=False))
+    return path

@@ -14,8 +14,8 @@ it set (``vaultflow sandbox up --catalog`` and the demo print it):
   namespace that has one, holding **placeholder** values: moto accepts any
   key, and the GCP and Azure emulators have no identity platform;
 * the Vault CA object of ``vault.tls.caProvider`` in every cluster, holding
-  the sandbox CA (ESO reads it and, when the sandbox OpenBao serves TLS
-  (``--vault-tls``), verifies OpenBao's certificate with it).
+  the sandbox CA (ESO reads it and verifies the sandbox OpenBao's certificate
+  with it).
 
 Idempotent: existing Secrets and ConfigMaps are left as they are.
 """

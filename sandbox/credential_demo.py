@@ -45,7 +45,7 @@ def handover_stage(loaded: LoadedCatalog, state: SandboxState, say: Say) -> None
 
     addresses = ",".join(node.address for node in state.vault)
     keeper = SandboxPaths(Path(state.directory)).keeper.as_uri()
-    ca = state.ca_file if state.spec.vault_tls else ""
+    ca = state.ca_file  # OpenBao's certificate chains to the sandbox CA
     ensure_root_token(addresses, keeper, catalog=str(loaded.source), ca_cert=ca)
     try:
         lines = handover(root_client(addresses, keeper, ca), loaded.catalog.vault.kv_mount, state)

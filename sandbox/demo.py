@@ -7,16 +7,21 @@ cannot run here). The demo says so loudly: nothing real is touched.
 Stages:
 1. validate the secrets catalog;
 2. ``vault:deploy``: start the sandbox (OpenBao sealed and uninitialised, clusters named after the
-   catalog's, the service accounts Helm would create) and show its status;
-3. ``vault:init``: run the ``vault-bootstrap`` pipeline on the local runner: init into a 0600 keeper,
-   unseal, configure from the catalog, smoke-test with ESO's own login, revoke root;
+   catalog's, the service accounts Helm would create), onboard every catalog cluster as
+   ``vaultflow cluster onboard`` does (the pipelines' accounts and RBAC, their kubeconfig Secrets in
+   the workflows cluster: ``sandbox/accounts.py``) and show its status;
+3. ``vault:init``: run the ``vault-bootstrap`` pipeline on the local runner, in every cluster as its
+   own service account (what its pods have: its token in the workflows cluster, the onboarded
+   kubeconfig for the others): init into a 0600 keeper, unseal, configure from the catalog,
+   smoke-test with ESO's own login, revoke root;
 4. the pipeline's *seed* step created the catalog's missing secrets (generated keys generated;
    static keys, which humans own, get visible sandbox placeholders here); a secret whose rotation
    names a PostgreSQL credential gets the logins the sandbox's PostgreSQL accepts instead, handed
    over as a DBA would (``sandbox/credential_demo.py``; a root token from the keeper's shares,
    revoked right after);
 5. ``vaultflow gitops apply --mode pr --merge --wait`` (``apply_catalog``, in the sandbox's
-   environment, on the catalog's own ``repoUrl``, which the sandbox routes to its bare repository):
+   environment, on the catalog's own ``repoUrl``, which the sandbox routes to its bare repository;
+   every cluster reached as the delivery's own service account, never admin):
    the render goes in as a pull request on the sandbox's GitHub whose body carries the preflight
    (every Vault reference read as each cluster's ESO), merged through the API; the apply asks Argo
    CD to refresh (the sandbox's Argo CD, like Argo CD, reads Git on its own only every few minutes)
@@ -28,8 +33,9 @@ Stages:
    again, which has nothing to change and makes no commit and no pull request;
 7. ``vaultflow rotate`` (the ``rotate-secrets`` pipeline on the local runner, logged into Vault as
    the rotation service account), run as a user runs it, in a subprocess with the sandbox's
-   environment, and in every cluster as the rotation's own service account (a kubeconfig of its
-   tokens, ``sandbox/accounts.py``: the emulated API servers enforce the RBAC the render delivered,
+   environment, and in every cluster as the rotation's own service account (its token in the
+   workflows cluster, the onboarded kubeconfig for the others, ``sandbox/accounts.py``: the emulated
+   API servers enforce the RBAC the render delivered,
    as a pod of the pipeline would meet it): first ``--all-due --dry-run`` (on a freshly seeded
    sandbox nothing is due, and the demo says so), then every secret with a ``rotation`` by name;
    its report shows each target verified with its latency, and the workloads restarted (the demo
@@ -90,7 +96,7 @@ from vaultflow.gitops.catalog import LoadedCatalog, load_catalog
 from vaultflow.gitops.catalog.model import Catalog, Secret, WorkloadRef
 from vaultflow.gitops.render import application_name, render_catalog
 from vaultflow.sandbox import lifecycle
-from vaultflow.sandbox.accounts import account_kubeconfig
+from vaultflow.sandbox.accounts import delivery_kubeconfig, onboard_clusters, pipeline_kubeconfig
 from vaultflow.sandbox.admin import AdminClient
 from vaultflow.sandbox.catalog_wiring import azure_vault_names, register_app_of_apps, wire_catalog
 from vaultflow.sandbox.credential_demo import handover_stage, login_lines, remember
@@ -169,6 +175,16 @@ def sandbox_stage(loaded: LoadedCatalog, sandbox_dir: Path) -> SandboxState:
     repo_url = ensure_bare_repo(SandboxPaths(Path(result.state.directory)).gitops_repo)
     for line in wire_catalog(result.state, loaded, repo_url=repo_url):
         console.print(f"[dim]{line}[/dim]")
+    # `vaultflow cluster onboard` for each catalog cluster, as its admin would: the pipelines' accounts
+    # and RBAC there, their kubeconfig Secrets in the workflows cluster (sandbox/accounts.py)
+    onboarded = onboard_clusters(result.state, loaded)
+    changed = [
+        line for line in onboarded if line.rsplit(": ", 1)[-1].startswith(("created", "updated", "replaced"))
+    ]
+    console.print(
+        f"[dim]vaultflow cluster onboard, every catalog cluster: {len(onboarded)} objects, "
+        f"{len(changed)} created or changed; the pipelines act as their own service accounts[/dim]"
+    )
     exporter = enable_exporter(result.state, loaded)  # logs in to Vault once the bootstrap configured it
     console.print(f"[dim]vaultflow exporter on {exporter}, as the observer, scraped by Prometheus[/dim]")
     for line in result.repaired:
@@ -183,21 +199,31 @@ def sandbox_stage(loaded: LoadedCatalog, sandbox_dir: Path) -> SandboxState:
 
 def bootstrap_stage(loaded: LoadedCatalog, state: SandboxState) -> SeedResult:
     _stage(3, "vault:init: the vault-bootstrap pipeline on the local runner")
-    os.environ["KUBECONFIG"] = state.kubeconfig  # steps reach the emulated clusters like kubectl would
     registry = load_registry()
     spec = runner.load(registry.document("vault-bootstrap"), lookup=registry.lookup)
     paths = SandboxPaths(Path(state.directory))
     keeper = paths.keeper.as_uri()
     parameters = {
         "vault-addresses": ",".join(node.address for node in state.vault),
+        "ca-cert": state.ca_file,  # OpenBao's certificate chains to the sandbox CA
         "keeper": keeper,
         "catalog": str(loaded.source),
         "seed-placeholders": "true",  # the sandbox has no human to set static keys
     }
-    result = runner.run(spec, parameters, run_root=paths.runs)
+    # The steps reach every cluster as the bootstrap's service account, as its pods would (their own
+    # token in the workflows cluster, the onboarded kubeconfig for the others), under the shipped RBAC.
+    account = loaded.catalog.vault.kubernetes_auth.bootstrap_service_account
+    os.environ["KUBECONFIG"] = str(pipeline_kubeconfig(state, loaded, account))
+    try:
+        result = runner.run(spec, parameters, run_root=paths.runs)
+    finally:
+        os.environ["KUBECONFIG"] = state.kubeconfig  # the later stages' own clients: like kubectl would
     print_summary(console, result)
     if not result.succeeded:
         raise OperationError(f"vault-bootstrap failed: see the step logs in {paths.runs}")
+    console.print(
+        f"it ran as service account {account.namespace}/{account.name} in every cluster, not as admin"
+    )
     console.print(f"unseal shares are in {keeper} (mode 0600); the root token was revoked")
     return SeedResult.model_validate_json(result.node("seed").result or "{}")
 
@@ -291,6 +317,7 @@ def apply_options(loaded: LoadedCatalog, state: SandboxState, *, timeout: float)
         timeout=timeout,
         argocd_context=state.management_cluster.name,
         vault_addresses=lifecycle.environment(state)["VAULT_ADDRESSES"],
+        ca_cert=lifecycle.environment(state)["VAULT_CACERT"],
     )
 
 
@@ -312,7 +339,10 @@ def _apply(
 ) -> ApplyReport:
     """One ``apply_catalog``; OperationError naming what is stuck when Argo CD or ESO did not get there
     (the apply's own findings, then the sandbox's view of each Application)."""
+    # every cluster reached as the delivery's own service account (sandbox/accounts.py), not as admin
+    kubeconfig = delivery_kubeconfig(state, loaded)
     with sandbox_environment(state) as environ:
+        os.environ["KUBECONFIG"] = environ["KUBECONFIG"] = str(kubeconfig)
         report = apply_catalog(loaded, options, environ=environ, say=_say)
     if report.converged:
         return report
@@ -389,6 +419,10 @@ def delivery_stage(
 
     console.print(
         f"[bold]$ vaultflow gitops apply --catalog {escape(str(loaded.source))} --mode pr --merge --wait"
+    )
+    console.print(
+        "[dim]as service account argo/vaultflow-delivery in every cluster (its own token in the workflows "
+        "cluster and Argo CD's, the onboarded kubeconfig for the others), under the shipped RBAC[/dim]"
     )
     report = _apply(loaded, state, apply_options(loaded, state, timeout=timeout), names)
     if report.preflight:
@@ -905,8 +939,7 @@ def main(argv: list[str] | None = None) -> int:
         delivered = delivery_stage(loaded, state, started=started, timeout=args.timeout)
         synced = sync_stage(loaded, state, delivered, Fingerprints(), timeout=args.timeout)
         rotation_account = loaded.catalog.vault.kubernetes_auth.rotation_service_account
-        clusters = [cluster.name for cluster in loaded.catalog.clusters]
-        cli = RotateCli(state, args.catalog, args.dir, account_kubeconfig(state, rotation_account, clusters))
+        cli = RotateCli(state, args.catalog, args.dir, pipeline_kubeconfig(state, loaded, rotation_account))
         rotation_stage(loaded, cli, timeout=args.timeout)
         rolled_back = fault_stage(loaded, cli, synced, timeout=args.timeout)
         monitoring_stage(loaded, cli, rolled_back=rolled_back, timeout=args.timeout)

@@ -255,7 +255,6 @@ def up(
     argocd_reconciliation_timeout: float = DEFAULT_RECONCILIATION_TIMEOUT,
     argocd_reconciliation_jitter: float = DEFAULT_RECONCILIATION_JITTER,
     seal: str = "shamir",
-    vault_tls: bool = False,
     postgres: PostgresSpec | None = None,
     timeout: float = START_TIMEOUT,
 ) -> UpResult:
@@ -267,8 +266,8 @@ def up(
     ``argocd_reconciliation_timeout``/``_jitter`` (seconds) are Argo CD's ``timeout.reconciliation``
     and ``timeout.reconciliation.jitter``: how long a push waits when nobody asks Argo CD to refresh.
     ``seal``: ``shamir`` (the default: bootstrap unseals with shares) or ``transit`` (a second OpenBao,
-    the unsealer, auto-unseals every node; ``vaultflow.sandbox.unsealer``). ``vault_tls``: OpenBao
-    serves TLS with a certificate from the sandbox CA (``VAULT_CACERT`` in ``environment``).
+    the unsealer, auto-unseals every node; ``vaultflow.sandbox.unsealer``). OpenBao (and the unsealer)
+    always serve TLS with certificates from the sandbox CA (``VAULT_CACERT`` in ``environment``).
     ``postgres``: a PostgreSQL server holding what it names (``vaultflow.sandbox.postgres.postgres_spec``
     of the catalog, when one of its rotations names a postgres credential).
     """
@@ -302,7 +301,6 @@ def up(
         argocd_reconciliation_timeout=argocd_reconciliation_timeout,
         argocd_reconciliation_jitter=argocd_reconciliation_jitter,
         seal="transit" if seal == "transit" else "shamir",
-        vault_tls=vault_tls,
         postgres=postgres,
     )
     return _up(_check_directory(directory), spec, timeout)
@@ -581,7 +579,7 @@ def status(directory: Path = DEFAULT_DIR) -> SandboxStatus:
         ComponentStatus("supervisor", "supervisor", state.directory, state.supervisor_pid, "running", True)
     ]
     if state.unsealer is not None:
-        components.append(_unsealer_component(state.unsealer))
+        components.append(_unsealer_component(state.unsealer, state.ca_file))
     for node in state.vault:
         alive = process_alive(node.pid)
         ok, condition = _vault_condition(node.address, state.ca_file) if alive else (False, "not running")
@@ -643,10 +641,10 @@ def _monitoring_components(state: SandboxState) -> list[ComponentStatus]:
     return components
 
 
-def _unsealer_component(node: VaultNode) -> ComponentStatus:
+def _unsealer_component(node: VaultNode, ca_file: str) -> ComponentStatus:
     """The transit unsealer: healthy only while it runs unsealed (the nodes need it at every start)."""
     alive = process_alive(node.pid)
-    ok, condition = _vault_condition(node.address) if alive else (False, "not running")
+    ok, condition = _vault_condition(node.address, ca_file) if alive else (False, "not running")
     healthy = alive and ok and condition.startswith("unsealed")
     if not healthy:
         condition += (
@@ -711,11 +709,14 @@ def environment(state: SandboxState) -> dict[str, str]:
         "VAULT_ADDR": state.vault_addr,
         "BAO_ADDR": state.vault_addr,
         "VAULT_ADDRESSES": ",".join(node.address for node in state.vault),  # every replica, leader first
-        # The CA OpenBao's certificate chains to (the vault/bao CLIs and vaultflow read it) when it
-        # serves TLS; the other emulators' CA is VAULTFLOW_SANDBOX_CA (the same file).
-        **({"VAULT_CACERT": state.ca_file, "BAO_CACERT": state.ca_file} if state.spec.vault_tls else {}),
+        # The CA OpenBao's certificate chains to (the vault/bao CLIs and vaultflow read it); the other
+        # emulators' CA is VAULTFLOW_SANDBOX_CA (the same file).
+        "VAULT_CACERT": state.ca_file,
+        "BAO_CACERT": state.ca_file,
         "KUBECONFIG": state.kubeconfig,
         "AWS_ENDPOINT_URL": state.aws_endpoint,
+        # botocore's own CA setting (the aws CLI and boto3 read it; nothing else trusts it)
+        "AWS_CA_BUNDLE": state.ca_file,
         "AWS_ACCESS_KEY_ID": "sandbox",
         "AWS_SECRET_ACCESS_KEY": "sandbox",  # moto accepts any credentials; these are not secrets
         "AWS_DEFAULT_REGION": state.aws_region,

@@ -303,6 +303,7 @@ def _aws_value(state: Any, region: str, name: str) -> bytes | None:
         "secretsmanager",
         region_name=region,
         endpoint_url=state.aws_endpoint,
+        verify=state.ca_file or None,  # moto serves HTTPS from the sandbox CA
         aws_access_key_id="sandbox",
         aws_secret_access_key="sandbox",  # noqa: S106 (moto accepts any credentials)
     )

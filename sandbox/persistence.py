@@ -26,6 +26,7 @@ import base64
 import json
 import logging
 import os
+import ssl
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,13 +43,15 @@ JsonObject = dict[str, Any]
 FORMAT = "vaultflow-sandbox-clouds/v1"
 
 
-def _secretsmanager(endpoint: str, region: str) -> Any:
+def _secretsmanager(endpoint: str, region: str, ca_file: str = "") -> Any:
+    """``ca_file``: the CA an https moto's certificate chains to (botocore verifies it)."""
     import boto3
 
     return boto3.client(
         "secretsmanager",
         region_name=region,
         endpoint_url=endpoint,
+        verify=ca_file or None,
         aws_access_key_id="sandbox",
         aws_secret_access_key="sandbox",  # noqa: S106 (moto accepts any credentials)
     )
@@ -74,8 +77,11 @@ class MotoServer:
     """moto's server in this process (as ``moto.server.ThreadedMotoServer``), counting in ``changes``
     every request it served that may have changed its state (counted once the request is answered)."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self._host, self._port = host, port
+        self._ssl_context = ssl_context  # HTTPS, as the real Secrets Manager endpoint is; None: HTTP
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -98,7 +104,7 @@ class MotoServer:
         return counted
 
     def start(self) -> str:
-        """Serve in a daemon thread; the endpoint (``http://host:port``)."""
+        """Serve in a daemon thread; the endpoint (``https://host:port`` with an ``ssl_context``)."""
         from moto.moto_server.werkzeug_app import (
             DomainDispatcherApplication,
             MotoRequestHandler,
@@ -107,11 +113,18 @@ class MotoServer:
         from werkzeug.serving import make_server
 
         app = self._counting(DomainDispatcherApplication(create_backend_app))
-        self._server = make_server(self._host, self._port, app, True, request_handler=MotoRequestHandler)
+        self._server = make_server(
+            self._host,
+            self._port,
+            app,
+            True,
+            request_handler=MotoRequestHandler,
+            ssl_context=self._ssl_context,
+        )
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
         self._thread.start()
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{'https' if self._ssl_context is not None else 'http'}://{host}:{port}"
 
     def stop(self) -> None:
         if self._server is not None:
@@ -165,10 +178,10 @@ def _value(version: JsonObject) -> JsonObject:
     return {"SecretString": version["string"]}
 
 
-def restore_aws(endpoint: str, regions: dict[str, list[JsonObject]]) -> None:
+def restore_aws(endpoint: str, regions: dict[str, list[JsonObject]], ca_file: str = "") -> None:
     """Create the saved secrets again: the same names, version ids, stages and values."""
     for region, secrets in regions.items():
-        client = _secretsmanager(endpoint, region)
+        client = _secretsmanager(endpoint, region, ca_file)
         for secret in secrets:
             versions = secret["versions"]
             if not versions:
@@ -240,7 +253,7 @@ def _write(path: Path, document: str) -> None:
 
 
 def restore_clouds(
-    services: ServiceEmulators, aws_endpoint: str, azure_vaults: Sequence[str], path: Path
+    services: ServiceEmulators, aws_endpoint: str, azure_vaults: Sequence[str], path: Path, ca_file: str = ""
 ) -> None:
     """Put back what ``CloudSaver.save`` wrote; a Key Vault the sandbox no longer has is left out."""
     if not path.is_file():
@@ -248,7 +261,7 @@ def restore_clouds(
     document = json.loads(path.read_text())
     if document.get("format") != FORMAT:
         raise ValueError(f"{path}: not a {FORMAT} file")
-    restore_aws(aws_endpoint, document["aws"])
+    restore_aws(aws_endpoint, document["aws"], ca_file)
     services.gcp.store.restore(document["gcp"])
     for name, saved in document["azure"].items():
         if name in azure_vaults:

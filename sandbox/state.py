@@ -66,8 +66,6 @@ class SandboxSpec(BaseModel):
     argocd_reconciliation_jitter: float = DEFAULT_RECONCILIATION_JITTER
     # How the Vault nodes are sealed: Shamir shares, or auto-unseal by a second OpenBao's transit engine
     seal: Literal["shamir", "transit"] = "shamir"
-    # OpenBao's listener serves TLS with a certificate from the sandbox CA (``--vault-tls``)
-    vault_tls: bool = False
     # A PostgreSQL server (the catalog given to ``up --catalog`` names a postgres credential)
     postgres: PostgresSpec | None = None
 
@@ -85,8 +83,6 @@ class SandboxSpec(BaseModel):
             described += f"; Argo CD reconciliation {reconciliation[0]:g}s + up to {reconciliation[1]:g}s"
         if self.seal != "shamir":
             described += f"; {self.seal} seal"
-        if self.vault_tls:
-            described += "; OpenBao over TLS"
         if self.postgres is not None:
             described += f"; PostgreSQL (database {self.postgres.database})"
         return described

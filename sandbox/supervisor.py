@@ -194,6 +194,10 @@ class Supervisor:
             f"`vaultflow sandbox down --purge --dir {self.directory}`"
         )
 
+    def _authority(self) -> CertificateAuthority:
+        """The sandbox CA (``DIR/tls``): every HTTPS server of the sandbox has its certificate from it."""
+        return CertificateAuthority.kept_in(self.paths.ca_file, self.paths.ca_key, "vaultflow sandbox CA")
+
     def _start_unsealer(self, previous: SandboxState | None) -> tuple[str, dict[str, str]]:
         """``--seal transit``: the unsealer, started, unsealed and ready (on its last port when free);
         the nodes' seal stanza and environment. Nothing for Shamir."""
@@ -205,7 +209,7 @@ class Supervisor:
             port = (
                 kept if port_is_free(kept) and port_is_free(_port(previous.unsealer.cluster_address)) else 0
             )
-        self.unsealer = Unsealer.planned(self.paths.openbao, port)
+        self.unsealer = Unsealer.planned(self.paths.openbao, port, self._authority(), self.paths.ca_file)
         self.unsealer.server.data_dir.mkdir(parents=True, exist_ok=True)
         environment = self.unsealer.start()
         write_pid(self.paths.openbao_pid(UNSEALER_ID), self.unsealer.server.pid or 0)
@@ -221,13 +225,9 @@ class Supervisor:
             ports=self._openbao_ports(previous),
             seal_hcl=seal_hcl,
             env=environment,
-            # --vault-tls: every node's certificate from the sandbox CA (the emulators' CA, kept in DIR/tls)
-            authority=(
-                CertificateAuthority.kept_in(self.paths.ca_file, self.paths.ca_key, "vaultflow sandbox CA")
-                if self.spec.vault_tls
-                else None
-            ),
-            ca_file=self.paths.ca_file if self.spec.vault_tls else None,
+            # every node's certificate from the sandbox CA (the emulators' CA, kept in DIR/tls)
+            authority=self._authority(),
+            ca_file=self.paths.ca_file,
         )
         for server in nodes:
             self.vault.append(server)
@@ -248,7 +248,7 @@ class Supervisor:
         kept = _port(previous.postgres) if previous is not None and previous.postgres else 0
         server = PostgresServer(
             claim_postgres_dir(self.paths.root),
-            CertificateAuthority.kept_in(self.paths.ca_file, self.paths.ca_key, "vaultflow sandbox CA"),
+            self._authority(),
             port=kept if kept and port_is_free(kept) else free_port(),
             names=(spec.host,),
         )
@@ -269,14 +269,17 @@ class Supervisor:
             self.paths.monitoring,
             [server.address for server in self.vault],
             {name: server.url for name, server in self.services.eso_metrics.items()},
-            vault_ca_file=str(self.paths.ca_file) if self.spec.vault_tls else "",
+            vault_ca_file=str(self.paths.ca_file),
             file_targets={EXPORTER_JOB: exporter_targets(self.paths.monitoring)},
         )
         for process in self.monitoring.processes:
             write_pid(self.paths.monitoring_pid(process.name), process.pid or 0)
 
     def _start_moto(self) -> str:
-        self._moto = MotoServer()  # in this process: the cloud save reads its state in memory
+        # in this process (the cloud save reads its state in memory), over HTTPS from the sandbox CA, as
+        # the real endpoint is: boto3 verifies it with AWS_CA_BUNDLE (`sandbox env`) or ``verify=``
+        certificate = self._authority().issue_server_certificate(("127.0.0.1", "localhost"))
+        self._moto = MotoServer(ssl_context=certificate.ssl_context())
         endpoint = self._moto.start()
         self._cloud_saver = CloudSaver(self._moto, self.paths.clouds)
         log.info("moto (AWS Secrets Manager, KMS) listens on %s", endpoint)
@@ -318,7 +321,13 @@ class Supervisor:
         """Before any controller runs: the routes set before the restart, and what the clouds held."""
         self._restore_routes(services, previous)
         try:
-            restore_clouds(services, self._aws_endpoint, self.spec.azure_vaults, self.paths.clouds)
+            restore_clouds(
+                services,
+                self._aws_endpoint,
+                self.spec.azure_vaults,
+                self.paths.clouds,
+                str(self.paths.ca_file),
+            )
         except (ValueError, KeyError) as error:
             raise InputError(
                 f"{self.paths.clouds}: unreadable cloud state ({error}); start over with "
@@ -363,8 +372,7 @@ class Supervisor:
     def exporter_requested(self) -> None:
         """(Re)start vaultflow's exporter when ``enable_exporter`` asked for it (SIGUSR1, and at start)."""
         addresses = [server.address for server in self.vault]
-        ca_file = str(self.paths.ca_file) if self.spec.vault_tls else ""
-        exporter = SandboxExporter.requested(self.paths.monitoring, addresses, ca_file)
+        exporter = SandboxExporter.requested(self.paths.monitoring, addresses, str(self.paths.ca_file))
         if exporter is None:
             return
         if self.exporter is not None:
@@ -455,7 +463,8 @@ def _node(server: OpenBaoServer) -> VaultNode:
     return VaultNode(
         node_id=server.node_id,
         address=server.address,
-        cluster_address=f"http://127.0.0.1:{server.cluster_port}",
+        # its cluster_addr: raft and request forwarding, mutual TLS with certificates the nodes generate
+        cluster_address=f"https://127.0.0.1:{server.cluster_port}",
         pid=server.pid or 0,
         data_dir=str(server.data_dir),
     )

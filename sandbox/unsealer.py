@@ -33,6 +33,7 @@ from vaultflow.base.errors import OperationError
 from vaultflow.gitops.catalog.model import TransitSeal
 from vaultflow.gitops.vault_seal import TRANSIT_TOKEN_ENV, render_seal
 from vaultflow.sandbox.openbao import OpenBaoServer, free_port
+from vaultflow.sandbox.pki import CertificateAuthority
 from vaultflow.steps.vault.api import VaultApi
 
 log = logging.getLogger("vaultflow.sandbox.unsealer")
@@ -64,11 +65,16 @@ class Unsealer:
     """The unsealer OpenBao and what the sandbox keeps to operate it."""
 
     server: OpenBaoServer
+    ca_file: Path  # the CA the unsealer's certificate chains to: the nodes' seal and the sandbox verify it
 
     @classmethod
-    def planned(cls, root: Path, port: int = 0) -> Unsealer:
-        """The unsealer in ``root/unsealer`` on ``port`` (0: a free one); not started."""
-        return cls(OpenBaoServer(root / NODE_ID, node_id=NODE_ID, port=port or free_port()))
+    def planned(cls, root: Path, port: int, authority: CertificateAuthority, ca_file: Path) -> Unsealer:
+        """The unsealer in ``root/unsealer`` on ``port`` (0: a free one), serving TLS with a certificate
+        from ``authority`` (whose certificate is ``ca_file``), as a production unsealer does; not started."""
+        server = OpenBaoServer(
+            root / NODE_ID, node_id=NODE_ID, port=port or free_port(), authority=authority, ca_file=ca_file
+        )
+        return cls(server, ca_file)
 
     @property
     def address(self) -> str:
@@ -92,6 +98,7 @@ class Unsealer:
                 "mountPath": MOUNT,
                 "keyName": KEY_NAME,
                 "tokenSecretRef": {"name": "vault-transit-seal", "key": "token"},
+                "tlsCaCert": str(self.ca_file.resolve()),
             }
         )
 
@@ -116,7 +123,7 @@ class Unsealer:
         self.server.stop()
 
     def _unseal(self) -> VaultApi:
-        api = VaultApi(self.address)
+        api = VaultApi(self.address, ca_cert=str(self.ca_file))
         status = api.seal_status()
         if not status.initialized:
             keys, root_token = api.initialize(1, 1, None)

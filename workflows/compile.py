@@ -101,6 +101,7 @@ def _volume(mount: SecretMount) -> m.Volume:
 
 def _script(pipeline: Pipeline, step: Step, image: str) -> Script:
     mounts = [m.VolumeMount(name=s.name, mount_path=s.path, read_only=True) for s in pipeline.secret_mounts]
+    env = [m.EnvVar(name=k, value=v) for s in pipeline.secret_mounts for k, v in sorted(s.env.items())]
     return Script(
         name=step.name,
         source=step.function,
@@ -111,6 +112,7 @@ def _script(pipeline: Pipeline, step: Step, image: str) -> Script:
         active_deadline_seconds=_seconds(step.timeout),
         security_context=_container_security_context(),
         volume_mounts=mounts or None,
+        env=env or None,
     )
 
 

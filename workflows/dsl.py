@@ -165,6 +165,10 @@ class SecretMount:
     secret: str
     path: str  # absolute
     optional: bool = False
+    # Environment variables of every step's container naming a file of the mount (``KUBECONFIG``: the
+    # kubeconfig Secret's ``config``); pods only, like the mount. A missing optional file is no file:
+    # a client that reads a list of paths (the Kubernetes client's KUBECONFIG) skips it.
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -236,6 +240,37 @@ CA_CERT = Param(
     default="",
     description=f"CA bundle file to verify Vault (empty: system trust; {VAULT_CA_FILE}: vault-ca-secret's).",
 )
+
+
+# The other catalog clusters in the step pods: the kubeconfig Secret ``vaultflow cluster onboard`` writes
+# for the pipeline's account (key ``config``: a context per onboarded cluster, the account's token there),
+# mounted at KUBECONFIG_DIR with KUBECONFIG pointing at it. Optional: a catalog of one cluster, the
+# workflows one, needs none; the pod's own cluster stays in-cluster (steps/kube/clusters.py).
+KUBECONFIG_DIR = "/etc/vaultflow/kubeconfig"
+KUBECONFIG_FILE = f"{KUBECONFIG_DIR}/config"
+KUBECONFIG_SECRET_PARAM = "kubeconfig-secret"
+
+
+def kubeconfig_secret_param(account: str) -> Param:
+    return Param(
+        KUBECONFIG_SECRET_PARAM,
+        default=f"vaultflow-kubeconfig-{account}",
+        description=(
+            f"Secret (key config: the other clusters' contexts as {account}, written by vaultflow cluster "
+            f"onboard) mounted at {KUBECONFIG_DIR} as KUBECONFIG in every step; optional."
+        ),
+    )
+
+
+def kubeconfig_mount() -> SecretMount:
+    """The ``kubeconfig-secret`` Secret at ``KUBECONFIG_DIR``, ``KUBECONFIG`` set to its ``config``."""
+    return SecretMount(
+        name="kubeconfig",
+        secret=param(KUBECONFIG_SECRET_PARAM),
+        path=KUBECONFIG_DIR,
+        optional=True,
+        env={"KUBECONFIG": KUBECONFIG_FILE},
+    )
 
 
 def vault_ca_mount() -> SecretMount:

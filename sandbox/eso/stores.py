@@ -402,6 +402,7 @@ class StoreResolver:
                 prefix=prefix,
                 delete_options=delete_options,
                 faults=self.environment.faults,
+                ca_file=self.environment.clouds.ca_file,
             )
 
         return key, build

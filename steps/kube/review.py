@@ -19,8 +19,9 @@ from pathlib import Path
 import yaml
 
 from vaultflow.base.errors import OperationError
-from vaultflow.gitops.catalog.model import Cluster, ServiceAccountRef
+from vaultflow.gitops.catalog.model import Catalog, Cluster, ServiceAccountRef
 from vaultflow.steps.kube import api_client
+from vaultflow.steps.kube.clusters import cluster_context
 from vaultflow.steps.vault.login import service_account_token
 
 IN_CLUSTER_CA = Path("/var/run/secrets/kubernetes.io/serviceaccount/ca.crt")
@@ -36,8 +37,14 @@ class ClusterReview:
     reviewer_jwt: Callable[[], str]
 
 
-def cluster_review(cluster: Cluster, reviewer: ServiceAccountRef) -> ClusterReview:
-    context = None if cluster.in_cluster else cluster.kube_context
+def cluster_review(
+    cluster: Cluster, reviewer: ServiceAccountRef, catalog: Catalog | None = None
+) -> ClusterReview:
+    """``catalog``: the cluster's catalog, so that a pod reaches its own cluster in-cluster
+    (``clusters.cluster_context``); without it, the cluster's context unless it is ``inCluster``."""
+    context = (
+        cluster_context(catalog, cluster) if catalog else None if cluster.in_cluster else cluster.kube_context
+    )
     configuration = api_client(context).configuration
     ca_pem = kubeconfig_ca_pem(context) if context else _in_cluster_ca()
     if ca_pem is None:

@@ -390,7 +390,9 @@ def configure_vault(
     loaded = load_catalog_source(catalog)
     vault = root_client(addresses, keeper, ca_cert)
     auth = loaded.catalog.vault.kubernetes_auth
-    desired = desired_config(loaded, lambda cluster: cluster_review(cluster, auth.reviewer_service_account))
+    desired = desired_config(
+        loaded, lambda cluster: cluster_review(cluster, auth.reviewer_service_account, loaded.catalog)
+    )
     product = vault.seal_status().product
     changes = apply_config(vault, desired, audit_file=audit_file, product=product)
     return ConfigureResult(product=product, changes=changes)

@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from vaultflow.base.durations import parse_argo_duration
 from vaultflow.base.errors import InputError
 from vaultflow.steps.catalog_source import load_catalog_source
+from vaultflow.steps.kube.clusters import cluster_context
 from vaultflow.steps.kube.lease import LeaseLock, LeaseLost
 from vaultflow.steps.vault.root_token import revoke_root_token
 
@@ -70,7 +71,7 @@ def bootstrap_lease(catalog: str, holder: str, duration: str = DEFAULT_DURATION)
         LEASE_NAME,
         holder,
         duration_seconds=int(_seconds(duration, "lock duration")),
-        context=None if cluster.in_cluster else cluster.kube_context,
+        context=cluster_context(model, cluster),
     )
 
 

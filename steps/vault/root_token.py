@@ -29,6 +29,7 @@ from vaultflow.base.errors import OperationError
 from vaultflow.gitops.catalog.model import Catalog
 from vaultflow.steps.catalog_source import load_catalog_source
 from vaultflow.steps.keeper import UnsealMaterial, WritePolicy, open_keeper, write_retrying
+from vaultflow.steps.kube.clusters import cluster_context
 from vaultflow.steps.vault.active import active_node
 from vaultflow.steps.vault.api import VaultApi, vault_errors
 from vaultflow.steps.vault.login import kubernetes_login, service_account_token
@@ -68,7 +69,7 @@ class BootstrapIdentity(BaseModel):
             auth_mount=cluster.auth_mount(auth),
             role=auth.bootstrap_role,
             service_account=f"{account.namespace}/{account.name}",
-            kube_context=None if cluster.in_cluster else cluster.kube_context,
+            kube_context=cluster_context(catalog, cluster),
         )
 
     def jwt(self) -> str:

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from vaultflow.base.errors import OperationError
 from vaultflow.gitops.policies import canary_path
 from vaultflow.steps.catalog_source import load_catalog_source
+from vaultflow.steps.kube.clusters import cluster_context
 from vaultflow.steps.vault.api import VaultApi
 from vaultflow.steps.vault.login import kubernetes_login, service_account_token
 from vaultflow.steps.vault.root_token import root_client
@@ -114,7 +115,7 @@ def smoke_test(addresses: str, keeper: str, catalog: str, *, ca_cert: str = "") 
         jwt = service_account_token(
             namespace=auth.eso_service_account.namespace,
             name=auth.eso_service_account.name,
-            context=None if cluster.in_cluster else cluster.kube_context,
+            context=cluster_context(model, cluster),  # in a pod, its own cluster in-cluster
         )
         eso = kubernetes_login(
             VaultApi(root.address, ca_cert=ca_cert or None), mount=mount, role=auth.eso_role, jwt=jwt

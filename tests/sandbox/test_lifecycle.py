@@ -70,19 +70,19 @@ def monitoring_pids(directory: Path) -> list[str]:
     return [f"{p.stem} (pid {read_pid(p)})" for p in paths.pid_files() if p.stem.startswith("monitoring-")]
 
 
-def initialise(address: str) -> tuple[str, str]:
+def initialise(address: str, ca_file: str) -> tuple[str, str]:
     """Initialise and unseal one node with a single share; (share, cluster id)."""
-    vault = hvac.Client(url=address)
+    vault = hvac.Client(url=address, verify=ca_file)
     keys = vault.sys.initialize(secret_shares=1, secret_threshold=1)
     vault.sys.submit_unseal_key(keys["keys"][0])
-    return keys["keys"][0], cluster_id(address)
+    return keys["keys"][0], cluster_id(address, ca_file)
 
 
-def cluster_id(address: str, timeout: float = 30.0) -> str:
+def cluster_id(address: str, ca_file: str, timeout: float = 30.0) -> str:
     """The cluster id an unsealed, active node reports (the identity of its raft data)."""
     deadline = time.monotonic() + timeout
     while True:
-        health = hvac.Client(url=address).sys.read_health_status(method="GET")
+        health = hvac.Client(url=address, verify=ca_file).sys.read_health_status(method="GET")
         if isinstance(health, dict) and health.get("cluster_id") and not health.get("standby"):
             return str(health["cluster_id"])
         assert time.monotonic() < deadline, f"{address} did not become active: {health}"
@@ -131,6 +131,7 @@ def moto_client(state: SandboxState) -> Any:
     return boto3.client(
         "secretsmanager",
         endpoint_url=state.aws_endpoint,
+        verify=state.ca_file,  # moto serves HTTPS from the sandbox CA
         region_name="us-east-1",
         aws_access_key_id="sandbox",
         aws_secret_access_key="sandbox",  # moto accepts any credentials
@@ -141,7 +142,7 @@ def test_down_then_up_brings_the_same_vault_and_clusters_back(sandbox_dir: Path)
     """Like minikube stop/start: the same raft data (initialised, same cluster id, the shares still
     unseal it), the same ports, and each cluster's objects, CA and signing key (old tokens stay valid)."""
     state = lifecycle.up(sandbox_dir, clusters=1, builtin_crds=True).state
-    share, identity = initialise(state.vault_addr)
+    share, identity = initialise(state.vault_addr, state.ca_file)
     with config.new_client_from_config(config_file=state.kubeconfig, context="workload-1") as api:
         core = client.CoreV1Api(api)
         account = core.create_namespaced_service_account("default", {"metadata": {"name": "reviewer"}})
@@ -161,10 +162,10 @@ def test_down_then_up_brings_the_same_vault_and_clusters_back(sandbox_dir: Path)
     assert again.supervisor_pid != state.supervisor_pid
     assert [n.address for n in again.vault] == [n.address for n in state.vault]
     assert [c.url for c in again.clusters] == [c.url for c in state.clusters]
-    vault = hvac.Client(url=again.vault_addr)
+    vault = hvac.Client(url=again.vault_addr, verify=again.ca_file)
     assert vault.sys.is_initialized() and vault.sys.is_sealed()
     vault.sys.submit_unseal_key(share)  # the keeper still fits
-    assert cluster_id(again.vault_addr) == identity
+    assert cluster_id(again.vault_addr, again.ca_file) == identity
     with config.new_client_from_config(config_file=again.kubeconfig, context="workload-1") as api:
         restored = client.CoreV1Api(api).read_namespaced_service_account("reviewer", "default")
         review = client.AuthenticationV1Api(api).create_token_review(
@@ -206,7 +207,7 @@ def test_a_stopped_sandbox_is_started_only_with_its_own_options(sandbox_dir: Pat
 
 def test_up_restarts_a_dead_openbao_node_and_restart_vault_restarts_one(sandbox_dir: Path) -> None:
     state = lifecycle.up(sandbox_dir, clusters=1, builtin_crds=True).state
-    share, identity = initialise(state.vault_addr)
+    share, identity = initialise(state.vault_addr, state.ca_file)
     os.kill(state.vault[0].pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
     while process_alive(state.vault[0].pid) and time.monotonic() < deadline:
@@ -220,10 +221,10 @@ def test_up_restarts_a_dead_openbao_node_and_restart_vault_restarts_one(sandbox_
     after_up = lifecycle.load_state(sandbox_dir)
     assert after_up.supervisor_pid == state.supervisor_pid and after_up.vault[0].pid != state.vault[0].pid
     assert after_up.vault_addr == state.vault_addr and lifecycle.status(sandbox_dir).healthy
-    vault = hvac.Client(url=after_up.vault_addr)
+    vault = hvac.Client(url=after_up.vault_addr, verify=after_up.ca_file)
     assert vault.sys.is_initialized() and vault.sys.is_sealed()
     vault.sys.submit_unseal_key(share)
-    assert cluster_id(after_up.vault_addr) == identity
+    assert cluster_id(after_up.vault_addr, after_up.ca_file) == identity
 
     restarted = runner.invoke(app, ["restart", "vault", "--node", "node-1", "--dir", str(sandbox_dir)])
     assert restarted.exit_code == 0, restarted.output
@@ -233,7 +234,7 @@ def test_up_restarts_a_dead_openbao_node_and_restart_vault_restarts_one(sandbox_
     assert process_alive(after_restart.vault[0].pid) and not process_alive(after_up.vault[0].pid)
     assert vault.sys.is_sealed()
     vault.sys.submit_unseal_key(share)
-    assert cluster_id(after_restart.vault_addr) == identity
+    assert cluster_id(after_restart.vault_addr, after_restart.ca_file) == identity
 
     unknown = runner.invoke(app, ["restart", "vault", "--node", "node-7", "--dir", str(sandbox_dir)])
     assert isinstance(unknown.exception, InputError)
@@ -265,6 +266,7 @@ def test_env_points_clients_at_the_sandbox(sandbox_state: SandboxState) -> None:
     secrets = boto3.client(
         "secretsmanager",
         endpoint_url=exports["AWS_ENDPOINT_URL"],
+        verify=exports["AWS_CA_BUNDLE"],  # what botocore reads from the environment
         region_name=exports["AWS_DEFAULT_REGION"],
         aws_access_key_id=exports["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=exports["AWS_SECRET_ACCESS_KEY"],
@@ -341,7 +343,7 @@ def test_up_after_a_supervisor_crash_stops_what_it_left_and_starts_the_same_sand
     sandbox_dir: Path,
 ) -> None:
     state = lifecycle.up(sandbox_dir, clusters=1, builtin_crds=True).state
-    share, identity = initialise(state.vault_addr)
+    share, identity = initialise(state.vault_addr, state.ca_file)
     os.kill(state.supervisor_pid, signal.SIGKILL)  # a crash: OpenBao, in its own session, keeps running
     deadline = time.monotonic() + 10
     while process_alive(state.supervisor_pid) and time.monotonic() < deadline:
@@ -358,9 +360,9 @@ def test_up_after_a_supervisor_crash_stops_what_it_left_and_starts_the_same_sand
         f"removed the stale pid file supervisor.pid (process {state.supervisor_pid} is not running)",
     )
     assert not process_alive(state.vault[0].pid)  # the orphan, never two servers on one raft directory
-    vault = hvac.Client(url=result.state.vault_addr)
+    vault = hvac.Client(url=result.state.vault_addr, verify=result.state.ca_file)
     vault.sys.submit_unseal_key(share)
-    assert cluster_id(result.state.vault_addr) == identity
+    assert cluster_id(result.state.vault_addr, result.state.ca_file) == identity
 
     down = lifecycle.down(sandbox_dir, purge=True)
     assert down.stopped == [f"supervisor (pid {result.state.supervisor_pid})"]
@@ -422,7 +424,7 @@ def test_bad_options_and_missing_sandbox_messages(tmp_path: Path) -> None:
 def test_three_openbao_replicas_form_one_raft_cluster(sandbox_dir: Path) -> None:
     state = lifecycle.up(sandbox_dir, clusters=1, vault_replicas=3, builtin_crds=True).state
     assert len(state.vault) == 3
-    nodes = [hvac.Client(url=node.address) for node in state.vault]
+    nodes = [hvac.Client(url=node.address, verify=state.ca_file) for node in state.vault]
     assert all(node.sys.read_seal_status()["sealed"] and not node.sys.is_initialized() for node in nodes)
 
     leader, followers = nodes[0], nodes[1:]
@@ -459,7 +461,7 @@ def test_three_openbao_replicas_form_one_raft_cluster(sandbox_dir: Path) -> None
     assert [(n.address, n.cluster_address) for n in again.vault] == [
         (n.address, n.cluster_address) for n in state.vault
     ]
-    nodes = [hvac.Client(url=node.address) for node in again.vault]
+    nodes = [hvac.Client(url=node.address, verify=again.ca_file) for node in again.vault]
     assert all(node.sys.is_initialized() and node.sys.is_sealed() for node in nodes)
     for node in nodes:
         node.sys.submit_unseal_key(keys["keys"][0])

@@ -33,8 +33,8 @@ class ConfiguredVault:
     core: client.CoreV1Api
 
 
-def wait_active(vault: hvac.Client, timeout: float = 30.0) -> None:
-    VaultApi(vault.url).wait_until_active(timeout)
+def wait_active(address: str, ca_file: str, timeout: float = 30.0) -> None:
+    VaultApi(address, ca_cert=ca_file).wait_until_active(timeout)
 
 
 def service_account_token(core: client.CoreV1Api, namespace: str, name: str, audiences: list[str]) -> str:
@@ -71,11 +71,11 @@ def configured_vault(sandbox_state: SandboxState) -> Iterator[ConfiguredVault]:
     core.create_namespace({"metadata": {"name": ESO_NAMESPACE}})
     core.create_namespaced_service_account(ESO_NAMESPACE, {"metadata": {"name": ESO_ACCOUNT}})
 
-    root = hvac.Client(url=state.vault_addr)
+    root = hvac.Client(url=state.vault_addr, verify=state.ca_file)
     keys = root.sys.initialize(secret_shares=1, secret_threshold=1)
     root.sys.submit_unseal_key(keys["keys"][0])
     root.token = keys["root_token"]
-    wait_active(root)
+    wait_active(state.vault_addr, state.ca_file)
     mount_kv(root, "secret")
     root.secrets.kv.v2.create_or_update_secret(
         "prod/db", secret={"password": "allowed-value"}, mount_point="secret"
@@ -110,15 +110,15 @@ def configured_vault(sandbox_state: SandboxState) -> Iterator[ConfiguredVault]:
     api.close()
 
 
-def login(address: str, jwt: str) -> hvac.Client:
-    vault = hvac.Client(url=address)
+def login(vault_at: ConfiguredVault, jwt: str) -> hvac.Client:
+    vault = hvac.Client(url=vault_at.address, verify=vault_at.state.ca_file)
     vault.auth.kubernetes.login(role=ROLE, jwt=jwt)
     return vault
 
 
 def test_a_service_account_logs_in_and_its_policy_is_enforced(configured_vault: ConfiguredVault) -> None:
     token = service_account_token(configured_vault.core, ESO_NAMESPACE, ESO_ACCOUNT, [AUDIENCE])
-    vault = login(configured_vault.address, token)
+    vault = login(configured_vault, token)
     assert vault.is_authenticated()
     identity = vault.auth.token.lookup_self()["data"]
     assert identity["meta"]["service_account_name"] == ESO_ACCOUNT
@@ -140,13 +140,13 @@ def test_a_service_account_logs_in_and_its_policy_is_enforced(configured_vault: 
 def test_an_account_outside_the_role_is_refused(configured_vault: ConfiguredVault) -> None:
     token = service_account_token(configured_vault.core, "default", "default", [AUDIENCE])
     with pytest.raises(hvac.exceptions.Forbidden):
-        login(configured_vault.address, token)
+        login(configured_vault, token)
 
 
 def test_a_token_for_another_audience_is_refused(configured_vault: ConfiguredVault) -> None:
     token = service_account_token(configured_vault.core, ESO_NAMESPACE, ESO_ACCOUNT, ["not-vault"])
     with pytest.raises(hvac.exceptions.Forbidden):
-        login(configured_vault.address, token)
+        login(configured_vault, token)
 
 
 def test_a_token_of_a_recreated_account_is_refused_by_token_review(configured_vault: ConfiguredVault) -> None:
@@ -156,6 +156,6 @@ def test_a_token_of_a_recreated_account_is_refused_by_token_review(configured_va
     core.create_namespaced_service_account(ESO_NAMESPACE, {"metadata": {"name": ESO_ACCOUNT}})
     # The claims still name a bound account: only the cluster's TokenReview knows the UID changed.
     with pytest.raises(hvac.exceptions.Forbidden):
-        login(configured_vault.address, stale)
+        login(configured_vault, stale)
     fresh = service_account_token(core, ESO_NAMESPACE, ESO_ACCOUNT, [AUDIENCE])
-    assert login(configured_vault.address, fresh).is_authenticated()
+    assert login(configured_vault, fresh).is_authenticated()

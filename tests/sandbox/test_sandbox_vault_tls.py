@@ -1,4 +1,5 @@
-"""``sandbox up --vault-tls``: OpenBao's listener serves TLS with a certificate from the sandbox CA.
+"""``sandbox up`` (by default, the only mode): OpenBao's listener serves TLS with a certificate from
+the sandbox CA, and so does the transit unsealer (``--seal transit``).
 
 ``sandbox env`` exports an https ``VAULT_ADDR`` and ``VAULT_CACERT``; ``status``, hvac, the steps'
 ``VaultApi`` and the ESO emulator (through a ClusterSecretStore's ``caProvider``) verify it; a
@@ -40,7 +41,7 @@ def _wait(observe: Callable[[], T], what: str) -> T:
 @pytest.fixture(scope="module")
 def tls_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxState]:
     directory = tmp_path_factory.mktemp("vault-tls") / "sbx"
-    state = lifecycle.up(directory, clusters=1, builtin_crds=True, vault_tls=True).state
+    state = lifecycle.up(directory, clusters=1, builtin_crds=True).state
     try:
         yield state
     finally:
@@ -237,7 +238,7 @@ def test_eso_reads_vault_over_tls_with_the_store_ca_and_refuses_another(
 def test_three_nodes_join_raft_over_verified_tls(tmp_path_factory: pytest.TempPathFactory) -> None:
     """retry_join reaches the leader's https API and trusts it through ``leader_ca_cert_file``."""
     directory = tmp_path_factory.mktemp("vault-tls-raft") / "sbx"
-    state = lifecycle.up(directory, clusters=1, builtin_crds=True, vault_tls=True, vault_replicas=3).state
+    state = lifecycle.up(directory, clusters=1, builtin_crds=True, vault_replicas=3).state
     try:
         for node in state.vault:
             hcl = (Path(node.data_dir) / "openbao.hcl").read_text()

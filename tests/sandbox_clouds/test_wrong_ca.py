@@ -3,8 +3,9 @@
 The Azure Key Vault SDK against the emulator (HTTPS, the sandbox CA), the ``kubernetes`` client
 against an HTTPS cluster (its own CA): with the right CA they work, with another one the TLS
 handshake fails and ``transport_cause`` (what every step's error message uses) says so in one line.
-(Vault over TLS: tests/steps/test_vault_tls.py; boto3 and GCP reach moto and the GCP emulator over
-plain loopback HTTP, see docs/sandbox.md "TLS in the sandbox".)
+boto3 against the sandbox's moto (HTTPS, the sandbox CA, through ``AWS_CA_BUNDLE``).
+(Vault over TLS: tests/steps/test_vault_tls.py; GCP reaches its emulator over plain loopback
+HTTP, see docs/sandbox.md "TLS in the sandbox".)
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from kubernetes import client
 
 from vaultflow.sandbox.azure import KeyVaultServer
 from vaultflow.sandbox.kube import KubeCluster
+from vaultflow.sandbox.persistence import MotoServer
 from vaultflow.sandbox.pki import CertificateAuthority
-from vaultflow.steps.cloud_clients import AZURE_VAULTS, SANDBOX_CA, azure_secret_client
+from vaultflow.steps.cloud_clients import AZURE_VAULTS, SANDBOX_CA, aws_secrets_manager, azure_secret_client
 from vaultflow.steps.transport import transport_cause
 
 
@@ -50,6 +52,31 @@ def test_the_key_vault_sdk_verifies_the_emulator_with_the_sandbox_ca(
     with pytest.raises(ServiceRequestError) as refused:
         wrong.get_secret("tls-probe")
     _one_line_tls_cause(refused.value)
+
+
+def test_boto3_verifies_moto_with_the_ca_of_aws_ca_bundle(
+    tmp_path: Path, wrong_ca: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import SSLError
+
+    authority = CertificateAuthority()
+    right_ca = tmp_path / "sandbox-ca.crt"
+    right_ca.write_text(authority.certificate_pem)
+    server = MotoServer(ssl_context=authority.issue_server_certificate().ssl_context())
+    endpoint = server.start()
+    try:
+        assert endpoint.startswith("https://127.0.0.1:")
+        for name, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "sandbox"}.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "sandbox")  # moto accepts any credentials
+        monkeypatch.setenv("AWS_CA_BUNDLE", str(right_ca))
+        aws_secrets_manager("us-east-1").create_secret(Name="tls-probe", SecretString="placeholder")
+        monkeypatch.setenv("AWS_CA_BUNDLE", str(wrong_ca))
+        with pytest.raises(SSLError) as refused:
+            aws_secrets_manager("us-east-1").get_secret_value(SecretId="tls-probe")
+        _one_line_tls_cause(refused.value)
+    finally:
+        server.stop()
 
 
 def test_the_kubernetes_client_verifies_the_cluster_with_its_ca(tmp_path: Path, wrong_ca: Path) -> None:

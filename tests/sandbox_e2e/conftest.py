@@ -58,12 +58,12 @@ class CatalogSandbox:
         return self.bare_repo.resolve().as_uri()
 
 
-def _initialise(address: str) -> hvac.Client:
-    root = hvac.Client(url=address)
+def _initialise(address: str, ca_file: str) -> hvac.Client:
+    root = hvac.Client(url=address, verify=ca_file)
     keys = root.sys.initialize(secret_shares=1, secret_threshold=1)
     root.sys.submit_unseal_key(keys["keys"][0])
     root.token = keys["root_token"]
-    VaultApi(address).wait_until_active(60)
+    VaultApi(address, ca_cert=ca_file).wait_until_active(60)
     return root
 
 
@@ -80,9 +80,9 @@ def catalog_sandbox_in(repo_root: Path, directory: Path) -> Iterator[CatalogSand
     ).state
     try:
         install_platform_accounts(state, loaded.catalog)
-        root = _initialise(state.vault_addr)
+        root = _initialise(state.vault_addr, state.ca_file)
         apply_config(
-            VaultApi(state.vault_addr, token=root.token),
+            VaultApi(state.vault_addr, token=root.token, ca_cert=state.ca_file),
             desired_config(loaded, cluster_reviews(state, loaded.catalog)),
         )
         for path, values in SEEDS.items():

@@ -148,7 +148,14 @@ def test_alternating_users_agree_everywhere_and_never_refuse_the_previous_login(
     assert new["username"] == previous.username + "_clone" and new["password"] != previous.password
     assert refusals == []  # not one refused login with the previous credential during the rotation
     assert _logs_in(sandbox, previous)  # ... nor after it: it works until the next rotation
-    assert read_staged(VaultApi(sandbox.state.vault_addr, token=sandbox.vault.token), KV, PATH) is None
+    assert (
+        read_staged(
+            VaultApi(sandbox.state.vault_addr, token=sandbox.vault.token, ca_cert=sandbox.state.ca_file),
+            KV,
+            PATH,
+        )
+        is None
+    )
     _assert_never_written(
         sandbox,
         [previous.password, new["password"]],
@@ -175,7 +182,9 @@ def test_postgres_unreachable_during_set_promotes_nothing_and_the_next_run_resum
     assert [(s["name"], s["phase"]) for s in entry["steps"]] == [("stage", "Done"), ("set", "Failed")]
     assert _version(sandbox, PATH) == before and _vault_data(sandbox, PATH) == held
     assert _agree_everywhere(sandbox) == held  # the consumers keep working
-    staged = read_staged(VaultApi(sandbox.state.vault_addr, token=sandbox.vault.token), KV, PATH)
+    staged = read_staged(
+        VaultApi(sandbox.state.vault_addr, token=sandbox.vault.token, ca_cert=sandbox.state.ca_file), KV, PATH
+    )
     assert staged is not None and staged.state == "staged"
 
     code, stdout, again = _rotate(sandbox, tmp_path / "resumed", PATH)  # the database is back

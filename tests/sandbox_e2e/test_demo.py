@@ -115,7 +115,7 @@ def vault_history(
     with pytest.MonkeyPatch.context() as patch:
         for key, value in environment.items():
             patch.setenv(key, value)
-        vault = tasks.rotation_vault(loaded, environment["VAULT_ADDRESSES"])
+        vault = tasks.rotation_vault(loaded, environment["VAULT_ADDRESSES"], environment["VAULT_CACERT"])
         try:
             for path in paths:
                 metadata = read_metadata(vault, kv, path)

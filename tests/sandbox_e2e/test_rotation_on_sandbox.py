@@ -114,6 +114,7 @@ def _aws(sandbox: CatalogSandbox, name: str) -> str:
         "secretsmanager",
         region_name="eu-west-1",
         endpoint_url=sandbox.state.aws_endpoint,
+        verify=sandbox.state.ca_file,  # moto serves HTTPS from the sandbox CA
         aws_access_key_id="sandbox",
         aws_secret_access_key="sandbox",  # moto accepts any credentials
     )
@@ -204,7 +205,14 @@ def test_a_rotation_reaches_every_cluster_and_cloud_restarts_its_workload_and_a_
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():
             patch.setenv(key, value)
-        again = tasks.rotate(str(loaded.source), env["VAULT_ADDRESSES"], report["runId"], path, str(before))
+        again = tasks.rotate(
+            str(loaded.source),
+            env["VAULT_ADDRESSES"],
+            report["runId"],
+            path,
+            str(before),
+            ca_cert=env["VAULT_CACERT"],
+        )
     assert again["secrets"][0]["outcome"] == "Rotated"
     assert _version(sandbox, path) == before + 1
     with sandbox.api("prod-eu") as api:
@@ -351,7 +359,9 @@ def test_two_rotations_planned_at_once_write_exactly_one_version(
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():
             patch.setenv(key, value)
-        [late] = tasks.plan(source, env["VAULT_ADDRESSES"], "rotate-secrets-late", paths=path)
+        [late] = tasks.plan(
+            source, env["VAULT_ADDRESSES"], "rotate-secrets-late", paths=path, ca_cert=env["VAULT_CACERT"]
+        )
     before = _version(sandbox, path)
     code, _, stderr = _rotate(sandbox, tmp_path, path)
     assert code == 0, stderr
@@ -359,7 +369,12 @@ def test_two_rotations_planned_at_once_write_exactly_one_version(
         for key, value in env.items():
             patch.setenv(key, value)
         result = tasks.rotate(
-            source, env["VAULT_ADDRESSES"], "rotate-secrets-late", late["paths"], late["versions"]
+            source,
+            env["VAULT_ADDRESSES"],
+            "rotate-secrets-late",
+            late["paths"],
+            late["versions"],
+            ca_cert=env["VAULT_CACERT"],
         )
         [entry] = result["secrets"]
         assert entry["outcome"] == "Failed"
@@ -387,6 +402,8 @@ def test_a_scheduled_run_with_nothing_due_rotates_nothing_and_succeeds(
             f"catalog={sandbox.loaded.source}",
             "-p",
             f"vault-addresses={lifecycle.environment(sandbox.state)['VAULT_ADDRESSES']}",
+            "-p",
+            f"ca-cert={sandbox.state.ca_file}",
             "-p",
             "all-due=true",
             "-p",
@@ -445,7 +462,7 @@ def test_a_rotate_step_works_with_a_child_token_of_its_batchs_shards_revoked_whe
         for key, value in env.items():
             patch.setenv(key, value)
         with tasks.connected(
-            sandbox.loaded, env["VAULT_ADDRESSES"], "rotate-secrets-child", batch=[path]
+            sandbox.loaded, env["VAULT_ADDRESSES"], "rotate-secrets-child", env["VAULT_CACERT"], batch=[path]
         ) as rotator:
             child = rotator.vault
             own = child.client.auth.token.lookup_self()["data"]

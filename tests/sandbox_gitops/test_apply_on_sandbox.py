@@ -375,6 +375,7 @@ def test_the_apply_eso_resources_pipeline_delivers_and_waits_like_the_cli(
             sys.executable, "-m", "vaultflow", "run", "apply-eso-resources",
             "-p", f"catalog={catalog}", "-p", "mode=push", "-p", "timeout=3m",
             "-p", f"vault-addresses={environment['VAULT_ADDRESSES']}",
+            "-p", f"ca-cert={environment['VAULT_CACERT']}",
             "--run-dir", str(tmp_path / "runs"),
         ],
         env=environment, capture_output=True, text=True, timeout=600, check=False,

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import hvac
@@ -161,8 +162,11 @@ def faulty_bootstrap(
     kubeconfig: str,
     fault: dict[str, Any],
     env: dict[str, str] | None = None,
+    params: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    command, environment = fault_command(addresses, keeper, run_dir, kubeconfig=kubeconfig, fault=fault)
+    command, environment = fault_command(
+        addresses, keeper, run_dir, kubeconfig=kubeconfig, fault=fault, params=params
+    )
     return subprocess.run(
         command,
         capture_output=True,
@@ -174,9 +178,9 @@ def faulty_bootstrap(
 
 
 def _port_closed(address: str) -> bool:
-    host, port = address.removeprefix("http://").split(":")
+    parts = urlsplit(address)
     try:
-        socket.create_connection((host, int(port)), timeout=1).close()
+        socket.create_connection((parts.hostname, parts.port), timeout=1).close()
     except OSError:
         return True
     return False
@@ -190,8 +194,8 @@ def _await(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> N
         time.sleep(0.2)
 
 
-def _failure_tolerance(active: str, token: str) -> int:
-    client = hvac.Client(url=active, token=token)
+def _failure_tolerance(active: str, token: str, ca_file: str) -> int:
+    client = hvac.Client(url=active, token=token, verify=ca_file)
     state = client.adapter.get("/v1/sys/storage/raft/autopilot/state")["data"]
     return int(state["failure_tolerance"])
 
@@ -200,12 +204,12 @@ def kill_active(spec: dict[str, Any]) -> None:
     """SIGKILL the active node (and ``spec["also"]`` more nodes), optionally once raft tolerates losing
     one (the followers promoted to voters); record which were killed in ``spec["record"]``."""
     pids: dict[str, int] = spec["pids"]
-    active = next(address for address in pids if VaultApi(address).is_active())
+    active = next(address for address in pids if VaultApi(address, ca_cert=spec["ca"]).is_active())
     if spec.get("once_tolerant"):
         material = open_keeper(spec["keeper"]).load()
         assert material is not None and material.root_token
         token = material.root_token
-        _await(lambda: _failure_tolerance(active, token) >= 1, "the followers to become voters")
+        _await(lambda: _failure_tolerance(active, token, spec["ca"]) >= 1, "the followers to become voters")
     victims = [active, *[address for address in pids if address != active][: spec.get("also", 0)]]
     for address in victims:
         os.kill(pids[address], 9)
@@ -267,9 +271,11 @@ def test_the_active_node_killed_after_unseal_the_run_finishes_on_the_new_leader_
         "keeper": keeper,
         "once_tolerant": True,
         "record": str(record),
+        "ca": raft_sandbox.ca_file,
     }
+    tls = {"ca-cert": raft_sandbox.ca_file}  # OpenBao's certificate chains to the sandbox CA
     first = faulty_bootstrap(
-        addresses, keeper, tmp_path / "run-1", kubeconfig=raft_sandbox.kubeconfig, fault=fault
+        addresses, keeper, tmp_path / "run-1", kubeconfig=raft_sandbox.kubeconfig, fault=fault, params=tls
     )
     assert first.returncode == 0, logs(tmp_path / "run-1")
     (killed,) = json.loads(record.read_text())
@@ -280,14 +286,14 @@ def test_the_active_node_killed_after_unseal_the_run_finishes_on_the_new_leader_
     assert material is not None and material.root_token is None  # revoked and forgotten
 
     state = _restart(raft_sandbox, [killed])
-    second = bootstrap(addresses, keeper, tmp_path / "run-2", kubeconfig=state.kubeconfig)
+    second = bootstrap(addresses, keeper, tmp_path / "run-2", kubeconfig=state.kubeconfig, params=tls)
     assert second.returncode == 0, logs(tmp_path / "run-2")
     unsealed = {r["address"]: r for r in step_output(tmp_path / "run-2", "unseal")["replicas"]}
     assert unsealed[killed]["was_sealed"] is True and unsealed[killed]["sealed"] is False
     assert step_output(tmp_path / "run-2", "root-token")["source"] == "generated"
     assert step_output(tmp_path / "run-2", "configure")["changes"] == []
     assert step_output(tmp_path / "run-2", "revoke-root")["revoked"] is True
-    assert vault_status(addresses).sealed_replicas == []
+    assert vault_status(addresses, raft_sandbox.ca_file).sealed_replicas == []
 
     shown = everything_shown([tmp_path / "run-1", tmp_path / "run-2"], [first, second])
     for value in material.shares:
@@ -306,10 +312,18 @@ def test_with_the_quorum_gone_the_run_fails_naming_the_stopped_nodes_keeps_root_
         "pids": _pids(raft_sandbox),
         "also": 1,
         "record": str(record),
+        "ca": raft_sandbox.ca_file,
     }
+    tls = {"ca-cert": raft_sandbox.ca_file}  # OpenBao's certificate chains to the sandbox CA
     quick = {"VAULTFLOW_VAULT_ACTIVE_TIMEOUT": "10", "VAULTFLOW_VAULT_CONNECT_RETRIES": "0"}
     first = faulty_bootstrap(
-        addresses, keeper, tmp_path / "run-1", kubeconfig=raft_sandbox.kubeconfig, fault=fault, env=quick
+        addresses,
+        keeper,
+        tmp_path / "run-1",
+        kubeconfig=raft_sandbox.kubeconfig,
+        fault=fault,
+        params=tls,
+        env=quick,
     )
     assert first.returncode == 1
     killed = json.loads(record.read_text())
@@ -328,14 +342,16 @@ def test_with_the_quorum_gone_the_run_fails_naming_the_stopped_nodes_keeps_root_
     assert lease_holder(raft_sandbox) == ""  # the lock was released
 
     state = _restart(raft_sandbox, killed)
-    second = bootstrap(addresses, keeper, tmp_path / "run-2", kubeconfig=state.kubeconfig)
+    second = bootstrap(addresses, keeper, tmp_path / "run-2", kubeconfig=state.kubeconfig, params=tls)
     assert second.returncode == 0, logs(tmp_path / "run-2")
     assert step_output(tmp_path / "run-2", "root-token")["source"] == "keeper"
     assert step_output(tmp_path / "run-2", "configure")["changes"]
     assert step_output(tmp_path / "run-2", "revoke-root")["revoked"] is True
-    assert vault_status(addresses).sealed_replicas == []
+    assert vault_status(addresses, raft_sandbox.ca_file).sealed_replicas == []
     with pytest.raises(hvac.exceptions.Forbidden):
-        hvac.Client(url=survivor, token=material.root_token).auth.token.lookup_self()
+        hvac.Client(
+            url=survivor, token=material.root_token, verify=raft_sandbox.ca_file
+        ).auth.token.lookup_self()
 
     shown = everything_shown([tmp_path / "run-1", tmp_path / "run-2"], [first, second])
     for value in [*material.shares, material.root_token]:
@@ -401,6 +417,7 @@ def secretsmanager(state: SandboxState) -> Any:
     return boto3.client(
         "secretsmanager",
         endpoint_url=state.aws_endpoint,
+        verify=state.ca_file,  # moto serves HTTPS from the sandbox CA
         region_name=state.aws_region,
         aws_access_key_id="sandbox",
         aws_secret_access_key="sandbox",

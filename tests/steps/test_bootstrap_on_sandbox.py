@@ -54,7 +54,10 @@ def kubeconfig(sandbox: SandboxState, monkeypatch: pytest.MonkeyPatch) -> None:
 def eso_client(state: SandboxState, cluster: str) -> VaultApi:
     jwt = service_account_token(namespace="external-secrets-system", name="external-secrets", context=cluster)
     return kubernetes_login(
-        VaultApi(state.vault_addr), mount=f"kubernetes-{cluster}", role="external-secrets", jwt=jwt
+        VaultApi(state.vault_addr, ca_cert=state.ca_file),
+        mount=f"kubernetes-{cluster}",
+        role="external-secrets",
+        jwt=jwt,
     )
 
 
@@ -64,11 +67,13 @@ def test_full_bootstrap_then_a_rerun_that_changes_nothing(
     address, keeper = sandbox.vault_addr, (tmp_path / "unseal.json").as_uri()
     outputs: list[str] = []
 
-    outputs.append(init_vault(address, keeper).model_dump_json())
-    outputs.append(unseal_vault(address, keeper).model_dump_json())
-    first_root = ensure_root_token(address, keeper, catalog=str(EXAMPLE))
+    outputs.append(init_vault(address, keeper, ca_cert=sandbox.ca_file).model_dump_json())
+    outputs.append(unseal_vault(address, keeper, ca_cert=sandbox.ca_file).model_dump_json())
+    first_root = ensure_root_token(address, keeper, catalog=str(EXAMPLE), ca_cert=sandbox.ca_file)
     assert first_root.source == "keeper"
-    configured = configure_vault(address, keeper, str(EXAMPLE), audit_file=str(tmp_path / "audit.log"))
+    configured = configure_vault(
+        address, keeper, str(EXAMPLE), audit_file=str(tmp_path / "audit.log"), ca_cert=sandbox.ca_file
+    )
     outputs.append(configured.model_dump_json())
     assert "mounted KV v2 at secret/" in configured.changes
     assert "enabled Kubernetes auth at auth/kubernetes-prod-eu for cluster prod-eu" in configured.changes
@@ -79,17 +84,17 @@ def test_full_bootstrap_then_a_rerun_that_changes_nothing(
     material = open_keeper(keeper).load()
     assert material is not None and material.root_token
     root_token = material.root_token
-    root = hvac.Client(url=address, token=root_token)
+    root = hvac.Client(url=address, token=root_token, verify=sandbox.ca_file)
     for path in ("prod/database", "argocd/admin", "shared/stripe", "prod/payroll"):
         kv_write = root.secrets.kv.v2.create_or_update_secret  # configure requires check-and-set
         kv_write(path, secret={"value": f"v-{path}"}, cas=0, mount_point="secret")
 
-    smoke = smoke_test(address, keeper, str(EXAMPLE))
+    smoke = smoke_test(address, keeper, str(EXAMPLE), ca_cert=sandbox.ca_file)
     outputs.append(smoke.model_dump_json())
     assert [c.cluster for c in smoke.clusters] == ["prod-eu", "prod-us"]
     assert all(c.passed for c in smoke.clusters)
 
-    revoked = revoke_root_token(address, keeper, catalog=str(EXAMPLE))
+    revoked = revoke_root_token(address, keeper, catalog=str(EXAMPLE), ca_cert=sandbox.ca_file)
     outputs.append(revoked.model_dump_json())
     assert revoked.revoked
     with pytest.raises(hvac.exceptions.Forbidden):
@@ -107,12 +112,14 @@ def test_full_bootstrap_then_a_rerun_that_changes_nothing(
             client.read_secret_version(path, mount_point="secret", raise_on_deleted_version=True)
 
     # Re-run: the root token is gone, so it is regenerated through the bootstrap identity.
-    again = ensure_root_token(address, keeper, catalog=str(EXAMPLE))
+    again = ensure_root_token(address, keeper, catalog=str(EXAMPLE), ca_cert=sandbox.ca_file)
     assert again.source == "generated"
-    rerun = configure_vault(address, keeper, str(EXAMPLE), audit_file=str(tmp_path / "audit.log"))
+    rerun = configure_vault(
+        address, keeper, str(EXAMPLE), audit_file=str(tmp_path / "audit.log"), ca_cert=sandbox.ca_file
+    )
     assert rerun.changes == []
-    assert all(c.passed for c in smoke_test(address, keeper, str(EXAMPLE)).clusters)
-    assert revoke_root_token(address, keeper, catalog=str(EXAMPLE)).revoked
+    assert all(c.passed for c in smoke_test(address, keeper, str(EXAMPLE), ca_cert=sandbox.ca_file).clusters)
+    assert revoke_root_token(address, keeper, catalog=str(EXAMPLE), ca_cert=sandbox.ca_file).revoked
 
     # Nothing that was returned (what Argo would store and show) holds a share or a token.
     text = json.dumps(outputs)
@@ -125,7 +132,7 @@ def test_without_root_and_without_identity_the_step_says_what_is_missing(
 ) -> None:
     keeper = (tmp_path / "empty.json").as_uri()
     with pytest.raises(OperationError, match="is empty"):
-        ensure_root_token(sandbox.vault_addr, keeper)
+        ensure_root_token(sandbox.vault_addr, keeper, ca_cert=sandbox.ca_file)
 
 
 def test_a_run_failing_before_configure_keeps_root_and_the_rerun_converges(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from vaultflow.base.errors import OperationError
 from vaultflow.base.retry import poll_until
 from vaultflow.gitops.catalog import load_catalog
 from vaultflow.sandbox import lifecycle
+from vaultflow.sandbox.pki import CertificateAuthority
 from vaultflow.sandbox.platform import install_platform_accounts
 from vaultflow.sandbox.processes import process_alive
 from vaultflow.sandbox.state import SandboxState
@@ -91,21 +93,41 @@ def addresses(state: SandboxState) -> str:
 def seal_statuses(state: SandboxState) -> list[tuple[str, bool, bool]]:
     return [
         (status.seal_type, status.initialized, status.sealed)
-        for status in (VaultApi(node.address).seal_status() for node in state.vault)
+        for status in (VaultApi(node.address, ca_cert=state.ca_file).seal_status() for node in state.vault)
     ]
+
+
+def test_the_unsealer_serves_tls_from_the_sandbox_ca_and_the_seal_verifies_it(
+    sandbox: SandboxState, directory: Path, tmp_path: Path
+) -> None:
+    assert sandbox.unsealer is not None
+    assert sandbox.unsealer.address.startswith("https://127.0.0.1:")
+    # Every node's seal stanza reaches the unsealer over https and verifies it with the sandbox CA.
+    for node in sandbox.vault:
+        hcl = (Path(node.data_dir) / "openbao.hcl").read_text()
+        assert re.search(rf'\n  address +=\s"{re.escape(sandbox.unsealer.address)}"\n', hcl)
+        assert re.search(rf'\n  tls_ca_cert +=\s"{re.escape(str(Path(sandbox.ca_file).resolve()))}"\n', hcl)
+    unsealer = VaultApi(sandbox.unsealer.address, ca_cert=sandbox.ca_file).seal_status()
+    assert unsealer.initialized and not unsealer.sealed
+    other = tmp_path / "other-ca.crt"
+    other.write_text(CertificateAuthority().certificate_pem)
+    with pytest.raises(OperationError, match="TLS verification failed"):
+        VaultApi(sandbox.unsealer.address, ca_cert=str(other)).seal_status()
 
 
 def test_a_catalog_whose_seal_is_not_the_servers_is_refused_before_init(
     sandbox: SandboxState, keeper: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert check_status(addresses(sandbox)) == "false"
+    assert check_status(addresses(sandbox), ca_cert=sandbox.ca_file) == "false"
     logged = capsys.readouterr().err.splitlines()
     assert len(logged) == 3 and all(
         line.endswith("uninitialised, sealed (auto-unseal: transit seal)") for line in logged
     )
 
     with pytest.raises(OperationError) as caught:
-        init_vault(addresses(sandbox), keeper, catalog=str(EXAMPLE))  # the example catalog says Shamir
+        init_vault(
+            addresses(sandbox), keeper, catalog=str(EXAMPLE), ca_cert=sandbox.ca_file
+        )  # the example catalog says Shamir
     message = str(caught.value)
     assert (
         "uses the transit seal (auto-unseal, recovery shares), but the catalog's vault.seal is shamir"
@@ -122,7 +144,7 @@ def test_bootstrap_under_transit_keeps_recovery_shares_and_submits_none(
     vault = addresses(sandbox)
     outputs: list[str] = []
 
-    initialised = init_vault(vault, keeper, shares=3, threshold=2, catalog=catalog)
+    initialised = init_vault(vault, keeper, shares=3, threshold=2, catalog=catalog, ca_cert=sandbox.ca_file)
     outputs.append(initialised.model_dump_json())
     assert initialised.initialized_now and initialised.recovery and initialised.seal_type == "transit"
     material = open_keeper(keeper).load()
@@ -133,31 +155,31 @@ def test_bootstrap_under_transit_keeps_recovery_shares_and_submits_none(
 
     # No share is submitted, nor read: the unseal step works with a keeper that holds nothing.
     empty_keeper = (tmp_path / "nothing-here.json").as_uri()
-    unsealed = unseal_vault(vault, empty_keeper, catalog=catalog, join_timeout=60)
+    unsealed = unseal_vault(vault, empty_keeper, catalog=catalog, join_timeout=60, ca_cert=sandbox.ca_file)
     outputs.append(unsealed.model_dump_json())
     assert unsealed.shares_submitted == 0
     assert [(r.sealed, r.seal_type) for r in unsealed.replicas] == [(False, "transit")] * 3
     assert seal_statuses(sandbox) == [("transit", True, False)] * 3
 
-    assert ensure_root_token(vault, keeper, catalog=catalog).source == "keeper"
+    assert ensure_root_token(vault, keeper, catalog=catalog, ca_cert=sandbox.ca_file).source == "keeper"
     audit = str(tmp_path / "audit.log")
-    assert configure_vault(vault, keeper, catalog, audit_file=audit).changes
-    assert all(c.passed for c in smoke_test(vault, keeper, catalog).clusters)
-    assert revoke_root_token(vault, keeper, catalog=catalog).revoked
-    assert not VaultApi(sandbox.vault_addr, token=first_root).token_works()
+    assert configure_vault(vault, keeper, catalog, audit_file=audit, ca_cert=sandbox.ca_file).changes
+    assert all(c.passed for c in smoke_test(vault, keeper, catalog, ca_cert=sandbox.ca_file).clusters)
+    assert revoke_root_token(vault, keeper, catalog=catalog, ca_cert=sandbox.ca_file).revoked
+    assert not VaultApi(sandbox.vault_addr, token=first_root, ca_cert=sandbox.ca_file).token_works()
 
     # Re-run: root is regenerated through the bootstrap identity with the recovery shares.
-    again = init_vault(vault, keeper, shares=3, threshold=2, catalog=catalog)
+    again = init_vault(vault, keeper, shares=3, threshold=2, catalog=catalog, ca_cert=sandbox.ca_file)
     assert not again.initialized_now and again.recovery
-    assert unseal_vault(vault, keeper, catalog=catalog).shares_submitted == 0
-    regenerated = ensure_root_token(vault, keeper, catalog=catalog)
+    assert unseal_vault(vault, keeper, catalog=catalog, ca_cert=sandbox.ca_file).shares_submitted == 0
+    regenerated = ensure_root_token(vault, keeper, catalog=catalog, ca_cert=sandbox.ca_file)
     outputs.append(regenerated.model_dump_json())
     assert regenerated.source == "generated"
     kept = open_keeper(keeper).load()
     assert kept is not None and kept.root_token and kept.root_token != first_root
-    assert VaultApi(sandbox.vault_addr, token=kept.root_token).token_works()
-    assert configure_vault(vault, keeper, catalog, audit_file=audit).changes == []
-    assert revoke_root_token(vault, keeper, catalog=catalog).revoked
+    assert VaultApi(sandbox.vault_addr, token=kept.root_token, ca_cert=sandbox.ca_file).token_works()
+    assert configure_vault(vault, keeper, catalog, audit_file=audit, ca_cert=sandbox.ca_file).changes == []
+    assert revoke_root_token(vault, keeper, catalog=catalog, ca_cert=sandbox.ca_file).revoked
 
     text = json.dumps(outputs)
     for value in [*material.shares, first_root, kept.root_token]:
@@ -182,7 +204,12 @@ def test_every_node_restarted_comes_back_unsealed_with_no_share(
     )
     assert lifecycle.status(directory).healthy
     empty_keeper = (tmp_path / "nothing-here.json").as_uri()
-    assert unseal_vault(addresses(restarted.state), empty_keeper, catalog=catalog).shares_submitted == 0
+    assert (
+        unseal_vault(
+            addresses(restarted.state), empty_keeper, catalog=catalog, ca_cert=sandbox.ca_file
+        ).shares_submitted
+        == 0
+    )
 
     # The seal's token reaches the nodes through their environment only: no file the sandbox writes
     # (state, configuration, logs) holds it, and its own file is private.
@@ -220,7 +247,7 @@ def test_a_stopped_unsealer_is_one_clear_error_and_up_repairs_it(
 
     monkeypatch.setenv("VAULTFLOW_VAULT_CONNECT_RETRIES", "0")
     with pytest.raises(OperationError) as unsealing:
-        unseal_vault(addresses(state), keeper, catalog=catalog, join_timeout=5)
+        unseal_vault(addresses(state), keeper, catalog=catalog, join_timeout=5, ca_cert=sandbox.ca_file)
     problem = str(unsealing.value)
     assert problem.startswith("1 of 3 Vault replicas are not unsealed")
     assert f"Vault at {state.vault[0].address} is unreachable (connection refused)" in problem

@@ -32,7 +32,13 @@ def test_in_a_pod_the_workflows_cluster_is_reached_in_cluster_and_the_others_by_
     monkeypatch.setattr(clusters, "PROJECTED_TOKEN", token)
     monkeypatch.delenv("KUBECONFIG", raising=False)
     assert (clusters.kube_context(loaded, eu), clusters.kube_context(loaded, us)) == (None, "prod-us")
-    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))  # a pod given a kubeconfig uses it
+    # the onboarded kubeconfig the templates mount names the other clusters only: still in-cluster
+    kubeconfig = tmp_path / "kubeconfig"
+    monkeypatch.setenv("KUBECONFIG", f"{tmp_path / 'absent'}:{kubeconfig}")
+    kubeconfig.write_text("contexts:\n- name: prod-us\n  context: {cluster: prod-us, user: prod-us}\n")
+    assert (clusters.kube_context(loaded, eu), clusters.kube_context(loaded, us)) == (None, "prod-us")
+    # a pod given a kubeconfig that names its own cluster's context too uses it
+    kubeconfig.write_text("contexts:\n- name: prod-us\n- name: prod-eu\n")
     assert clusters.kube_context(loaded, eu) == "prod-eu"
 
 

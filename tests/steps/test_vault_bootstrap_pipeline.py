@@ -99,14 +99,15 @@ def test_three_nodes_bootstrap_then_rerun_without_change_and_without_leaks(
     addresses = ",".join(node.address for node in raft_sandbox.vault)
     keeper = (tmp_path / "keeper.json").as_uri()
     # Initialise with the step first, so that the test knows the root token the pipeline will use.
-    init_vault(addresses, keeper)
+    init_vault(addresses, keeper, ca_cert=raft_sandbox.ca_file)
     material = open_keeper(keeper).load()
     assert material is not None and material.root_token
     root_token = material.root_token
 
-    first = bootstrap(addresses, keeper, tmp_path / "run-1", kubeconfig=raft_sandbox.kubeconfig)
+    tls = {"ca-cert": raft_sandbox.ca_file}  # OpenBao's certificate chains to the sandbox CA
+    first = bootstrap(addresses, keeper, tmp_path / "run-1", kubeconfig=raft_sandbox.kubeconfig, params=tls)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert vault_status(addresses).sealed_replicas == []
+    assert vault_status(addresses, ca_cert=raft_sandbox.ca_file).sealed_replicas == []
     unseal = step_output(tmp_path / "run-1", "unseal")
     # Followers join either through this step or through their retry_join stanza, whichever is first;
     # unsealed with the leader's shares, they are members of its raft cluster either way.
@@ -114,9 +115,11 @@ def test_three_nodes_bootstrap_then_rerun_without_change_and_without_leaks(
     configured = step_output(tmp_path / "run-1", "configure")
     assert configured["changes"]
     with pytest.raises(hvac.exceptions.Forbidden):  # root is revoked at the end
-        hvac.Client(url=raft_sandbox.vault_addr, token=root_token).auth.token.lookup_self()
+        hvac.Client(
+            url=raft_sandbox.vault_addr, token=root_token, verify=raft_sandbox.ca_file
+        ).auth.token.lookup_self()
 
-    second = bootstrap(addresses, keeper, tmp_path / "run-2", kubeconfig=raft_sandbox.kubeconfig)
+    second = bootstrap(addresses, keeper, tmp_path / "run-2", kubeconfig=raft_sandbox.kubeconfig, params=tls)
     assert second.returncode == 0, second.stdout + second.stderr
     assert step_output(tmp_path / "run-2", "root-token") == {
         "source": "generated",

@@ -43,6 +43,7 @@ def test_parameters_and_their_defaults() -> None:
         "ca-cert": "",
         "vault-ca-secret": "vaultflow-vault-ca",
         "git-credentials-secret": "vaultflow-delivery-git",
+        "kubeconfig-secret": "vaultflow-kubeconfig-vaultflow-delivery",
     }
     assert {p.name: p.enum for p in PIPELINE.params}["mode"] == ["push", "pr"]
     assert PIPELINE.step("preflight").args["fail_on_findings"] == "{{workflow.parameters.fail-on-findings}}"
@@ -108,6 +109,14 @@ def test_every_step_gets_the_git_credential_secret_as_a_read_only_file_never_a_p
                 "optional": True,
             },
         },
+        {  # the other clusters' kubeconfig (tests/workflows/test_kubeconfig_mount.py)
+            "name": "kubeconfig",
+            "secret": {
+                "secretName": "{{workflow.parameters.kubeconfig-secret}}",
+                "defaultMode": 0o440,
+                "optional": True,
+            },
+        },
     ]
     scripts = [t["script"] for t in spec["templates"] if "script" in t]
     assert len(scripts) == len(PIPELINE.steps)
@@ -115,8 +124,12 @@ def test_every_step_gets_the_git_credential_secret_as_a_read_only_file_never_a_p
         assert script["volumeMounts"] == [
             {"name": "git-credentials", "mountPath": str(tasks.GIT_CREDENTIALS_DIR), "readOnly": True},
             {"name": "vault-ca", "mountPath": "/etc/vaultflow/vault-ca", "readOnly": True},
+            {"name": "kubeconfig", "mountPath": "/etc/vaultflow/kubeconfig", "readOnly": True},
         ]
-        assert "env" not in script or all(e["name"].startswith("hera__") for e in script["env"])
+        # no credential in the environment: only the kubeconfig's path (a file of its mount)
+        assert [e for e in script.get("env", []) if not e["name"].startswith("hera__")] == [
+            {"name": "KUBECONFIG", "value": "/etc/vaultflow/kubeconfig/config"}
+        ]
     # The pods read the file through the fsGroup (0440: owner root, group the steps' user).
     assert spec["securityContext"]["fsGroup"] == spec["securityContext"]["runAsUser"]
 
@@ -168,7 +181,7 @@ def test_task_apply_resources_runs_the_pipeline_in_the_sandbox_env(tmp_path: Pat
     assert f'eval "$({python} -m vaultflow sandbox env --dir {directory})" && ' in said
     assert (
         f"&& {python} -m vaultflow run apply-eso-resources -p catalog=mine.yaml -p mode=push "
-        f'-p vault-addresses="$VAULT_ADDRESSES" --run-dir {directory}/runs' in said
+        f'-p vault-addresses="$VAULT_ADDRESSES" -p ca-cert="$VAULT_CACERT" --run-dir {directory}/runs' in said
     )
     cluster = _dry("it:external-secrets:apply-resources", "TARGET=cluster", "MODE=pr")
     assert f"{python} -m vaultflow workflows submit apply-eso-resources -p mode=pr" in cluster
@@ -184,3 +197,16 @@ def test_task_external_secrets_deploy(tmp_path: Path) -> None:
     cluster = _dry("external-secrets:deploy", "TARGET=cluster")
     assert "kubectl apply -n argocd -f argocd-apps/apps/external-secrets.yaml" in cluster
     assert (REPO_ROOT / "argocd-apps" / "apps" / "external-secrets.yaml").is_file()
+
+
+def test_task_cluster_onboard_runs_in_the_sandbox_env_or_with_the_users_kubeconfig(tmp_path: Path) -> None:
+    python = REPO_ROOT / ".venv" / "bin" / "python"
+    directory = tmp_path / "sbx"
+    said = _dry(
+        "cluster:onboard", f"SANDBOX_DIR={directory}", "CATALOG=mine.yaml", "--", "--cluster", "prod-eu"
+    )
+    assert f'eval "$({python} -m vaultflow sandbox env --dir {directory})" && ' in said
+    assert f"&& {python} -m vaultflow cluster onboard --catalog mine.yaml --cluster prod-eu" in said
+    cluster = _dry("cluster:onboard", "TARGET=cluster", "--", "--cluster", "prod-eu", "--dry-run")
+    assert f"{python} -m vaultflow cluster onboard --catalog " in cluster
+    assert "--cluster prod-eu --dry-run" in cluster and "sandbox env" not in cluster

@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 from vaultflow import __version__
 from vaultflow.base.errors import VaultflowError
 from vaultflow.cli import catalog as catalog_cmd
+from vaultflow.cli import cluster as cluster_cmd
 from vaultflow.cli import exporter as exporter_cmd
 from vaultflow.cli import gitops as gitops_cmd
 from vaultflow.cli import monitoring as monitoring_cmd
@@ -60,6 +61,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(catalog_cmd.app, name="catalog")
+app.add_typer(cluster_cmd.app, name="cluster")
 app.command("render")(render_cmd.render)
 app.command("run")(run_cmd.run)
 app.command("rotate")(rotate_cmd.rotate)

@@ -85,11 +85,6 @@ def up(
         help="How OpenBao is sealed: shamir (bootstrap unseals with shares) or transit (a second OpenBao, "
         "the unsealer, auto-unseals every node).",
     ),
-    vault_tls: bool = typer.Option(
-        False,
-        "--vault-tls",
-        help="OpenBao serves TLS with a certificate from the sandbox CA (`env` exports VAULT_CACERT).",
-    ),
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
     """Start the sandbox in the background, or bring a stopped one back with its state (the same Vault).
@@ -131,7 +126,6 @@ def up(
         argocd_reconciliation_timeout=reconciliation,
         argocd_reconciliation_jitter=jitter,
         seal=seal,
-        vault_tls=vault_tls,
         postgres=postgres,
     )
     wired: list[str] = []
@@ -140,8 +134,13 @@ def up(
         from vaultflow.sandbox.platform import install_platform_accounts
 
         install_platform_accounts(result.state, loaded.catalog)
+        from vaultflow.sandbox.accounts import onboard_clusters
+
+        # `vaultflow cluster onboard` for every catalog cluster: the pipelines run as their own accounts
+        onboard_clusters(result.state, loaded)
+        wired.append("every catalog cluster onboarded (the pipelines' accounts, RBAC and kubeconfigs)")
         # the catalog's repoUrl routed to the sandbox's GitOps remote: Argo CD, GitHub and `git` all reach it
-        wired = wire_catalog(result.state, loaded, repo_url=result.state.gitops_repo or None)
+        wired += wire_catalog(result.state, loaded, repo_url=result.state.gitops_repo or None)
         from vaultflow.sandbox.exporter import enable_exporter
 
         # vaultflow's exporter as the observer (it logs in to Vault once the bootstrap configured it)
@@ -164,7 +163,6 @@ _SPEC_OPTIONS = (
     "argocd_reconciliation_timeout",
     "argocd_reconciliation_jitter",
     "seal",
-    "vault_tls",
 )
 
 

@@ -26,6 +26,8 @@ from vaultflow.workflows.dsl import (
     Retry,
     SecretMount,
     Step,
+    kubeconfig_mount,
+    kubeconfig_secret_param,
     output,
     param,
     vault_ca_mount,
@@ -59,6 +61,7 @@ PIPELINES = [
                 optional=True,
             ),
             vault_ca_mount(),
+            kubeconfig_mount(),
         ],
         params=[
             Param(
@@ -94,6 +97,7 @@ PIPELINES = [
             ),
             CA_CERT,
             VAULT_CA_SECRET,
+            kubeconfig_secret_param("vaultflow-delivery"),
             Param(
                 "git-credentials-secret",
                 default="vaultflow-delivery-git",

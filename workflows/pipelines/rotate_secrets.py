@@ -34,6 +34,8 @@ from vaultflow.workflows.dsl import (
     Schedule,
     Step,
     item,
+    kubeconfig_mount,
+    kubeconfig_secret_param,
     output,
     param,
     result,
@@ -78,7 +80,7 @@ PIPELINES = [
         parallelism=PARALLEL_BATCHES,
         default_retry=INFRASTRUCTURE,
         catalog_schedules=catalog_schedules,
-        secret_mounts=[vault_ca_mount()],
+        secret_mounts=[vault_ca_mount(), kubeconfig_mount()],
         params=[
             Param(
                 "vault-addresses",
@@ -105,6 +107,7 @@ PIPELINES = [
             ),
             CA_CERT,
             VAULT_CA_SECRET,
+            kubeconfig_secret_param("vaultflow-rotation"),
             Param("report-file", default="", description="Where the report step writes the JSON report."),
         ],
         steps=[

@@ -27,6 +27,8 @@ from vaultflow.workflows.dsl import (
     Pipeline,
     Retry,
     Step,
+    kubeconfig_mount,
+    kubeconfig_secret_param,
     param,
     vault_ca_mount,
 )
@@ -47,7 +49,7 @@ PIPELINES = [
         service_account="vaultflow-bootstrap",
         timeout="30m",
         default_retry=INFRASTRUCTURE,
-        secret_mounts=[vault_ca_mount()],
+        secret_mounts=[vault_ca_mount(), kubeconfig_mount()],
         params=[
             Param(
                 "vault-addresses", description="Replica addresses, comma-separated; the first is the leader."
@@ -74,6 +76,7 @@ PIPELINES = [
             ),
             CA_CERT,
             VAULT_CA_SECRET,
+            kubeconfig_secret_param("vaultflow-bootstrap"),
             Param(
                 "audit-file", default="/vault/audit/audit.log", description="File audit path (Vault only)."
             ),

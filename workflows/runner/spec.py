@@ -337,8 +337,17 @@ def _script_entrypoint(problems: Problems, where: str, script: Mapping[str, Any]
         return None
     if str(script.get("source", "")).strip() != "{{inputs.parameters}}":
         problems.add(f"{where}.source", "a Hera runner script's source must be '{{inputs.parameters}}'")
+    # A variable naming a file of a mounted volume belongs to the pod, as the mount does: the local
+    # runner has no pods and ignores both (the run's own environment decides, e.g. its KUBECONFIG).
+    mounted = [
+        str(mount.get("mountPath", "")).rstrip("/") + "/"
+        for mount in script.get("volumeMounts") or []
+        if isinstance(mount, Mapping) and mount.get("mountPath")
+    ]
     for env in script.get("env") or []:
         env_name = env.get("name", "") if isinstance(env, Mapping) else ""
+        if any(str(env.get("value", "")).startswith(prefix) for prefix in mounted):
+            continue
         if not env_name.startswith("hera__"):
             problems.add(
                 f"{where}.env[{env_name}]",

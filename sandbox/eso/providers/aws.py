@@ -105,8 +105,12 @@ class AwsSecretsManagerProvider(WriteOnly):
         prefix: str = "",
         delete_options: DeleteOptions | None = None,
         faults: FaultInjector,
+        ca_file: str = "",
     ) -> None:
         self.endpoint = endpoint
+        # The CA the sandbox's moto certificate chains to: what the pod's system trust is to ESO's
+        # client of the real endpoint (botocore verifies; empty: its default bundle)
+        self._verify = ca_file or None
         self.region = region
         self._credentials = credentials
         self._role = role
@@ -125,6 +129,7 @@ class AwsSecretsManagerProvider(WriteOnly):
             "sts",
             region_name=self.region,
             endpoint_url=self.endpoint,
+            verify=self._verify,
             aws_access_key_id=self._credentials.access_key_id,
             aws_secret_access_key=self._credentials.secret_access_key,
             aws_session_token=self._credentials.session_token,
@@ -143,6 +148,7 @@ class AwsSecretsManagerProvider(WriteOnly):
                     "secretsmanager",
                     region_name=self.region,
                     endpoint_url=self.endpoint,
+                    verify=self._verify,
                     aws_access_key_id=credentials.access_key_id,
                     aws_secret_access_key=credentials.secret_access_key,
                     aws_session_token=credentials.session_token,
