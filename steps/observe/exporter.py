@@ -22,6 +22,7 @@ carries a secret value: labels are paths, cluster, namespace and object names.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import signal
@@ -30,6 +31,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram
@@ -81,12 +83,15 @@ class CatalogCollector:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         login: Callable[[], VaultApi] | None = None,
         relogin_after: float = 1800.0,
+        reclients: Callable[[], Mapping[str, Any]] | None = None,
     ) -> None:
         """``login``: how to get a fresh token (Kubernetes auth as the observer), used once the last
         one is ``relogin_after`` seconds old (half its TTL), before it can expire under a scrape, and
         at each scrape while there is none (``vault`` None: Vault sealed or not configured yet when
-        the exporter started; its source is reported down until a login succeeds)."""
+        the exporter started; its source is reported down until a login succeeds). ``reclients``:
+        the cluster clients to use, asked at each scrape (``KubeconfigClients.current``)."""
         self.catalog = catalog
+        self._reclients = reclients
         self.vault = vault
         self._login = login
         self._relogin_after = relogin_after
@@ -163,6 +168,8 @@ class CatalogCollector:
 
     def _read(self) -> _Scrape:
         scrape = _Scrape()
+        if self._reclients is not None:
+            self.clusters = dict(self._reclients())
         if self.vault is None:  # no login yet: only the clusters can be read
             scrape.up["vault"] = False
             for cluster in self.catalog.clusters:
@@ -193,7 +200,7 @@ class CatalogCollector:
         from kubernetes import client
 
         api = self.clusters.get(cluster)
-        if api is None:
+        if api is None:  # KubeconfigClients said why, once
             return False
         try:
             listed = client.CustomObjectsApi(api).list_cluster_custom_object(
@@ -307,6 +314,56 @@ def _reviewer_expiry(record: SecretMetadata | None) -> datetime | None:
     return parse_time(recorded) if recorded and recorded != "never" else None
 
 
+class KubeconfigClients:
+    """The catalog's cluster clients, made again when a file of ``$KUBECONFIG`` changes.
+
+    The exporter's pod reads the other clusters from the onboarded kubeconfig Secret its Deployment
+    mounts; kubelet updates that volume in place when the Secret changes (a re-onboarding's new
+    token), but a client reads its kubeconfig once. So each scrape compares the files' bytes with
+    what the clients were made from. A cluster whose client cannot be made (its context missing)
+    is left out, said once per change, and reported down; the others are unaffected (``strict``:
+    the first time, it is an error instead, for a one-shot scrape)."""
+
+    def __init__(self, loaded: LoadedCatalog, *, strict: bool = False) -> None:
+        self.loaded = loaded
+        self._strict = strict
+        self._made_from: str | None = None
+        self._clients: dict[str, Any] = {}
+
+    def current(self) -> Mapping[str, Any]:
+        seen = _kubeconfig_fingerprint()
+        if seen != self._made_from:
+            self._clients = self._make(strict=self._strict and self._made_from is None)
+            self._made_from = seen
+        return self._clients
+
+    def _make(self, *, strict: bool) -> dict[str, Any]:
+        from vaultflow.steps.kube import api_client
+        from vaultflow.steps.kube.clusters import kube_context
+
+        clients = {}
+        for cluster in self.loaded.catalog.clusters:
+            try:
+                clients[cluster.name] = api_client(kube_context(self.loaded, cluster))
+            except VaultflowError as error:
+                if strict:
+                    raise
+                log.warning("cluster %s: %s; reported down until the kubeconfig changes", cluster.name, error)
+        return clients
+
+
+def _kubeconfig_fingerprint() -> str:
+    """A digest of the bytes of every file of ``$KUBECONFIG`` (a missing one counts as empty)."""
+    digest = hashlib.sha256()
+    for entry in os.environ.get("KUBECONFIG", "").split(os.pathsep):
+        digest.update(entry.encode() + b"\0")
+        try:
+            digest.update(Path(entry).expanduser().read_bytes() if entry else b"")
+        except OSError:
+            digest.update(b"\0missing")
+    return digest.hexdigest()
+
+
 def catalog_registry(
     loaded: LoadedCatalog, addresses: str, ca_cert: str, *, required: bool, say: Callable[[str], None]
 ) -> CollectorRegistry:
@@ -314,7 +371,6 @@ def catalog_registry(
     ``$VAULT_TOKEN``). ``required``: a failed first login is an error; otherwise it is said and
     each scrape tries again (the exporter must serve while Vault is sealed)."""
     from vaultflow.gitops.catalog.types import duration_seconds
-    from vaultflow.steps.kube.clusters import cluster_clients
     from vaultflow.steps.observe.login import observer_login
 
     def login() -> VaultApi:
@@ -328,13 +384,15 @@ def catalog_registry(
         say(f"cannot log in to Vault yet ({error}): each scrape tries again")
         vault = None
     registry = CollectorRegistry()
+    clients = KubeconfigClients(loaded, strict=required)
     CatalogCollector(
         loaded.catalog,
         vault,
-        cluster_clients(loaded),
+        clients.current(),
         registry,
         login=None if os.environ.get("VAULT_TOKEN") and vault is not None else login,
         relogin_after=duration_seconds(loaded.catalog.vault.kubernetes_auth.token_ttl) / 2,
+        reclients=clients.current,
     )
     return registry
 
