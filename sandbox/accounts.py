@@ -18,9 +18,10 @@ from typing import Any
 
 import yaml
 
-from vaultflow.base.errors import OperationError
+from vaultflow.base.errors import InputError, OperationError
 from vaultflow.gitops.catalog import LoadedCatalog
-from vaultflow.gitops.catalog.model import ServiceAccountRef
+from vaultflow.gitops.catalog.model import Catalog, ServiceAccountRef
+from vaultflow.gitops.delivery_rbac import DELIVERY_ACCOUNT
 from vaultflow.sandbox.kubeconfig import ClusterAccess, write_kubeconfig
 from vaultflow.sandbox.layout import SandboxPaths
 from vaultflow.sandbox.state import SandboxState
@@ -148,13 +149,35 @@ def pipeline_kubeconfig(state: SandboxState, loaded: LoadedCatalog, account: Ser
         except client.ApiException as error:
             raise OperationError(
                 f"cluster {workflows.name}: no kubeconfig Secret {account.namespace}/{name} "
-                f"(HTTP {error.status}): onboard the other clusters first (vaultflow cluster onboard)"
+                f"(HTTP {error.status}): the clusters are not onboarded yet; {ONBOARD_HINT}"
             ) from None
         onboarded = yaml.safe_load(base64.b64decode(secret.data[KUBECONFIG_KEY])) or {}
+        _require_contexts(loaded, account, {c["name"] for c in onboarded.get("contexts") or []})
         for section in ("clusters", "users", "contexts"):
             own[section] = [*own[section], *(onboarded.get(section) or [])]
     _write_private(path, yaml.safe_dump(own, sort_keys=False))
     return path
+
+
+ONBOARD_HINT = (
+    "run `task cluster:onboard -- --cluster NAME` for each catalog cluster, "
+    "or `vaultflow sandbox up --catalog CATALOG`, which onboards them all"
+)
+
+
+def _require_contexts(loaded: LoadedCatalog, account: ServiceAccountRef, held: set[str]) -> None:
+    """Every other catalog cluster has a context in ``account``'s onboarded kubeconfig: a cluster
+    not onboarded yet would otherwise surface as an unknown context in the middle of a run."""
+    catalog = loaded.catalog
+    workflows = catalog.workflows_cluster().name
+    missing = [
+        c.name for c in catalog.clusters if c.name != workflows and (c.kube_context or c.name) not in held
+    ]
+    if missing:
+        raise OperationError(
+            f"service account {account.namespace}/{account.name} has no kubeconfig for "
+            f"{', '.join(missing)}: not onboarded yet; {ONBOARD_HINT}"
+        )
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -171,7 +194,6 @@ def delivery_kubeconfig(state: SandboxState, loaded: LoadedCatalog) -> Path:
     On a platform Argo CD runs in the workflows cluster, where ``delivery-pipeline.yaml`` lets the delivery
     read and refresh its Applications; the sandbox runs Argo CD in a cluster of its own, so that file's
     account and Roles are installed there too and the delivery reaches it with its own token."""
-    from vaultflow.gitops.delivery_rbac import DELIVERY_ACCOUNT
     from vaultflow.steps.kube.onboard import Kube, converge
 
     management = state.management_cluster.name
@@ -190,3 +212,45 @@ def delivery_kubeconfig(state: SandboxState, loaded: LoadedCatalog) -> Path:
         merged[section] = [*merged[section], *extra[section]]
     _write_private(path, yaml.safe_dump(merged, sort_keys=False))
     return path
+
+
+def pipeline_accounts(catalog: Catalog) -> dict[str, ServiceAccountRef]:
+    """Each pipeline, by its WorkflowTemplate's name, and the service account its pods run as."""
+    auth = catalog.vault.kubernetes_auth
+    return {
+        "vault-bootstrap": auth.bootstrap_service_account,
+        "apply-eso-resources": DELIVERY_ACCOUNT,
+        "rotate-secrets": auth.rotation_service_account,
+    }
+
+
+def find_account(catalog: Catalog, name: str) -> ServiceAccountRef:
+    """The pipeline account ``name`` means: a pipeline's name, its account as ``NAMESPACE/NAME``, or the
+    account's bare name. Anything else: InputError naming the choices."""
+    for pipeline, account in pipeline_accounts(catalog).items():
+        if name in (pipeline, f"{account.namespace}/{account.name}", account.name):
+            return account
+    choices = ", ".join(f"{a.namespace}/{a.name} ({p})" for p, a in pipeline_accounts(catalog).items())
+    raise InputError(f"no pipeline runs as {name!r}; name one of {choices}")
+
+
+def kubeconfig_as(state: SandboxState, loaded: LoadedCatalog, account: ServiceAccountRef) -> Path:
+    """The kubeconfig a pod of ``account``'s pipeline holds (the delivery's with the sandbox's Argo CD
+    cluster too), freshly written, mode 0600. A sandbox that was not started with this catalog, or
+    whose clusters are not onboarded, is one clear OperationError saying what to run."""
+    have = {endpoint.name for endpoint in state.clusters}
+    absent = [c.name for c in loaded.catalog.clusters if c.name not in have]
+    if absent:
+        raise OperationError(
+            f"the sandbox in {state.directory} has no cluster {', '.join(absent)} of {loaded.source}: "
+            f"it was started without this catalog; start it with `vaultflow sandbox up --catalog CATALOG`"
+        )
+    try:
+        if account == DELIVERY_ACCOUNT:
+            return delivery_kubeconfig(state, loaded)
+        return pipeline_kubeconfig(state, loaded, account)
+    except OperationError as error:
+        if ONBOARD_HINT in str(error):
+            raise
+        # the account itself is missing in the workflows cluster: what onboarding creates
+        raise OperationError(f"{error} (not onboarded yet? {ONBOARD_HINT})") from None

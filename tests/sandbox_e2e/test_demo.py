@@ -308,7 +308,10 @@ def test_task_rotate_runs_what_the_demo_shows(repo_root: Path, tmp_path: Path) -
     python = repo_root / ".venv" / "bin" / "python"
     expected = demo.rotate_arguments(Path("mine.yaml"), directory, "prod/database")
     expected.remove("--quiet")
-    assert f'task: [rotate] eval "$({python} -m vaultflow sandbox env --dir {directory})" && ' in done.stderr
+    assert (
+        f'task: [rotate] SANDBOX_ENV="$({python} -m vaultflow sandbox env --dir {directory} '
+        f'--as rotate-secrets --catalog mine.yaml)" && eval "$SANDBOX_ENV" && ' in done.stderr
+    )
     assert f"&& {python} -m vaultflow {' '.join(expected)}\n" in done.stderr
 
 

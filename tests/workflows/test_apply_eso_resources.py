@@ -178,7 +178,11 @@ def test_task_apply_resources_runs_the_pipeline_in_the_sandbox_env(tmp_path: Pat
     python = REPO_ROOT / ".venv" / "bin" / "python"
     directory = tmp_path / "sbx"
     said = _dry("it:external-secrets:apply-resources", f"SANDBOX_DIR={directory}", "CATALOG=mine.yaml")
-    assert f'eval "$({python} -m vaultflow sandbox env --dir {directory})" && ' in said
+    # as the delivery's own account in every cluster, and nothing runs when `sandbox env` fails
+    assert (
+        f'SANDBOX_ENV="$({python} -m vaultflow sandbox env --dir {directory} --as apply-eso-resources '
+        f'--catalog mine.yaml)" && eval "$SANDBOX_ENV" && ' in said
+    )
     assert (
         f"&& {python} -m vaultflow run apply-eso-resources -p catalog=mine.yaml -p mode=push "
         f'-p vault-addresses="$VAULT_ADDRESSES" -p ca-cert="$VAULT_CACERT" --run-dir {directory}/runs' in said
@@ -186,6 +190,45 @@ def test_task_apply_resources_runs_the_pipeline_in_the_sandbox_env(tmp_path: Pat
     cluster = _dry("it:external-secrets:apply-resources", "TARGET=cluster", "MODE=pr")
     assert f"{python} -m vaultflow workflows submit apply-eso-resources -p mode=pr" in cluster
     assert "--wait" in cluster
+
+
+def test_task_vault_init_runs_the_bootstrap_as_its_account_or_submits_it(tmp_path: Path) -> None:
+    python = REPO_ROOT / ".venv" / "bin" / "python"
+    directory = tmp_path / "sbx"
+    said = _dry("vault:init", f"SANDBOX_DIR={directory}", "CATALOG=mine.yaml")
+    assert (
+        f'SANDBOX_ENV="$({python} -m vaultflow sandbox env --dir {directory} --as vault-bootstrap '
+        f'--catalog mine.yaml)" && eval "$SANDBOX_ENV" && {python} -m vaultflow run vault-bootstrap ' in said
+    )
+    assert f"-p catalog=mine.yaml --run-dir {directory}/runs" in said
+    cluster = _dry("vault:init", "TARGET=cluster", "VAULT_ADDRESSES=https://vault-0:8200")
+    submitted = (
+        f'{python} -m vaultflow workflows submit vault-bootstrap -p vault-addresses="https://vault-0:8200"'
+    )
+    assert submitted in cluster
+    assert "sandbox env" not in cluster
+
+
+def test_a_failing_sandbox_env_stops_the_task(tmp_path: Path) -> None:
+    """``eval "$(cmd)"`` succeeds when cmd fails (eval of nothing), so the pipeline would run as admin
+    or against nothing; the tasks capture the exports first, and the command's exit status stops them."""
+    task = Path(sys.executable).parent / "task"
+    for name in ("vault:init", "it:external-secrets:apply-resources", "rotate"):
+        done = subprocess.run(
+            [str(task), name, f"SANDBOX_DIR={tmp_path / 'none'}", "--", "prod/database"],
+            check=False,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "NO_COLOR": "1"},
+        )
+        assert done.returncode != 0
+        errors = [line for line in done.stderr.splitlines() if not line.startswith("task: ")]
+        assert errors == [
+            f"error: no sandbox is running in {tmp_path / 'none'}; start one with "
+            f"`vaultflow sandbox up --dir {tmp_path / 'none'}`"
+        ], done.stderr
+        assert not (tmp_path / "none" / "runs").exists()
 
 
 def test_task_external_secrets_deploy(tmp_path: Path) -> None:

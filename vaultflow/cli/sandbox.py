@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from vaultflow.base.errors import InputError
-from vaultflow.cli.options import OUTPUT_OPTION, OutputFormat
+from vaultflow.cli.options import CATALOG_OPTION, OUTPUT_OPTION, OutputFormat, default_catalog
 
 if TYPE_CHECKING:
     from vaultflow.sandbox.lifecycle import UpResult
@@ -235,15 +235,42 @@ def status(*, directory: Path = DIR_OPTION, output: OutputFormat = OUTPUT_OPTION
 
 
 @app.command("env")
-def env(directory: Path = DIR_OPTION) -> None:
+def env(
+    directory: Path = DIR_OPTION,
+    account: str = typer.Option(
+        None,
+        "--as",
+        help="Reach the clusters as this pipeline's service account, not as admin: a pipeline "
+        "(vault-bootstrap, apply-eso-resources, rotate-secrets) or its account (argo/vaultflow-bootstrap). "
+        "KUBECONFIG then names the kubeconfig its pod would hold (written fresh, mode 0600).",
+        show_default=False,
+    ),
+    catalog: Path = CATALOG_OPTION,
+) -> None:
     """Print shell exports (Vault, kubeconfig, clouds, sandbox CA): eval "$(vaultflow sandbox env)"."""
     from vaultflow.sandbox import lifecycle
 
+    identity = None
+    if account is not None:
+        from vaultflow.gitops.catalog import load_catalog
+        from vaultflow.sandbox.accounts import find_account
+
+        loaded = load_catalog(catalog or default_catalog())
+        identity = find_account(loaded.catalog, account)  # bad input first: no sandbox needed for it
     state = lifecycle.load_state(directory)
+    environment = lifecycle.environment(state)
+    if identity is not None:
+        from vaultflow.sandbox.accounts import kubeconfig_as
+
+        environment["KUBECONFIG"] = str(kubeconfig_as(state, loaded, identity))
     typer.echo(f"# vaultflow {SANDBOX_NOTE} ({state.directory})")
-    for name, value in lifecycle.environment(state).items():
+    if identity is not None:
+        typer.echo(f"# every cluster as service account {identity.namespace}/{identity.name}, not as admin")
+    for name, value in environment.items():
         typer.echo(f"export {name}={shlex.quote(value)}")
-    if state.argo_token_file:
+    if identity is not None:
+        typer.echo("unset ARGO_TOKEN  # a pipeline's pod holds no Argo Server token")
+    elif state.argo_token_file:
         # The token itself is never printed: the shell reads it from its 0600 file.
         typer.echo(f'export ARGO_TOKEN="$(cat {shlex.quote(state.argo_token_file)})"')
 
