@@ -11,7 +11,6 @@ grant taken away makes the bootstrap's own call fail with the API server's 403 n
 from __future__ import annotations
 
 import base64
-import copy
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import yaml
 from kubernetes import client, config
 from typer.testing import CliRunner
 
+from tests.sandbox.test_rbac_rules_needed import Grant, grants, replace_role, without
 from vaultflow.base.errors import OperationError
 from vaultflow.cli import app
 from vaultflow.gitops.bootstrap_rbac import bootstrap_rbac
@@ -208,57 +208,6 @@ def test_bad_input_and_a_missing_namespace_are_one_line(platform: Platform) -> N
 
 
 # ---------------------------------------------------------------- every bootstrap grant is needed
-
-
-@dataclass(frozen=True)
-class Grant:
-    """One verb on one resource of one rule of a Role (as tests/sandbox/test_rbac_rules_needed.py)."""
-
-    namespace: str
-    role: str
-    rule: int
-    group: str
-    resource: str
-    verb: str
-
-    def __str__(self) -> str:
-        return f"Role {self.namespace}/{self.role} rule {self.rule}: {self.verb} {self.resource}"
-
-    @property
-    def denial(self) -> str:
-        """What kube-apiserver's forbidden message says of it (``responsewriters.forbiddenMessage``)."""
-        return f'cannot {self.verb} resource "{self.resource}" in API group "{self.group}"'
-
-
-def grants(role: dict[str, Any]) -> list[Grant]:
-    meta = role["metadata"]
-    return [
-        Grant(meta["namespace"], meta["name"], index, group, resource, verb)
-        for index, rule in enumerate(role["rules"])
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-        for verb in rule["verbs"]
-    ]
-
-
-def without(role: dict[str, Any], grant: Grant) -> dict[str, Any]:
-    """``role`` with ``grant`` taken out of its rule (the rule's other verbs and resources kept)."""
-    trimmed = copy.deepcopy(role)
-    rule = trimmed["rules"][grant.rule]
-    trimmed["rules"][grant.rule : grant.rule + 1] = [
-        {**rule, "apiGroups": [group], "resources": [resource], "verbs": [verb]}
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-        for verb in rule["verbs"]
-        if (group, resource, verb) != (grant.group, grant.resource, grant.verb)
-    ]
-    return trimmed
-
-
-def replace_role(admin: client.ApiClient, role: dict[str, Any]) -> None:
-    meta = role["metadata"]
-    body = {**role, "metadata": {"name": meta["name"], "namespace": meta["namespace"]}}
-    client.RbacAuthorizationV1Api(admin).replace_namespaced_role(meta["name"], meta["namespace"], body)
 
 
 BOOTSTRAP_ROLES = [
