@@ -105,7 +105,11 @@ def catalog_text(count: int) -> str:
     header = f"""\
 apiVersion: vaultflow.io/v1alpha1
 kind: SecretsCatalog
-vault: {{address: "https://vault.vault-system.svc:8200", kvMount: {KV}}}
+vault:
+  address: "https://vault.vault-system.svc:8200"
+  kvMount: {KV}
+  # OpenBao serves TLS only: the stores trust the sandbox CA (wire_catalog puts it in each cluster).
+  tls: {{caProvider: {{type: ConfigMap, name: vault-ca, namespace: external-secrets-system, key: ca.crt}}}}
 gitops: {{repoUrl: https://git.example.com/platform-gitops.git}}
 clusters:
   - {{name: {CLUSTERS[0]}, kubeContext: {CLUSTERS[0]}, argocd: {{server: https://kubernetes.default.svc}}}}

@@ -121,7 +121,7 @@ def rotation_shard_policies(catalog: Catalog) -> list[VaultPolicy]:
 
 # What a rotate step may send to auth/token/create, nothing else (no orphan, period, role or use
 # limit): its child token holds a subset of the parent's policies, as Vault allows no other.
-_CHILD_TOKEN_PARAMETERS = ("display_name", "policies", "renewable", "ttl")
+_CHILD_TOKEN_PARAMETERS = ("display_name", "no_default_policy", "policies", "renewable", "ttl")
 
 
 def rotation_policy(catalog: Catalog) -> VaultPolicy:
@@ -137,10 +137,14 @@ def rotation_policy(catalog: Catalog) -> VaultPolicy:
         'path "auth/token/create" {\n  capabilities = ["update"]\n'
         f"  allowed_parameters = {{\n{allowed}  }}\n}}\n"
     )
+    # What the rotate steps used from Vault's ``default`` policy, which the rotation role hands out
+    # no longer (each request with it cost Vault about twice the CPU): the parent's look-up of its own
+    # policies and TTL (steps/rotation/batch_token.py), and each token's revocation of itself.
+    own = [_stanza("auth/token/lookup-self", ["read"]), _stanza("auth/token/revoke-self", ["update"])]
     return _policy(
         ROTATION_POLICY,
         "Rotation workflow: a child token for one batch, holding only that batch's shards.",
-        [stanza],
+        [stanza, *own],
     )
 
 

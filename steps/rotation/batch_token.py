@@ -39,7 +39,14 @@ def batch_token(vault: VaultApi, catalog: Catalog, paths: Iterable[str]) -> Vaul
             "the catalog changed"
         )
     policies = [name for name in parent if not is_shard_policy(name)] + needed
-    request: dict[str, object] = {"policies": policies, "display_name": DISPLAY_NAME, "renewable": False}
+    # No ``default`` policy on the child either: it would double Vault's CPU per request; the rotation
+    # policy grants what the step uses of it (revoking its own token).
+    request: dict[str, object] = {
+        "policies": policies,
+        "display_name": DISPLAY_NAME,
+        "renewable": False,
+        "no_default_policy": True,
+    }
     ttl = int(own.get("ttl") or 0)
     if ttl > 0:
         request["ttl"] = f"{ttl}s"

@@ -83,6 +83,6 @@ def test_rotation_policy_writes_only_rotated_paths(vault_with_catalog: UnsealedV
         client.secrets.kv.v2.read_secret_metadata("shared/stripe", mount_point="secret")
     with pytest.raises(hvac.exceptions.Forbidden):
         client.secrets.kv.v2.delete_metadata_and_all_versions(sorted(rotated)[0], mount_point="secret")
-    # The base policy alone writes nothing: it only creates a (narrower) child token.
+    # The base policy alone writes nothing: it creates a (narrower) child token, looks up and revokes itself.
     base = token_with(vault_with_catalog, ROTATION_POLICY)
     assert not any(can_write(base, path) for path in sorted(rotated))

@@ -68,9 +68,13 @@ def test_every_rotated_path_is_in_exactly_one_shard_policy_and_the_observer_read
     assert [p.name for p in rotation_policies(catalog)] == [ROTATION_POLICY, *shards.names()]
 
 
-def test_the_base_rotation_policy_may_only_create_a_child_token() -> None:
+def test_the_base_rotation_policy_may_only_create_a_child_token_and_look_up_and_revoke_itself() -> None:
     hcl = rotation_policies(loaded(3).catalog)[0].hcl
-    assert re.findall(r'^path "([^"]+)"', hcl, re.MULTILINE) == ["auth/token/create"]
+    assert re.findall(r'^path "([^"]+)"', hcl, re.MULTILINE) == [
+        "auth/token/create",
+        "auth/token/lookup-self",  # what the rotation used of Vault's ``default`` policy, which its
+        "auth/token/revoke-self",  # role no longer hands out
+    ]
     assert "sudo" not in hcl and "allowed_parameters" in hcl
 
 

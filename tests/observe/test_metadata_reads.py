@@ -123,7 +123,8 @@ def test_the_observer_role_hands_out_no_default_policy_and_its_token_revokes_its
     }
     observer = roles[loaded.catalog.vault.kubernetes_auth.observer_role]
     assert observer.policies == (OBSERVER_POLICY,) and observer.no_default_policy
-    assert not any(role.no_default_policy for name, role in roles.items() if role is not observer)
+    rotation = roles[loaded.catalog.vault.kubernetes_auth.rotation_role]
+    assert not any(role.no_default_policy for role in roles.values() if role not in (observer, rotation))
     root = vault.api(vault.root_token).client
     root.sys.create_or_update_policy(OBSERVER_POLICY, observer_policy(loaded.catalog).hcl)
     api = vault.api(vault.token(OBSERVER_POLICY))  # what the role hands out: that policy alone

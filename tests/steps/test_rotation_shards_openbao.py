@@ -100,7 +100,8 @@ def test_a_batch_token_writes_its_shards_paths_and_is_refused_anything_else(root
 
     child = batch_token(parent, loaded.catalog, members[1][:2])
     own = child.client.auth.token.lookup_self()["data"]
-    assert sorted(own["policies"]) == sorted(["default", EXTRA, ROTATION_POLICY, "vaultflow-rotation-1"])
+    # No ``default`` policy (it doubles Vault's CPU per request), though the parent holds it here.
+    assert sorted(own["policies"]) == sorted([EXTRA, ROTATION_POLICY, "vaultflow-rotation-1"])
     assert own["renewable"] is False and 0 < own["ttl"] <= 600
     assert all(writes(child, path, 1) for path in members[1])  # its shard, the whole of it
     for other in (members[0][0], members[2][0], members[3][0]):
@@ -148,3 +149,41 @@ def test_a_configure_rerun_after_the_catalog_shrank_deletes_the_shards_it_no_lon
     regrown = configure(root, large)
     assert {f"created policy vaultflow-rotation-{k}" for k in (1, 2, 3)} <= set(regrown)
     assert configure(root, large) == []
+
+
+def test_the_rotation_works_without_the_default_policy_its_role_no_longer_hands_out(root: VaultApi) -> None:
+    """The rotation role's tokens hold no ``default`` (it doubles Vault's CPU per request): the rotation
+    policy grants what a rotate step used of it, the parent's look-up of itself and each revocation."""
+    loaded = catalog(10)
+    configure(root, loaded)
+    auth = loaded.catalog.vault.kubernetes_auth
+    mount = loaded.catalog.workflows_cluster().auth_mount(auth)
+    assert (
+        root.client.read(f"auth/{mount}/role/{auth.rotation_role}")["data"]["token_no_default_policy"] is True
+    )
+    names = [policy.name for policy in rotation_policies(loaded.catalog)]
+    path = RotationShards(loaded.catalog).paths[0]
+    try:  # the first test of the module wrote it already
+        before = root.client.secrets.kv.v2.read_secret_metadata(path, mount_point=KV)["data"][
+            "current_version"
+        ]
+    except hvac.exceptions.InvalidPath:
+        before = 0
+    root.client.secrets.kv.v2.create_or_update_secret(
+        path, secret={"password": "p"}, cas=before, mount_point=KV
+    )
+    # What the role hands out: its policies and nothing else.
+    issued = root.client.auth.token.create(policies=names, no_default_policy=True, ttl="10m")
+    parent = root.with_token(issued["auth"]["client_token"])
+    assert sorted(parent.client.auth.token.lookup_self()["data"]["policies"]) == sorted(names)
+
+    child = batch_token(parent, loaded.catalog, [path])
+    assert "default" not in child.client.auth.token.lookup_self()["data"]["policies"]
+    assert writes(child, path, before + 1)
+    # Nothing more than before: no cubbyhole, no response wrapping (``default`` grants both).
+    with pytest.raises(hvac.exceptions.Forbidden):
+        child.client.write("cubbyhole/x", v="1")
+    child.revoke_self()
+    assert not child.token_works()
+    parent.revoke_self()
+    assert not parent.token_works()

@@ -5,8 +5,17 @@ path "auth/token/create" {
   capabilities = ["update"]
   allowed_parameters = {
     "display_name" = []
+    "no_default_policy" = []
     "policies" = []
     "renewable" = []
     "ttl" = []
   }
+}
+
+path "auth/token/lookup-self" {
+  capabilities = ["read"]
+}
+
+path "auth/token/revoke-self" {
+  capabilities = ["update"]
 }
