@@ -29,7 +29,8 @@ Measured, in this order, on the same sandbox:
   as the rotation role and running its own ``Rotator``: discover, write with
   check-and-set (force-syncing each secret's ExternalSecrets as it is
   written), verify every Secret, annotating each PushSecret as its source is
-  verified and verifying its AWS secret from then on. Every secret must come
+  verified and verifying its AWS secret from then on (read as the PushSecret's
+  watched status reports a push). Every secret must come
   out ``Rotated``;
 * (a) *the raw critical path*: 1,000 check-and-set writes to Vault (a token
   per rotation shard, as each rotate step holds), the 2,000 reads ESO makes (a token with the

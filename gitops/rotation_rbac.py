@@ -7,15 +7,16 @@ every catalog cluster, as ``vault.kubernetesAuth.rotationServiceAccount``:
   ``secretstores`` and ``clustersecretstores`` (external-secrets.io) across
   all namespaces, to find consumers written by hand too. Granted by the
   ClusterRole ``<sa>-discovery`` (list, and in a cluster with a consuming
-  namespace watch of ExternalSecrets for verify) in every cluster as soon as
+  namespace watch of ExternalSecrets and PushSecrets for verify) in every cluster as soon as
   one secret rotates: discovery reads every cluster.
 * verify: LIST ``externalsecrets`` across namespaces once per cluster, then
   WATCH them from that LIST's resourceVersion (by the rendered
   ``vaultflow.io/secret`` label; the discovery ClusterRole's, which grants
-  ``watch`` on ExternalSecrets alone), and LIST ``secrets`` in a consuming
-  namespace when one of its ExternalSecrets refreshed (by ESO's ``created-by``
-  label, or in full for a hand-written or ``Merge``/``Orphan`` target): the
-  Role ``<sa>-consumers`` of that namespace.
+  ``watch`` on ExternalSecrets and PushSecrets alone), and LIST ``secrets`` in a
+  consuming namespace when one of its ExternalSecrets refreshed (by ESO's
+  ``created-by`` label, or in full for a hand-written or ``Merge``/``Orphan``
+  target): the Role ``<sa>-consumers`` of that namespace. The PushSecrets are
+  watched the same way (their status says when to read the cloud secret).
 * force-sync: PATCH an ``externalsecret`` or ``pushsecret`` (the
   ``force-sync`` annotation; RBAC cannot narrow patch to annotations) in a
   consuming namespace: the Role. PATCH the ``clusterexternalsecret`` that
@@ -31,7 +32,7 @@ A *consuming namespace* is a (cluster, namespace) where the catalog places an
 ExternalSecret or a PushSecret of a secret that has ``rotation`` (push
 sources included); the catalog's checks put every restarted workload in one.
 Nothing is granted where only secrets without ``rotation`` are consumed,
-nothing is ever granted ``get`` on a Secret, ``watch`` (but on ExternalSecrets), ``create`` or
+nothing is ever granted ``get`` on a Secret, ``watch`` (but on ExternalSecrets and PushSecrets), ``create`` or
 ``delete``, and a catalog in which no secret rotates renders nothing.
 
 In the workflows cluster the service account comes with the workflows
@@ -64,7 +65,7 @@ _DISCOVERY_WHY = (
 _DISCOVERY_VERIFY_WHY = (
     "vaultflow rotation, discover: one LIST per kind across namespaces finds every consumer of a "
     "rotated path (hand-written ones too) and the stores they read; verify watches the "
-    "ExternalSecrets it waits for. List, and watch of ExternalSecrets only."
+    "ExternalSecrets and PushSecrets it waits for. List, and watch of those two kinds only."
 )
 _CES_WHY = (
     "vaultflow rotation, force-sync: an ExternalSecret that a ClusterExternalSecret controls is "
@@ -123,10 +124,13 @@ def rotation_grants(catalog: Catalog, plan: Plan) -> dict[str, ClusterGrants]:
 
 
 def discovery_rules(*, verify: bool = False) -> list[PolicyRule]:
-    """``verify``: the cluster has consuming namespaces, whose ExternalSecrets the verification watches."""
+    """``verify``: the cluster has consuming namespaces, whose ExternalSecrets and PushSecrets the
+    verification watches."""
     rules = [PolicyRule(api_groups=[ESO_GROUP], resources=list(DISCOVERED_KINDS), verbs=["list"])]
-    if verify:  # one WATCH of the ExternalSecrets it waits for, from the LIST's resourceVersion
-        rules.append(PolicyRule(api_groups=[ESO_GROUP], resources=["externalsecrets"], verbs=["watch"]))
+    if verify:  # one WATCH of the ExternalSecrets and one of the PushSecrets it waits for, from each LIST
+        rules.append(
+            PolicyRule(api_groups=[ESO_GROUP], resources=["externalsecrets", "pushsecrets"], verbs=["watch"])
+        )
     return rules
 
 

@@ -9,7 +9,8 @@ make of what discovery found (what ``gitops/rotation_rbac.py`` grants):
 * force-sync: ``patch`` ExternalSecrets and PushSecrets in each consuming namespace, and each
   ClusterExternalSecret that controls a consumer (by name);
 * verify: ``list`` Secrets in each namespace holding a consumer's target, and ``list`` and ``watch``
-  ExternalSecrets at the cluster scope (one watch per cluster, ``steps/kube/reflector.py``);
+  ExternalSecrets, and PushSecrets where one reads a target, at the cluster scope (one watch of each
+  per cluster, ``steps/kube/reflector.py``);
 * restart: ``get`` and ``patch`` of each workload ``rotation.restart`` names (by name).
 
 One review per distinct request per cluster, never one per consumer.
@@ -49,9 +50,9 @@ def needed_permissions(catalog: Catalog, found: Iterable[Consumers]) -> dict[str
             else:
                 asks.add(Permission("patch", "externalsecrets", es.namespace, group=ESO_GROUP))
         for push in consumers.push_secrets:
-            needed.setdefault(push.cluster, set()).add(
-                Permission("patch", "pushsecrets", push.namespace, group=ESO_GROUP)
-            )
+            asks = needed.setdefault(push.cluster, set())
+            asks.add(Permission("patch", "pushsecrets", push.namespace, group=ESO_GROUP))
+            asks.update(Permission(verb, "pushsecrets", group=ESO_GROUP) for verb in ("list", "watch"))
     for secret in catalog.secrets:
         if secret.path in rotated and secret.rotation is not None:
             for ref in secret.rotation.restart:

@@ -174,6 +174,7 @@ class _Remote:
     result: TargetResult | None = None
     next_read: float = 0.0
     wait: float = 0.0
+    cued: bool = False  # a cue came since its last read began: read again at once
 
 
 class CloudVerification:
@@ -187,6 +188,16 @@ class CloudVerification:
     it does, or ``timeout`` seconds after the verification started (at least one
     second after it was added); the last read is made at that deadline.
 
+    A cloud has no watch, but ESO's PushSecret status says when a push happened:
+    given ``first_read`` (seconds after ``add``), a caller that watches the
+    PushSecrets ``cue``-s each one whose status changes (ESO pushed, or failed
+    to), which reads its secrets at once and backs off from ``initial`` again
+    (a cloud may serve the previous version for a moment after a write). The
+    schedule alone, with a longer ``maximum``, then only covers a missed cue.
+    Every cloud read is a request to the provider (and, in the sandbox, CPU taken
+    from ESO): reading each pushed secret every second until ESO's queue reached
+    it cost about eight reads per secret (docs/rotation.md, Performance).
+
     ``with CloudVerification(readers, timeout=...) as cloud: cloud.add(...)``;
     leaving the block waits until every remote secret added is settled.
     """
@@ -199,9 +210,11 @@ class CloudVerification:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         initial: float = 0.25,  # ESO's PushSecret controller needs a moment after the annotation
         maximum: float = 1.0,
+        first_read: float | None = None,  # seconds after ``add``; None: ``initial``
     ) -> None:
         self._readers, self._timeout, self._now = readers, timeout, now
         self._initial, self._maximum = initial, maximum
+        self._first_read = initial if first_read is None else first_read
         self._deadline = time.monotonic() + timeout
         self._added: list[list[_Remote]] = []
         self._closed = self._abandoned = False
@@ -230,8 +243,8 @@ class CloudVerification:
                 pushed_value(key, target.source),
                 target.written_at,
                 deadline=max(self._deadline, at + 1.0),
-                next_read=at + self._initial,
-                wait=self._initial,
+                next_read=at + self._first_read,
+                wait=self._first_read,
             )
             for store in target.push.stores
             for key in target.push.keys
@@ -240,6 +253,16 @@ class CloudVerification:
             self._added.append(remotes)
             self._changed.notify()
             return len(self._added) - 1
+
+    def cue(self, index: int) -> None:
+        """The PushSecret of one ``add`` reported a push (or a failure): read its secrets now, then back
+        off from ``initial`` again. Called from a watch's thread: it does not block."""
+        moment = time.monotonic()
+        with self._changed:
+            for remote in self._added[index]:
+                if remote.result is None:
+                    remote.cued, remote.next_read = True, min(moment, remote.deadline)
+            self._changed.notify()
 
     def results(self, index: int) -> list[TargetResult]:
         """The results of one ``add``, one per store and key, in that order (after the ``with`` block)."""
@@ -262,10 +285,13 @@ class CloudVerification:
                     upcoming = [min(r.next_read, r.deadline) for r in open_]
                     self._changed.wait(timeout=min(upcoming) - moment if upcoming else None)
                     continue
+                cued = {id(r) for r in due if r.cued}
+                for remote in due:
+                    remote.cued = False
             for remote in due:
-                self._read(remote)
+                self._read(remote, cued=id(remote) in cued)
 
-    def _read(self, remote: _Remote) -> None:
+    def _read(self, remote: _Remote, *, cued: bool = False) -> None:
         if remote.expected is None:
             remote.result = _cloud_result(
                 remote, "Failed", None, f"source Secret has no key {remote.key.secret_key!r}"
@@ -287,8 +313,13 @@ class CloudVerification:
         if moment >= remote.deadline:  # that was the last read
             remote.result = self._timed_out(remote)
             return
-        remote.wait = min(remote.wait * 2, self._maximum)
-        remote.next_read = min(moment + random.uniform(remote.wait / 2, remote.wait), remote.deadline)
+        with self._changed:
+            if remote.cued:  # ESO reported again while this read was under way: it may have missed it
+                remote.next_read = moment
+                return
+            # after a cue, the backoff starts again from ``initial``
+            remote.wait = min(self._initial if cued else remote.wait * 2, self._maximum)
+            remote.next_read = min(moment + random.uniform(remote.wait / 2, remote.wait), remote.deadline)
 
 
 def verify_cloud_targets(

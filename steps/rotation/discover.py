@@ -89,6 +89,8 @@ class ConsumingPushSecret(BaseModel):
     source: Literal["catalog", "discovered"]
     keys: list[PushedKey]
     stores: list[CloudStore]
+    # Its ``vaultflow.io/secret`` label when discovered (rendered from the catalog), else None.
+    secret_label: str | None = None
 
 
 class Consumers(BaseModel):
@@ -330,4 +332,5 @@ def _push_consumer(
         source="catalog" if (cluster, namespace, name) in rendered else "discovered",
         keys=keys,
         stores=stores,
+        secret_label=(obj["metadata"].get("labels") or {}).get(SECRET_LABEL) or None,
     )

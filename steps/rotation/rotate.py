@@ -22,7 +22,8 @@ Order, and why:
    last write);
 4. *verify* every Kubernetes target; as each is verified, annotate the
    PushSecrets that read its Secret (they do not watch it) and verify each
-   pushed cloud secret's current version from then on, while the other
+   pushed cloud secret's current version from then on, read as the
+   PushSecret's status reports a push (``push_status.py``), while the other
    Secrets are still being verified;
 5. *restart* the workloads of each secret whose targets are all verified;
 6. *roll back* (``onFailure: rollback``) each secret with a target that was
@@ -31,6 +32,7 @@ Order, and why:
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -53,6 +55,7 @@ from vaultflow.steps.rotation.discover import (
     discover_consumers,
 )
 from vaultflow.steps.rotation.force_sync import force_sync, force_sync_consumer
+from vaultflow.steps.rotation.push_status import PushSecretCues
 from vaultflow.steps.rotation.report import Outcome, ReportRestart, ReportSecret, ReportStep, ReportTarget
 from vaultflow.steps.rotation.restart import WorkloadResult, restart_workloads
 from vaultflow.steps.rotation.verify import (
@@ -74,6 +77,7 @@ from vaultflow.steps.vault.api import VaultApi
 log = logging.getLogger(__name__)
 DEFAULT_WRITERS = 8  # concurrent Vault writes per batch: Vault's raft commits are the floor, not the client
 FORCE_SYNCERS = 8  # concurrent force-sync PATCHes per batch (ExternalSecrets, then each PushSecret)
+UNCUED_READS = 5.0  # seconds between reads of a cloud secret while its PushSecret reports nothing
 
 
 @dataclass
@@ -237,11 +241,16 @@ class Rotator:
         followed: dict[str, Future[int | list[TargetResult]]] = {}
         with (
             ThreadPoolExecutor(max_workers=FORCE_SYNCERS) as annotator,
-            CloudVerification(self.readers, timeout=timeout) as cloud,
+            PushSecretCues(self.clients, pushes.all()) as cues,
+            # read when ESO's PushSecret status says it pushed; the schedule only covers a missed cue
+            CloudVerification(
+                self.readers, timeout=timeout, maximum=UNCUED_READS, first_read=UNCUED_READS
+            ) as cloud,
         ):
 
             def follow(push: ConsumingPushSecret, source: KubeTarget) -> int | list[TargetResult]:
                 """Annotate a PushSecret whose source is verified, then verify its cloud secrets."""
+                before = cues.status(push)  # what ESO reports from now on is the cue to read the cloud
                 try:
                     force_sync(
                         self.clients[push.cluster],
@@ -253,7 +262,9 @@ class Rotator:
                     )
                 except OperationError as error:
                     return unverified_pushes(push, f"its PushSecret could not be annotated: {error}")
-                return cloud.add(CloudTarget(push, source.expected, source.written_at))
+                index = cloud.add(CloudTarget(push, source.expected, source.written_at))
+                cues.follow(push, before, functools.partial(cloud.cue, index))
+                return index
 
             def annotate(consumer: ConsumingExternalSecret) -> None:
                 """Called by the verification as each Secret is verified: it does not wait for the PATCH."""
@@ -464,6 +475,9 @@ class _PushIndex:
 
     def reading(self, consumer: ConsumingExternalSecret) -> list[ConsumingPushSecret]:
         return self._by_source.get((consumer.cluster, consumer.namespace, consumer.secret_name), [])
+
+    def all(self) -> list[ConsumingPushSecret]:
+        return [push for pushes in self._by_source.values() for push in pushes]
 
 
 def _push_key(push: ConsumingPushSecret) -> str:

@@ -52,7 +52,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
@@ -241,7 +241,7 @@ def verify_kubernetes_targets(
 ) -> list[TargetResult]:
     """Wait until every target holds its expected data, or ``timeout`` seconds pass.
 
-    The ExternalSecrets are watched (``ClusterExternalSecrets``); a round runs when one of them
+    The ExternalSecrets are watched (``ClusterConsumers``); a round runs when one of them
     changed, and lists the Secrets of each namespace where one refreshed since the write. ``on_verified``
     is called once per target as it is verified (the PushSecrets that read it are annotated then).
     Latency is wall-clock time since the target's write: the write may have happened in another step,
@@ -250,9 +250,7 @@ def verify_kubernetes_targets(
     pending = [_Pending(target) for target in targets]
     changed = threading.Event()
     watched = {
-        cluster: ClusterExternalSecrets(
-            clients[cluster], cluster, [p.consumer for p in in_cluster], changed.set
-        )
+        cluster: ClusterConsumers(clients[cluster], cluster, [p.consumer for p in in_cluster], changed.set)
         for cluster, in_cluster in _by_cluster(pending).items()
     }
     listers = {cluster: ClusterLister(clients[cluster], cluster) for cluster in watched}
@@ -284,7 +282,7 @@ def verify_kubernetes_targets(
 
 
 def _round_in_namespace(
-    external_secrets: ClusterExternalSecrets,
+    external_secrets: ClusterConsumers,
     lister: ClusterLister,
     namespace: str,
     group: list[_Pending],
@@ -392,13 +390,32 @@ def watch_rounds(
         still_open = round_()
 
 
-class ClusterExternalSecrets:
-    """The ExternalSecrets a verification waits for in one cluster, watched (``steps/kube/reflector.py``).
+class WatchedConsumer(Protocol):
+    """What ``ClusterConsumers`` needs of an ExternalSecret or PushSecret it watches."""
+
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def secret_label(self) -> str | None: ...
+
+
+# kind -> (API version, plural, how messages name them); both in external-secrets.io
+WATCHED_KINDS = {
+    "ExternalSecret": ("v1", "externalsecrets", "ExternalSecrets"),
+    "PushSecret": ("v1alpha1", "pushsecrets", "PushSecrets"),
+}
+
+
+class ClusterConsumers:
+    """The ExternalSecrets (or PushSecrets) a verification waits for in one cluster, watched
+    (``steps/kube/reflector.py``).
 
     One reflector across namespaces per ``vaultflow.io/secret`` selector (one for up to
     ``MAX_SELECTOR_VALUES`` secrets: a batch's verification makes one LIST and one WATCH per
-    cluster), and one per namespace holding an ExternalSecret without the label. When the labelled
-    copy, once listed, lacks an ExternalSecret it should hold (a label changed by hand, the object
+    cluster), and one per namespace holding a consumer without the label. When the labelled
+    copy, once listed, lacks a consumer it should hold (a label changed by hand, the object
     deleted), its namespace is watched whole from then on: a label never hides a target.
     """
 
@@ -406,17 +423,20 @@ class ClusterExternalSecrets:
         self,
         api_client: Any,
         cluster: str,
-        consumers: Iterable[ConsumingExternalSecret],
+        consumers: Iterable[WatchedConsumer],
         on_change: Callable[[], None],
+        *,
+        kind: Literal["ExternalSecret", "PushSecret"] = "ExternalSecret",
     ) -> None:
         self._api_client, self.cluster, self._on_change = api_client, cluster, on_change
+        self._version, self._plural, self._kind_plural = WATCHED_KINDS[kind]
         wanted = list(consumers)
         whole = sorted({c.namespace for c in wanted if not c.secret_label})
         self._whole = {namespace: self._reflector(namespace, None) for namespace in whole}
         labelled = [c for c in wanted if c.secret_label and c.namespace not in self._whole]
         labels = sorted({c.secret_label for c in labelled if c.secret_label})
         self._by_label: dict[str, Reflector] = {}
-        for selector, chunk in zip(external_secret_selectors(labelled), _chunks(labels), strict=True):
+        for selector, chunk in zip(label_selectors(labelled), _chunks(labels), strict=True):
             reflector = self._reflector(None, selector)
             self._by_label.update(dict.fromkeys(chunk, reflector))
         self._started = False
@@ -433,15 +453,15 @@ class ClusterExternalSecrets:
     def reflectors(self) -> list[Reflector]:
         return [*dict.fromkeys(self._by_label.values()), *self._whole.values()]
 
-    def get(self, consumer: ConsumingExternalSecret) -> tuple[dict[str, Any] | None, str | None]:
-        """(the ExternalSecret as last seen, or None when it does not exist; None), or (None, why it
-        cannot be known now: not listed yet, or its LIST or WATCH is failing, a copy that may be stale)."""
+    def get(self, consumer: WatchedConsumer) -> tuple[dict[str, Any] | None, str | None]:
+        """(the object as last seen, or None when it does not exist; None), or (None, why it cannot be
+        known now: not listed yet, or its LIST or WATCH is failing, a copy that may be stale)."""
         key = (consumer.namespace, consumer.name)
         whole = self._whole.get(consumer.namespace)
         if whole is None and consumer.secret_label:
             labelled = self._by_label[consumer.secret_label]
             if not labelled.synced or labelled.error:
-                return None, labelled.error or "waiting for the first LIST of ExternalSecrets"
+                return None, labelled.error or f"waiting for the first LIST of {self._kind_plural}"
             found = labelled.objects().get(key)
             if found is not None:
                 return found, None
@@ -449,7 +469,7 @@ class ClusterExternalSecrets:
         if whole is None:  # unlabelled consumers' namespaces are watched whole from the start
             whole = self._watch_whole(consumer.namespace)
         if not whole.synced or whole.error:
-            return None, whole.error or f"waiting for the LIST of ExternalSecrets in {consumer.namespace}"
+            return None, whole.error or f"waiting for the LIST of {self._kind_plural} in {consumer.namespace}"
         return whole.objects().get(key), None
 
     def _watch_whole(self, namespace: str) -> Reflector:
@@ -461,7 +481,9 @@ class ClusterExternalSecrets:
         return reflector
 
     def _reflector(self, namespace: str | None, selector: str | None) -> Reflector:
-        collection = Collection(ESO_GROUP, "v1", "externalsecrets", "ExternalSecrets", namespace, selector)
+        collection = Collection(
+            ESO_GROUP, self._version, self._plural, self._kind_plural, namespace, selector
+        )
         return Reflector(self._api_client, self.cluster, collection, self._on_change)
 
 
@@ -527,9 +549,9 @@ def _by_namespace(items: Iterable[_Pending]) -> dict[str, list[_Pending]]:
     return grouped
 
 
-def external_secret_selectors(consumers: Iterable[ConsumingExternalSecret]) -> list[str]:
-    """Label selectors for exactly these ExternalSecrets' ``vaultflow.io/secret`` labels (all of them must
-    have one), at most ``MAX_SELECTOR_VALUES`` values each."""
+def label_selectors(consumers: Iterable[WatchedConsumer]) -> list[str]:
+    """Label selectors for exactly these consumers' ``vaultflow.io/secret`` labels (all of them must have
+    one), at most ``MAX_SELECTOR_VALUES`` values each."""
     values = sorted({c.secret_label for c in consumers if c.secret_label})
     return [
         f"{SECRET_LABEL} in ({','.join(values[i : i + MAX_SELECTOR_VALUES])})"

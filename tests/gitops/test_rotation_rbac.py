@@ -14,6 +14,7 @@ request: the RBAC suffices, and grants nothing the steps never ask for.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ from vaultflow.sandbox.crd_sources import CrdSource, load_crds
 from vaultflow.sandbox.kube import KubeCluster
 from vaultflow.steps.rotation.discover import discover_consumers
 from vaultflow.steps.rotation.force_sync import force_sync, force_sync_consumer
+from vaultflow.steps.rotation.push_status import PushSecretCues
 from vaultflow.steps.rotation.restart import restart_workloads
 from vaultflow.steps.rotation.verify import KubeTarget, data_hashes, target_key, verify_kubernetes_targets
 
@@ -151,7 +153,7 @@ DISCOVERY = [
         "verbs": ["list"],
     }
 ]
-WATCH = [{"apiGroups": [ESO], "resources": ["externalsecrets"], "verbs": ["watch"]}]  # verify, by consumers
+WATCH = [{"apiGroups": [ESO], "resources": ["externalsecrets", "pushsecrets"], "verbs": ["watch"]}]  # verify
 CES = [{"apiGroups": [ESO], "resources": ["clusterexternalsecrets"], "verbs": ["patch"]}]
 CONSUMERS = [
     {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]},
@@ -525,6 +527,14 @@ def rotation_requests(clusters: Clusters, loaded: LoadedCatalog) -> list[tuple[s
     ]
     verified = verify_kubernetes_targets(clients, targets, timeout=0.3)
     assert {r.phase for r in verified} == {"TimedOut"}  # no ESO: nothing refreshes
+    with PushSecretCues(clients, found.push_secrets):  # what says when to read the cloud secrets
+        until = time.monotonic() + 20
+        while {c for c, r in clusters.sent if (r.verb, r.resource) == ("watch", "pushsecrets")} != {
+            "hub",
+            "edge",
+        }:
+            assert time.monotonic() < until, "the PushSecrets were never watched"
+            time.sleep(0.02)
     restarted = restart_workloads(clients, WORKLOADS, run_id=RUN, timeout=0.3)
     assert all("does not exist" not in r.message for r in restarted), restarted
     return list(clusters.sent)

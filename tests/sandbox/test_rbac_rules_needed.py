@@ -128,13 +128,17 @@ def outcome(invocation: Callable[[], Any]) -> str:
     return "\n".join(message for message in messages if "forbidden" in message)
 
 
-def watch_external_secrets(api: client.ApiClient, cluster: str) -> None:
-    """What the verification's reflector asks of a cluster: a LIST of ExternalSecrets across namespaces,
-    then WATCHes (each ended by the server after a second); raises what it fails with."""
+def watch_consumers(api: client.ApiClient, cluster: str, plural: str) -> None:
+    """What the verification's reflectors ask of a cluster: a LIST of ExternalSecrets (or PushSecrets)
+    across namespaces, then WATCHes (each ended by the server after a second); raises what it fails with."""
+    version = "v1alpha1" if plural == "pushsecrets" else "v1"
     reflector = Reflector(
-        api, cluster, Collection("external-secrets.io", "v1", "externalsecrets", "ExternalSecrets"),
-        lambda: None, watch_timeout=1,
-    )  # fmt: skip
+        api,
+        cluster,
+        Collection("external-secrets.io", version, plural, plural),
+        lambda: None,
+        watch_timeout=1,
+    )
     reflector.start()
     try:
         until = time.monotonic() + 30
@@ -369,9 +373,9 @@ def rotation(schemas_dir: Path) -> Iterator[Rotation]:
             if grant.resource == "clusterexternalsecrets":
                 fanned = next(c for c in mine if c.cluster_external_secret)
                 return lambda: force_sync_consumer(accounts[cluster], fanned, run)
+            if grant.verb == "watch":  # the verification's reflectors (ExternalSecrets, PushSecrets)
+                return lambda: watch_consumers(accounts[cluster], cluster, grant.resource)
             if grant.resource == "externalsecrets":
-                if grant.verb == "watch":  # the verification's reflector
-                    return lambda: watch_external_secrets(accounts[cluster], cluster)
                 direct = next(c for c in mine if not c.cluster_external_secret)
                 return lambda: force_sync_consumer(accounts[cluster], direct, run)
             if grant.resource == "pushsecrets":
@@ -462,16 +466,18 @@ def test_the_plan_finds_the_rendered_rotation_rbac_enough(rotation: Rotation) ->
 
 
 ES = "externalsecrets.external-secrets.io"
+PS = "pushsecrets.external-secrets.io"
 
 
 @pytest.mark.parametrize(
     ("kind", "resource", "verb", "named"),
     [
         ("Role", "externalsecrets", "patch", f"may not patch {ES} in namespace shop"),
-        ("Role", "pushsecrets", "patch", "may not patch pushsecrets.external-secrets.io in namespace shop"),
+        ("Role", "pushsecrets", "patch", f"may not patch {PS} in namespace shop"),
         ("Role", "secrets", "list", "may not list secrets in namespace shop"),
         ("Role", "daemonsets", "patch", "may not patch daemonsets.apps/agent in namespace shop"),
         ("ClusterRole", "externalsecrets", "watch", f"may not watch {ES} at the cluster scope"),
+        ("ClusterRole", "pushsecrets", "watch", f"may not watch {PS} at the cluster scope"),
     ],
 )  # fmt: skip
 def test_the_plan_names_what_the_rotation_may_not_do_before_anything_is_written(

@@ -8,6 +8,7 @@ value never comes is named when the verification's time is up.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -102,3 +103,57 @@ def test_a_source_without_the_pushed_key_fails_at_once(aws: Any) -> None:
         timeout=30,
     )
     assert result.phase == "Failed" and "no key 'password'" in result.message
+
+
+class Counting:
+    """The moto client, counting the reads the verification makes (``GetSecretValue``)."""
+
+    def __init__(self, aws: Any) -> None:
+        self._aws, self.reads = aws, 0
+
+    def get_secret_value(self, **kwargs: Any) -> Any:
+        self.reads += 1
+        return self._aws.get_secret_value(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._aws, name)
+
+
+def test_a_cue_reads_at_once_where_the_schedule_would_wait(aws: Any) -> None:
+    """ESO's PushSecret status said it pushed: the secret is read then, not at the next scheduled read
+    (here after the verification's time is up), and only once."""
+    counting = Counting(aws)
+    push, name = pushed(aws, "old")
+    written = datetime.now(UTC)
+    with CloudVerification(
+        CloudReaders(aws=lambda region: counting), timeout=20, maximum=3600, first_read=3600
+    ) as cloud:
+        index = cloud.add(CloudTarget(push, {"password": b"new"}, written))
+        aws.put_secret_value(SecretId=name, SecretString="new")  # ESO pushes, then reports it
+        cloud.cue(index)
+    [result] = cloud.results(index)
+    assert result.phase == "Verified"
+    assert result.seconds is not None and result.seconds < 15  # not the read made at the 20 s deadline
+    assert counting.reads == 1
+
+
+def test_after_a_cue_that_finds_the_old_value_the_reads_back_off_from_the_start(aws: Any) -> None:
+    """A cloud may serve the previous version for a moment after a write: a cued read that finds it is
+    followed by reads backing off from ``initial``, not by the long schedule."""
+    counting = Counting(aws)
+    push, name = pushed(aws, "old")
+    written = datetime.now(UTC)
+    with CloudVerification(
+        CloudReaders(aws=lambda region: counting), timeout=20, maximum=3600, first_read=3600
+    ) as cloud:
+        index = cloud.add(CloudTarget(push, {"password": b"new"}, written))
+        cloud.cue(index)  # before the new version is there
+        until = time.monotonic() + 10
+        while counting.reads < 1:
+            assert time.monotonic() < until, "the cue was never followed by a read"
+            time.sleep(0.01)
+        aws.put_secret_value(SecretId=name, SecretString="new")
+    [result] = cloud.results(index)
+    assert result.phase == "Verified"
+    assert result.seconds is not None and result.seconds < 15
+    assert counting.reads >= 2
