@@ -21,6 +21,8 @@ check when one stays sealed or unreachable. With a catalog, each replica's
 seal type must be the catalog's ``vault.seal`` (``vaultflow.steps.vault.seal``).
 """
 
+import logging
+import time
 from collections.abc import Callable
 
 from pydantic import BaseModel
@@ -32,6 +34,8 @@ from vaultflow.steps.keeper import UnsealMaterial, open_keeper
 from vaultflow.steps.vault.api import RaftJoinRefused, SealStatus, VaultApi
 from vaultflow.steps.vault.seal import AUTO_UNSEAL_HINT, catalog_seal, check_seal_type
 from vaultflow.steps.vault.status import parse_addresses
+
+log = logging.getLogger(__name__)
 
 
 class ReplicaUnseal(BaseModel):
@@ -93,11 +97,48 @@ def _submit_threshold(
     return status
 
 
-def _await_unsealed(replica: VaultApi, timeout: float) -> SealStatus:
+# Seconds a replica that took the threshold may show no share in and stay sealed before it is given the
+# threshold again: longer than a follower takes to catch up with the leader once it has the shares.
+RESUBMIT_AFTER = 10.0
+
+
+def _await_unsealed(
+    replica: VaultApi, timeout: float, resubmit: Callable[[], SealStatus] | None = None
+) -> SealStatus:
     """A joining raft follower accepts the threshold and unseals only once it has caught up with
-    the leader, so the seal status is awaited rather than read once."""
+    the leader, so the seal status is awaited rather than read once.
+
+    A replica that stays sealed with no share in for ``RESUBMIT_AFTER`` seconds has dropped the ones it
+    was given, and waits for them again: a follower given its shares before its ``retry_join`` had the
+    leader's challenge waits for "unseal keys to be supplied" (OpenBao's ``JoinRaftCluster``,
+    vault/raft.go), one that restarted meanwhile starts sealed. ``resubmit`` (joining first if it has
+    to) is then called, again after each such wait; a failure of it is logged and waited out, as the
+    replica's state may be changing under it.
+    """
+    given = time.monotonic()
+
+    def observe() -> SealStatus:
+        nonlocal given
+        status = replica.seal_status()
+        if (
+            resubmit is None
+            or not status.sealed
+            or status.progress
+            or time.monotonic() - given < RESUBMIT_AFTER
+        ):
+            return status
+        log.warning(
+            "Vault at %s is still sealed with no share in: giving it the threshold again", replica.address
+        )
+        given = time.monotonic()
+        try:
+            return resubmit()
+        except OperationError as error:  # a RaftJoinRefused too
+            log.warning("Vault at %s: %s", replica.address, error)
+            return status
+
     return poll_until(
-        replica.seal_status,
+        observe,
         lambda status: not status.sealed,
         what=f"Vault at {replica.address} to unseal after the threshold of shares",
         timeout=timeout,
@@ -167,7 +208,7 @@ def _unseal_replica(
         describe=_seal_words,
         transient=(RaftJoinRefused,),
     )
-    status = _await_unsealed(replica, timeout)
+    status = _await_unsealed(replica, timeout, resubmit=attempt)
     return ReplicaUnseal(
         address=replica.address,
         was_sealed=before.sealed,

@@ -109,3 +109,36 @@ def test_after_every_replica_restarted_the_members_unseal_and_elect_a_leader(
     result = unseal_vault(addresses, keeper)
     assert [(r.was_sealed, r.sealed) for r in result.replicas] == [(True, False)] * 3
     assert vault_status(addresses).sealed_replicas == []
+
+
+def test_a_replica_that_dropped_the_shares_it_took_is_given_them_again(
+    fresh_openbao: StartServer, tmp_path: Path
+) -> None:
+    """After the threshold was submitted, the replica shows no share in and stays sealed (it restarted,
+    or its retry_join had no challenge yet when the shares came): the wait gives it the threshold again
+    after ``RESUBMIT_AFTER`` seconds instead of waiting for an unseal that cannot come."""
+    from vaultflow.steps.vault.api import VaultApi
+    from vaultflow.steps.vault.unseal import _await_unsealed, _submit_threshold
+
+    nodes = [fresh_openbao(f"node-{i}") for i in range(2)]
+    addresses = ",".join(node.address for node in nodes)
+    keeper = (tmp_path / "unseal.json").as_uri()
+    init_vault(addresses, keeper, shares=3, threshold=2)
+    unseal_vault(addresses, keeper)
+    material = open_keeper(keeper).load()
+    assert material is not None
+    nodes[1].stop()
+    nodes[1].start()  # sealed again, with no share in: what it was given is gone
+    follower = VaultApi(nodes[1].address)
+
+    with pytest.raises(OperationError) as waited:  # waiting alone (the step before this change)
+        _await_unsealed(follower, 2.0)
+    assert "sealed, 0 of 2 shares in" in str(waited.value)
+
+    submitted = [0]
+    status = _await_unsealed(
+        follower, 60.0, resubmit=lambda: _submit_threshold(follower, material, "the keeper", submitted)
+    )
+    assert not status.sealed
+    assert submitted == [2]  # the threshold, once: given again after RESUBMIT_AFTER, then it unsealed
+    assert not sealed(nodes[1].address)
