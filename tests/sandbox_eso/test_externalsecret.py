@@ -174,8 +174,14 @@ def test_force_sync_refreshes_at_once_despite_an_hour_interval(
     wait_for(
         lambda: eso.secret_data(namespace, "rotating") == {"password": b"v3"}, what="the force-sync refresh"
     )
-    es = eso.get(namespace, ES, "rotating")
-    assert es["status"]["syncedResourceVersion"] == resource_version(es["metadata"])
+    # ESO writes the Secret, then the ExternalSecret's status: the status is awaited, not read at once.
+    wait_for(
+        lambda: (
+            (es := eso.get(namespace, ES, "rotating"))["status"]["syncedResourceVersion"]
+            == resource_version(es["metadata"])
+        ),
+        what="the status to record the force-synced resourceVersion",
+    )
     secret = eso.core.read_namespaced_secret("rotating", namespace)
     assert secret.metadata.annotations["force-sync"] == stamp  # ESO copies the ExternalSecret's annotations
     assert secret.metadata.annotations["reconcile.external-secrets.io/data-hash"] == data_hash(
