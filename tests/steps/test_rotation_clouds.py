@@ -119,15 +119,20 @@ class Counting:
         return getattr(self._aws, name)
 
 
+def on_cues_alone(counting: Counting) -> CloudVerification:
+    """A verification whose schedule reads nothing before its 20 s deadline: every read is a cue's."""
+    return CloudVerification(
+        CloudReaders(aws=lambda region: counting), timeout=20, maximum=3600, first_read=3600
+    )
+
+
 def test_a_cue_reads_at_once_where_the_schedule_would_wait(aws: Any) -> None:
     """ESO's PushSecret status said it pushed: the secret is read then, not at the next scheduled read
     (here after the verification's time is up), and only once."""
     counting = Counting(aws)
     push, name = pushed(aws, "old")
     written = datetime.now(UTC)
-    with CloudVerification(
-        CloudReaders(aws=lambda region: counting), timeout=20, maximum=3600, first_read=3600
-    ) as cloud:
+    with on_cues_alone(counting) as cloud:
         index = cloud.add(CloudTarget(push, {"password": b"new"}, written))
         aws.put_secret_value(SecretId=name, SecretString="new")  # ESO pushes, then reports it
         cloud.cue(index)
@@ -143,9 +148,7 @@ def test_after_a_cue_that_finds_the_old_value_the_reads_back_off_from_the_start(
     counting = Counting(aws)
     push, name = pushed(aws, "old")
     written = datetime.now(UTC)
-    with CloudVerification(
-        CloudReaders(aws=lambda region: counting), timeout=20, maximum=3600, first_read=3600
-    ) as cloud:
+    with on_cues_alone(counting) as cloud:
         index = cloud.add(CloudTarget(push, {"password": b"new"}, written))
         cloud.cue(index)  # before the new version is there
         until = time.monotonic() + 10

@@ -13,6 +13,7 @@ set it) the namespace is listed whole and every target is still verified.
 from __future__ import annotations
 
 import base64
+import contextlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -71,18 +72,26 @@ class Recording(client.ApiClient):  # type: ignore[misc]
         ]
 
 
-@pytest.fixture
-def cluster(schemas_dir: Path) -> Iterator[KubeCluster]:
-    served = KubeCluster("listing").start()
+@contextlib.contextmanager
+def served_with_eso_crds(schemas_dir: Path, name: str, **options: Any) -> Iterator[KubeCluster]:
+    """A kube emulator with ESO's CRDs and the namespace ``NAMESPACE``, stopped afterwards."""
+    served = KubeCluster(name, **options).start()
     try:
         served.register_crds(load_crds(CrdSource(schemas_dir, upstream=True)))
         with Recording(served) as api:
             client.CoreV1Api(api).create_namespace({"metadata": {"name": NAMESPACE}})
-            for index in range(OTHERS):
-                synced(api, f"other-{index}", {"password": b"not this rotation"})
         yield served
     finally:
         served.stop()
+
+
+@pytest.fixture
+def cluster(schemas_dir: Path) -> Iterator[KubeCluster]:
+    with served_with_eso_crds(schemas_dir, "listing") as served:
+        with Recording(served) as api:
+            for index in range(OTHERS):
+                synced(api, f"other-{index}", {"password": b"not this rotation"})
+        yield served
 
 
 def synced(

@@ -16,9 +16,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.steps.test_rotation_listing import NAMESPACE, Recording
+from tests.steps.test_rotation_listing import NAMESPACE, Recording, served_with_eso_crds
 from vaultflow.gitops.render import SECRET_LABEL
-from vaultflow.sandbox.crd_sources import CrdSource, load_crds
 from vaultflow.sandbox.kube import KubeCluster
 from vaultflow.steps.rotation.discover import CloudStore, ConsumingPushSecret, PushedKey
 from vaultflow.steps.rotation.force_sync import force_sync
@@ -30,14 +29,8 @@ LABEL = "apps-db"
 
 @pytest.fixture
 def cluster(schemas_dir: Path) -> Iterator[KubeCluster]:
-    served = KubeCluster("pushing").start()
-    try:
-        served.register_crds(load_crds(CrdSource(schemas_dir, upstream=True)))
-        with Recording(served) as api:
-            client.CoreV1Api(api).create_namespace({"metadata": {"name": NAMESPACE}})
+    with served_with_eso_crds(schemas_dir, "pushing") as served:
         yield served
-    finally:
-        served.stop()
 
 
 def _push_secret(api: client.ApiClient, name: str) -> ConsumingPushSecret:

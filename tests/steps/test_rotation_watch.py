@@ -19,8 +19,15 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.steps.test_rotation_listing import NAMESPACE, NEW, WRITTEN, Recording, synced, target
-from vaultflow.sandbox.crd_sources import CrdSource, load_crds
+from tests.steps.test_rotation_listing import (
+    NAMESPACE,
+    NEW,
+    WRITTEN,
+    Recording,
+    served_with_eso_crds,
+    synced,
+    target,
+)
 from vaultflow.sandbox.eso import gohash
 from vaultflow.sandbox.kube import KubeCluster
 from vaultflow.steps.rotation.verify import DATA_HASH, TargetResult, verify_kubernetes_targets
@@ -31,14 +38,8 @@ LOG = 20  # events the cluster keeps: a watch that falls further behind cannot g
 
 @pytest.fixture
 def cluster(schemas_dir: Path) -> Iterator[KubeCluster]:
-    served = KubeCluster("watching", event_log_size=LOG).start()
-    try:
-        served.register_crds(load_crds(CrdSource(schemas_dir, upstream=True)))
-        with Recording(served) as api:
-            client.CoreV1Api(api).create_namespace({"metadata": {"name": NAMESPACE}})
+    with served_with_eso_crds(schemas_dir, "watching", event_log_size=LOG) as served:
         yield served
-    finally:
-        served.stop()
 
 
 class Verification:
