@@ -63,9 +63,14 @@ def account_kubeconfig(
                     f"(HTTP {error.status}): is the platform installed there?"
                 ) from None
         context = (contexts or {}).get(name, name)
-        accesses.append(
+        accesses.append(  # the user named as its context, as onboarding names it (not the admin)
             ClusterAccess(
-                context, endpoint.url, str(issued.status.token), account.namespace, endpoint.ca_file
+                context,
+                endpoint.url,
+                str(issued.status.token),
+                account.namespace,
+                endpoint.ca_file,
+                user=context,
             )
         )
     path = path or SandboxPaths(Path(state.directory)).account_kubeconfigs / f"{account.name}.yaml"

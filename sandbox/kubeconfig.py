@@ -29,6 +29,11 @@ class ClusterAccess:
     namespace: str = "default"
     ca_file: str | None = None  # the cluster's CA file (``certificate-authority``)
     ca_pem: str | None = None  # the cluster's CA itself (``certificate-authority-data``, as kubeadm writes)
+    user: str | None = None  # the kubeconfig's user entry; None: ``<name>-admin`` (the admin's token)
+
+    @property
+    def user_name(self) -> str:
+        return self.user or f"{self.name}-admin"
 
 
 def _cluster_entry(access: ClusterAccess) -> dict[str, Any]:
@@ -48,11 +53,11 @@ def render_kubeconfig(clusters: Sequence[ClusterAccess], current: str | None = N
         "kind": "Config",
         "preferences": {},
         "clusters": [{"name": c.name, "cluster": _cluster_entry(c)} for c in clusters],
-        "users": [{"name": f"{c.name}-admin", "user": {"token": c.token}} for c in clusters],
+        "users": [{"name": c.user_name, "user": {"token": c.token}} for c in clusters],
         "contexts": [
             {
                 "name": c.name,
-                "context": {"cluster": c.name, "user": f"{c.name}-admin", "namespace": c.namespace},
+                "context": {"cluster": c.name, "user": c.user_name, "namespace": c.namespace},
             }
             for c in clusters
         ],

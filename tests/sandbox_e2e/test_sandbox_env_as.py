@@ -127,7 +127,11 @@ def test_env_as_gives_each_pipeline_its_own_identity_once_onboarded(sandbox: San
         assert kubeconfig.stat().st_mode & 0o077 == 0
         assert environment["VAULT_ADDRESSES"] == ",".join(node.address for node in sandbox.vault)
         assert "unset ARGO_TOKEN" in stdout and "ARGO_TOKEN=" not in stdout
-        assert sorted(c["name"] for c in yaml.safe_load(kubeconfig.read_text())["contexts"]) == contexts
+        held = yaml.safe_load(kubeconfig.read_text())
+        assert sorted(c["name"] for c in held["contexts"]) == contexts
+        # each context's user is named as the context, as onboarding names it: none reads "-admin"
+        assert sorted(c["context"]["user"] for c in held["contexts"]) == contexts
+        assert sorted(u["name"] for u in held["users"]) == contexts
         for context in contexts:
             api = config.new_client_from_config(config_file=str(kubeconfig), context=context)
             with pytest.raises(ApiException) as refused:
