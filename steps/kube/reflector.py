@@ -100,10 +100,11 @@ class Reflector:
                 response.shutdown()  # urllib3 2.3+: unblocks a read in progress in the other thread
         self._thread.join(timeout=2)
 
-    def objects(self) -> dict[ObjectKey, dict[str, Any]]:
-        """The copy, by (namespace, name): plain JSON, not to be modified."""
+    def get(self, key: ObjectKey) -> dict[str, Any] | None:
+        """One object of the copy, by (namespace, name): plain JSON, not to be modified. Not the whole
+        copy: a caller looks up each object it follows on every change."""
         with self._lock:
-            return dict(self._objects)
+            return self._objects.get(key)
 
     # --- the thread ------------------------------------------------------------------------------
 

@@ -462,7 +462,7 @@ class ClusterConsumers:
             labelled = self._by_label[consumer.secret_label]
             if not labelled.synced or labelled.error:
                 return None, labelled.error or f"waiting for the first LIST of {self._kind_plural}"
-            found = labelled.objects().get(key)
+            found = labelled.get(key)
             if found is not None:
                 return found, None
             whole = self._watch_whole(consumer.namespace)  # missing by label: its namespace, whole
@@ -470,7 +470,7 @@ class ClusterConsumers:
             whole = self._watch_whole(consumer.namespace)
         if not whole.synced or whole.error:
             return None, whole.error or f"waiting for the LIST of {self._kind_plural} in {consumer.namespace}"
-        return whole.objects().get(key), None
+        return whole.get(key), None
 
     def _watch_whole(self, namespace: str) -> Reflector:
         reflector = self._whole.get(namespace)
